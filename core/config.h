@@ -1,0 +1,111 @@
+/* Configuration: INI file → hosts with their effective policy.  Pure: no
+ * network, no plugins.  Plugin-specific keys are collected with their line
+ * numbers and checked later against what the plugins declare
+ * (cfg_check_plugins), so that check-config can report every error. */
+#ifndef RDHPF_CONFIG_H
+#define RDHPF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rdhpf/plugin.h"
+
+struct ssh_url {
+	char user[64];      /* "" when not given */
+	char host[256];     /* name or address; IPv6 without brackets */
+	uint16_t port;      /* 0 when not given */
+};
+
+/* ssh://[user@]host[:port][/] — IPv6 as [addr].  Rejects anything that could
+ * be taken for an ssh option or shell syntax.  0 or -1 with err filled. */
+int ssh_url_parse(const char *s, struct ssh_url *u, char *err, size_t errlen);
+
+/* "500ms", "15s", "2m", "1h", "0".  A unit is required except for 0. */
+int parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen);
+
+/* Print ms back as the shortest exact unit: "500ms", "15s", "2m". */
+void format_duration(uint64_t ms, char *buf, size_t len);
+
+struct rdhpf_policy {
+	uint64_t health_interval_ms;    /* default 15s */
+	uint64_t keepalive_interval_ms; /* default 5s */
+	uint32_t keepalive_count;       /* default 3 */
+	uint64_t connect_timeout_ms;    /* default 10s */
+	uint64_t backoff_initial_ms;    /* default 500ms */
+	uint64_t backoff_max_ms;        /* default 30s */
+	double backoff_multiplier;      /* default 2.0, >= 1 */
+	double backoff_jitter;          /* default 0.2, 0..1 */
+	uint32_t breaker_threshold;     /* default 10, >= 1 */
+	uint64_t breaker_cooldown_ms;   /* default 2m */
+};
+
+struct cfg_opt {
+	char *key;
+	char *value;
+	int line;        /* 0 when not from a file */
+	int from_defaults;
+};
+
+struct cfg_host {
+	char *name;
+	int line;                /* line of the section header */
+	char *url;
+	struct ssh_url u;
+	char *transport;         /* default "openssh" */
+	char *runtime;           /* default "docker" */
+	char *identity_file;     /* NULL unless set */
+	char *known_hosts;       /* NULL unless set */
+	char *bind_address;      /* default "127.0.0.1" */
+	int transport_line, runtime_line; /* where chosen, 0 if default */
+	struct rdhpf_policy pol;
+	struct cfg_opt *opts;    /* plugin-specific keys, defaults merged in */
+	size_t n_opts;
+};
+
+struct cfg_error {
+	char *text;  /* "FILE:LINE: [section] key: reason" */
+	int line;
+};
+
+struct cfg {
+	char *path;           /* as given, used in messages */
+	char *plugin_dir;     /* NULL unless set */
+	char *log_format;     /* NULL unless set: "logfmt" | "json" */
+	char *log_level;      /* NULL unless set */
+	char *runtime_dir;    /* NULL unless set */
+	struct cfg_host *hosts;
+	size_t n_hosts;
+	struct cfg_error *errors;
+	size_t n_errors;
+};
+
+void policy_defaults(struct rdhpf_policy *p);
+
+/* Parse; returns 0 when cfg->n_errors == 0.  Always fills *c (free with
+ * cfg_free) unless out of memory. */
+int cfg_parse_file(const char *path, struct cfg *c);
+int cfg_parse_string(const char *name, const char *text, struct cfg *c);
+
+/* A config with one host made from a URL (zero-config: --host or
+ * DOCKER_HOST).  Errors go into c->errors. */
+int cfg_from_url(const char *url, const char *source, struct cfg *c);
+
+void cfg_free(struct cfg *c);
+
+void cfg_add_error(struct cfg *c, int line, const char *section, const char *key,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Returns the plugin's declared options (NULL-name terminated), or NULL if
+ * no plugin of that kind and name exists. */
+typedef const struct rdhpf_option_desc *(*cfg_plugin_lookup_fn)(void *arg, int kind,
+                                                               const char *name);
+
+/* Check each host's transport and runtime exist and each plugin-specific key
+ * is declared by one of them.  Appends errors; returns their number. */
+size_t cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg);
+
+/* Write the effective policy of every host, one block per host. */
+void cfg_print(const struct cfg *c, FILE *out);
+
+#endif

@@ -1,0 +1,40 @@
+/* Logging: logfmt (default) or JSON lines, secrets redacted, repeats
+ * collapsed.  Single-threaded like the rest of the core. */
+#ifndef RDHPF_LOG_H
+#define RDHPF_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rdhpf/plugin.h"
+
+enum log_format { LOG_LOGFMT = 0, LOG_JSON = 1 };
+
+/* out: where lines go (stderr normally).  now_ms: monotonic clock (tests
+ * pass their own).  window_ms: repeats of one message within it are
+ * counted, not printed; default 10 min. */
+void log_init(FILE *out, enum log_format fmt, int level, uint64_t (*now_ms)(void));
+void log_set_level(int level);
+void log_set_format(enum log_format fmt);
+void log_set_window(uint64_t window_ms);
+int log_level_parse(const char *s);          /* -1 if unknown */
+const char *log_level_name(int level);
+
+/* host/plugin may be NULL.  kv pairs: values NULL are skipped.  Keys named
+ * like secrets (password, passphrase, secret, token, private_key,
+ * authorization) have their value replaced by "[redacted]", and a URL's
+ * user:password@ loses its password. */
+void log_emit(int level, const char *host, const char *plugin, const char *msg,
+              const struct rdhpf_kv *kv, size_t n);
+/* Same, kv as NULL-terminated key, value varargs. */
+void log_kv(int level, const char *host, const char *plugin, const char *msg, ...)
+    __attribute__((sentinel));
+void log_vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap);
+
+/* Call now and then (the daemon does every few seconds) and at exit: prints
+ * "… repeated N times in 10m" for collapsed runs whose window has passed
+ * (all of them when force). */
+void log_flush_repeats(int force);
+
+#endif
