@@ -281,9 +281,11 @@ struct rdhpf_transport_ops {
 	 * idempotent) once connect succeeded. */
 	int (*connect)(void *state, rdhpf_done_fn done, void *arg);
 
-	/* Mandatory, synchronous, never fails.  Remove every forward, close
-	 * every stream (without their on_close), drop the link.  Pending
-	 * callbacks are never called after it.  connect may follow. */
+	/* Mandatory, synchronous, never fails.  Drop the link and close every
+	 * stream (without their on_close).  Pending callbacks are never called
+	 * after it.  Forwards stay in the plugin's books: one with
+	 * RDHPF_TCAP_HOLD_LISTENERS keeps its listeners bound.  connect may
+	 * follow; destroy removes everything. */
 	void (*disconnect)(void *state);
 
 	/* Mandatory, asynchronous.  Is the link alive right now? */
@@ -420,6 +422,10 @@ struct rdhpf_plugin_info {
 };
 
 typedef const struct rdhpf_plugin_info *(*rdhpf_plugin_init_fn)(const struct rdhpf_host_api *host);
+
+/* The entry point every plugin defines (declared here so that its
+ * signature is checked). */
+RDHPF_EXPORT const struct rdhpf_plugin_info *rdhpf_plugin_init(const struct rdhpf_host_api *host);
 
 /* Declare the entry point in a plugin:
  *   RDHPF_PLUGIN_DECLARE { g_host = host; return &info; }  */

@@ -1,0 +1,160 @@
+/* Daemon internals shared by loader.c, hostapi.c, supervisor.c, daemon.c. */
+#ifndef RDHPF_CORE_H
+#define RDHPF_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "rdhpf/plugin.h"
+
+/* ---- loader.c ---------------------------------------------------------- */
+
+struct plugin {
+	char *path;
+	void *dl;
+	const struct rdhpf_plugin_info *info;
+};
+
+struct refused {
+	char *path;
+	char *why;
+};
+
+struct plugin_set {
+	char *dir;
+	struct plugin *v;
+	size_t n;
+	struct refused *refused;
+	size_t n_refused;
+	char *dir_error;  /* the directory itself could not be used */
+};
+
+/* Pure check of an info block handed back by a plugin's entry: ABI major
+ * first (the message names both versions), then size, kind, name and the
+ * mandatory slots.  0, or -1 with why filled. */
+int plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len);
+
+/* Plugin directory: plugin_dir= from config, else $RDHPF_PLUGIN_DIR, else
+ * the installed one. */
+const char *plugin_dir_choose(const struct cfg *c);
+
+/* Load every *.so in dir that passes the checks; refuse the rest with a
+ * reason.  Returns 0 unless the directory itself is unusable (-1,
+ * dir_error set). */
+int plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set);
+const struct plugin *plugins_find(const struct plugin_set *set, int kind, const char *name);
+void plugins_unload(struct plugin_set *set);
+const struct rdhpf_option_desc *plugins_lookup_options(void *set, int kind, const char *name);
+const char *plugin_kind_name(int kind);
+/* "exec,unix-stream" etc.; buf always terminated. */
+void plugin_caps_string(const struct rdhpf_plugin_info *info, char *buf, size_t len);
+
+/* ---- hostapi.c --------------------------------------------------------- */
+
+extern const struct rdhpf_host_api core_host_api;
+
+struct host;
+
+/* One plugin instance's handle on the core. */
+struct rdhpf_ctx {
+	struct host *host;         /* NULL for contexts outside a host (tests) */
+	const char *host_name;
+	const struct plugin *plugin;
+	const struct cfg_host *cfg;
+	struct ctx_handle *handles;/* ios, timers, children owned by this ctx */
+	/* For runtime contexts: the transport that serves stream_exec. */
+	const struct rdhpf_transport_ops *tops;
+	void *tstate;
+	struct rdhpf_ctx *tctx;
+	/* For transport contexts: report_down goes here. */
+	void (*down_cb)(void *arg, int status, const char *detail);
+	void *down_arg;
+};
+
+uv_loop_t *core_loop(void);
+void core_loop_set(uv_loop_t *loop);
+struct rdhpf_ctx *ctx_new(struct host *h, const char *host_name, const struct plugin *p,
+                          const struct cfg_host *cfg);
+/* Closes every handle the plugin left behind (logging each as a leak),
+ * SIGKILLs its live children, frees ctx. */
+void ctx_free(struct rdhpf_ctx *ctx);
+/* SIGKILL and reap every child still known to the core (shutdown). */
+void core_kill_children(void);
+size_t core_live_children(void);
+
+/* Build the host params of a host for a plugin (options filtered to those
+ * the plugin declares).  Free with host_params_free. */
+struct rdhpf_host_params *host_params_new(const struct cfg_host *h, const struct plugin *p,
+                                          const char *runtime_dir);
+void host_params_free(struct rdhpf_host_params *p);
+
+/* Metrics registry, filled through the host API and by the core. */
+struct metric {
+	char *name;
+	char *host;
+	char *plugin;
+	int type;        /* 0 counter, 1 gauge, 2 summary (sum, count) */
+	double value;
+	double sum;
+	uint64_t count;
+};
+void metrics_counter_add(const char *host, const char *plugin, const char *name, uint64_t d);
+void metrics_gauge_set(const char *host, const char *plugin, const char *name, double v);
+void metrics_observe(const char *host, const char *plugin, const char *name, double v);
+const struct metric *metrics_all(size_t *n);
+void metrics_free(void);
+
+/* ---- supervisor.c ------------------------------------------------------ */
+
+enum host_state {
+	HOST_IDLE = 0,
+	HOST_CONNECTING,
+	HOST_SYNCING,
+	HOST_STEADY,
+	HOST_BACKOFF,
+	HOST_BREAKER_OPEN,
+	HOST_STOPPED,
+};
+const char *host_state_name(enum host_state s);
+
+struct host *host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugin *rp,
+                      const char *runtime_dir, char *err, size_t errlen);
+void host_start(struct host *h);
+/* Remove every forward, stop the runtime, destroy the plugin instances.
+ * Synchronous; the host may be freed afterwards. */
+void host_stop(struct host *h, const char *reason);
+void host_free(struct host *h);
+enum host_state host_state(const struct host *h);
+const char *host_name(const struct host *h);
+size_t host_active_forwards(const struct host *h);
+
+/* ---- daemon.c ---------------------------------------------------------- */
+
+struct run_opts {
+	const char *config_path;   /* NULL: default path or zero-config */
+	const char *host_url;      /* --host */
+	const char *runtime_dir;   /* --runtime-dir */
+	int log_format;            /* -1: from config */
+	int log_level;             /* -1: from config */
+};
+
+int daemon_run(const struct run_opts *o);
+
+/* $XDG_CONFIG_HOME/rdhpf/config.ini, else ~/.config/rdhpf/config.ini. */
+const char *config_default_path(char *buf, size_t len);
+/* Which config: --host URL; else the file given; else the default file if
+ * it exists; else DOCKER_HOST=ssh://…  0, or -1 with c->errors filled. */
+int config_load(const char *path, const char *host_url, struct cfg *c);
+void cfg_print_errors(const struct cfg *c, FILE *out);
+/* Command-line values (>= 0) win over the config's. */
+void apply_log_settings(const struct cfg *c, int fmt, int level);
+/* The private runtime directory: created 0700 if missing, refused if it is
+ * not ours or not private.  0, or -1 with err filled. */
+int runtime_dir_prepare(const char *want, char *out, size_t outlen, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,345 @@
+/* `rdhpf run`: config → plugins → one supervisor per host → the loop.
+ * A host that cannot be set up is logged and skipped; the others run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+#include "util.h"
+
+#define SHUTDOWN_GRACE_MS 1500
+
+struct daemon {
+	struct cfg cfg;
+	struct plugin_set plugins;
+	struct host **hosts;
+	size_t n_hosts;
+	char rundir[512];
+	char lockpath[600];
+	int lockfd;
+	uv_signal_t sig_int, sig_term, sig_hup;
+	uv_timer_t t_logflush, t_shutdown;
+	int stopping;
+	uint64_t stop_started_ms;
+};
+
+static struct daemon *g_daemon;
+
+int
+runtime_dir_prepare(const char *want, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char path[512];
+	struct stat st;
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	const char *home = getenv("HOME");
+
+	if (want != NULL && *want)
+		snprintf(path, sizeof path, "%s", want);
+	else if (xdg != NULL && *xdg == '/')
+		snprintf(path, sizeof path, "%s/rdhpf", xdg);
+	else if (home != NULL && *home == '/')
+		snprintf(path, sizeof path, "%s/.rdhpf", home);
+	else {
+		snprintf(err, errlen, "no runtime directory: set XDG_RUNTIME_DIR or HOME, or --runtime-dir");
+		return -1;
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "runtime directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (lstat(path, &st) != 0) {
+		snprintf(err, errlen, "runtime directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "runtime directory %s is not a directory", path);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "runtime directory %s belongs to uid %u, not us", path,
+		         (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "runtime directory %s has mode %04o; it must be private (0700)", path,
+		         (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	snprintf(out, outlen, "%s", path);
+	return 0;
+}
+
+/* One instance per runtime directory: an flock'd pid file. */
+static int
+lock_instance(struct daemon *d, char *err, size_t errlen)
+{
+	char buf[32];
+	int fd;
+
+	snprintf(d->lockpath, sizeof d->lockpath, "%s/rdhpf.pid", d->rundir);
+	fd = open(d->lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", d->lockpath, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(err, errlen, "another rdhpf (pid %s) already runs with runtime directory %s",
+		         buf[0] ? buf : "?", d->rundir);
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) == 0) {
+		int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+		if (write(fd, buf, (size_t)n) != n)
+			log_kv(RDHPF_LOG_WARN, NULL, NULL, "cannot write pid file", "path", d->lockpath, NULL);
+	}
+	d->lockfd = fd;
+	return 0;
+}
+
+static void
+close_cb_noop(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void
+finish(struct daemon *d)
+{
+	uv_timer_stop(&d->t_shutdown);
+	uv_close((uv_handle_t *)&d->t_shutdown, close_cb_noop);
+	uv_close((uv_handle_t *)&d->t_logflush, close_cb_noop);
+	uv_close((uv_handle_t *)&d->sig_int, close_cb_noop);
+	uv_close((uv_handle_t *)&d->sig_term, close_cb_noop);
+	uv_close((uv_handle_t *)&d->sig_hup, close_cb_noop);
+}
+
+static void
+shutdown_tick(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	uint64_t waited = uv_hrtime() / 1000000u - d->stop_started_ms;
+
+	if (core_live_children() == 0) {
+		finish(d);
+		return;
+	}
+	if (waited >= SHUTDOWN_GRACE_MS) {
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "children did not exit in time; killing them", NULL);
+		core_kill_children();
+		uv_timer_start(&d->t_shutdown, shutdown_tick, 50, 0);
+		d->stop_started_ms = uv_hrtime() / 1000000u - SHUTDOWN_GRACE_MS + 200;
+	}
+}
+
+static void
+begin_shutdown(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "shutting down", "reason", why, NULL);
+	for (size_t i = 0; i < d->n_hosts; i++) {
+		host_stop(d->hosts[i], "shutdown");
+		host_free(d->hosts[i]);
+	}
+	d->n_hosts = 0;
+	d->stop_started_ms = uv_hrtime() / 1000000u;
+	uv_timer_start(&d->t_shutdown, shutdown_tick, 0, 50);
+}
+
+static void
+remove_runtime_files(struct daemon *d)
+{
+	if (d->lockfd >= 0) {
+		unlink(d->lockpath);
+		close(d->lockfd);
+		d->lockfd = -1;
+	}
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	if (signum == SIGHUP) {
+		log_kv(RDHPF_LOG_WARN, NULL, NULL,
+		       "SIGHUP: config reload is not implemented yet; restart rdhpf to apply changes",
+		       NULL);
+		return;
+	}
+	if (d->stopping && signum == SIGINT) {
+		/* Second ^C: leave now, still cleaning up what is ours. */
+		core_kill_children();
+		remove_runtime_files(d);
+		log_flush_repeats(1);
+		_exit(130);
+	}
+	begin_shutdown(d, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void
+logflush_cb(uv_timer_t *t)
+{
+	(void)t;
+	log_flush_repeats(0);
+}
+
+static void
+report_refused(const struct plugin_set *ps)
+{
+	for (size_t i = 0; i < ps->n_refused; i++)
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path", ps->refused[i].path, "why",
+		       ps->refused[i].why, NULL);
+}
+
+int
+daemon_run(const struct run_opts *o)
+{
+	struct daemon d;
+	char err[768];
+	int rc = 0;
+	size_t started = 0;
+
+	memset(&d, 0, sizeof d);
+	d.lockfd = -1;
+	g_daemon = &d;
+	if (config_load(o->config_path, o->host_url, &d.cfg) != 0) {
+		cfg_print_errors(&d.cfg, stderr);
+		cfg_free(&d.cfg);
+		return 2;
+	}
+	apply_log_settings(&d.cfg, o->log_format, o->log_level);
+	if (plugins_load_dir(plugin_dir_choose(&d.cfg), &core_host_api, &d.plugins) != 0) {
+		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err", d.plugins.dir_error, NULL);
+		rc = 2;
+		goto out;
+	}
+	report_refused(&d.plugins);
+	if (cfg_check_plugins(&d.cfg, plugins_lookup_options, &d.plugins) != 0) {
+		cfg_print_errors(&d.cfg, stderr);
+		rc = 2;
+		goto out;
+	}
+	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : d.cfg.runtime_dir, d.rundir,
+	                        sizeof d.rundir, err, sizeof err) != 0 ||
+	    lock_instance(&d, err, sizeof err) != 0) {
+		log_kv(RDHPF_LOG_ERROR, NULL, NULL, err, NULL);
+		rc = 1;
+		goto out;
+	}
+
+	uv_signal_init(core_loop(), &d.sig_int);
+	uv_signal_init(core_loop(), &d.sig_term);
+	uv_signal_init(core_loop(), &d.sig_hup);
+	d.sig_int.data = d.sig_term.data = d.sig_hup.data = &d;
+	uv_signal_start(&d.sig_int, on_signal, SIGINT);
+	uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	uv_timer_init(core_loop(), &d.t_logflush);
+	uv_timer_init(core_loop(), &d.t_shutdown);
+	d.t_shutdown.data = &d;
+	uv_timer_start(&d.t_logflush, logflush_cb, 5000, 5000);
+	uv_unref((uv_handle_t *)&d.t_logflush);
+
+	d.hosts = xcalloc(d.cfg.n_hosts ? d.cfg.n_hosts : 1, sizeof *d.hosts);
+	for (size_t i = 0; i < d.cfg.n_hosts; i++) {
+		const struct cfg_host *ch = &d.cfg.hosts[i];
+		const struct plugin *tp = plugins_find(&d.plugins, RDHPF_KIND_TRANSPORT, ch->transport);
+		const struct plugin *rp = plugins_find(&d.plugins, RDHPF_KIND_RUNTIME, ch->runtime);
+		struct host *h = host_new(ch, tp, rp, d.rundir, err, sizeof err);
+		if (h == NULL) {
+			log_kv(RDHPF_LOG_ERROR, ch->name, NULL, "host not started", "err", err, NULL);
+			continue;
+		}
+		d.hosts[d.n_hosts++] = h;
+	}
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "rdhpf started", "version", RDHPF_VERSION, "runtime_dir",
+	       d.rundir, "plugin_dir", d.plugins.dir, NULL);
+	for (size_t i = 0; i < d.n_hosts; i++) {
+		host_start(d.hosts[i]);
+		started++;
+	}
+	if (started == 0)
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);
+	uv_run(core_loop(), UV_RUN_DEFAULT);
+	log_flush_repeats(1);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "stopped", NULL);
+out:
+	remove_runtime_files(&d);
+	free(d.hosts);
+	plugins_unload(&d.plugins);
+	cfg_free(&d.cfg);
+	metrics_free();
+	uv_loop_close(core_loop());
+	g_daemon = NULL;
+	return rc;
+}
+
+const char *
+config_default_path(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (xdg != NULL && *xdg == '/')
+		snprintf(buf, len, "%s/rdhpf/config.ini", xdg);
+	else
+		snprintf(buf, len, "%s/.config/rdhpf/config.ini", home ? home : "");
+	return buf;
+}
+
+int
+config_load(const char *path, const char *host_url, struct cfg *c)
+{
+	char def[512];
+	const char *dh;
+
+	memset(c, 0, sizeof *c);
+	if (host_url != NULL)
+		return cfg_from_url(host_url, "--host", c);
+	if (path != NULL)
+		return cfg_parse_file(path, c);
+	config_default_path(def, sizeof def);
+	if (access(def, F_OK) == 0)
+		return cfg_parse_file(def, c);
+	dh = getenv("DOCKER_HOST");
+	if (dh != NULL && strncmp(dh, "ssh://", 6) == 0)
+		return cfg_from_url(dh, "DOCKER_HOST", c);
+	cfg_add_error(c, 0, NULL, NULL,
+	              "no hosts: pass --host ssh://USER@HOST, write %s, or set DOCKER_HOST=ssh://…%s%s",
+	              def, dh ? " (DOCKER_HOST is " : "", dh ? "not an ssh:// URL)" : "");
+	return -1;
+}
+
+void
+cfg_print_errors(const struct cfg *c, FILE *out)
+{
+	for (size_t i = 0; i < c->n_errors; i++)
+		fprintf(out, "%s\n", c->errors[i].text);
+}
+
+void
+apply_log_settings(const struct cfg *c, int fmt, int level)
+{
+	if (fmt < 0 && c->log_format != NULL)
+		fmt = strcmp(c->log_format, "json") == 0 ? LOG_JSON : LOG_LOGFMT;
+	if (fmt >= 0)
+		log_set_format((enum log_format)fmt);
+	if (level < 0 && c->log_level != NULL)
+		level = log_level_parse(c->log_level);
+	if (level >= 0)
+		log_set_level(level);
+}

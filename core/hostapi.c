@@ -1,0 +1,753 @@
+/* The host API handed to plugins, on libuv.  Every io, timer and child a
+ * plugin registers belongs to its ctx, so that a plugin torn down with
+ * handles still open cannot leave callbacks pointing into freed state. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+#include "util.h"
+
+enum { HANDLE_IO = 1, HANDLE_TIMER, HANDLE_CHILD, HANDLE_STREAM };
+
+struct ctx_handle {
+	int type;
+	struct rdhpf_ctx *ctx;
+	struct ctx_handle *prev, *next;
+};
+
+struct rdhpf_io {
+	struct ctx_handle h;
+	uv_poll_t poll;
+	int fd;
+	rdhpf_io_fn cb;
+	void *arg;
+};
+
+struct rdhpf_timer {
+	struct ctx_handle h;
+	uv_timer_t t;
+	rdhpf_timer_fn cb;
+	void *arg;
+};
+
+struct rdhpf_child {
+	struct ctx_handle h;   /* h.ctx NULL once detached / orphaned */
+	uv_process_t proc;
+	rdhpf_child_exit_fn cb;
+	void *arg;
+	struct rdhpf_child *gnext, *gprev; /* every live child, for shutdown */
+};
+
+struct rdhpf_stream {
+	struct ctx_handle h;
+	struct rdhpf_ctx *tctx;
+	const struct rdhpf_transport_ops *tops;
+	void *tstate;
+	void *ts;
+	struct rdhpf_stream_cbs cbs;
+	void *arg;
+};
+
+static uv_loop_t *g_loop;
+static struct rdhpf_child *g_children;
+
+uv_loop_t *
+core_loop(void)
+{
+	if (g_loop == NULL)
+		g_loop = uv_default_loop();
+	return g_loop;
+}
+
+void
+core_loop_set(uv_loop_t *loop)
+{
+	g_loop = loop;
+}
+
+static void
+handle_link(struct rdhpf_ctx *ctx, struct ctx_handle *h, int type)
+{
+	h->type = type;
+	h->ctx = ctx;
+	h->prev = NULL;
+	h->next = ctx->handles;
+	if (ctx->handles)
+		ctx->handles->prev = h;
+	ctx->handles = h;
+}
+
+static void
+handle_unlink(struct ctx_handle *h)
+{
+	if (h->ctx == NULL)
+		return;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->ctx->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->ctx = NULL;
+	h->prev = h->next = NULL;
+}
+
+static const char *
+ctx_plugin_name(const struct rdhpf_ctx *ctx)
+{
+	return ctx && ctx->plugin ? ctx->plugin->info->name : NULL;
+}
+
+static const char *
+ctx_host_name(const struct rdhpf_ctx *ctx)
+{
+	return ctx ? ctx->host_name : NULL;
+}
+
+/* ---- log, clock ---- */
+
+static void
+api_log(struct rdhpf_ctx *ctx, int level, const char *msg, ...)
+{
+	va_list ap;
+
+	va_start(ap, msg);
+	log_vkv(level, ctx_host_name(ctx), ctx_plugin_name(ctx), msg, ap);
+	va_end(ap);
+}
+
+static uint64_t
+api_now_ms(struct rdhpf_ctx *ctx)
+{
+	(void)ctx;
+	return uv_hrtime() / 1000000u;
+}
+
+static int64_t
+api_wall_ns(struct rdhpf_ctx *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- io ---- */
+
+static void
+free_on_close(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+io_cb(uv_poll_t *p, int status, int events)
+{
+	struct rdhpf_io *io = p->data;
+	unsigned rev = 0;
+
+	if (events & UV_READABLE)
+		rev |= RDHPF_IO_READ;
+	if (events & UV_WRITABLE)
+		rev |= RDHPF_IO_WRITE;
+	if (status < 0 || (events & UV_DISCONNECT))
+		rev |= RDHPF_IO_ERROR | RDHPF_IO_READ;
+	io->cb(io->arg, io->fd, rev);
+}
+
+static int
+uv_events(unsigned ev)
+{
+	int e = 0;
+
+	if (ev & RDHPF_IO_READ)
+		e |= UV_READABLE;
+	if (ev & RDHPF_IO_WRITE)
+		e |= UV_WRITABLE;
+	return e;
+}
+
+static struct rdhpf_io *
+api_io_start(struct rdhpf_ctx *ctx, int fd, unsigned events, rdhpf_io_fn cb, void *arg)
+{
+	struct rdhpf_io *io = xcalloc(1, sizeof *io);
+	int r;
+
+	io->fd = fd;
+	io->cb = cb;
+	io->arg = arg;
+	r = uv_poll_init(core_loop(), &io->poll, fd);
+	if (r != 0) {
+		log_kv(RDHPF_LOG_ERROR, ctx_host_name(ctx), ctx_plugin_name(ctx), "cannot watch fd",
+		       "err", uv_strerror(r), NULL);
+		free(io);
+		return NULL;
+	}
+	io->poll.data = io;
+	handle_link(ctx, &io->h, HANDLE_IO);
+	if (events)
+		uv_poll_start(&io->poll, uv_events(events), io_cb);
+	return io;
+}
+
+static int
+api_io_update(struct rdhpf_io *io, unsigned events)
+{
+	if (events == 0)
+		return uv_poll_stop(&io->poll) == 0 ? RDHPF_OK : RDHPF_ERR_IO;
+	return uv_poll_start(&io->poll, uv_events(events), io_cb) == 0 ? RDHPF_OK : RDHPF_ERR_IO;
+}
+
+static void
+api_io_stop(struct rdhpf_io *io)
+{
+	if (io == NULL)
+		return;
+	handle_unlink(&io->h);
+	uv_poll_stop(&io->poll);
+	uv_close((uv_handle_t *)&io->poll, free_on_close);
+}
+
+/* ---- timers ---- */
+
+static void
+timer_cb(uv_timer_t *t)
+{
+	struct rdhpf_timer *tm = t->data;
+	tm->cb(tm->arg);
+}
+
+static struct rdhpf_timer *
+api_timer_start(struct rdhpf_ctx *ctx, uint64_t after_ms, uint64_t repeat_ms, rdhpf_timer_fn cb,
+                void *arg)
+{
+	struct rdhpf_timer *tm = xcalloc(1, sizeof *tm);
+
+	tm->cb = cb;
+	tm->arg = arg;
+	uv_timer_init(core_loop(), &tm->t);
+	tm->t.data = tm;
+	handle_link(ctx, &tm->h, HANDLE_TIMER);
+	uv_timer_start(&tm->t, timer_cb, after_ms, repeat_ms);
+	return tm;
+}
+
+static void
+api_timer_stop(struct rdhpf_timer *tm)
+{
+	if (tm == NULL)
+		return;
+	handle_unlink(&tm->h);
+	uv_timer_stop(&tm->t);
+	uv_close((uv_handle_t *)&tm->t, free_on_close);
+}
+
+/* ---- children ---- */
+
+static void
+child_gunlink(struct rdhpf_child *c)
+{
+	if (c->gprev)
+		c->gprev->gnext = c->gnext;
+	else if (g_children == c)
+		g_children = c->gnext;
+	if (c->gnext)
+		c->gnext->gprev = c->gprev;
+	c->gnext = c->gprev = NULL;
+}
+
+static void
+child_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+	struct rdhpf_child *c = p->data;
+	rdhpf_child_exit_fn cb = c->cb;
+	void *arg = c->arg;
+
+	child_gunlink(c);
+	handle_unlink(&c->h);
+	c->cb = NULL;
+	uv_close((uv_handle_t *)&c->proc, free_on_close);
+	if (cb)
+		cb(arg, term_signal ? -1 : (int)exit_status, term_signal);
+}
+
+static int
+make_pipe(int *parent, int *child, int parent_reads)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	*parent = parent_reads ? p[0] : p[1];
+	*child = parent_reads ? p[1] : p[0];
+	fcntl(*parent, F_SETFL, fcntl(*parent, F_GETFL) | O_NONBLOCK);
+	return 0;
+}
+
+static struct rdhpf_child *
+api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *o, rdhpf_child_exit_fn cb, void *arg,
+          char *err, size_t errlen)
+{
+	struct rdhpf_child *c;
+	uv_process_options_t po;
+	uv_stdio_container_t stdio[3];
+	int *want[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
+	int parent[3] = {-1, -1, -1}, child[3] = {-1, -1, -1};
+	int r;
+
+	if (o->argv == NULL || o->argv[0] == NULL) {
+		snprintf(err, errlen, "empty argv");
+		return NULL;
+	}
+	memset(&po, 0, sizeof po);
+	for (int i = 0; i < 3; i++) {
+		if (want[i] == NULL) {
+			stdio[i].flags = UV_IGNORE;
+			continue;
+		}
+		if (make_pipe(&parent[i], &child[i], i != 0) != 0) {
+			snprintf(err, errlen, "pipe: %s", strerror(errno));
+			goto fail;
+		}
+		stdio[i].flags = UV_INHERIT_FD;
+		stdio[i].data.fd = child[i];
+	}
+	c = xcalloc(1, sizeof *c);
+	po.file = o->argv[0];
+	po.args = (char **)(uintptr_t)o->argv;
+	po.exit_cb = child_exit_cb;
+	po.stdio = stdio;
+	po.stdio_count = 3;
+	c->proc.data = c;
+	r = uv_spawn(core_loop(), &c->proc, &po);
+	for (int i = 0; i < 3; i++) {
+		if (child[i] >= 0)
+			close(child[i]);
+		child[i] = -1;
+	}
+	if (r != 0) {
+		snprintf(err, errlen, "cannot start %s: %s", o->argv[0], uv_strerror(r));
+		/* uv_spawn failures still need the handle closed. */
+		uv_close((uv_handle_t *)&c->proc, free_on_close);
+		goto fail;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	handle_link(ctx, &c->h, HANDLE_CHILD);
+	c->gnext = g_children;
+	if (g_children)
+		g_children->gprev = c;
+	g_children = c;
+	for (int i = 0; i < 3; i++)
+		if (want[i])
+			*want[i] = parent[i];
+	return c;
+fail:
+	for (int i = 0; i < 3; i++) {
+		if (parent[i] >= 0)
+			close(parent[i]);
+		if (child[i] >= 0)
+			close(child[i]);
+	}
+	return NULL;
+}
+
+static int
+api_child_kill(struct rdhpf_child *c, int sig)
+{
+	return uv_process_kill(&c->proc, sig) == 0 ? RDHPF_OK : RDHPF_ERR_GENERIC;
+}
+
+static int
+api_child_pid(struct rdhpf_child *c)
+{
+	return c->proc.pid;
+}
+
+static void
+api_child_detach(struct rdhpf_child *c)
+{
+	handle_unlink(&c->h);
+	c->cb = NULL;
+}
+
+void
+core_kill_children(void)
+{
+	for (struct rdhpf_child *c = g_children; c; c = c->gnext) {
+		c->cb = NULL;
+		uv_process_kill(&c->proc, SIGKILL);
+	}
+}
+
+size_t
+core_live_children(void)
+{
+	size_t n = 0;
+	for (struct rdhpf_child *c = g_children; c; c = c->gnext)
+		n++;
+	return n;
+}
+
+/* ---- metrics ---- */
+
+static struct metric *g_metrics;
+static size_t g_n_metrics;
+
+static int
+streq_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static struct metric *
+metric_get(const char *host, const char *plugin, const char *name, int type)
+{
+	for (size_t i = 0; i < g_n_metrics; i++) {
+		struct metric *m = &g_metrics[i];
+		if (m->type == type && strcmp(m->name, name) == 0 && streq_null(m->host, host) &&
+		    streq_null(m->plugin, plugin))
+			return m;
+	}
+	g_metrics = xrealloc(g_metrics, (g_n_metrics + 1) * sizeof *g_metrics);
+	struct metric *m = &g_metrics[g_n_metrics++];
+	memset(m, 0, sizeof *m);
+	m->name = xstrdup(name);
+	m->host = host ? xstrdup(host) : NULL;
+	m->plugin = plugin ? xstrdup(plugin) : NULL;
+	m->type = type;
+	return m;
+}
+
+void
+metrics_counter_add(const char *host, const char *plugin, const char *name, uint64_t d)
+{
+	metric_get(host, plugin, name, 0)->value += (double)d;
+}
+
+void
+metrics_gauge_set(const char *host, const char *plugin, const char *name, double v)
+{
+	metric_get(host, plugin, name, 1)->value = v;
+}
+
+void
+metrics_observe(const char *host, const char *plugin, const char *name, double v)
+{
+	struct metric *m = metric_get(host, plugin, name, 2);
+	m->sum += v;
+	m->count++;
+	m->value = v;
+}
+
+const struct metric *
+metrics_all(size_t *n)
+{
+	*n = g_n_metrics;
+	return g_metrics;
+}
+
+void
+metrics_free(void)
+{
+	for (size_t i = 0; i < g_n_metrics; i++) {
+		free(g_metrics[i].name);
+		free(g_metrics[i].host);
+		free(g_metrics[i].plugin);
+	}
+	free(g_metrics);
+	g_metrics = NULL;
+	g_n_metrics = 0;
+}
+
+static void
+api_counter_add(struct rdhpf_ctx *ctx, const char *name, uint64_t d)
+{
+	metrics_counter_add(ctx_host_name(ctx), ctx_plugin_name(ctx), name, d);
+}
+
+static void
+api_gauge_set(struct rdhpf_ctx *ctx, const char *name, double v)
+{
+	metrics_gauge_set(ctx_host_name(ctx), ctx_plugin_name(ctx), name, v);
+}
+
+static void
+api_observe(struct rdhpf_ctx *ctx, const char *name, double v)
+{
+	metrics_observe(ctx_host_name(ctx), ctx_plugin_name(ctx), name, v);
+}
+
+/* ---- options, report_down ---- */
+
+static int
+plugin_declares(const struct plugin *p, const char *key)
+{
+	if (p == NULL || p->info->options == NULL)
+		return 0;
+	for (const struct rdhpf_option_desc *d = p->info->options; d->name; d++)
+		if (strcmp(d->name, key) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+api_option(struct rdhpf_ctx *ctx, const char *key)
+{
+	if (ctx == NULL || ctx->cfg == NULL || !plugin_declares(ctx->plugin, key))
+		return NULL;
+	for (size_t i = 0; i < ctx->cfg->n_opts; i++)
+		if (strcmp(ctx->cfg->opts[i].key, key) == 0)
+			return ctx->cfg->opts[i].value;
+	return NULL;
+}
+
+static void
+api_report_down(struct rdhpf_ctx *ctx, int status, const char *detail)
+{
+	if (ctx != NULL && ctx->down_cb != NULL)
+		ctx->down_cb(ctx->down_arg, status, detail);
+}
+
+/* ---- streams: the runtime's view of the transport ---- */
+
+static void
+stream_free(struct rdhpf_stream *s)
+{
+	handle_unlink(&s->h);
+	free(s);
+}
+
+static void
+stream_on_data(void *arg, const char *buf, size_t len)
+{
+	struct rdhpf_stream *s = arg;
+	if (s->cbs.on_data)
+		s->cbs.on_data(s->arg, buf, len);
+}
+
+static void
+stream_on_close(void *arg, int status, int exit_code, const char *detail)
+{
+	struct rdhpf_stream *s = arg;
+	struct rdhpf_stream_cbs cbs = s->cbs;
+	void *uarg = s->arg;
+
+	stream_free(s);
+	if (cbs.on_close)
+		cbs.on_close(uarg, status, exit_code, detail);
+}
+
+static const struct rdhpf_stream_cbs stream_wrap_cbs = {
+	.on_data = stream_on_data,
+	.on_close = stream_on_close,
+};
+
+static int
+stream_open(struct rdhpf_ctx *ctx, const char *const *argv, const char *path,
+            const struct rdhpf_stream_cbs *cbs, void *arg, struct rdhpf_stream **out)
+{
+	struct rdhpf_stream *s;
+	int r;
+
+	if (ctx == NULL || ctx->tops == NULL || ctx->tstate == NULL)
+		return RDHPF_ERR_NOTCONN;
+	if (path != NULL && ctx->tops->open_unix == NULL)
+		return RDHPF_ERR_UNSUPPORTED;
+	s = xcalloc(1, sizeof *s);
+	s->tctx = ctx->tctx;
+	s->tops = ctx->tops;
+	s->tstate = ctx->tstate;
+	s->cbs = *cbs;
+	s->arg = arg;
+	if (path != NULL)
+		r = ctx->tops->open_unix(ctx->tstate, path, &stream_wrap_cbs, s, &s->ts);
+	else
+		r = ctx->tops->exec(ctx->tstate, argv, &stream_wrap_cbs, s, &s->ts);
+	if (r != RDHPF_OK) {
+		free(s);
+		return r;
+	}
+	handle_link(ctx, &s->h, HANDLE_STREAM);
+	*out = s;
+	return RDHPF_OK;
+}
+
+static int
+api_stream_exec(struct rdhpf_ctx *ctx, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
+                void *arg, struct rdhpf_stream **out)
+{
+	if (argv == NULL || argv[0] == NULL)
+		return RDHPF_ERR_INVAL;
+	return stream_open(ctx, argv, NULL, cbs, arg, out);
+}
+
+static int
+api_stream_open_unix(struct rdhpf_ctx *ctx, const char *path, const struct rdhpf_stream_cbs *cbs,
+                     void *arg, struct rdhpf_stream **out)
+{
+	if (path == NULL || *path == '\0')
+		return RDHPF_ERR_INVAL;
+	return stream_open(ctx, NULL, path, cbs, arg, out);
+}
+
+static int
+api_stream_write(struct rdhpf_stream *s, const void *buf, size_t len)
+{
+	return s->tops->stream_write(s->tstate, s->ts, buf, len);
+}
+
+static void
+api_stream_close(struct rdhpf_stream *s)
+{
+	if (s == NULL)
+		return;
+	s->tops->stream_close(s->tstate, s->ts);
+	stream_free(s);
+}
+
+static char *
+api_shell_join(const char *const *argv)
+{
+	return shell_join(argv);
+}
+
+const struct rdhpf_host_api core_host_api = {
+	.abi_major = RDHPF_ABI_MAJOR,
+	.abi_minor = RDHPF_ABI_MINOR,
+	.struct_size = sizeof(struct rdhpf_host_api),
+	.log = api_log,
+	.now_ms = api_now_ms,
+	.wall_ns = api_wall_ns,
+	.io_start = api_io_start,
+	.io_update = api_io_update,
+	.io_stop = api_io_stop,
+	.timer_start = api_timer_start,
+	.timer_stop = api_timer_stop,
+	.spawn = api_spawn,
+	.child_kill = api_child_kill,
+	.child_pid = api_child_pid,
+	.child_detach = api_child_detach,
+	.counter_add = api_counter_add,
+	.gauge_set = api_gauge_set,
+	.observe = api_observe,
+	.option = api_option,
+	.report_down = api_report_down,
+	.stream_exec = api_stream_exec,
+	.stream_open_unix = api_stream_open_unix,
+	.stream_write = api_stream_write,
+	.stream_close = api_stream_close,
+	.shell_join = api_shell_join,
+};
+
+/* ---- ctx ---- */
+
+struct rdhpf_ctx *
+ctx_new(struct host *h, const char *host_name, const struct plugin *p, const struct cfg_host *cfg)
+{
+	struct rdhpf_ctx *ctx = xcalloc(1, sizeof *ctx);
+
+	ctx->host = h;
+	ctx->host_name = host_name;
+	ctx->plugin = p;
+	ctx->cfg = cfg;
+	return ctx;
+}
+
+void
+ctx_free(struct rdhpf_ctx *ctx)
+{
+	size_t leaked = 0;
+
+	if (ctx == NULL)
+		return;
+	while (ctx->handles) {
+		struct ctx_handle *h = ctx->handles;
+		switch (h->type) {
+		case HANDLE_IO:
+			api_io_stop((struct rdhpf_io *)h);
+			leaked++;
+			break;
+		case HANDLE_TIMER:
+			api_timer_stop((struct rdhpf_timer *)h);
+			leaked++;
+			break;
+		case HANDLE_CHILD: {
+			struct rdhpf_child *c = (struct rdhpf_child *)h;
+			api_child_detach(c);
+			uv_process_kill(&c->proc, SIGKILL);
+			leaked++;
+			break;
+		}
+		case HANDLE_STREAM:
+			/* The transport was torn down first; its streams are gone. */
+			stream_free((struct rdhpf_stream *)h);
+			leaked++;
+			break;
+		default:
+			abort();
+		}
+	}
+	if (leaked) {
+		char nb[24];
+		snprintf(nb, sizeof nb, "%zu", leaked);
+		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx),
+		       "plugin left handles open; the core closed them", "count", nb, NULL);
+	}
+	free(ctx);
+}
+
+/* ---- host params ---- */
+
+struct rdhpf_host_params *
+host_params_new(const struct cfg_host *h, const struct plugin *p, const char *runtime_dir)
+{
+	struct rdhpf_host_params *hp = xcalloc(1, sizeof *hp);
+	struct rdhpf_kv *kv = xcalloc(h->n_opts + 1, sizeof *kv);
+	size_t n = 0;
+
+	hp->struct_size = sizeof *hp;
+	hp->host_name = h->name;
+	hp->url = h->url;
+	hp->user = h->u.user[0] ? h->u.user : NULL;
+	hp->hostname = h->u.host;
+	hp->port = h->u.port;
+	hp->identity_file = h->identity_file;
+	hp->known_hosts = h->known_hosts;
+	hp->bind_address = h->bind_address;
+	hp->connect_timeout_ms = h->pol.connect_timeout_ms;
+	hp->keepalive_interval_ms = h->pol.keepalive_interval_ms;
+	hp->keepalive_count = h->pol.keepalive_count;
+	hp->health_interval_ms = h->pol.health_interval_ms;
+	hp->runtime_dir = runtime_dir;
+	for (size_t i = 0; i < h->n_opts; i++) {
+		if (!plugin_declares(p, h->opts[i].key))
+			continue;
+		kv[n].key = h->opts[i].key;
+		kv[n].value = h->opts[i].value;
+		n++;
+	}
+	hp->options = kv;
+	hp->n_options = n;
+	return hp;
+}
+
+void
+host_params_free(struct rdhpf_host_params *p)
+{
+	if (p == NULL)
+		return;
+	free((void *)(uintptr_t)p->options);
+	free(p);
+}

@@ -1,0 +1,359 @@
+/* Plugin loader: only regular, non-writable-by-others files from one
+ * directory; RTLD_NOW|RTLD_LOCAL; the ABI major is checked before any other
+ * call; one unwind path that dlcloses. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "util.h"
+
+#ifndef RDHPF_PLUGIN_DIR_DEFAULT
+#define RDHPF_PLUGIN_DIR_DEFAULT "/usr/local/lib/rdhpf"
+#endif
+
+/* The info block as ABI 1.0 defined it ends after ops. */
+#define INFO_V1_0_SIZE (offsetof(struct rdhpf_plugin_info, ops) + sizeof(void *))
+
+const char *
+plugin_kind_name(int kind)
+{
+	switch (kind) {
+	case RDHPF_KIND_TRANSPORT: return "transport";
+	case RDHPF_KIND_RUNTIME: return "runtime";
+	default: return "unknown";
+	}
+}
+
+static int
+name_ok(const char *n)
+{
+	size_t len = 0;
+
+	if (n == NULL || *n == '\0')
+		return 0;
+	for (const char *p = n; *p; p++, len++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return 0;
+	}
+	return len <= 32;
+}
+
+#define NEED(slot)                                                             \
+	do {                                                                   \
+		if ((slot) == NULL) {                                          \
+			snprintf(why, len, "mandatory slot %s is NULL", #slot); \
+			return -1;                                             \
+		}                                                              \
+	} while (0)
+
+int
+plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
+{
+	if (info == NULL) {
+		snprintf(why, len, "entry %s returned no info block", RDHPF_PLUGIN_ENTRY);
+		return -1;
+	}
+	if (info->abi_major != RDHPF_ABI_MAJOR) {
+		snprintf(why, len, "plugin ABI %u.%u, rdhpf speaks ABI %u.%u (major must match)",
+		         info->abi_major, info->abi_minor, RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
+		return -1;
+	}
+	if (info->struct_size < INFO_V1_0_SIZE) {
+		snprintf(why, len, "info block is %u bytes, ABI %u.0 needs at least %zu",
+		         info->struct_size, RDHPF_ABI_MAJOR, (size_t)INFO_V1_0_SIZE);
+		return -1;
+	}
+	if (!name_ok(info->name)) {
+		snprintf(why, len, "bad plugin name (want [a-z0-9-], at most 32)");
+		return -1;
+	}
+	if (info->version == NULL) {
+		snprintf(why, len, "no version string");
+		return -1;
+	}
+	if (info->kind == RDHPF_KIND_TRANSPORT) {
+		const struct rdhpf_transport_ops *o = info->ops.transport;
+		if (o == NULL) {
+			snprintf(why, len, "no transport ops table");
+			return -1;
+		}
+		NEED(o->create);
+		NEED(o->destroy);
+		NEED(o->connect);
+		NEED(o->disconnect);
+		NEED(o->health_check);
+		NEED(o->forward_add);
+		NEED(o->forward_remove);
+		NEED(o->exec);
+		NEED(o->stream_write);
+		NEED(o->stream_close);
+		if ((info->caps & RDHPF_TCAP_UNIX_STREAM) && o->open_unix == NULL) {
+			snprintf(why, len, "claims unix-stream but open_unix is NULL");
+			return -1;
+		}
+		if ((info->caps & RDHPF_TCAP_FORWARD_STATS) && o->forward_stats == NULL) {
+			snprintf(why, len, "claims forward-stats but forward_stats is NULL");
+			return -1;
+		}
+	} else if (info->kind == RDHPF_KIND_RUNTIME) {
+		const struct rdhpf_runtime_ops *o = info->ops.runtime;
+		if (o == NULL) {
+			snprintf(why, len, "no runtime ops table");
+			return -1;
+		}
+		NEED(o->create);
+		NEED(o->destroy);
+		NEED(o->watch);
+		NEED(o->list);
+		NEED(o->stop);
+	} else {
+		snprintf(why, len, "unknown plugin kind %d", info->kind);
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+plugin_dir_choose(const struct cfg *c)
+{
+	const char *env;
+
+	if (c != NULL && c->plugin_dir != NULL)
+		return c->plugin_dir;
+	env = getenv("RDHPF_PLUGIN_DIR");
+	if (env != NULL && *env != '\0')
+		return env;
+	return RDHPF_PLUGIN_DIR_DEFAULT;
+}
+
+static void
+refuse(struct plugin_set *set, const char *path, const char *why)
+{
+	set->refused = xrealloc(set->refused, (set->n_refused + 1) * sizeof *set->refused);
+	set->refused[set->n_refused].path = xstrdup(path);
+	set->refused[set->n_refused].why = xstrdup(why);
+	set->n_refused++;
+}
+
+static int
+owner_ok(const struct stat *st)
+{
+	return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* Load one file; 0 on success, else -1 with why. */
+static int
+load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *api,
+         char *why, size_t len)
+{
+	struct stat st;
+	int fd = -1;
+	void *dl = NULL;
+	rdhpf_plugin_init_fn init;
+	const struct rdhpf_plugin_info *info;
+	char fdpath[64];
+	const char *openpath = path;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, errno == ELOOP ? "is a symbolic link" : "cannot open: %s",
+		         strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(why, len, "cannot stat: %s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, len, "not a regular file");
+		goto fail;
+	}
+	if (st.st_mode & (S_IWOTH | S_IWGRP)) {
+		snprintf(why, len, "is %s-writable (mode %04o); refusing to load it",
+		         (st.st_mode & S_IWOTH) ? "world" : "group", (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	if (!owner_ok(&st)) {
+		snprintf(why, len, "owned by uid %u, neither root nor us", (unsigned)st.st_uid);
+		goto fail;
+	}
+	/* Load exactly the file we checked, not whatever the path names now. */
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+	if (access(fdpath, R_OK) == 0)
+		openpath = fdpath;
+	dl = dlopen(openpath, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		const char *e = dlerror();
+		snprintf(why, len, "dlopen failed: %s", e ? e : "unknown error");
+		goto fail;
+	}
+	init = (rdhpf_plugin_init_fn)(uintptr_t)dlsym(dl, RDHPF_PLUGIN_ENTRY);
+	if (init == NULL) {
+		snprintf(why, len, "no %s symbol: not an rdhpf plugin", RDHPF_PLUGIN_ENTRY);
+		goto fail;
+	}
+	info = init(api);
+	if (plugin_check_info(info, why, len) != 0)
+		goto fail;
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->v[i].info->kind == info->kind && strcmp(set->v[i].info->name, info->name) == 0) {
+			snprintf(why, len, "%s plugin '%s' already loaded from %s",
+			         plugin_kind_name(info->kind), info->name, set->v[i].path);
+			goto fail;
+		}
+	}
+	close(fd);
+	set->v = xrealloc(set->v, (set->n + 1) * sizeof *set->v);
+	set->v[set->n].path = xstrdup(path);
+	set->v[set->n].dl = dl;
+	set->v[set->n].info = info;
+	set->n++;
+	return 0;
+fail:
+	if (dl != NULL)
+		dlclose(dl);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0;
+	char buf[512];
+
+	memset(set, 0, sizeof *set);
+	set->dir = xstrdup(dir);
+	if (stat(dir, &st) != 0) {
+		snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, strerror(errno));
+		set->dir_error = xstrdup(buf);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(buf, sizeof buf, "plugin directory %s: not a directory", dir);
+		set->dir_error = xstrdup(buf);
+		return -1;
+	}
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+		snprintf(buf, sizeof buf, "plugin directory %s is world-writable (mode %04o); refusing it",
+		         dir, (unsigned)(st.st_mode & 07777));
+		set->dir_error = xstrdup(buf);
+		return -1;
+	}
+	if ((st.st_mode & S_IWOTH) || !owner_ok(&st)) {
+		snprintf(buf, sizeof buf, "plugin directory %s is writable by others or not owned by root or us",
+		         dir);
+		set->dir_error = xstrdup(buf);
+		return -1;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, strerror(errno));
+		set->dir_error = xstrdup(buf);
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l < 4 || strcmp(e->d_name + l - 3, ".so") != 0 || e->d_name[0] == '.')
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof *names);
+		names[n++] = xstrdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		char path[4096], why[512];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (load_one(set, path, api, why, sizeof why) != 0)
+			refuse(set, path, why);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+const struct plugin *
+plugins_find(const struct plugin_set *set, int kind, const char *name)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->v[i].info->kind == kind && strcmp(set->v[i].info->name, name) == 0)
+			return &set->v[i];
+	}
+	return NULL;
+}
+
+const struct rdhpf_option_desc *
+plugins_lookup_options(void *arg, int kind, const char *name)
+{
+	static const struct rdhpf_option_desc none[] = {{NULL, NULL}};
+	const struct plugin *p = plugins_find(arg, kind, name);
+
+	if (p == NULL)
+		return NULL;
+	return p->info->options ? p->info->options : none;
+}
+
+void
+plugin_caps_string(const struct rdhpf_plugin_info *info, char *buf, size_t len)
+{
+	static const struct {
+		int kind;
+		uint64_t bit;
+		const char *name;
+	} names[] = {
+		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_EXEC, "exec"},
+		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_UNIX_STREAM, "unix-stream"},
+		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_FORWARD_STATS, "forward-stats"},
+		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_HOLD_LISTENERS, "hold-listeners"},
+		{RDHPF_KIND_RUNTIME, RDHPF_RCAP_EVENTS, "events"},
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (names[i].kind != info->kind || !(info->caps & names[i].bit))
+			continue;
+		int w = snprintf(buf + off, len - off, "%s%s", off ? "," : "", names[i].name);
+		if (w < 0 || (size_t)w >= len - off)
+			break;
+		off += (size_t)w;
+	}
+	if (off == 0)
+		snprintf(buf, len, "-");
+}
+
+void
+plugins_unload(struct plugin_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		dlclose(set->v[i].dl);
+		free(set->v[i].path);
+	}
+	for (size_t i = 0; i < set->n_refused; i++) {
+		free(set->refused[i].path);
+		free(set->refused[i].why);
+	}
+	free(set->v);
+	free(set->refused);
+	free(set->dir);
+	free(set->dir_error);
+	memset(set, 0, sizeof *set);
+}

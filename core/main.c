@@ -1,0 +1,183 @@
+/* rdhpf command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core.h"
+#include "log.h"
+
+static void
+usage(FILE *out)
+{
+	fputs("usage: rdhpf COMMAND [options]\n"
+	      "\n"
+	      "Keeps localhost:P forwarded over SSH to every port that a container publishes\n"
+	      "on a remote Docker or Podman host.\n"
+	      "\n"
+	      "commands:\n"
+	      "  run            run the daemon (foreground)\n"
+	      "  check-config   validate the config and print each host's effective policy\n"
+	      "  plugins        list the plugins found, and why any file was refused\n"
+	      "  version        print the version and plugin ABI\n"
+	      "\n"
+	      "options (every command):\n"
+	      "  --config FILE        config file (default $XDG_CONFIG_HOME/rdhpf/config.ini)\n"
+	      "  --host ssh://U@H[:P] one host, defaults for everything (zero-config);\n"
+	      "                       without --host and config file, DOCKER_HOST=ssh://… is used\n"
+	      "  --runtime-dir DIR    private directory for sockets (default $XDG_RUNTIME_DIR/rdhpf)\n"
+	      "  --log-format FMT     logfmt (default) or json\n"
+	      "  --log-level LEVEL    error, warn, info (default), debug, trace\n",
+	      out);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+static int
+cmd_plugins(const struct run_opts *o)
+{
+	struct cfg c;
+	struct plugin_set ps;
+	const char *dir;
+	int rc = 0;
+
+	memset(&c, 0, sizeof c);
+	/* A config is optional here: it only picks the directory. */
+	if (o->config_path != NULL && cfg_parse_file(o->config_path, &c) != 0) {
+		cfg_print_errors(&c, stderr);
+		rc = 2;
+	}
+	dir = plugin_dir_choose(&c);
+	printf("plugin directory: %s\n", dir);
+	if (plugins_load_dir(dir, &core_host_api, &ps) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", ps.dir_error);
+		plugins_unload(&ps);
+		cfg_free(&c);
+		return 1;
+	}
+	printf("%-10s %-12s %-10s %-6s %s\n", "KIND", "NAME", "VERSION", "ABI", "CAPABILITIES");
+	for (size_t i = 0; i < ps.n; i++) {
+		const struct rdhpf_plugin_info *in = ps.v[i].info;
+		char caps[128], abi[16];
+		plugin_caps_string(in, caps, sizeof caps);
+		snprintf(abi, sizeof abi, "%u.%u", in->abi_major, in->abi_minor);
+		printf("%-10s %-12s %-10s %-6s %s\n", plugin_kind_name(in->kind), in->name, in->version,
+		       abi, caps);
+	}
+	if (ps.n == 0)
+		printf("(no plugins)\n");
+	for (size_t i = 0; i < ps.n_refused; i++)
+		printf("refused %s: %s\n", ps.refused[i].path, ps.refused[i].why);
+	plugins_unload(&ps);
+	cfg_free(&c);
+	return rc;
+}
+
+static int
+cmd_check_config(const struct run_opts *o, const char *file)
+{
+	struct cfg c;
+	struct plugin_set ps;
+	int rc = 0;
+
+	/* Go on after errors: the plugin check below reports more of them. */
+	config_load(file ? file : o->config_path, o->host_url, &c);
+	if (plugins_load_dir(plugin_dir_choose(&c), &core_host_api, &ps) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", ps.dir_error);
+		rc = 2;
+	} else {
+		cfg_check_plugins(&c, plugins_lookup_options, &ps);
+	}
+	if (c.n_errors > 0) {
+		cfg_print_errors(&c, stderr);
+		fprintf(stderr, "%zu error%s\n", c.n_errors, c.n_errors == 1 ? "" : "s");
+		rc = 2;
+	} else if (rc == 0) {
+		cfg_print(&c, stdout);
+		printf("config ok: %zu host%s\n", c.n_hosts, c.n_hosts == 1 ? "" : "s");
+	}
+	plugins_unload(&ps);
+	cfg_free(&c);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"host", required_argument, NULL, 'H'},
+		{"runtime-dir", required_argument, NULL, 'r'},
+		{"log-format", required_argument, NULL, 'f'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct run_opts o = {.log_format = -1, .log_level = -1};
+	const char *cmd;
+	int ch;
+
+	log_init(stderr, LOG_LOGFMT, RDHPF_LOG_INFO, mono_ms);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o.config_path = optarg; break;
+		case 'H': o.host_url = optarg; break;
+		case 'r': o.runtime_dir = optarg; break;
+		case 'f':
+			if (strcmp(optarg, "logfmt") == 0)
+				o.log_format = LOG_LOGFMT;
+			else if (strcmp(optarg, "json") == 0)
+				o.log_format = LOG_JSON;
+			else {
+				fprintf(stderr, "rdhpf: --log-format: '%s' is not logfmt or json\n", optarg);
+				return 2;
+			}
+			break;
+		case 'l':
+			o.log_level = log_level_parse(optarg);
+			if (o.log_level < 0) {
+				fprintf(stderr, "rdhpf: --log-level: '%s' is not error, warn, info, debug or trace\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		case 'V': cmd = "version"; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (o.log_format >= 0)
+		log_set_format((enum log_format)o.log_format);
+	if (o.log_level >= 0)
+		log_set_level(o.log_level);
+
+	if (strcmp(cmd, "run") == 0)
+		return daemon_run(&o);
+	if (strcmp(cmd, "plugins") == 0)
+		return cmd_plugins(&o);
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check_config(&o, optind < argc ? argv[optind] : NULL);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("rdhpf %s (plugin ABI %d.%d)\n", RDHPF_VERSION, RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
+		return 0;
+	}
+	fprintf(stderr, "rdhpf: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}

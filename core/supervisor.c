@@ -1,0 +1,1077 @@
+/* Per-host supervisor.
+ *
+ *   connecting → syncing → steady
+ *   any link failure → backoff (exponential, jitter, cap) → connecting
+ *   breaker_threshold consecutive failures → breaker open for the cooldown,
+ *   then one half-open try.
+ *
+ * Every (re)connect does list-then-watch: start the event stream, list the
+ * running containers, replace the container set with the list, apply the
+ * events that arrived meanwhile, reconcile.  Reconciliation is pure and
+ * idempotent, so re-adding everything after a reconnect is always safe.
+ * An event stream that ends while the link is fine is retried with its own
+ * backoff after a health check, without a new SSH connection.
+ *
+ * Nothing here ever exits the process: every failure becomes a state. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "core.h"
+#include "log.h"
+#include "reconcile.h"
+#include "util.h"
+
+#define FWD_RETRY_MS 2000
+#define CONNECT_GRACE_MS 2000
+
+enum fwd_state { FWD_PENDING = 0, FWD_ACTIVE, FWD_CONFLICT, FWD_FAILED };
+
+struct fwd {
+	uint64_t id;
+	struct rc_forward f;
+	enum fwd_state state;
+	int in_flight;
+	uint64_t since_ms;
+	uint64_t add_started_ms;
+	char err[160];
+};
+
+struct cont {
+	char *id;
+	char *name;
+	struct rdhpf_port *ports;
+	size_t n_ports;
+	uint64_t seq;
+};
+
+struct pending_event {
+	int type;
+	struct cont c;
+};
+
+/* One asynchronous call into a plugin; its arg.  Kept on a list so a host
+ * torn down with calls outstanding frees them. */
+struct op {
+	struct host *h;
+	uint64_t gen;
+	uint64_t fwd_id;
+	struct op *next;
+};
+
+struct host {
+	char *name;
+	struct cfg_host *cfg; /* borrowed from the config the daemon keeps */
+	const struct plugin *tp, *rp;
+	const struct rdhpf_transport_ops *tops;
+	const struct rdhpf_runtime_ops *rops;
+	struct rdhpf_ctx *tctx, *rctx;
+	struct rdhpf_host_params *tparams, *rparams;
+	void *tstate, *rstate;
+
+	enum host_state state;
+	uint64_t gen;             /* bumped on every link change; stale callbacks ignore */
+	int listing;              /* list() outstanding: buffer events */
+	int watching;
+	int down_pending;
+	int down_status;
+	char down_detail[256];
+
+	struct backoff bo;        /* link */
+	struct backoff sync_bo;   /* event stream, link fine */
+	struct breaker br;
+	uint64_t rng;
+
+	uv_timer_t t_retry;       /* backoff / breaker / resync */
+	uv_timer_t t_watchdog;    /* connect timeout */
+	uv_timer_t t_health;
+	uv_timer_t t_fwd;         /* retry conflicted / failed forwards */
+	uv_timer_t t_down;        /* deferred link failure */
+	int health_in_flight;
+	uint64_t health_started_ms;
+
+	struct cont *conts;
+	size_t n_conts;
+	uint64_t seq;
+	struct pending_event *pend;
+	size_t n_pend;
+
+	struct fwd *fwds;
+	size_t n_fwds;
+	uint64_t next_fwd_id;
+
+	struct op *ops;
+
+	/* figures */
+	uint64_t connects, reconnects, link_failures, events, resyncs;
+	uint64_t connected_since_ms, down_since_ms;
+	char last_error[256];
+	int closing_handles;
+};
+
+static void try_connect(struct host *h);
+static void start_sync(struct host *h);
+static void link_failed(struct host *h, int status, const char *detail);
+static void reconcile_apply(struct host *h);
+
+const char *
+host_state_name(enum host_state s)
+{
+	switch (s) {
+	case HOST_IDLE: return "idle";
+	case HOST_CONNECTING: return "connecting";
+	case HOST_SYNCING: return "syncing";
+	case HOST_STEADY: return "steady";
+	case HOST_BACKOFF: return "backoff";
+	case HOST_BREAKER_OPEN: return "breaker-open";
+	case HOST_STOPPED: return "stopped";
+	}
+	return "?";
+}
+
+static uint64_t
+now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+static double
+rnd(struct host *h)
+{
+	/* xorshift64*: jitter only, not security. */
+	h->rng ^= h->rng >> 12;
+	h->rng ^= h->rng << 25;
+	h->rng ^= h->rng >> 27;
+	return (double)((h->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static void
+hlog(struct host *h, int level, const char *msg, ...)
+{
+	va_list ap;
+
+	va_start(ap, msg);
+	log_vkv(level, h->name, NULL, msg, ap);
+	va_end(ap);
+}
+
+static const char *
+status_name(int st)
+{
+	switch (st) {
+	case RDHPF_OK: return "ok";
+	case RDHPF_ERR_NOMEM: return "out of memory";
+	case RDHPF_ERR_INVAL: return "invalid";
+	case RDHPF_ERR_ABI: return "abi mismatch";
+	case RDHPF_ERR_IO: return "i/o error";
+	case RDHPF_ERR_TIMEOUT: return "timeout";
+	case RDHPF_ERR_CONNECT: return "cannot connect";
+	case RDHPF_ERR_HOSTKEY: return "host key mismatch";
+	case RDHPF_ERR_AUTH: return "authentication failed";
+	case RDHPF_ERR_CLOSED: return "closed";
+	case RDHPF_ERR_ADDRINUSE: return "address in use";
+	case RDHPF_ERR_REMOTE: return "remote error";
+	case RDHPF_ERR_PROTO: return "protocol error";
+	case RDHPF_ERR_UNSUPPORTED: return "unsupported";
+	case RDHPF_ERR_BUSY: return "busy";
+	case RDHPF_ERR_CANCELLED: return "cancelled";
+	case RDHPF_ERR_NOTCONN: return "not connected";
+	default: return "error";
+	}
+}
+
+static void
+set_state(struct host *h, enum host_state s)
+{
+	if (h->state == s)
+		return;
+	hlog(h, RDHPF_LOG_DEBUG, "state", "from", host_state_name(h->state), "to",
+	     host_state_name(s), NULL);
+	h->state = s;
+	metrics_gauge_set(h->name, h->tp->info->name, "host_state", (double)s);
+}
+
+/* ---- ops ---- */
+
+static struct op *
+op_new(struct host *h, uint64_t fwd_id)
+{
+	struct op *o = xcalloc(1, sizeof *o);
+
+	o->h = h;
+	o->gen = h->gen;
+	o->fwd_id = fwd_id;
+	o->next = h->ops;
+	h->ops = o;
+	return o;
+}
+
+/* Unlink and free; returns whether the op is still current. */
+static int
+op_done(struct op *o)
+{
+	struct host *h = o->h;
+	int current = o->gen == h->gen;
+
+	for (struct op **pp = &h->ops; *pp; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	}
+	free(o);
+	return current;
+}
+
+static void
+op_cancel(struct host *h, struct op *o)
+{
+	for (struct op **pp = &h->ops; *pp; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	}
+	free(o);
+}
+
+/* ---- containers ---- */
+
+static void
+cont_clear(struct cont *c)
+{
+	free(c->id);
+	free(c->name);
+	for (size_t i = 0; i < c->n_ports; i++)
+		free((void *)(uintptr_t)c->ports[i].host_ip);
+	free(c->ports);
+	memset(c, 0, sizeof *c);
+}
+
+static void
+cont_copy(struct cont *dst, const struct rdhpf_container *src, uint64_t seq)
+{
+	dst->id = xstrdup(src->id ? src->id : "");
+	dst->name = xstrdup(src->name ? src->name : "");
+	dst->n_ports = src->n_ports;
+	dst->ports = xcalloc(src->n_ports ? src->n_ports : 1, sizeof *dst->ports);
+	for (size_t i = 0; i < src->n_ports; i++) {
+		dst->ports[i] = src->ports[i];
+		dst->ports[i].host_ip = xstrdup(src->ports[i].host_ip ? src->ports[i].host_ip : "");
+	}
+	dst->seq = seq;
+}
+
+static struct cont *
+cont_find(struct host *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_conts; i++)
+		if (strcmp(h->conts[i].id, id) == 0)
+			return &h->conts[i];
+	return NULL;
+}
+
+static void
+conts_clear(struct host *h)
+{
+	for (size_t i = 0; i < h->n_conts; i++)
+		cont_clear(&h->conts[i]);
+	free(h->conts);
+	h->conts = NULL;
+	h->n_conts = 0;
+}
+
+static void
+pend_clear(struct host *h)
+{
+	for (size_t i = 0; i < h->n_pend; i++)
+		cont_clear(&h->pend[i].c);
+	free(h->pend);
+	h->pend = NULL;
+	h->n_pend = 0;
+}
+
+/* Apply one event to the container set (no reconcile). */
+static void
+apply_event(struct host *h, int type, const struct rdhpf_container *c)
+{
+	struct cont *old;
+
+	if (c == NULL || c->id == NULL || c->id[0] == '\0')
+		return;
+	old = cont_find(h, c->id);
+	if (type == RDHPF_EV_START) {
+		if (old != NULL)
+			cont_clear(old);
+		else {
+			h->conts = xrealloc(h->conts, (h->n_conts + 1) * sizeof *h->conts);
+			old = &h->conts[h->n_conts++];
+		}
+		cont_copy(old, c, ++h->seq);
+	} else if (type == RDHPF_EV_STOP && old != NULL) {
+		cont_clear(old);
+		*old = h->conts[--h->n_conts];
+	}
+}
+
+/* ---- forwards ---- */
+
+static struct fwd *
+fwd_by_id(struct host *h, uint64_t id)
+{
+	for (size_t i = 0; i < h->n_fwds; i++)
+		if (h->fwds[i].id == id)
+			return &h->fwds[i];
+	return NULL;
+}
+
+static struct fwd *
+fwd_by_key(struct host *h, const char *bind, uint16_t port)
+{
+	for (size_t i = 0; i < h->n_fwds; i++)
+		if (h->fwds[i].f.local_port == port && strcmp(h->fwds[i].f.bind, bind) == 0)
+			return &h->fwds[i];
+	return NULL;
+}
+
+static void
+fwd_to_plugin(const struct fwd *w, struct rdhpf_forward *pf)
+{
+	pf->bind_address = w->f.bind;
+	pf->local_port = w->f.local_port;
+	pf->remote_host = w->f.remote_host;
+	pf->remote_port = w->f.remote_port;
+}
+
+static void
+fwd_log(struct host *h, int level, const char *msg, const struct fwd *w, const char *err)
+{
+	char local[16], remote[16];
+
+	snprintf(local, sizeof local, "%u", w->f.local_port);
+	snprintf(remote, sizeof remote, "%u", w->f.remote_port);
+	hlog(h, level, msg, "bind", w->f.bind, "local_port", local, "remote_host", w->f.remote_host,
+	     "remote_port", remote, "container", w->f.container_name, "container_id",
+	     w->f.container_id, "err", err, NULL);
+}
+
+static void
+count_active(struct host *h)
+{
+	metrics_gauge_set(h->name, h->tp->info->name, "forwards_active",
+	                  (double)host_active_forwards(h));
+}
+
+static void
+on_add_done(void *arg, int status, const char *detail)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+	uint64_t id = o->fwd_id;
+	int current = op_done(o);
+	struct fwd *w = fwd_by_id(h, id);
+
+	if (w == NULL)
+		return;
+	w->in_flight = 0;
+	if (!current)
+		return; /* the link changed meanwhile; connect re-adds */
+	if (status == RDHPF_OK) {
+		if (w->state != FWD_ACTIVE) {
+			w->state = FWD_ACTIVE;
+			w->since_ms = now_ms();
+			w->err[0] = '\0';
+			metrics_observe(h->name, h->tp->info->name, "forward_add_seconds",
+			                (double)(w->since_ms - w->add_started_ms) / 1000.0);
+			fwd_log(h, RDHPF_LOG_INFO, "forward active", w, NULL);
+		}
+	} else if (status == RDHPF_ERR_NOTCONN) {
+		w->state = FWD_PENDING;
+	} else {
+		w->state = status == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
+		w->since_ms = now_ms();
+		snprintf(w->err, sizeof w->err, "%s%s%s", status_name(status), detail ? ": " : "",
+		         detail ? detail : "");
+		fwd_log(h, RDHPF_LOG_WARN,
+		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
+		        w, w->err);
+	}
+	count_active(h);
+}
+
+static void
+issue_add(struct host *h, struct fwd *w)
+{
+	struct rdhpf_forward pf;
+	struct op *o;
+	int r;
+
+	if (w->in_flight)
+		return;
+	fwd_to_plugin(w, &pf);
+	o = op_new(h, w->id);
+	w->in_flight = 1;
+	w->add_started_ms = now_ms();
+	r = h->tops->forward_add(h->tstate, &pf, on_add_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		w->in_flight = 0;
+		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
+		snprintf(w->err, sizeof w->err, "%s", status_name(r));
+		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
+	}
+}
+
+static void
+on_remove_done(void *arg, int status, const char *detail)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+
+	op_done(o);
+	if (status != RDHPF_OK && status != RDHPF_ERR_NOTCONN)
+		hlog(h, RDHPF_LOG_WARN, "forward remove failed", "err", status_name(status), "detail",
+		     detail, NULL);
+}
+
+static void
+fwd_remove_at(struct host *h, size_t i, const char *reason)
+{
+	struct fwd *w = &h->fwds[i];
+	struct rdhpf_forward pf;
+
+	fwd_log(h, RDHPF_LOG_INFO, "forward removed", w, reason);
+	fwd_to_plugin(w, &pf);
+	if (h->tstate != NULL) {
+		struct op *o = op_new(h, 0);
+		if (h->tops->forward_remove(h->tstate, &pf, on_remove_done, o) != RDHPF_OK)
+			op_cancel(h, o);
+	}
+	h->fwds[i] = h->fwds[--h->n_fwds];
+}
+
+static int
+link_up(const struct host *h)
+{
+	return h->state == HOST_SYNCING || h->state == HOST_STEADY;
+}
+
+static void
+reconcile_apply(struct host *h)
+{
+	struct rc_container *rcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *rcs);
+	struct rdhpf_container *pcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *pcs);
+	struct rc_forward *desired = NULL, *conflicts = NULL, *actual;
+	size_t nd = 0, nc = 0, skipped = 0, na = h->n_fwds, nact = 0;
+	struct rc_action *acts = NULL;
+	struct rc_policy pol;
+	struct rc_port_map *map;
+
+	for (size_t i = 0; i < h->n_conts; i++) {
+		pcs[i].id = h->conts[i].id;
+		pcs[i].name = h->conts[i].name;
+		pcs[i].ports = h->conts[i].ports;
+		pcs[i].n_ports = h->conts[i].n_ports;
+		rcs[i].c = &pcs[i];
+		rcs[i].seq = h->conts[i].seq;
+	}
+	memset(&pol, 0, sizeof pol);
+	pol.bind = h->cfg->bind_address;
+	pol.port_offset = h->cfg->port_offset;
+	map = xcalloc(h->cfg->n_port_map ? h->cfg->n_port_map : 1, sizeof *map);
+	for (size_t i = 0; i < h->cfg->n_port_map; i++) {
+		map[i].remote_port = h->cfg->port_map[i].remote;
+		map[i].local_port = h->cfg->port_map[i].local;
+	}
+	pol.map = map;
+	pol.n_map = h->cfg->n_port_map;
+	actual = xcalloc(na ? na : 1, sizeof *actual);
+	for (size_t i = 0; i < na; i++)
+		actual[i] = h->fwds[i].f;
+	if (rc_desired(rcs, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skipped) != 0 ||
+	    rc_reconcile(desired, nd, actual, na, &acts, &nact) != 0) {
+		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < nact; i++) {
+		const struct rc_action *a = &acts[i];
+		struct fwd *w = fwd_by_key(h, a->fwd.bind, a->fwd.local_port);
+		switch (a->type) {
+		case RC_REMOVE:
+			if (w != NULL)
+				fwd_remove_at(h, (size_t)(w - h->fwds), "container stopped or port moved");
+			break;
+		case RC_ADD:
+			h->fwds = xrealloc(h->fwds, (h->n_fwds + 1) * sizeof *h->fwds);
+			w = &h->fwds[h->n_fwds++];
+			memset(w, 0, sizeof *w);
+			w->id = ++h->next_fwd_id;
+			w->f = a->fwd;
+			w->state = FWD_PENDING;
+			w->since_ms = now_ms();
+			if (link_up(h))
+				issue_add(h, w);
+			break;
+		case RC_RETAG:
+			if (w != NULL) {
+				w->f = a->fwd;
+				fwd_log(h, RDHPF_LOG_INFO, "forward changed owner", w, NULL);
+			}
+			break;
+		}
+	}
+	for (size_t i = 0; i < nc; i++) {
+		char p[16];
+		snprintf(p, sizeof p, "%u", conflicts[i].local_port);
+		hlog(h, RDHPF_LOG_INFO, "port owned by a later container; not forwarded",
+		     "local_port", p, "container", conflicts[i].container_name, NULL);
+	}
+	count_active(h);
+out:
+	free(acts);
+	free(desired);
+	free(conflicts);
+	free(actual);
+	free(rcs);
+	free(pcs);
+	free(map);
+}
+
+static void
+fwd_retry_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	if (!link_up(h))
+		return;
+	for (size_t i = 0; i < h->n_fwds; i++) {
+		struct fwd *w = &h->fwds[i];
+		if (w->state == FWD_CONFLICT || w->state == FWD_FAILED || w->state == FWD_PENDING)
+			issue_add(h, w);
+	}
+}
+
+/* ---- runtime ---- */
+
+static void
+runtime_stop(struct host *h)
+{
+	if (h->rstate != NULL)
+		h->rops->stop(h->rstate);
+	h->watching = 0;
+	h->listing = 0;
+	pend_clear(h);
+}
+
+static void
+on_event(void *arg, const struct rdhpf_event *ev)
+{
+	struct host *h = arg;
+
+	if (!h->watching || ev == NULL || ev->container == NULL)
+		return;
+	h->events++;
+	metrics_counter_add(h->name, h->rp->info->name, "events_total", 1);
+	if (h->listing) {
+		h->pend = xrealloc(h->pend, (h->n_pend + 1) * sizeof *h->pend);
+		h->pend[h->n_pend].type = ev->type;
+		cont_copy(&h->pend[h->n_pend].c, ev->container, 0);
+		h->n_pend++;
+		return;
+	}
+	apply_event(h, ev->type, ev->container);
+	reconcile_apply(h);
+}
+
+static void
+sync_retry_cb(uv_timer_t *t);
+
+static void
+sync_failed(struct host *h, int status, const char *detail)
+{
+	uint64_t delay;
+	char d[32];
+
+	runtime_stop(h);
+	delay = backoff_next(&h->sync_bo, rnd(h));
+	snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
+	snprintf(h->last_error, sizeof h->last_error, "event stream: %s%s%s", status_name(status),
+	         detail ? ": " : "", detail ? detail : "");
+	hlog(h, RDHPF_LOG_WARN, "event stream failed, resync after delay", "err", status_name(status),
+	     "detail", detail, "retry_ms", d, NULL);
+	h->resyncs++;
+	metrics_counter_add(h->name, h->rp->info->name, "resyncs_total", 1);
+	set_state(h, HOST_SYNCING);
+	h->t_retry.data = h;
+	uv_timer_start(&h->t_retry, sync_retry_cb, delay, 0);
+}
+
+static void
+on_watch_end(void *arg, int status, const char *detail)
+{
+	struct host *h = arg;
+
+	if (!h->watching)
+		return;
+	h->watching = 0;
+	sync_failed(h, status == RDHPF_OK ? RDHPF_ERR_CLOSED : status,
+	            detail ? detail : "event stream ended");
+}
+
+static const struct rdhpf_watch_cbs watch_cbs = {
+	.on_event = on_event,
+	.on_end = on_watch_end,
+};
+
+static void
+on_list_done(void *arg, int status, const char *detail, const struct rdhpf_container *cs, size_t n)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+	char nb[24];
+
+	if (!op_done(o) || !h->listing)
+		return;
+	h->listing = 0;
+	if (status != RDHPF_OK) {
+		sync_failed(h, status, detail);
+		return;
+	}
+	/* The list is the truth; events that raced it are applied after it. */
+	conts_clear(h);
+	for (size_t i = 0; i < n; i++)
+		apply_event(h, RDHPF_EV_START, &cs[i]);
+	for (size_t i = 0; i < h->n_pend; i++) {
+		struct rdhpf_container pc = {
+			.id = h->pend[i].c.id,
+			.name = h->pend[i].c.name,
+			.ports = h->pend[i].c.ports,
+			.n_ports = h->pend[i].c.n_ports,
+		};
+		apply_event(h, h->pend[i].type, &pc);
+	}
+	pend_clear(h);
+	reconcile_apply(h);
+	backoff_reset(&h->sync_bo);
+	backoff_reset(&h->bo);
+	breaker_success(&h->br);
+	snprintf(nb, sizeof nb, "%zu", n);
+	hlog(h, RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
+	set_state(h, HOST_STEADY);
+}
+
+static void
+start_sync(struct host *h)
+{
+	struct op *o;
+	int r;
+
+	runtime_stop(h);
+	set_state(h, HOST_SYNCING);
+	h->watching = 1;
+	r = h->rops->watch(h->rstate, &watch_cbs, h);
+	if (r != RDHPF_OK) {
+		h->watching = 0;
+		sync_failed(h, r, "cannot start the event stream");
+		return;
+	}
+	h->listing = 1;
+	o = op_new(h, 0);
+	r = h->rops->list(h->rstate, on_list_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		sync_failed(h, r, "cannot list containers");
+	}
+}
+
+static void
+on_sync_health(void *arg, int status, const char *detail)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+
+	if (!op_done(o))
+		return;
+	h->health_in_flight = 0;
+	if (status != RDHPF_OK)
+		link_failed(h, status, detail ? detail : "health check failed");
+	else
+		start_sync(h);
+}
+
+static void
+sync_retry_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	struct op *o;
+
+	if (!link_up(h))
+		return;
+	/* Is it the engine or the link?  Ask the link first. */
+	o = op_new(h, 0);
+	h->health_in_flight = 1;
+	h->health_started_ms = now_ms();
+	if (h->tops->health_check(h->tstate, on_sync_health, o) != RDHPF_OK) {
+		op_cancel(h, o);
+		h->health_in_flight = 0;
+		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
+	}
+}
+
+/* ---- health ---- */
+
+static void
+on_health(void *arg, int status, const char *detail)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+	uint64_t took;
+
+	if (!op_done(o))
+		return;
+	h->health_in_flight = 0;
+	took = now_ms() - h->health_started_ms;
+	metrics_observe(h->name, h->tp->info->name, "health_check_seconds", (double)took / 1000.0);
+	if (status != RDHPF_OK)
+		link_failed(h, status, detail ? detail : "health check failed");
+}
+
+static void
+health_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	struct op *o;
+
+	if (h->state != HOST_STEADY)
+		return;
+	if (h->health_in_flight) {
+		if (now_ms() - h->health_started_ms > h->cfg->pol.connect_timeout_ms)
+			link_failed(h, RDHPF_ERR_TIMEOUT, "health check did not answer");
+		return;
+	}
+	o = op_new(h, 0);
+	h->health_in_flight = 1;
+	h->health_started_ms = now_ms();
+	if (h->tops->health_check(h->tstate, on_health, o) != RDHPF_OK) {
+		op_cancel(h, o);
+		h->health_in_flight = 0;
+		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
+	}
+}
+
+/* ---- link ---- */
+
+static void
+retry_connect_cb(uv_timer_t *t)
+{
+	try_connect(t->data);
+}
+
+static void
+link_failed(struct host *h, int status, const char *detail)
+{
+	uint64_t delay, now = now_ms();
+	char d[32];
+
+	if (h->state == HOST_STOPPED || h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN)
+		return;
+	h->gen++;
+	h->health_in_flight = 0;
+	uv_timer_stop(&h->t_watchdog);
+	uv_timer_stop(&h->t_retry);
+	runtime_stop(h);
+	h->tops->disconnect(h->tstate);
+	for (size_t i = 0; i < h->n_fwds; i++) {
+		h->fwds[i].in_flight = 0;
+		if (h->fwds[i].state == FWD_ACTIVE)
+			h->fwds[i].state = FWD_PENDING;
+	}
+	count_active(h);
+	if (h->connected_since_ms != 0) {
+		h->link_failures++;
+		h->down_since_ms = now;
+		metrics_counter_add(h->name, h->tp->info->name, "disconnects_total", 1);
+	}
+	h->connected_since_ms = 0;
+	snprintf(h->last_error, sizeof h->last_error, "%s%s%s", status_name(status),
+	         detail ? ": " : "", detail ? detail : "");
+	breaker_failure(&h->br, now);
+	metrics_gauge_set(h->name, h->tp->info->name, "breaker_open", h->br.state == BREAKER_OPEN);
+	if (h->br.state == BREAKER_OPEN) {
+		delay = breaker_wait_ms(&h->br, now);
+		set_state(h, HOST_BREAKER_OPEN);
+		snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
+		hlog(h, RDHPF_LOG_ERROR, "link down, circuit breaker open", "err", status_name(status),
+		     "detail", detail, "retry_ms", d, NULL);
+	} else {
+		delay = backoff_next(&h->bo, rnd(h));
+		set_state(h, HOST_BACKOFF);
+		snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
+		hlog(h, RDHPF_LOG_WARN, "link down, backing off", "err", status_name(status), "detail",
+		     detail, "retry_ms", d, NULL);
+	}
+	h->t_retry.data = h;
+	uv_timer_start(&h->t_retry, retry_connect_cb, delay, 0);
+}
+
+static void
+down_deferred_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	if (!h->down_pending)
+		return;
+	h->down_pending = 0;
+	link_failed(h, h->down_status, h->down_detail);
+}
+
+/* Called by the transport (report_down) or from inside plugin callbacks:
+ * never re-enter the plugin from its own frame, so defer. */
+static void
+link_failed_later(struct host *h, int status, const char *detail)
+{
+	if (h->state == HOST_STOPPED || h->down_pending)
+		return;
+	h->down_pending = 1;
+	h->down_status = status;
+	snprintf(h->down_detail, sizeof h->down_detail, "%s", detail ? detail : "link lost");
+	uv_timer_start(&h->t_down, down_deferred_cb, 0, 0);
+}
+
+static void
+on_report_down(void *arg, int status, const char *detail)
+{
+	struct host *h = arg;
+
+	if (h->state == HOST_CONNECTING || link_up(h))
+		link_failed_later(h, status, detail);
+}
+
+static void
+on_connect_done(void *arg, int status, const char *detail)
+{
+	struct op *o = arg;
+	struct host *h = o->h;
+	uint64_t now = now_ms();
+
+	if (!op_done(o) || h->state != HOST_CONNECTING)
+		return;
+	uv_timer_stop(&h->t_watchdog);
+	if (status != RDHPF_OK) {
+		link_failed_later(h, status, detail);
+		return;
+	}
+	h->connects++;
+	if (h->down_since_ms != 0) {
+		h->reconnects++;
+		metrics_observe(h->name, h->tp->info->name, "reconnect_seconds",
+		                (double)(now - h->down_since_ms) / 1000.0);
+		h->down_since_ms = 0;
+	}
+	metrics_counter_add(h->name, h->tp->info->name, "connects_total", 1);
+	h->connected_since_ms = now;
+	hlog(h, RDHPF_LOG_INFO, "connected", "transport", h->tp->info->name, NULL);
+	set_state(h, HOST_SYNCING);
+	/* Forwards the transport may have lost: add each again (idempotent). */
+	for (size_t i = 0; i < h->n_fwds; i++) {
+		h->fwds[i].state = h->fwds[i].state == FWD_ACTIVE ? FWD_PENDING : h->fwds[i].state;
+		issue_add(h, &h->fwds[i]);
+	}
+	start_sync(h);
+}
+
+static void
+watchdog_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	if (h->state == HOST_CONNECTING)
+		link_failed(h, RDHPF_ERR_TIMEOUT, "connect did not finish within connect_timeout");
+}
+
+static void
+try_connect(struct host *h)
+{
+	struct op *o;
+	int r;
+	uint64_t now = now_ms();
+
+	if (h->state == HOST_STOPPED)
+		return;
+	if (!breaker_allow(&h->br, now)) {
+		set_state(h, HOST_BREAKER_OPEN);
+		uv_timer_start(&h->t_retry, retry_connect_cb, breaker_wait_ms(&h->br, now), 0);
+		return;
+	}
+	h->gen++;
+	set_state(h, HOST_CONNECTING);
+	o = op_new(h, 0);
+	r = h->tops->connect(h->tstate, on_connect_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		link_failed(h, r, "connect could not start");
+		return;
+	}
+	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
+}
+
+/* ---- lifecycle ---- */
+
+static void
+timer_init(struct host *h, uv_timer_t *t)
+{
+	uv_timer_init(core_loop(), t);
+	t->data = h;
+}
+
+struct host *
+host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugin *rp,
+         const char *runtime_dir, char *err, size_t errlen)
+{
+	struct host *h = xcalloc(1, sizeof *h);
+	char perr[256] = "";
+	int r;
+
+	h->name = xstrdup(cfg->name);
+	h->cfg = (struct cfg_host *)(uintptr_t)cfg;
+	h->tp = tp;
+	h->rp = rp;
+	h->tops = tp->info->ops.transport;
+	h->rops = rp->info->ops.runtime;
+	h->rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)h) | 1;
+	backoff_init(&h->bo, cfg->pol.backoff_initial_ms, cfg->pol.backoff_max_ms,
+	             cfg->pol.backoff_multiplier, cfg->pol.backoff_jitter);
+	backoff_init(&h->sync_bo, cfg->pol.backoff_initial_ms, cfg->pol.backoff_max_ms,
+	             cfg->pol.backoff_multiplier, cfg->pol.backoff_jitter);
+	breaker_init(&h->br, cfg->pol.breaker_threshold, cfg->pol.breaker_cooldown_ms);
+	timer_init(h, &h->t_retry);
+	timer_init(h, &h->t_watchdog);
+	timer_init(h, &h->t_health);
+	timer_init(h, &h->t_fwd);
+	timer_init(h, &h->t_down);
+
+	h->tctx = ctx_new(h, h->name, tp, cfg);
+	h->tctx->down_cb = on_report_down;
+	h->tctx->down_arg = h;
+	h->tparams = host_params_new(cfg, tp, runtime_dir);
+	r = h->tops->create(h->tctx, h->tparams, &h->tstate, perr, sizeof perr);
+	if (r != RDHPF_OK) {
+		snprintf(err, errlen, "transport %s: %s", tp->info->name, perr[0] ? perr : status_name(r));
+		h->tstate = NULL;
+		goto fail;
+	}
+	h->rctx = ctx_new(h, h->name, rp, cfg);
+	h->rctx->tops = h->tops;
+	h->rctx->tstate = h->tstate;
+	h->rctx->tctx = h->tctx;
+	h->rparams = host_params_new(cfg, rp, runtime_dir);
+	r = h->rops->create(h->rctx, h->rparams, &h->rstate, perr, sizeof perr);
+	if (r != RDHPF_OK) {
+		snprintf(err, errlen, "runtime %s: %s", rp->info->name, perr[0] ? perr : status_name(r));
+		h->rstate = NULL;
+		goto fail;
+	}
+	return h;
+fail:
+	host_stop(h, "create failed");
+	host_free(h);
+	return NULL;
+}
+
+void
+host_start(struct host *h)
+{
+	set_state(h, HOST_IDLE);
+	uv_timer_start(&h->t_health, health_cb, h->cfg->pol.health_interval_ms,
+	               h->cfg->pol.health_interval_ms);
+	uv_timer_start(&h->t_fwd, fwd_retry_cb, FWD_RETRY_MS, FWD_RETRY_MS);
+	try_connect(h);
+}
+
+void
+host_stop(struct host *h, const char *reason)
+{
+	if (h->state == HOST_STOPPED)
+		return;
+	h->state = HOST_STOPPED;
+	h->gen++;
+	uv_timer_stop(&h->t_retry);
+	uv_timer_stop(&h->t_watchdog);
+	uv_timer_stop(&h->t_health);
+	uv_timer_stop(&h->t_fwd);
+	uv_timer_stop(&h->t_down);
+	if (h->rstate != NULL) {
+		runtime_stop(h);
+		h->rops->destroy(h->rstate);
+		h->rstate = NULL;
+	}
+	for (size_t i = 0; i < h->n_fwds; i++)
+		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
+	if (h->tstate != NULL) {
+		/* destroy removes every forward and closes the link. */
+		h->tops->destroy(h->tstate);
+		h->tstate = NULL;
+	}
+	ctx_free(h->rctx);
+	h->rctx = NULL;
+	ctx_free(h->tctx);
+	h->tctx = NULL;
+	h->n_fwds = 0;
+}
+
+static void
+host_timer_closed(uv_handle_t *t)
+{
+	struct host *h = t->data;
+
+	if (--h->closing_handles == 0)
+		free(h);
+}
+
+void
+host_free(struct host *h)
+{
+	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog, &h->t_health, &h->t_fwd, &h->t_down};
+
+	if (h == NULL)
+		return;
+	host_stop(h, "host removed");
+	while (h->ops) {
+		struct op *o = h->ops;
+		h->ops = o->next;
+		free(o);
+	}
+	conts_clear(h);
+	pend_clear(h);
+	free(h->fwds);
+	host_params_free(h->tparams);
+	host_params_free(h->rparams);
+	free(h->name);
+	h->closing_handles = (int)(sizeof timers / sizeof timers[0]);
+	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+		uv_close((uv_handle_t *)timers[i], host_timer_closed);
+}
+
+enum host_state
+host_state(const struct host *h)
+{
+	return h->state;
+}
+
+const char *
+host_name(const struct host *h)
+{
+	return h->name;
+}
+
+size_t
+host_active_forwards(const struct host *h)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->n_fwds; i++)
+		n += h->fwds[i].state == FWD_ACTIVE;
+	return n;
+}

@@ -1,0 +1,405 @@
+/* runtime-fake: replays a scripted remote for testing the core.
+ *
+ * script=PATH holds one step a line, at a time since the instance was
+ * created:
+ *     0      start c1 web 18080:80 127.0.0.1:18081:81 5353:53/udp
+ *     1500ms stop c1
+ *     2s     restart-engine          (ends the event stream once)
+ * The simulated remote moves on by the clock whether or not anyone
+ * watches: list() returns what runs now, watch() emits steps as they come
+ * due.  So containers that "start" while the link is down are found by the
+ * next list, as on a real engine.  A malformed line is logged with its line
+ * number and skipped.  Not installed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdhpf/plugin.h"
+
+#define MAX_PORTS 16
+#define TICK_MS 20
+
+static const struct rdhpf_host_api *H;
+
+enum { STEP_START = 1, STEP_STOP, STEP_RESTART };
+
+struct step {
+	uint64_t at_ms;
+	int kind;
+	char id[72];
+	char name[128];
+	struct rdhpf_port ports[MAX_PORTS];
+	char ips[MAX_PORTS][128];
+	size_t n_ports;
+};
+
+struct running {
+	const struct step *s;
+};
+
+struct fr {
+	struct rdhpf_ctx *ctx;
+	uint64_t t0;
+	struct step *steps;
+	size_t n_steps;
+	size_t applied;        /* steps applied to the remote state */
+	const struct step **run; /* running containers (the start step) */
+	size_t n_run;
+
+	const struct rdhpf_watch_cbs *wcbs;
+	void *warg;
+	size_t emitted;        /* steps already sent to the watcher */
+	struct rdhpf_timer *tick;
+
+	rdhpf_list_fn list_done;
+	void *list_arg;
+	struct rdhpf_timer *list_t;
+};
+
+static int
+parse_ms(const char *s, uint64_t *ms)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (strcmp(end, "ms") == 0 || *end == '\0')
+		*ms = v;
+	else if (strcmp(end, "s") == 0)
+		*ms = v * 1000;
+	else
+		return -1;
+	return 0;
+}
+
+/* [ip:]hostport:ctrport[/proto]; ip may be [v6]. */
+static int
+parse_port(const char *spec, struct rdhpf_port *p, char ip[128])
+{
+	char buf[128], *proto, *last, *mid;
+	unsigned long hp, cp;
+
+	if (strlen(spec) >= sizeof buf)
+		return -1;
+	snprintf(buf, sizeof buf, "%s", spec);
+	p->proto = RDHPF_PROTO_TCP;
+	proto = strchr(buf, '/');
+	if (proto) {
+		*proto++ = '\0';
+		if (strcmp(proto, "udp") == 0)
+			p->proto = RDHPF_PROTO_UDP;
+		else if (strcmp(proto, "sctp") == 0)
+			p->proto = RDHPF_PROTO_SCTP;
+		else if (strcmp(proto, "tcp") != 0)
+			return -1;
+	}
+	last = strrchr(buf, ':');
+	if (last == NULL)
+		return -1;
+	*last++ = '\0';
+	mid = strrchr(buf, ':');
+	ip[0] = '\0';
+	if (mid != NULL && (buf[0] != '[' || mid > strchr(buf, ']'))) {
+		*mid++ = '\0';
+		if (buf[0] == '[') {
+			size_t l = strlen(buf);
+			if (l < 2 || buf[l - 1] != ']')
+				return -1;
+			buf[l - 1] = '\0';
+			snprintf(ip, 128, "%s", buf + 1);
+		} else {
+			snprintf(ip, 128, "%s", buf);
+		}
+	} else {
+		mid = buf;
+		snprintf(ip, 128, "0.0.0.0");
+	}
+	hp = strtoul(mid, NULL, 10);
+	cp = strtoul(last, NULL, 10);
+	if (hp == 0 || hp > 65535 || cp == 0 || cp > 65535)
+		return -1;
+	p->host_port = (uint16_t)hp;
+	p->container_port = (uint16_t)cp;
+	return 0;
+}
+
+static int
+load_script(struct fr *r, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+	char line[1024];
+	int lineno = 0;
+
+	if (fp == NULL) {
+		snprintf(err, errlen, "script: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof line, fp)) {
+		struct step st;
+		char *save = NULL, *tok;
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		tok = strtok_r(line, " \t", &save);
+		if (tok == NULL || tok[0] == '#')
+			continue;
+		memset(&st, 0, sizeof st);
+		if (parse_ms(tok, &st.at_ms) != 0)
+			goto bad;
+		tok = strtok_r(NULL, " \t", &save);
+		if (tok == NULL)
+			goto bad;
+		if (strcmp(tok, "start") == 0) {
+			st.kind = STEP_START;
+			char *id = strtok_r(NULL, " \t", &save), *name = strtok_r(NULL, " \t", &save);
+			if (id == NULL || name == NULL)
+				goto bad;
+			snprintf(st.id, sizeof st.id, "%s", id);
+			snprintf(st.name, sizeof st.name, "%s", name);
+			while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+				if (st.n_ports == MAX_PORTS ||
+				    parse_port(tok, &st.ports[st.n_ports], st.ips[st.n_ports]) != 0)
+					goto bad;
+				st.n_ports++;
+			}
+		} else if (strcmp(tok, "stop") == 0) {
+			st.kind = STEP_STOP;
+			char *id = strtok_r(NULL, " \t", &save);
+			if (id == NULL)
+				goto bad;
+			snprintf(st.id, sizeof st.id, "%s", id);
+		} else if (strcmp(tok, "restart-engine") == 0) {
+			st.kind = STEP_RESTART;
+		} else {
+			goto bad;
+		}
+		struct step *v = realloc(r->steps, (r->n_steps + 1) * sizeof *v);
+		if (v == NULL) {
+			fclose(fp);
+			return -1;
+		}
+		r->steps = v;
+		r->steps[r->n_steps++] = st;
+		continue;
+bad:
+		{
+			char ln[16];
+			snprintf(ln, sizeof ln, "%d", lineno);
+			H->log(r->ctx, RDHPF_LOG_WARN, "script line skipped: malformed", "file", path,
+			       "line", ln, NULL);
+		}
+	}
+	fclose(fp);
+	/* Port pointers into the array are fixed only now. */
+	for (size_t i = 0; i < r->n_steps; i++)
+		for (size_t k = 0; k < r->steps[i].n_ports; k++)
+			r->steps[i].ports[k].host_ip = r->steps[i].ips[k];
+	return 0;
+}
+
+static uint64_t
+elapsed(struct fr *r)
+{
+	return H->now_ms(r->ctx) - r->t0;
+}
+
+static void
+remote_apply(struct fr *r, const struct step *s)
+{
+	for (size_t i = 0; i < r->n_run; i++) {
+		if (strcmp(r->run[i]->id, s->id) == 0) {
+			r->run[i] = r->run[--r->n_run];
+			break;
+		}
+	}
+	if (s->kind == STEP_START) {
+		const struct step **v = realloc(r->run, (r->n_run + 1) * sizeof *v);
+		if (v == NULL)
+			return;
+		r->run = v;
+		r->run[r->n_run++] = s;
+	}
+}
+
+/* Bring the simulated remote up to now. */
+static void
+remote_advance(struct fr *r)
+{
+	uint64_t now = elapsed(r);
+
+	while (r->applied < r->n_steps && r->steps[r->applied].at_ms <= now)
+		remote_apply(r, &r->steps[r->applied++]);
+}
+
+static void
+to_container(const struct step *s, struct rdhpf_container *c)
+{
+	c->id = s->id;
+	c->name = s->name;
+	c->ports = s->ports;
+	c->n_ports = s->n_ports;
+}
+
+static void
+tick_cb(void *arg)
+{
+	struct fr *r = arg;
+
+	remote_advance(r);
+	while (r->wcbs != NULL && r->emitted < r->applied) {
+		const struct step *s = &r->steps[r->emitted++];
+		struct rdhpf_container c;
+		struct rdhpf_event ev;
+		if (s->kind == STEP_RESTART) {
+			const struct rdhpf_watch_cbs *cbs = r->wcbs;
+			void *warg = r->warg;
+			r->wcbs = NULL;
+			cbs->on_end(warg, RDHPF_ERR_CLOSED, "engine restarted (scripted)");
+			return;
+		}
+		memset(&c, 0, sizeof c);
+		memset(&ev, 0, sizeof ev);
+		c.id = s->id;
+		c.name = s->name;
+		if (s->kind == STEP_START)
+			to_container(s, &c);
+		ev.type = s->kind == STEP_START ? RDHPF_EV_START : RDHPF_EV_STOP;
+		ev.container = &c;
+		ev.time_ns = H->wall_ns(r->ctx);
+		r->wcbs->on_event(r->warg, &ev);
+	}
+}
+
+static int
+r_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
+{
+	struct fr *r = state;
+
+	remote_advance(r);
+	r->wcbs = cbs;
+	r->warg = arg;
+	r->emitted = r->applied; /* only what happens from now on */
+	return RDHPF_OK;
+}
+
+static void
+list_fire(void *arg)
+{
+	struct fr *r = arg;
+	struct rdhpf_container *cs;
+	rdhpf_list_fn done = r->list_done;
+	void *darg = r->list_arg;
+
+	H->timer_stop(r->list_t);
+	r->list_t = NULL;
+	r->list_done = NULL;
+	remote_advance(r);
+	cs = calloc(r->n_run ? r->n_run : 1, sizeof *cs);
+	if (cs == NULL) {
+		done(darg, RDHPF_ERR_NOMEM, "out of memory", NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < r->n_run; i++)
+		to_container(r->run[i], &cs[i]);
+	done(darg, RDHPF_OK, NULL, cs, r->n_run);
+	free(cs);
+}
+
+static int
+r_list(void *state, rdhpf_list_fn done, void *arg)
+{
+	struct fr *r = state;
+
+	if (r->list_done != NULL)
+		return RDHPF_ERR_BUSY;
+	r->list_done = done;
+	r->list_arg = arg;
+	r->list_t = H->timer_start(r->ctx, 1, 0, list_fire, r);
+	return RDHPF_OK;
+}
+
+static void
+r_stop(void *state)
+{
+	struct fr *r = state;
+
+	r->wcbs = NULL;
+	if (r->list_t) {
+		H->timer_stop(r->list_t);
+		r->list_t = NULL;
+	}
+	r->list_done = NULL;
+}
+
+static void
+r_destroy(void *state)
+{
+	struct fr *r = state;
+
+	if (r == NULL)
+		return;
+	r_stop(r);
+	if (r->tick)
+		H->timer_stop(r->tick);
+	free(r->steps);
+	free(r->run);
+	free(r);
+}
+
+static int
+r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
+         size_t errlen)
+{
+	struct fr *r = calloc(1, sizeof *r);
+	const char *script = NULL;
+
+	if (r == NULL)
+		return RDHPF_ERR_NOMEM;
+	r->ctx = ctx;
+	r->t0 = H->now_ms(ctx);
+	for (size_t i = 0; i < p->n_options; i++)
+		if (strcmp(p->options[i].key, "script") == 0)
+			script = p->options[i].value;
+	if (script != NULL && load_script(r, script, err, errlen) != 0) {
+		r_destroy(r);
+		return RDHPF_ERR_INVAL;
+	}
+	r->tick = H->timer_start(ctx, TICK_MS, TICK_MS, tick_cb, r);
+	*state = r;
+	return RDHPF_OK;
+}
+
+static const struct rdhpf_runtime_ops ops = {
+	.create = r_create,
+	.destroy = r_destroy,
+	.watch = r_watch,
+	.list = r_list,
+	.stop = r_stop,
+};
+
+static const struct rdhpf_option_desc options[] = {
+	{"script", "file of timed start/stop steps to replay"},
+	{NULL, NULL},
+};
+
+static const struct rdhpf_plugin_info info = {
+	.abi_major = RDHPF_ABI_MAJOR,
+	.abi_minor = RDHPF_ABI_MINOR,
+	.struct_size = sizeof(struct rdhpf_plugin_info),
+	.kind = RDHPF_KIND_RUNTIME,
+	.name = "fake",
+	.version = "1.0.0",
+	.description = "test runtime: replays a scripted remote",
+	.caps = RDHPF_RCAP_EVENTS,
+	.options = options,
+	.ops.runtime = &ops,
+};
+
+RDHPF_PLUGIN_DECLARE
+{
+	H = host;
+	return &info;
+}
