@@ -21,7 +21,8 @@ struct ssh_url {
  * be taken for an ssh option or shell syntax.  0 or -1 with err filled. */
 int ssh_url_parse(const char *s, struct ssh_url *u, char *err, size_t errlen);
 
-/* "500ms", "15s", "2m", "1h", "0".  A unit is required except for 0. */
+/* "500ms", "15s", "2m", "1h", "0".  A unit is required except for 0; no
+ * sign, no fraction ("1.5s": write 1500ms), at most 8760h. */
 int parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen);
 
 /* Print ms back as the shortest exact unit: "500ms", "15s", "2m". */
@@ -38,6 +39,12 @@ struct rdhpf_policy {
 	double backoff_jitter;          /* default 0.2, 0..1 */
 	uint32_t breaker_threshold;     /* default 10, >= 1 */
 	uint64_t breaker_cooldown_ms;   /* default 2m */
+};
+
+/* A port_map entry: remote port REMOTE is forwarded from local port LOCAL. */
+struct cfg_port_map {
+	uint16_t remote;
+	uint16_t local;
 };
 
 struct cfg_opt {
@@ -58,7 +65,12 @@ struct cfg_host {
 	char *known_hosts;       /* NULL unless set */
 	char *bind_address;      /* default "127.0.0.1" */
 	int transport_line, runtime_line; /* where chosen, 0 if default */
+	int transport_from_defaults;      /* chosen in [defaults], not here */
+	int runtime_from_defaults;
 	struct rdhpf_policy pol;
+	int32_t port_offset;     /* local = remote + offset; default 0, |x| <= 65535 */
+	struct cfg_port_map *port_map; /* exact overrides of the offset, file order */
+	size_t n_port_map;
 	struct cfg_opt *opts;    /* plugin-specific keys, defaults merged in */
 	size_t n_opts;
 };
@@ -93,11 +105,15 @@ int cfg_from_url(const char *url, const char *source, struct cfg *c);
 
 void cfg_free(struct cfg *c);
 
+/* Appends "PATH:LINE: [SECTION] KEY: message"; line 0, a NULL or empty
+ * section and a NULL key leave their part out.  section is what stands
+ * between the brackets, e.g. "defaults" or "host \"ci\"". */
 void cfg_add_error(struct cfg *c, int line, const char *section, const char *key,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Returns the plugin's declared options (NULL-name terminated), or NULL if
- * no plugin of that kind and name exists. */
+ * no plugin of that kind and name exists.  A plugin without options returns
+ * an array holding only the terminator. */
 typedef const struct rdhpf_option_desc *(*cfg_plugin_lookup_fn)(void *arg, int kind,
                                                                const char *name);
 

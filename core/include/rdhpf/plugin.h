@@ -48,9 +48,14 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define RDHPF_EXPORT __attribute__((visibility("default")))
-#define RDHPF_SENTINEL __attribute__((sentinel))
 #else
 #define RDHPF_EXPORT
+#endif
+/* gcc checks the NULL that ends a key/value list; clang only allows the
+ * attribute on functions, not on function pointers. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define RDHPF_SENTINEL __attribute__((sentinel))
+#else
 #define RDHPF_SENTINEL
 #endif
 
