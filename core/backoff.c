@@ -1,1 +1,166 @@
-/* placeholder: being written */
+/* Backoff and circuit breaker.  Pure: the caller passes time and
+ * randomness, so every sequence is reproducible in tests. */
+#include "backoff.h"
+
+#include <math.h>
+
+void
+backoff_init(struct backoff *b, uint64_t initial_ms, uint64_t max_ms, double multiplier,
+             double jitter)
+{
+	b->initial_ms = initial_ms;
+	/* A cap below the first delay would make the first delay meaningless;
+	 * the cap wins only over growth. */
+	b->max_ms = max_ms < initial_ms ? initial_ms : max_ms;
+	/* NaN fails both comparisons, so it lands on the safe side too. */
+	b->multiplier = multiplier >= 1.0 ? multiplier : 1.0;
+	if (!(jitter >= 0.0))
+		jitter = 0.0;
+	b->jitter = jitter > 1.0 ? 1.0 : jitter;
+	b->attempt = 0;
+}
+
+uint64_t
+backoff_next(struct backoff *b, double r)
+{
+	double base, v, max = (double)b->max_ms;
+	uint64_t out;
+
+	if (b->initial_ms == 0) {
+		if (b->attempt < UINT32_MAX)
+			b->attempt++;
+		return 0;
+	}
+	/* Done in double on purpose: multiplier^attempt may be +inf for a huge
+	 * attempt, and fmin() folds that into max before anything is
+	 * converted back to an integer (where it would be undefined). */
+	base = fmin(max, (double)b->initial_ms * pow(b->multiplier, (double)b->attempt));
+	if (!(r >= 0.0))
+		r = 0.0;
+	if (r > 1.0)
+		r = 1.0;
+	v = base * (1.0 + b->jitter * (2.0 * r - 1.0));
+	/* max itself comes from the integer: (double)max_ms may round up, and
+	 * converting 2^64 back would be undefined.  Truncation never exceeds
+	 * the upper bound; the floor of 1 ms keeps a retry loop from spinning
+	 * when jitter is 1. */
+	if (!(v < max))
+		out = b->max_ms;
+	else
+		out = v >= 1.0 ? (uint64_t)v : 1;
+	/* Saturate: wrapping to 0 would silently restart at the initial delay. */
+	if (b->attempt < UINT32_MAX)
+		b->attempt++;
+	return out;
+}
+
+void
+backoff_reset(struct backoff *b)
+{
+	b->attempt = 0;
+}
+
+void
+breaker_init(struct breaker *k, uint32_t threshold, uint64_t cooldown_ms)
+{
+	/* 0 would mean "open before the first failure"; the config rejects
+	 * it, and here it behaves like 1. */
+	k->threshold = threshold ? threshold : 1;
+	k->cooldown_ms = cooldown_ms;
+	k->state = BREAKER_CLOSED;
+	k->failures = 0;
+	k->opened_ms = 0;
+	k->opens = 0;
+}
+
+void
+breaker_success(struct breaker *k)
+{
+	k->state = BREAKER_CLOSED;
+	k->failures = 0;
+}
+
+static void
+breaker_open(struct breaker *k, uint64_t now_ms)
+{
+	k->state = BREAKER_OPEN;
+	k->opened_ms = now_ms;
+	if (k->opens < UINT32_MAX)
+		k->opens++;
+}
+
+void
+breaker_failure(struct breaker *k, uint64_t now_ms)
+{
+	if (k->failures < UINT32_MAX)
+		k->failures++;
+	switch (k->state) {
+	case BREAKER_CLOSED:
+		if (k->failures >= k->threshold)
+			breaker_open(k, now_ms);
+		break;
+	case BREAKER_HALF_OPEN:
+		breaker_open(k, now_ms);
+		break;
+	case BREAKER_OPEN:
+		/* A late failure of a try that started before the breaker
+		 * opened: it does not extend the cooldown. */
+		break;
+	}
+}
+
+static uint64_t
+elapsed(uint64_t from, uint64_t now)
+{
+	return now > from ? now - from : 0; /* a clock going back waits longer */
+}
+
+bool
+breaker_allow(struct breaker *k, uint64_t now_ms)
+{
+	switch (k->state) {
+	case BREAKER_CLOSED:
+		return true;
+	case BREAKER_OPEN:
+		if (elapsed(k->opened_ms, now_ms) < k->cooldown_ms)
+			return false;
+		k->state = BREAKER_HALF_OPEN;
+		return true;
+	case BREAKER_HALF_OPEN:
+		return false; /* the one trial is in flight */
+	}
+	return false;
+}
+
+uint64_t
+breaker_wait_ms(const struct breaker *k, uint64_t now_ms)
+{
+	uint64_t e;
+
+	switch (k->state) {
+	case BREAKER_CLOSED:
+		return 0;
+	case BREAKER_OPEN:
+		e = elapsed(k->opened_ms, now_ms);
+		return e >= k->cooldown_ms ? 0 : k->cooldown_ms - e;
+	case BREAKER_HALF_OPEN:
+		/* Unknown until the trial ends; if it fails the breaker opens
+		 * for a full cooldown, so that is the honest upper bound. */
+		return k->cooldown_ms;
+	}
+	return 0;
+}
+
+const char *
+breaker_state_name(enum breaker_state s)
+{
+	switch (s) {
+	case BREAKER_CLOSED:
+		return "closed";
+	case BREAKER_OPEN:
+		return "open";
+	case BREAKER_HALF_OPEN:
+		return "half-open";
+	}
+	return "unknown";
+}

@@ -12,12 +12,17 @@
 enum log_format { LOG_LOGFMT = 0, LOG_JSON = 1 };
 
 /* out: where lines go (stderr normally).  now_ms: monotonic clock (tests
- * pass their own).  window_ms: repeats of one message within it are
- * counted, not printed; default 10 min. */
+ * pass their own; NULL: CLOCK_MONOTONIC).  window_ms: repeats of one
+ * message within it are counted, not printed; default 10 min.  log_init
+ * resets the window to the default and drops pending repeat counts
+ * without printing them (the previous out may be closed). */
 void log_init(FILE *out, enum log_format fmt, int level, uint64_t (*now_ms)(void));
 void log_set_level(int level);
 void log_set_format(enum log_format fmt);
 void log_set_window(uint64_t window_ms);
+/* Where ts= comes from: milliseconds since the epoch.  NULL (the default):
+ * CLOCK_REALTIME.  Tests pass a fixed clock. */
+void log_set_wall_clock(int64_t (*wall_ms)(void));
 int log_level_parse(const char *s);          /* -1 if unknown */
 const char *log_level_name(int level);
 

@@ -1,1 +1,342 @@
-/* placeholder: being written */
+/* Reconciler.  Everything here is sorting and merging of small arrays; the
+ * orders below are total so that the output never depends on the input
+ * order (or on qsort's instability). */
+#include "reconcile.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define RC_LOOPBACK4 "127.0.0.1"
+#define RC_LOOPBACK6 "::1"
+
+static bool
+is_any4(const char *ip)
+{
+	return ip == NULL || ip[0] == '\0' || strcmp(ip, "0.0.0.0") == 0;
+}
+
+static bool
+is_any6(const char *ip)
+{
+	return ip != NULL && strcmp(ip, "::") == 0;
+}
+
+const char *
+rc_remote_host(const char *host_ip)
+{
+	if (is_any4(host_ip))
+		return RC_LOOPBACK4;
+	if (is_any6(host_ip))
+		return RC_LOOPBACK6;
+	return host_ip;
+}
+
+/* ---- orders ----------------------------------------------------------- */
+
+static int
+cmp_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int
+cmp_key(const struct rc_forward *a, const struct rc_forward *b)
+{
+	int c = strcmp(a->bind, b->bind);
+	return c ? c : cmp_u64(a->local_port, b->local_port);
+}
+
+static int
+cmp_target(const struct rc_forward *a, const struct rc_forward *b)
+{
+	int c = strcmp(a->remote_host, b->remote_host);
+	return c ? c : cmp_u64(a->remote_port, b->remote_port);
+}
+
+/* Within one container the same local port may be reachable through several
+ * remote addresses; loopback is preferred because sshd can always reach it. */
+static int
+host_rank(const char *h)
+{
+	if (strcmp(h, RC_LOOPBACK4) == 0)
+		return 0;
+	if (strcmp(h, RC_LOOPBACK6) == 0)
+		return 1;
+	return 2;
+}
+
+/* Key, then the owner first: higher seq, then smaller container id, then the
+ * preferred target.  The remaining fields only make the order total. */
+static int
+cmp_owner(const void *pa, const void *pb)
+{
+	const struct rc_forward *a = pa, *b = pb;
+	int c;
+
+	if ((c = cmp_key(a, b)) != 0)
+		return c;
+	if ((c = cmp_u64(b->seq, a->seq)) != 0)
+		return c;
+	if ((c = strcmp(a->container_id, b->container_id)) != 0)
+		return c;
+	if ((c = host_rank(a->remote_host) - host_rank(b->remote_host)) != 0)
+		return c;
+	if ((c = cmp_target(a, b)) != 0)
+		return c;
+	return strcmp(a->container_name, b->container_name);
+}
+
+/* ---- desired ---------------------------------------------------------- */
+
+struct fwd_vec {
+	struct rc_forward *v;
+	size_t n, cap;
+};
+
+static struct rc_forward *
+vec_push(struct fwd_vec *vec)
+{
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? vec->cap * 2 : 16;
+		struct rc_forward *nv = realloc(vec->v, cap * sizeof *nv);
+		if (nv == NULL)
+			return NULL;
+		vec->v = nv;
+		vec->cap = cap;
+	}
+	struct rc_forward *f = &vec->v[vec->n++];
+	memset(f, 0, sizeof *f);
+	return f;
+}
+
+/* The local port for a remote one, or 0 when it falls outside 1..65535. */
+static uint16_t
+local_port_for(const struct rc_policy *pol, uint16_t remote)
+{
+	int64_t p;
+
+	if (pol != NULL) {
+		for (size_t i = 0; i < pol->n_map; i++)
+			if (pol->map[i].remote_port == remote)
+				return pol->map[i].local_port;
+	}
+	p = (int64_t)remote + (pol != NULL ? pol->port_offset : 0);
+	return p >= 1 && p <= 65535 ? (uint16_t)p : 0;
+}
+
+/* Docker publishes `-p 8080:80` twice, on 0.0.0.0 and on ::.  It is one
+ * service and one forward (through 127.0.0.1); the :: half is dropped. */
+static bool
+is_dual_stack_twin(const struct rdhpf_container *c, size_t i)
+{
+	const struct rdhpf_port *p = &c->ports[i];
+
+	if (!is_any6(p->host_ip))
+		return false;
+	for (size_t j = 0; j < c->n_ports; j++) {
+		const struct rdhpf_port *q = &c->ports[j];
+		if (j != i && q->host_port == p->host_port && q->proto == p->proto &&
+		    is_any4(q->host_ip))
+			return true;
+	}
+	return false;
+}
+
+static bool
+same_claim(const struct rc_forward *a, const struct rc_forward *b)
+{
+	return strcmp(a->container_id, b->container_id) == 0 && cmp_target(a, b) == 0;
+}
+
+int
+rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
+           struct rc_forward **out, size_t *n_out,
+           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+{
+	struct fwd_vec cand = {0}, won = {0}, lost = {0};
+	const char *bind = pol != NULL && pol->bind != NULL ? pol->bind : RC_LOOPBACK4;
+	size_t udp = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (conflicts != NULL)
+		*conflicts = NULL;
+	if (n_conflicts != NULL)
+		*n_conflicts = 0;
+	if (skipped_udp != NULL)
+		*skipped_udp = 0;
+
+	for (size_t ci = 0; ci < n; ci++) {
+		const struct rdhpf_container *c = cs[ci].c;
+		if (c == NULL)
+			continue;
+		for (size_t pi = 0; pi < c->n_ports; pi++) {
+			const struct rdhpf_port *p = &c->ports[pi];
+			const char *rh = rc_remote_host(p->host_ip);
+			struct rc_forward *f;
+
+			/* An unresolved ephemeral port (0) is not published. */
+			if (p->host_port == 0 || is_dual_stack_twin(c, pi))
+				continue;
+			if (p->proto != RDHPF_PROTO_TCP) {
+				udp++;
+				continue;
+			}
+			if ((f = vec_push(&cand)) == NULL)
+				goto fail;
+			str_copy(f->bind, bind, sizeof f->bind);
+			f->local_port = local_port_for(pol, p->host_port);
+			f->remote_port = p->host_port;
+			f->seq = cs[ci].seq;
+			str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
+			str_copy(f->container_name, c->name ? c->name : "",
+			         sizeof f->container_name);
+			/* A cut address would point somewhere else: refuse it
+			 * like an unmappable port. */
+			if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
+			    sizeof f->remote_host)
+				f->local_port = 0;
+		}
+	}
+
+	if (cand.n > 1) /* qsort(NULL, 0, …) is undefined */
+		qsort(cand.v, cand.n, sizeof *cand.v, cmp_owner);
+	for (size_t i = 0; i < cand.n; i++) {
+		const struct rc_forward *f = &cand.v[i];
+		struct rc_forward *dst;
+		bool first = f->local_port != 0 && (i == 0 || cmp_key(&cand.v[i - 1], f) != 0);
+
+		if (first) {
+			if ((dst = vec_push(&won)) == NULL)
+				goto fail;
+		} else {
+			/* The same container claiming the same target twice (a
+			 * duplicate from the runtime) is no conflict. */
+			if (i > 0 && same_claim(&cand.v[i - 1], f))
+				continue;
+			if (conflicts == NULL)
+				continue;
+			if ((dst = vec_push(&lost)) == NULL)
+				goto fail;
+		}
+		*dst = *f;
+	}
+	free(cand.v);
+
+	*out = won.v;
+	*n_out = won.n;
+	if (conflicts != NULL)
+		*conflicts = lost.v;
+	if (n_conflicts != NULL)
+		*n_conflicts = lost.n;
+	if (skipped_udp != NULL)
+		*skipped_udp = udp;
+	return 0;
+
+fail:
+	free(cand.v);
+	free(won.v);
+	free(lost.v);
+	return -1;
+}
+
+/* ---- reconcile -------------------------------------------------------- */
+
+/* A sorted copy with one entry per key (the first in cmp_owner order). */
+static struct rc_forward *
+sorted_unique(const struct rc_forward *in, size_t n, size_t *n_out)
+{
+	struct rc_forward *v;
+	size_t k = 0;
+
+	*n_out = 0;
+	if (n == 0)
+		return NULL;
+	if ((v = malloc(n * sizeof *v)) == NULL)
+		return NULL;
+	memcpy(v, in, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_owner);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || cmp_key(&v[k - 1], &v[i]) != 0)
+			v[k++] = v[i];
+	*n_out = k;
+	return v;
+}
+
+static void
+push_action(struct rc_action *acts, size_t *n, enum rc_action_type t,
+            const struct rc_forward *f)
+{
+	acts[*n].type = t;
+	acts[*n].fwd = *f;
+	(*n)++;
+}
+
+int
+rc_reconcile(const struct rc_forward *desired, size_t nd,
+             const struct rc_forward *actual, size_t na,
+             struct rc_action **out, size_t *n_out)
+{
+	struct rc_forward *d = NULL, *a = NULL;
+	struct rc_action *acts = NULL;
+	size_t dn, an, n = 0, i, j;
+	int ret = -1;
+
+	*out = NULL;
+	*n_out = 0;
+	d = sorted_unique(desired, nd, &dn);
+	a = sorted_unique(actual, na, &an);
+	if ((nd > 0 && d == NULL) || (na > 0 && a == NULL))
+		goto done;
+	if (dn + an == 0) {
+		ret = 0;
+		goto done;
+	}
+	/* Worst case: every actual removed and every desired added. */
+	if ((acts = malloc((dn + an) * sizeof *acts)) == NULL)
+		goto done;
+
+	/* Pass 1: removals.  Pass 2: additions and retags.  Both walk the two
+	 * key-sorted arrays in step. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (i = 0, j = 0; i < dn || j < an;) {
+			int c = i == dn ? 1 : j == an ? -1 : cmp_key(&d[i], &a[j]);
+
+			if (c > 0) { /* only actual */
+				if (pass == 0)
+					push_action(acts, &n, RC_REMOVE, &a[j]);
+				j++;
+			} else if (c < 0) { /* only desired */
+				if (pass == 1)
+					push_action(acts, &n, RC_ADD, &d[i]);
+				i++;
+			} else {
+				if (cmp_target(&d[i], &a[j]) != 0)
+					push_action(acts, &n, pass == 0 ? RC_REMOVE : RC_ADD,
+					            pass == 0 ? &a[j] : &d[i]);
+				else if (pass == 1 &&
+				         (strcmp(d[i].container_id, a[j].container_id) != 0 ||
+				          strcmp(d[i].container_name, a[j].container_name) != 0))
+					push_action(acts, &n, RC_RETAG, &d[i]);
+				i++;
+				j++;
+			}
+		}
+	}
+	if (n == 0) {
+		free(acts);
+		acts = NULL;
+	}
+	*out = acts;
+	*n_out = n;
+	ret = 0;
+done:
+	if (ret != 0)
+		free(acts);
+	free(d);
+	free(a);
+	return ret;
+}

@@ -50,9 +50,12 @@ struct rc_container {
 const char *rc_remote_host(const char *host_ip);
 
 /* Build the desired set.  Skips non-TCP ports (counted in *skipped_udp if
- * non-NULL), deduplicates 0.0.0.0/:: pairs, maps ports, resolves owners.
- * Losers go to *conflicts (may be NULL).  Returns 0, or -1 on ENOMEM.
- * Arrays are malloc'd; free() them. */
+ * non-NULL; a 0.0.0.0/:: pair counts once), deduplicates 0.0.0.0/:: pairs,
+ * maps ports, resolves owners.  Losers go to *conflicts (may be NULL); so
+ * does a port whose local port would fall outside 1..65535 (by offset, or
+ * mapped to 0), with local_port 0.  Output and conflicts are sorted by
+ * (bind, local_port), owner first.  Returns 0, or -1 on ENOMEM.  Arrays
+ * are malloc'd (NULL when empty); free() them. */
 int rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
                struct rc_forward **out, size_t *n_out,
                struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp);
@@ -69,8 +72,9 @@ struct rc_action {
 };
 
 /* Actions turning actual into desired: every REMOVE before any ADD.  A key
- * whose target changed is REMOVE then ADD.  Returns 0 or -1 on ENOMEM;
- * *out is malloc'd (NULL when none). */
+ * whose target changed is REMOVE then ADD; same target but another
+ * container id or name is RETAG.  Each group is in key order.  Returns 0
+ * or -1 on ENOMEM; *out is malloc'd (NULL when none). */
 int rc_reconcile(const struct rc_forward *desired, size_t nd,
                  const struct rc_forward *actual, size_t na,
                  struct rc_action **out, size_t *n_out);
