@@ -153,13 +153,11 @@ static int
 load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *api,
          char *why, size_t len)
 {
-	struct stat st;
+	struct stat st, st2;
 	int fd = -1;
 	void *dl = NULL;
 	rdhpf_plugin_init_fn init;
 	const struct rdhpf_plugin_info *info;
-	char fdpath[64];
-	const char *openpath = path;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -184,14 +182,16 @@ load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *
 		snprintf(why, len, "owned by uid %u, neither root nor us", (unsigned)st.st_uid);
 		goto fail;
 	}
-	/* Load exactly the file we checked, not whatever the path names now. */
-	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
-	if (access(fdpath, R_OK) == 0)
-		openpath = fdpath;
-	dl = dlopen(openpath, RTLD_NOW | RTLD_LOCAL);
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (dl == NULL) {
 		const char *e = dlerror();
 		snprintf(why, len, "dlopen failed: %s", e ? e : "unknown error");
+		goto fail;
+	}
+	/* The file loaded must be the one checked: refuse if the path was
+	 * swapped between the check and dlopen. */
+	if (stat(path, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+		snprintf(why, len, "file changed while loading; refusing it");
 		goto fail;
 	}
 	init = (rdhpf_plugin_init_fn)(uintptr_t)dlsym(dl, RDHPF_PLUGIN_ENTRY);

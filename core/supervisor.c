@@ -525,9 +525,14 @@ reconcile_apply(struct host *h)
 	}
 	for (size_t i = 0; i < nc; i++) {
 		char p[16];
-		snprintf(p, sizeof p, "%u", conflicts[i].local_port);
-		hlog(h, RDHPF_LOG_INFO, "port owned by a later container; not forwarded",
-		     "local_port", p, "container", conflicts[i].container_name, NULL);
+		snprintf(p, sizeof p, "%u", conflicts[i].remote_port);
+		if (conflicts[i].local_port == 0)
+			hlog(h, RDHPF_LOG_WARN,
+			     "published port maps outside 1-65535 locally (port_offset/port_map); not forwarded",
+			     "remote_port", p, "container", conflicts[i].container_name, NULL);
+		else
+			hlog(h, RDHPF_LOG_INFO, "port owned by a later container; not forwarded",
+			     "remote_port", p, "container", conflicts[i].container_name, NULL);
 	}
 	count_active(h);
 out:

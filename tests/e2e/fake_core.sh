@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The core end to end on the fake plugins: forwards follow the script; a
+# transport failure → backoff → reconnect → full resync restores every
+# forward, including a container that "started" during the outage.
+. "$(dirname "$0")/lib.sh"
+
+cat >"$T/script" <<'S'
+0     start c1aaaaaaaaaa web 18080:80 127.0.0.1:18081:81 5353:53/udp
+0     start c2bbbbbbbbbb db [::]:15432:5432 0.0.0.0:15432:5432
+800ms stop c1aaaaaaaaaa
+2s    start c3cccccccccc late 19090:90
+this line is malformed and must be skipped
+S
+cat >"$T/config.ini" <<C
+[defaults]
+backoff_initial = 100ms
+backoff_max = 400ms
+health_interval = 200ms
+
+[host "lab"]
+url = ssh://tester@remote.invalid
+transport = fake
+runtime = fake
+state_file = $T/state
+control_file = $T/control
+script = $T/script
+C
+
+has() { grep -qx "$1" "$T/state"; }
+hasnt() { ! grep -qx "$1" "$T/state"; }
+connects_at_least() { [ "$(awk '/^connects/ {print $2}' "$T/state")" -ge "$1" ]; }
+
+start_daemon --config "$T/config.ini" --log-level debug
+check "web and admin ports forwarded" wait_for 3000 has "forward 127.0.0.1:18080 127.0.0.1:18080"
+check "port on remote 127.0.0.1 forwarded to it" has "forward 127.0.0.1:18081 127.0.0.1:18081"
+check "dual-stack publish is one forward" test "$(grep -c ':15432 ' "$T/state")" -eq 1
+check "udp publish not forwarded" hasnt "forward 127.0.0.1:5353 127.0.0.1:5353"
+check "stopped container's forwards removed" wait_for 3000 hasnt "forward 127.0.0.1:18080 127.0.0.1:18080"
+check "malformed script line logged with its line number" grep -q 'script line skipped.*line=5' "$T/log"
+
+# The link goes down before c3 starts; c3 starts while it is down.
+echo down >"$T/control"
+check "link down noticed" wait_for 2000 grep -q 'link down' "$T/log"
+sleep 1.8
+check "nothing added while down" hasnt "forward 127.0.0.1:19090 127.0.0.1:19090"
+rm -f "$T/control"
+check "reconnected" wait_for 3000 connects_at_least 2
+check "container started during the outage forwarded after reconnect" \
+	wait_for 3000 has "forward 127.0.0.1:19090 127.0.0.1:19090"
+check "earlier forward restored after reconnect" has "forward 127.0.0.1:15432 127.0.0.1:15432"
+check "still running" kill -0 "$DAEMON_PID"
+
+t0=$(date +%s%N)
+rc=0; stop_daemon || rc=$?
+t1=$(date +%s%N)
+check "SIGTERM exits 0 (got $rc)" test "$rc" -eq 0
+check "SIGTERM exits within 2 s" test $(((t1 - t0) / 1000000)) -lt 2000
+check "forwards removed at shutdown" bash -c "! grep -q '^forward' '$T/state'"
+check "pid file removed" test ! -e "$T/run/rdhpf.pid"
+finish

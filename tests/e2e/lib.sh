@@ -1,0 +1,59 @@
+# Sourced by the e2e tests.  meson passes RDHPF_BIN, RDHPF_PLUGIN_DIR and
+# RDHPF_BADPLUGIN_DIR in the environment.
+set -euo pipefail
+
+: "${RDHPF_BIN:?RDHPF_BIN not set (run through meson test)}"
+: "${RDHPF_PLUGIN_DIR:?RDHPF_PLUGIN_DIR not set}"
+export RDHPF_PLUGIN_DIR
+
+T=$(mktemp -d /tmp/rdhpf-e2e.XXXXXX)
+chmod 700 "$T"
+DAEMON_PID=
+cleanup() {
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		kill -KILL "$DAEMON_PID" 2>/dev/null || true
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fails=0
+ok() { echo "ok   - $*"; }
+not_ok() { echo "FAIL - $*"; fails=$((fails + 1)); }
+check() { # check DESCRIPTION CMD...
+	local d=$1; shift
+	if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+finish() {
+	if [ "$fails" -ne 0 ]; then
+		echo "--- daemon log (tail) ---"; tail -n 40 "$T/log" 2>/dev/null || true
+		exit 1
+	fi
+	exit 0
+}
+
+# wait_for TIMEOUT_MS CMD... : poll every 50 ms, bounded.
+wait_for() {
+	local timeout=$1; shift
+	local i=0 n=$((timeout / 50))
+	while [ "$i" -lt "$n" ]; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.05; i=$((i + 1))
+	done
+	"$@" >/dev/null 2>&1
+}
+
+start_daemon() { # start_daemon ARGS...
+	"$RDHPF_BIN" run --runtime-dir "$T/run" "$@" >"$T/out" 2>"$T/log" &
+	DAEMON_PID=$!
+}
+
+stop_daemon() { # SIGTERM; returns the exit status; fails after 5 s
+	local i=0
+	kill -TERM "$DAEMON_PID"
+	while kill -0 "$DAEMON_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	local rc=0
+	wait "$DAEMON_PID" || rc=$?
+	DAEMON_PID=
+	return $rc
+}
