@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "config.h"
@@ -132,6 +133,9 @@ void host_free(struct host *h);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
 size_t host_active_forwards(const struct host *h);
+/* Status as documented in docs/status.md (stable). */
+json_t *host_status_json(const struct host *h);
+json_t *ended_forwards_json(void);
 
 /* ---- daemon.c ---------------------------------------------------------- */
 

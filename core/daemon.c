@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "core.h"
 #include "log.h"
 #include "util.h"
@@ -28,6 +30,8 @@ struct daemon {
 	uv_timer_t t_logflush, t_shutdown;
 	int stopping;
 	uint64_t stop_started_ms;
+	struct control *control;
+	int64_t started_wall;
 };
 
 static struct daemon *g_daemon;
@@ -107,6 +111,46 @@ lock_instance(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+static char *
+status_json_text(struct daemon *d)
+{
+	json_t *o = json_object(), *hosts = json_array();
+	char *txt;
+
+	json_object_set_new(o, "schema", json_integer(1));
+	json_object_set_new(o, "version", json_string(RDHPF_VERSION));
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	json_object_set_new(o, "started", json_integer(d->started_wall));
+	json_object_set_new(o, "runtime_dir", json_string(d->rundir));
+	for (size_t i = 0; i < d->n_hosts; i++)
+		json_array_append_new(hosts, host_status_json(d->hosts[i]));
+	json_object_set_new(o, "hosts", hosts);
+	json_object_set_new(o, "ended", ended_forwards_json());
+	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (txt == NULL)
+		return NULL;
+	/* json_dumps allocates with jansson's allocator: copy to ours. */
+	char *out = xmalloc(strlen(txt) + 2);
+	memcpy(out, txt, strlen(txt));
+	out[strlen(txt)] = '\n';
+	out[strlen(txt) + 1] = '\0';
+	free(txt);
+	return out;
+}
+
+static char *
+control_handler(const char *cmd, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (strcmp(cmd, "status") == 0)
+		return status_json_text(d);
+	if (strcmp(cmd, "metrics") == 0)
+		return metrics_text();
+	return NULL;
+}
+
 static void
 close_cb_noop(uv_handle_t *h)
 {
@@ -149,6 +193,8 @@ begin_shutdown(struct daemon *d, const char *why)
 		return;
 	d->stopping = 1;
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "shutting down", "reason", why, NULL);
+	control_stop(d->control);
+	d->control = NULL;
 	for (size_t i = 0; i < d->n_hosts; i++) {
 		host_stop(d->hosts[i], "shutdown");
 		host_free(d->hosts[i]);
@@ -161,6 +207,11 @@ begin_shutdown(struct daemon *d, const char *why)
 static void
 remove_runtime_files(struct daemon *d)
 {
+	char sock[600];
+
+	snprintf(sock, sizeof sock, "%s/control.sock", d->rundir);
+	if (d->rundir[0])
+		unlink(sock);
 	if (d->lockfd >= 0) {
 		unlink(d->lockpath);
 		close(d->lockfd);
@@ -240,6 +291,11 @@ daemon_run(const struct run_opts *o)
 		goto out;
 	}
 
+	d.started_wall = (int64_t)time(NULL);
+	d.control = control_start(d.rundir, control_handler, &d, err, sizeof err);
+	if (d.control == NULL)
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no control socket; status and metrics unavailable",
+		       "err", err, NULL);
 	uv_signal_init(core_loop(), &d.sig_int);
 	uv_signal_init(core_loop(), &d.sig_term);
 	uv_signal_init(core_loop(), &d.sig_hup);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "control.h"
 #include "core.h"
 #include "log.h"
 
@@ -20,6 +21,9 @@ usage(FILE *out)
 	      "  run            run the daemon (foreground)\n"
 	      "  check-config   validate the config and print each host's effective policy\n"
 	      "  plugins        list the plugins found, and why any file was refused\n"
+	      "  status         ask the running daemon: hosts, forwards, diagnostics\n"
+	      "                 (--format table|json; json is documented in docs/status.md)\n"
+	      "  metrics        ask the running daemon: Prometheus text exposition\n"
 	      "  version        print the version and plugin ABI\n"
 	      "\n"
 	      "options (every command):\n"
@@ -106,6 +110,60 @@ cmd_check_config(const struct run_opts *o, const char *file)
 	return rc;
 }
 
+static int
+ask_daemon(const struct run_opts *o, const char *what, char **out)
+{
+	char dir[512], err[768];
+
+	if (runtime_dir_prepare(o->runtime_dir, dir, sizeof dir, err, sizeof err) != 0 ||
+	    control_request(dir, what, out, err, sizeof err) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_status(const struct run_opts *o, const char *format)
+{
+	char *txt;
+	json_t *j;
+	json_error_t je;
+
+	if (strcmp(format, "json") != 0 && strcmp(format, "table") != 0) {
+		fprintf(stderr, "rdhpf: --format: '%s' is not table or json\n", format);
+		return 2;
+	}
+	if (ask_daemon(o, "status", &txt) != 0)
+		return 1;
+	if (strcmp(format, "json") == 0) {
+		fputs(txt, stdout);
+		free(txt);
+		return 0;
+	}
+	j = json_loads(txt, 0, &je);
+	free(txt);
+	if (j == NULL) {
+		fprintf(stderr, "rdhpf: daemon sent bad status: %s\n", je.text);
+		return 1;
+	}
+	status_table(j, stdout);
+	json_decref(j);
+	return 0;
+}
+
+static int
+cmd_metrics(const struct run_opts *o)
+{
+	char *txt;
+
+	if (ask_daemon(o, "metrics", &txt) != 0)
+		return 1;
+	fputs(txt, stdout);
+	free(txt);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -117,10 +175,12 @@ main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		{"format", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	struct run_opts o = {.log_format = -1, .log_level = -1};
 	const char *cmd;
+	const char *format = "table";
 	int ch;
 
 	log_init(stderr, LOG_LOGFMT, RDHPF_LOG_INFO, mono_ms);
@@ -134,7 +194,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hVF:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config_path = optarg; break;
 		case 'H': o.host_url = optarg; break;
@@ -159,6 +219,7 @@ main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': cmd = "version"; break;
+		case 'F': format = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -169,6 +230,10 @@ main(int argc, char **argv)
 
 	if (strcmp(cmd, "run") == 0)
 		return daemon_run(&o);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(&o, format);
+	if (strcmp(cmd, "metrics") == 0)
+		return cmd_metrics(&o);
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(&o);
 	if (strcmp(cmd, "check-config") == 0)

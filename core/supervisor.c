@@ -19,6 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <time.h>
+
 #include "backoff.h"
 #include "core.h"
 #include "log.h"
@@ -107,10 +110,34 @@ struct host {
 
 	/* figures */
 	uint64_t connects, reconnects, link_failures, events, resyncs;
+	/* event stream diagnostics */
+	uint64_t stream_starts;
+	uint64_t stream_started_ms;
+	uint64_t first_event_after_ms;  /* of the current stream; 0 none yet */
+	uint64_t last_event_ms;
+	uint64_t last_stream_ms;        /* duration of the last ended stream */
+	int last_stream_clean;
+	int last_stream_ended;
+	uint32_t stream_failures;       /* consecutive */
+	uint64_t health_ok, health_failed;
+	uint64_t last_health_took_ms;
+	int last_health_status;
 	uint64_t connected_since_ms, down_since_ms;
 	char last_error[256];
 	int closing_handles;
 };
+
+#define ENDED_MAX 100
+
+/* The last forwards that ended, across hosts, for status. */
+struct ended {
+	char host[64];
+	struct rc_forward f;
+	char reason[64];
+	int64_t wall_ms;
+};
+static struct ended g_ended[ENDED_MAX];
+static size_t g_ended_next, g_ended_n;
 
 static void try_connect(struct host *h);
 static void start_sync(struct host *h);
@@ -437,12 +464,35 @@ on_remove_done(void *arg, int status, const char *detail)
 		     detail, NULL);
 }
 
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+ended_add(struct host *h, const struct fwd *w, const char *reason)
+{
+	struct ended *e = &g_ended[g_ended_next];
+
+	snprintf(e->host, sizeof e->host, "%s", h->name);
+	e->f = w->f;
+	snprintf(e->reason, sizeof e->reason, "%s", reason);
+	e->wall_ms = wall_ms();
+	g_ended_next = (g_ended_next + 1) % ENDED_MAX;
+	if (g_ended_n < ENDED_MAX)
+		g_ended_n++;
+}
+
 static void
 fwd_remove_at(struct host *h, size_t i, const char *reason)
 {
 	struct fwd *w = &h->fwds[i];
 	struct rdhpf_forward pf;
 
+	ended_add(h, w, reason);
 	fwd_log(h, RDHPF_LOG_INFO, "forward removed", w, reason);
 	fwd_to_plugin(w, &pf);
 	if (h->tstate != NULL) {
@@ -457,6 +507,18 @@ static int
 link_up(const struct host *h)
 {
 	return h->state == HOST_SYNCING || h->state == HOST_STEADY;
+}
+
+static const char *
+remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desired, size_t nd)
+{
+	if (cont_find(h, w->f.container_id) == NULL)
+		return "container stopped";
+	for (size_t i = 0; i < nd; i++)
+		if (desired[i].local_port == w->f.local_port && strcmp(desired[i].bind, w->f.bind) == 0 &&
+		    strcmp(desired[i].container_id, w->f.container_id) != 0)
+			return "port taken by another container";
+	return "port no longer published";
 }
 
 static void
@@ -502,7 +564,7 @@ reconcile_apply(struct host *h)
 		switch (a->type) {
 		case RC_REMOVE:
 			if (w != NULL)
-				fwd_remove_at(h, (size_t)(w - h->fwds), "container stopped or port moved");
+				fwd_remove_at(h, (size_t)(w - h->fwds), remove_reason(h, w, desired, nd));
 			break;
 		case RC_ADD:
 			h->fwds = xrealloc(h->fwds, (h->n_fwds + 1) * sizeof *h->fwds);
@@ -562,6 +624,16 @@ fwd_retry_cb(uv_timer_t *t)
 /* ---- runtime ---- */
 
 static void
+stream_ended(struct host *h, int clean)
+{
+	if (!h->watching)
+		return;
+	h->last_stream_ms = now_ms() - h->stream_started_ms;
+	h->last_stream_clean = clean;
+	h->last_stream_ended = 1;
+}
+
+static void
 runtime_stop(struct host *h)
 {
 	if (h->rstate != NULL)
@@ -579,6 +651,9 @@ on_event(void *arg, const struct rdhpf_event *ev)
 	if (!h->watching || ev == NULL || ev->container == NULL)
 		return;
 	h->events++;
+	h->last_event_ms = now_ms();
+	if (h->first_event_after_ms == 0)
+		h->first_event_after_ms = h->last_event_ms - h->stream_started_ms + 1;
 	metrics_counter_add(h->name, h->rp->info->name, "events_total", 1);
 	if (h->listing) {
 		h->pend = xrealloc(h->pend, (h->n_pend + 1) * sizeof *h->pend);
@@ -600,6 +675,8 @@ sync_failed(struct host *h, int status, const char *detail)
 	uint64_t delay;
 	char d[32];
 
+	stream_ended(h, 0);
+	h->stream_failures++;
 	runtime_stop(h);
 	delay = backoff_next(&h->sync_bo, rnd(h));
 	snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
@@ -621,6 +698,7 @@ on_watch_end(void *arg, int status, const char *detail)
 
 	if (!h->watching)
 		return;
+	stream_ended(h, status == RDHPF_OK);
 	h->watching = 0;
 	sync_failed(h, status == RDHPF_OK ? RDHPF_ERR_CLOSED : status,
 	            detail ? detail : "event stream ended");
@@ -663,6 +741,7 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	backoff_reset(&h->sync_bo);
 	backoff_reset(&h->bo);
 	breaker_success(&h->br);
+	h->stream_failures = 0;
 	snprintf(nb, sizeof nb, "%zu", n);
 	hlog(h, RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
 	set_state(h, HOST_STEADY);
@@ -677,6 +756,9 @@ start_sync(struct host *h)
 	runtime_stop(h);
 	set_state(h, HOST_SYNCING);
 	h->watching = 1;
+	h->stream_starts++;
+	h->stream_started_ms = now_ms();
+	h->first_event_after_ms = 0;
 	r = h->rops->watch(h->rstate, &watch_cbs, h);
 	if (r != RDHPF_OK) {
 		h->watching = 0;
@@ -739,6 +821,12 @@ on_health(void *arg, int status, const char *detail)
 		return;
 	h->health_in_flight = 0;
 	took = now_ms() - h->health_started_ms;
+	h->last_health_took_ms = took;
+	h->last_health_status = status;
+	if (status == RDHPF_OK)
+		h->health_ok++;
+	else
+		h->health_failed++;
 	metrics_observe(h->name, h->tp->info->name, "health_check_seconds", (double)took / 1000.0);
 	if (status != RDHPF_OK)
 		link_failed(h, status, detail ? detail : "health check failed");
@@ -787,6 +875,7 @@ link_failed(struct host *h, int status, const char *detail)
 	h->health_in_flight = 0;
 	uv_timer_stop(&h->t_watchdog);
 	uv_timer_stop(&h->t_retry);
+	stream_ended(h, 0);
 	runtime_stop(h);
 	h->tops->disconnect(h->tstate);
 	for (size_t i = 0; i < h->n_fwds; i++) {
@@ -1013,8 +1102,10 @@ host_stop(struct host *h, const char *reason)
 		h->rops->destroy(h->rstate);
 		h->rstate = NULL;
 	}
-	for (size_t i = 0; i < h->n_fwds; i++)
+	for (size_t i = 0; i < h->n_fwds; i++) {
 		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
+		ended_add(h, &h->fwds[i], reason);
+	}
 	if (h->tstate != NULL) {
 		/* destroy removes every forward and closes the link. */
 		h->tops->destroy(h->tstate);
@@ -1079,4 +1170,140 @@ host_active_forwards(const struct host *h)
 	for (size_t i = 0; i < h->n_fwds; i++)
 		n += h->fwds[i].state == FWD_ACTIVE;
 	return n;
+}
+
+/* ---- status ---- */
+
+static const char *
+fwd_state_name(enum fwd_state s)
+{
+	switch (s) {
+	case FWD_PENDING: return "pending";
+	case FWD_ACTIVE: return "active";
+	case FWD_CONFLICT: return "conflict";
+	case FWD_FAILED: return "failed";
+	}
+	return "?";
+}
+
+static void
+short_id(char out[13], const char *id)
+{
+	size_t n = strnlen(id, 12);
+	memcpy(out, id, n);
+	out[n] = '\0';
+}
+
+/* A monotonic instant as wall-clock seconds (JSON numbers), or null. */
+static json_t *
+mono_to_wall(uint64_t mono)
+{
+	if (mono == 0)
+		return json_null();
+	return json_real((double)(wall_ms() - (int64_t)(now_ms() - mono)) / 1000.0);
+}
+
+static json_t *
+ms_or_null(uint64_t ms, int valid)
+{
+	return valid ? json_real((double)ms / 1000.0) : json_null();
+}
+
+json_t *
+host_status_json(const struct host *h)
+{
+	json_t *o = json_object(), *fw = json_array(), *st = json_object();
+	uint64_t now = now_ms();
+
+	json_object_set_new(o, "name", json_string(h->name));
+	json_object_set_new(o, "url", json_string(h->cfg->url ? h->cfg->url : ""));
+	json_object_set_new(o, "state", json_string(host_state_name(h->state)));
+	json_object_set_new(o, "transport", json_string(h->tp->info->name));
+	json_object_set_new(o, "runtime", json_string(h->rp->info->name));
+	json_object_set_new(o, "connected_since", mono_to_wall(h->connected_since_ms));
+	json_object_set_new(o, "connects", json_integer((json_int_t)h->connects));
+	json_object_set_new(o, "reconnects", json_integer((json_int_t)h->reconnects));
+	json_object_set_new(o, "link_failures", json_integer((json_int_t)h->link_failures));
+	json_object_set_new(o, "last_error", h->last_error[0] ? json_string(h->last_error) : json_null());
+	json_object_set_new(o, "breaker", json_string(breaker_state_name(h->br.state)));
+	json_object_set_new(o, "containers", json_integer((json_int_t)h->n_conts));
+
+	json_object_set_new(st, "starts", json_integer((json_int_t)h->stream_starts));
+	json_object_set_new(st, "open", json_boolean(h->watching));
+	json_object_set_new(st, "first_event_after_s",
+	                    ms_or_null(h->first_event_after_ms ? h->first_event_after_ms - 1 : 0,
+	                               h->first_event_after_ms != 0));
+	json_object_set_new(st, "events", json_integer((json_int_t)h->events));
+	json_object_set_new(st, "since_last_event_s",
+	                    ms_or_null(now - h->last_event_ms, h->last_event_ms != 0));
+	json_object_set_new(st, "last_stream_s", ms_or_null(h->last_stream_ms, h->last_stream_ended));
+	json_object_set_new(st, "last_close",
+	                    h->last_stream_ended ? json_string(h->last_stream_clean ? "clean" : "failed")
+	                                         : json_null());
+	json_object_set_new(st, "consecutive_failures", json_integer(h->stream_failures));
+	json_object_set_new(st, "resyncs", json_integer((json_int_t)h->resyncs));
+	json_object_set_new(st, "health_ok", json_integer((json_int_t)h->health_ok));
+	json_object_set_new(st, "health_failed", json_integer((json_int_t)h->health_failed));
+	json_object_set_new(st, "last_health_s",
+	                    ms_or_null(h->last_health_took_ms, h->health_ok + h->health_failed > 0));
+	json_object_set_new(o, "stream", st);
+
+	for (size_t i = 0; i < h->n_fwds; i++) {
+		const struct fwd *w = &h->fwds[i];
+		json_t *f = json_object();
+		char shortid[13];
+		struct rdhpf_forward pf;
+		struct rdhpf_forward_stats fs;
+
+		short_id(shortid, w->f.container_id);
+		json_object_set_new(f, "bind", json_string(w->f.bind));
+		json_object_set_new(f, "local_port", json_integer(w->f.local_port));
+		json_object_set_new(f, "remote_host", json_string(w->f.remote_host));
+		json_object_set_new(f, "remote_port", json_integer(w->f.remote_port));
+		json_object_set_new(f, "container", json_string(w->f.container_name));
+		json_object_set_new(f, "container_id", json_string(shortid));
+		json_object_set_new(f, "state", json_string(fwd_state_name(w->state)));
+		json_object_set_new(f, "since", mono_to_wall(w->since_ms));
+		json_object_set_new(f, "error", w->err[0] ? json_string(w->err) : json_null());
+		fwd_to_plugin(w, &pf);
+		if (h->tstate != NULL && h->tops->forward_stats != NULL &&
+		    (h->tp->info->caps & RDHPF_TCAP_FORWARD_STATS) &&
+		    h->tops->forward_stats(h->tstate, &pf, &fs) == RDHPF_OK) {
+			json_object_set_new(f, "connections", json_integer((json_int_t)fs.connections));
+			json_object_set_new(f, "bytes_in", json_integer((json_int_t)fs.bytes_in));
+			json_object_set_new(f, "bytes_out", json_integer((json_int_t)fs.bytes_out));
+		} else {
+			json_object_set_new(f, "connections", json_null());
+			json_object_set_new(f, "bytes_in", json_null());
+			json_object_set_new(f, "bytes_out", json_null());
+		}
+		json_array_append_new(fw, f);
+	}
+	json_object_set_new(o, "forwards", fw);
+	return o;
+}
+
+json_t *
+ended_forwards_json(void)
+{
+	json_t *a = json_array();
+
+	/* newest first */
+	for (size_t k = 0; k < g_ended_n; k++) {
+		const struct ended *e = &g_ended[(g_ended_next + ENDED_MAX - 1 - k) % ENDED_MAX];
+		json_t *f = json_object();
+		char shortid[13];
+		short_id(shortid, e->f.container_id);
+		json_object_set_new(f, "host", json_string(e->host));
+		json_object_set_new(f, "bind", json_string(e->f.bind));
+		json_object_set_new(f, "local_port", json_integer(e->f.local_port));
+		json_object_set_new(f, "remote_host", json_string(e->f.remote_host));
+		json_object_set_new(f, "remote_port", json_integer(e->f.remote_port));
+		json_object_set_new(f, "container", json_string(e->f.container_name));
+		json_object_set_new(f, "container_id", json_string(shortid));
+		json_object_set_new(f, "reason", json_string(e->reason));
+		json_object_set_new(f, "ended", json_real((double)e->wall_ms / 1000.0));
+		json_array_append_new(a, f);
+	}
+	return a;
 }

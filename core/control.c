@@ -1,0 +1,403 @@
+/* The control socket: `status` and `metrics` ask the running daemon.
+ *
+ * Protocol: the client connects to RUNDIR/control.sock (mode 0600 in the
+ * 0700 runtime directory), writes one command line ("status" or "metrics"),
+ * and reads the answer until the daemon closes.  One request a connection;
+ * requests longer than a line are refused. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "core.h"
+#include "log.h"
+#include "util.h"
+
+#define REQ_MAX 128
+
+struct control {
+	uv_pipe_t server;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	control_handler_fn handler;
+	void *arg;
+};
+
+struct conn {
+	uv_pipe_t pipe;
+	struct control *c;
+	char buf[REQ_MAX];
+	size_t len;
+	uv_write_t wr;
+	char *reply;
+};
+
+static void
+conn_closed(uv_handle_t *h)
+{
+	struct conn *k = h->data;
+	free(k->reply);
+	free(k);
+}
+
+static void
+conn_written(uv_write_t *w, int status)
+{
+	struct conn *k = w->data;
+	(void)status;
+	uv_close((uv_handle_t *)&k->pipe, conn_closed);
+}
+
+static void
+conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct conn *k = h->data;
+	(void)hint;
+	b->base = k->buf + k->len;
+	b->len = sizeof k->buf - k->len;
+}
+
+static void
+conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *k = s->data;
+	char *nl;
+	uv_buf_t out;
+
+	(void)b;
+	if (n < 0) {
+		uv_close((uv_handle_t *)&k->pipe, conn_closed);
+		return;
+	}
+	k->len += (size_t)n;
+	nl = memchr(k->buf, '\n', k->len);
+	if (nl == NULL) {
+		if (k->len == sizeof k->buf)
+			uv_close((uv_handle_t *)&k->pipe, conn_closed);
+		return;
+	}
+	*nl = '\0';
+	uv_read_stop(s);
+	k->reply = k->c->handler(k->buf, k->c->arg);
+	if (k->reply == NULL)
+		k->reply = xstrdup("error: unknown command\n");
+	out = uv_buf_init(k->reply, (unsigned)strlen(k->reply));
+	k->wr.data = k;
+	uv_write(&k->wr, s, &out, 1, conn_written);
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+	struct control *c = server->data;
+	struct conn *k;
+
+	if (status < 0)
+		return;
+	k = xcalloc(1, sizeof *k);
+	k->c = c;
+	uv_pipe_init(core_loop(), &k->pipe, 0);
+	k->pipe.data = k;
+	if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
+		uv_close((uv_handle_t *)&k->pipe, conn_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&k->pipe, conn_alloc, conn_read);
+}
+
+static void
+server_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+struct control *
+control_start(const char *rundir, control_handler_fn handler, void *arg, char *err, size_t errlen)
+{
+	struct control *c = xcalloc(1, sizeof *c);
+	int r;
+
+	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >= sizeof c->path) {
+		snprintf(err, errlen, "control socket path too long under %s", rundir);
+		free(c);
+		return NULL;
+	}
+	c->handler = handler;
+	c->arg = arg;
+	/* We hold the instance lock: a socket here is a dead daemon's. */
+	unlink(c->path);
+	uv_pipe_init(core_loop(), &c->server, 0);
+	c->server.data = c;
+	r = uv_pipe_bind(&c->server, c->path);
+	if (r == 0)
+		r = chmod(c->path, 0600) == 0 ? 0 : uv_translate_sys_error(errno);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
+	if (r != 0) {
+		snprintf(err, errlen, "control socket %s: %s", c->path, uv_strerror(r));
+		unlink(c->path);
+		uv_close((uv_handle_t *)&c->server, server_closed);
+		return NULL;
+	}
+	return c;
+}
+
+void
+control_stop(struct control *c)
+{
+	if (c == NULL)
+		return;
+	unlink(c->path);
+	uv_close((uv_handle_t *)&c->server, server_closed);
+}
+
+/* ---- client ---- */
+
+int
+control_request(const char *rundir, const char *cmd, char **out, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int fd;
+	size_t len = 0, cap = 65536;
+	char *buf;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.sock", rundir) >=
+	    sizeof sa.sun_path) {
+		snprintf(err, errlen, "control socket path too long");
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		snprintf(err, errlen, "no rdhpf running with runtime directory %s (%s: %s)", rundir,
+		         sa.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (write(fd, cmd, strlen(cmd)) < 0 || write(fd, "\n", 1) < 0) {
+		snprintf(err, errlen, "control socket: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	buf = xmalloc(cap);
+	for (;;) {
+		ssize_t n;
+		if (len + 1 >= cap)
+			buf = xrealloc(buf, cap *= 2);
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* ---- metrics text ---- */
+
+static const char *
+metric_help(const char *name)
+{
+	static const struct {
+		const char *name, *help;
+	} h[] = {
+		{"connects_total", "Successful transport connects."},
+		{"disconnects_total", "Links lost after being connected."},
+		{"reconnect_seconds", "Time from link loss to the next successful connect."},
+		{"forward_add_seconds", "Time from asking the transport for a forward to it being active."},
+		{"health_check_seconds", "Duration of transport health checks."},
+		{"events_total", "Container events received from the runtime."},
+		{"resyncs_total", "Event stream failures followed by a full resync."},
+		{"forwards_active", "Forwards currently active."},
+		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped."},
+		{"breaker_open", "1 while the host's circuit breaker is open."},
+		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
+	};
+	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
+		if (strcmp(h[i].name, name) == 0)
+			return h[i].help;
+	return "Reported by a plugin.";
+}
+
+static void
+append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < *cap - *len) {
+			*len += (size_t)n;
+			return;
+		}
+		*cap = *cap * 2 + (n > 0 ? (size_t)n : 0);
+		*buf = xrealloc(*buf, *cap);
+	}
+}
+
+/* Label values: backslash, double quote and newline escaped. */
+static void
+label(char *out, size_t outlen, const char *v)
+{
+	size_t o = 0;
+
+	for (const char *p = v ? v : ""; *p && o + 3 < outlen; p++) {
+		if (*p == '\\' || *p == '"') {
+			out[o++] = '\\';
+			out[o++] = *p;
+		} else if (*p == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int
+cmp_metric(const void *a, const void *b)
+{
+	const struct metric *x = *(const struct metric *const *)a, *y = *(const struct metric *const *)b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	c = strcmp(x->host ? x->host : "", y->host ? y->host : "");
+	if (c)
+		return c;
+	return strcmp(x->plugin ? x->plugin : "", y->plugin ? y->plugin : "");
+}
+
+char *
+metrics_text(void)
+{
+	size_t n, len = 0, cap = 8192;
+	const struct metric *all = metrics_all(&n);
+	const struct metric **v = xcalloc(n ? n : 1, sizeof *v);
+	char *buf = xmalloc(cap);
+	const char *prev = NULL;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		v[i] = &all[i];
+	qsort(v, n, sizeof *v, cmp_metric);
+	for (size_t i = 0; i < n; i++) {
+		const struct metric *m = v[i];
+		char host[256], plugin[128];
+		static const char *types[] = {"counter", "gauge", "summary"};
+		label(host, sizeof host, m->host);
+		label(plugin, sizeof plugin, m->plugin);
+		if (prev == NULL || strcmp(prev, m->name) != 0) {
+			append(&buf, &len, &cap, "# HELP rdhpf_%s %s\n# TYPE rdhpf_%s %s\n", m->name,
+			       metric_help(m->name), m->name, types[m->type]);
+			prev = m->name;
+		}
+		if (m->type == 2) {
+			append(&buf, &len, &cap, "rdhpf_%s_sum{host=\"%s\",plugin=\"%s\"} %.6f\n", m->name,
+			       host, plugin, m->sum);
+			append(&buf, &len, &cap, "rdhpf_%s_count{host=\"%s\",plugin=\"%s\"} %llu\n",
+			       m->name, host, plugin, (unsigned long long)m->count);
+		} else {
+			append(&buf, &len, &cap, "rdhpf_%s{host=\"%s\",plugin=\"%s\"} %.17g\n", m->name, host,
+			       plugin, m->value);
+		}
+	}
+	free(v);
+	return buf;
+}
+
+/* ---- status table ---- */
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static void
+since(json_t *v, char *buf, size_t len)
+{
+	double t = json_number_value(v);
+	double now;
+	struct timespec ts;
+	long d;
+
+	if (!json_is_number(v)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	d = lround(now - t);
+	if (d < 0)
+		d = 0;
+	if (d < 120)
+		snprintf(buf, len, "%lds", d);
+	else if (d < 7200)
+		snprintf(buf, len, "%ldm", d / 60);
+	else
+		snprintf(buf, len, "%ldh", d / 3600);
+}
+
+void
+status_table(json_t *st, FILE *out)
+{
+	json_t *hosts = json_object_get(st, "hosts"), *h, *f;
+	size_t i, k;
+
+	json_array_foreach(hosts, i, h) {
+		char ago[32];
+		since(json_object_get(h, "connected_since"), ago, sizeof ago);
+		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n", jstr(h, "name"),
+		        jstr(h, "state"), jstr(h, "transport"), jstr(h, "runtime"), ago,
+		        (long long)json_integer_value(json_object_get(h, "reconnects")), jstr(h, "breaker"));
+		if (json_is_string(json_object_get(h, "last_error")))
+			fprintf(out, "  last error: %.70s\n", jstr(h, "last_error"));
+		fprintf(out, "  %-21s %-21s %-16s %-8s %s\n", "LOCAL", "REMOTE", "CONTAINER", "STATE",
+		        "SINCE");
+		json_array_foreach(json_object_get(h, "forwards"), k, f) {
+			char local[64], remote[96], ago2[32];
+			snprintf(local, sizeof local, "%s:%lld", jstr(f, "bind"),
+			         (long long)json_integer_value(json_object_get(f, "local_port")));
+			snprintf(remote, sizeof remote, "%s:%lld", jstr(f, "remote_host"),
+			         (long long)json_integer_value(json_object_get(f, "remote_port")));
+			since(json_object_get(f, "since"), ago2, sizeof ago2);
+			fprintf(out, "  %-21.21s %-21.21s %-16.16s %-8s %s\n", local, remote,
+			        jstr(f, "container"), jstr(f, "state"), ago2);
+			if (json_is_string(json_object_get(f, "error")))
+				fprintf(out, "    %.74s\n", jstr(f, "error"));
+		}
+	}
+	if (json_array_size(json_object_get(st, "ended")) > 0) {
+		fprintf(out, "ended (newest first):\n");
+		json_array_foreach(json_object_get(st, "ended"), k, f) {
+			char ago[32];
+			if (k >= 10) {
+				fprintf(out, "  … %zu more in --format json\n",
+				        json_array_size(json_object_get(st, "ended")) - 10);
+				break;
+			}
+			since(json_object_get(f, "ended"), ago, sizeof ago);
+			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n", jstr(f, "host"),
+			        (long long)json_integer_value(json_object_get(f, "local_port")),
+			        jstr(f, "container"), jstr(f, "reason"), ago);
+		}
+	}
+}
