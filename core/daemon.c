@@ -126,7 +126,7 @@ status_json_text(struct daemon *d)
 		json_array_append_new(hosts, host_status_json(d->hosts[i]));
 	json_object_set_new(o, "hosts", hosts);
 	json_object_set_new(o, "ended", ended_forwards_json());
-	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	if (txt == NULL)
 		return NULL;

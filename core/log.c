@@ -691,6 +691,13 @@ log_emit(int level, const char *host, const char *plugin, const char *msg,
 		return;
 	if (msg == NULL)
 		msg = "";
+	/* Only failures (warn, error) collapse: info lines each tell of a
+	 * distinct change (a forward added, a host connected) and are bounded
+	 * by what happens, not by how often something fails. */
+	if (level > RDHPF_LOG_WARN) {
+		write_line(level, host, plugin, msg, kv, n, NULL, 0);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (kv[i].key != NULL && kv[i].value != NULL && strcmp(kv[i].key, "err") == 0) {
 			err = prepare(kv[i].key, kv[i].value, ebuf, sizeof ebuf);

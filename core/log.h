@@ -29,7 +29,8 @@ const char *log_level_name(int level);
 /* host/plugin may be NULL.  kv pairs: values NULL are skipped.  Keys named
  * like secrets (password, passphrase, secret, token, private_key,
  * authorization) have their value replaced by "[redacted]", and a URL's
- * user:password@ loses its password. */
+ * user:password@ loses its password.  Only warn and error lines collapse
+ * when repeated; info and below always print. */
 void log_emit(int level, const char *host, const char *plugin, const char *msg,
               const struct rdhpf_kv *kv, size_t n);
 /* Same, kv as NULL-terminated key, value varargs. */

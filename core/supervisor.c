@@ -39,7 +39,7 @@ struct fwd {
 	enum fwd_state state;
 	int in_flight;
 	uint64_t since_ms;
-	uint64_t add_started_ms;
+	uint64_t add_started_ns;
 	char err[160];
 };
 
@@ -412,7 +412,7 @@ on_add_done(void *arg, int status, const char *detail)
 			w->since_ms = now_ms();
 			w->err[0] = '\0';
 			metrics_observe(h->name, h->tp->info->name, "forward_add_seconds",
-			                (double)(w->since_ms - w->add_started_ms) / 1000.0);
+			                (double)(uv_hrtime() - w->add_started_ns) / 1e9);
 			fwd_log(h, RDHPF_LOG_INFO, "forward active", w, NULL);
 		}
 	} else if (status == RDHPF_ERR_NOTCONN) {
@@ -441,7 +441,7 @@ issue_add(struct host *h, struct fwd *w)
 	fwd_to_plugin(w, &pf);
 	o = op_new(h, w->id);
 	w->in_flight = 1;
-	w->add_started_ms = now_ms();
+	w->add_started_ns = uv_hrtime();
 	r = h->tops->forward_add(h->tstate, &pf, on_add_done, o);
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);

@@ -38,6 +38,22 @@ check "udp publish not forwarded" hasnt "forward 127.0.0.1:5353 127.0.0.1:5353"
 check "stopped container's forwards removed" wait_for 3000 hasnt "forward 127.0.0.1:18080 127.0.0.1:18080"
 check "malformed script line logged with its line number" grep -q 'script line skipped.*line=5' "$T/log"
 
+"$RDHPF_BIN" status --runtime-dir "$T/run" --format json >"$T/status.json"
+check "status json: host steady, db forward active, web ended as 'container stopped'" python3 - "$T/status.json" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1]))
+h = st["hosts"][0]
+assert h["state"] == "steady", h["state"]
+f = {x["local_port"]: x for x in h["forwards"]}
+assert f[15432]["state"] == "active" and f[15432]["container"] == "db", f
+assert 18080 not in f
+assert any(e["local_port"] == 18080 and e["reason"] == "container stopped" for e in st["ended"]), st["ended"]
+PY
+check "status table names the forward" bash -c "'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -Eq '127.0.0.1:15432 +127.0.0.1:15432 +db +active'"
+"$RDHPF_BIN" metrics --runtime-dir "$T/run" >"$T/metrics"
+check "metrics: one active forward" grep -q '^rdhpf_forwards_active{host="lab",plugin="fake"} 1$' "$T/metrics"
+check "metrics: one connect" grep -q '^rdhpf_connects_total{host="lab",plugin="fake"} 1$' "$T/metrics"
+
 # The link goes down before c3 starts; c3 starts while it is down.
 echo down >"$T/control"
 check "link down noticed" wait_for 2000 grep -q 'link down' "$T/log"

@@ -513,30 +513,41 @@ test_table_is_bounded_lru(void **state)
 	(void)state;
 	for (int i = 0; i < 64; i++) {
 		snprintf(msg, sizeof msg, "m%d", i);
-		log_kv(RDHPF_LOG_INFO, NULL, NULL, msg, NULL);
-		log_kv(RDHPF_LOG_INFO, NULL, NULL, msg, NULL); /* suppressed: count 1 */
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, msg, NULL);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, msg, NULL); /* suppressed: count 1 */
 	}
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "m0", NULL); /* m0 is now the most recent */
+	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m0", NULL); /* m0 is now the most recent */
 	assert_int_equal(count_char(take(), '\n'), 64);
 
 	/* a 65th signature evicts the least recently used, m1, with its summary */
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "m64", NULL);
+	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m64", NULL);
 	s = take();
-	assert_string_equal(s, TS "level=info msg=\"m1 (repeated 1 times in 0ms)\" repeated=1\n"
-	                          TS "level=info msg=\"m64\"\n");
+	assert_string_equal(s, TS "level=warn msg=\"m1 (repeated 1 times in 0ms)\" repeated=1\n"
+	                          TS "level=warn msg=\"m64\"\n");
 	/* m1 forgot its window: prints again; that evicts m2 */
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "m1", NULL);
+	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m1", NULL);
 	s = take();
-	assert_string_equal(s, TS "level=info msg=\"m2 (repeated 1 times in 0ms)\" repeated=1\n"
-	                          TS "level=info msg=\"m1\"\n");
+	assert_string_equal(s, TS "level=warn msg=\"m2 (repeated 1 times in 0ms)\" repeated=1\n"
+	                          TS "level=warn msg=\"m1\"\n");
 	/* m0 is still there */
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "m0", NULL);
+	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m0", NULL);
 	assert_string_equal(take(), "");
 	log_flush_repeats(1);
 	s = take();
 	/* m0 (3), m3..m63 (1 each); m64 and m1 have nothing to report */
 	assert_int_equal(count_char(s, '\n'), 62);
 	assert_non_null(strstr(s, "msg=\"m0 (repeated 3 times in 0ms)\" repeated=3\n"));
+}
+
+static void
+test_info_lines_never_collapse(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		log_kv(RDHPF_LOG_INFO, "h", NULL, "forward active", "local_port", "80", NULL);
+	assert_int_equal(count_char(take(), '\n'), 5);
+	log_flush_repeats(1);
+	assert_string_equal(take(), "");
 }
 
 /* Sum of the occurrences a log text accounts for: 1 per line, N per
@@ -661,6 +672,7 @@ main(void)
 		T(test_no_summary_without_repeats),
 		T(test_window_setting),
 		T(test_table_is_bounded_lru),
+		T(test_info_lines_never_collapse),
 		T(test_hour_long_outage_logfmt),
 		T(test_hour_long_outage_json),
 		T(test_outage_two_hosts_interleaved_with_info),
