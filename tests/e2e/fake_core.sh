@@ -39,7 +39,7 @@ check "stopped container's forwards removed" wait_for 3000 hasnt "forward 127.0.
 check "malformed script line logged with its line number" grep -q 'script line skipped.*line=5' "$T/log"
 
 "$RDHPF_BIN" status --runtime-dir "$T/run" --format json >"$T/status.json"
-check "status json: host steady, db forward active, web ended as 'container stopped'" python3 - "$T/status.json" <<'PY'
+check "status json: host steady, db forward active, web ended as 'container stopped'" $PY - "$T/status.json" <<'PY'
 import json, sys
 st = json.load(open(sys.argv[1]))
 h = st["hosts"][0]
@@ -49,6 +49,14 @@ assert f[15432]["state"] == "active" and f[15432]["container"] == "db", f
 assert 18080 not in f
 assert any(e["local_port"] == 18080 and e["reason"] == "container stopped" for e in st["ended"]), st["ended"]
 PY
+if $PY -c "import jsonschema" 2>/dev/null; then
+	check "status json validates against docs/status.schema.json" $PY -c '
+import json, sys, jsonschema
+jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))' \
+		"$T/status.json" "$(dirname "$0")/../../docs/status.schema.json"
+else
+	not_ok "python3-jsonschema missing (scripts/deps installs it)"
+fi
 check "status table names the forward" bash -c "'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -Eq '127.0.0.1:15432 +127.0.0.1:15432 +db +active'"
 "$RDHPF_BIN" metrics --runtime-dir "$T/run" >"$T/metrics"
 check "metrics: one active forward" grep -q '^rdhpf_forwards_active{host="lab",plugin="fake"} 1$' "$T/metrics"

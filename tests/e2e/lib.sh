@@ -57,3 +57,4 @@ stop_daemon() { # SIGTERM; returns the exit status; fails after 5 s
 	DAEMON_PID=
 	return $rc
 }
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
