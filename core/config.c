@@ -1397,26 +1397,114 @@ cfg_from_url(const char *url, const char *source, struct cfg *c)
 }
 
 void
+cfg_host_clear(struct cfg_host *h)
+{
+	free(h->name);
+	free(h->url);
+	free(h->transport);
+	free(h->runtime);
+	free(h->identity_file);
+	free(h->known_hosts);
+	free(h->bind_address);
+	free(h->port_map);
+	for (size_t j = 0; j < h->n_opts; j++) {
+		free(h->opts[j].key);
+		free(h->opts[j].value);
+	}
+	free(h->opts);
+	memset(h, 0, sizeof *h);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+struct cfg_host *
+cfg_host_dup(const struct cfg_host *h)
+{
+	struct cfg_host *d = xcalloc(1, sizeof *d);
+
+	*d = *h;
+	d->name = dup_or_null(h->name);
+	d->url = dup_or_null(h->url);
+	d->transport = dup_or_null(h->transport);
+	d->runtime = dup_or_null(h->runtime);
+	d->identity_file = dup_or_null(h->identity_file);
+	d->known_hosts = dup_or_null(h->known_hosts);
+	d->bind_address = dup_or_null(h->bind_address);
+	d->port_map = NULL;
+	if (h->n_port_map > 0) {
+		d->port_map = xcalloc(h->n_port_map, sizeof *d->port_map);
+		memcpy(d->port_map, h->port_map, h->n_port_map * sizeof *d->port_map);
+	}
+	d->opts = NULL;
+	if (h->n_opts > 0) {
+		d->opts = xcalloc(h->n_opts, sizeof *d->opts);
+		for (size_t i = 0; i < h->n_opts; i++) {
+			d->opts[i] = h->opts[i];
+			d->opts[i].key = xstrdup(h->opts[i].key);
+			d->opts[i].value = xstrdup(h->opts[i].value);
+		}
+	}
+	return d;
+}
+
+static bool
+str_same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static const char *
+opt_value(const struct cfg_host *h, const char *key)
+{
+	for (size_t i = 0; i < h->n_opts; i++)
+		if (strcmp(h->opts[i].key, key) == 0)
+			return h->opts[i].value;
+	return NULL;
+}
+
+bool
+cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
+{
+	const struct rdhpf_policy *p = &a->pol, *q = &b->pol;
+
+	if (!str_same(a->name, b->name) || !str_same(a->url, b->url) ||
+	    !str_same(a->transport, b->transport) || !str_same(a->runtime, b->runtime) ||
+	    !str_same(a->identity_file, b->identity_file) || !str_same(a->known_hosts, b->known_hosts) ||
+	    !str_same(a->bind_address, b->bind_address))
+		return false;
+	if (p->health_interval_ms != q->health_interval_ms ||
+	    p->keepalive_interval_ms != q->keepalive_interval_ms ||
+	    p->keepalive_count != q->keepalive_count || p->connect_timeout_ms != q->connect_timeout_ms ||
+	    p->backoff_initial_ms != q->backoff_initial_ms || p->backoff_max_ms != q->backoff_max_ms ||
+	    p->backoff_multiplier != q->backoff_multiplier || p->backoff_jitter != q->backoff_jitter ||
+	    p->breaker_threshold != q->breaker_threshold ||
+	    p->breaker_cooldown_ms != q->breaker_cooldown_ms)
+		return false;
+	if (a->port_offset != b->port_offset || a->n_port_map != b->n_port_map ||
+	    (a->n_port_map > 0 &&
+	     memcmp(a->port_map, b->port_map, a->n_port_map * sizeof *a->port_map) != 0))
+		return false;
+	if (a->n_opts != b->n_opts)
+		return false;
+	for (size_t i = 0; i < a->n_opts; i++)
+		if (!str_same(a->opts[i].value, opt_value(b, a->opts[i].key)))
+			return false;
+	return true;
+}
+
+void
 cfg_free(struct cfg *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->n_hosts; i++) {
-		struct cfg_host *h = &c->hosts[i];
-		free(h->name);
-		free(h->url);
-		free(h->transport);
-		free(h->runtime);
-		free(h->identity_file);
-		free(h->known_hosts);
-		free(h->bind_address);
-		free(h->port_map);
-		for (size_t j = 0; j < h->n_opts; j++) {
-			free(h->opts[j].key);
-			free(h->opts[j].value);
-		}
-		free(h->opts);
-	}
+	for (size_t i = 0; i < c->n_hosts; i++)
+		cfg_host_clear(&c->hosts[i]);
 	free(c->hosts);
 	for (size_t i = 0; i < c->n_errors; i++)
 		free(c->errors[i].text);

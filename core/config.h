@@ -5,6 +5,7 @@
 #ifndef RDHPF_CONFIG_H
 #define RDHPF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -104,6 +105,13 @@ int cfg_parse_string(const char *name, const char *text, struct cfg *c);
 int cfg_from_url(const char *url, const char *source, struct cfg *c);
 
 void cfg_free(struct cfg *c);
+
+/* A host's config on its own (the daemon keeps one per running host, so a
+ * reload can replace the file's). */
+struct cfg_host *cfg_host_dup(const struct cfg_host *h);
+void cfg_host_clear(struct cfg_host *h);
+/* Same effective settings: a reload leaves such a host untouched. */
+bool cfg_host_same(const struct cfg_host *a, const struct cfg_host *b);
 
 /* Appends "PATH:LINE: [SECTION] KEY: message"; line 0, a NULL or empty
  * section and a NULL key leave their part out.  section is what stands

@@ -132,6 +132,7 @@ void host_stop(struct host *h, const char *reason);
 void host_free(struct host *h);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
+const struct cfg_host *host_cfg(const struct host *h);
 size_t host_active_forwards(const struct host *h);
 /* Status as documented in docs/status.md (stable). */
 json_t *host_status_json(const struct host *h);
@@ -146,6 +147,9 @@ struct run_opts {
 	int log_format;            /* -1: from config */
 	int log_level;             /* -1: from config */
 };
+
+/* SIGHUP: re-read the config file; added hosts start, removed hosts stop,
+ * changed hosts restart, unchanged hosts keep their forwards untouched. */
 
 int daemon_run(const struct run_opts *o);
 

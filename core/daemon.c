@@ -32,6 +32,8 @@ struct daemon {
 	uint64_t stop_started_ms;
 	struct control *control;
 	int64_t started_wall;
+	const struct run_opts *opts;
+	char config_file[512];  /* "" when not from a file: nothing to reload */
 };
 
 static struct daemon *g_daemon;
@@ -219,15 +221,110 @@ remove_runtime_files(struct daemon *d)
 	}
 }
 
+static struct host *
+start_host(struct daemon *d, const struct cfg_host *ch)
+{
+	char err[768];
+	const struct plugin *tp = plugins_find(&d->plugins, RDHPF_KIND_TRANSPORT, ch->transport);
+	const struct plugin *rp = plugins_find(&d->plugins, RDHPF_KIND_RUNTIME, ch->runtime);
+	struct host *h = host_new(ch, tp, rp, d->rundir, err, sizeof err);
+
+	if (h == NULL) {
+		log_kv(RDHPF_LOG_ERROR, ch->name, NULL, "host not started", "err", err, NULL);
+		return NULL;
+	}
+	host_start(h);
+	return h;
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct cfg nc;
+	struct host **nh;
+	size_t n = 0, added = 0, removed = 0, changed = 0, kept = 0;
+	char nb[4][24];
+
+	if (d->config_file[0] == '\0') {
+		log_kv(RDHPF_LOG_WARN, NULL, NULL,
+		       "SIGHUP: running from --host or DOCKER_HOST, not a config file; nothing to reload",
+		       NULL);
+		return;
+	}
+	if (cfg_parse_file(d->config_file, &nc) == 0)
+		cfg_check_plugins(&nc, plugins_lookup_options, &d->plugins);
+	if (nc.n_errors > 0) {
+		for (size_t i = 0; i < nc.n_errors; i++)
+			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err", nc.errors[i].text, NULL);
+		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "reload refused; the running config stays",
+		       "file", d->config_file, NULL);
+		cfg_free(&nc);
+		return;
+	}
+	if ((nc.plugin_dir == NULL) != (d->cfg.plugin_dir == NULL) ||
+	    (nc.plugin_dir && strcmp(nc.plugin_dir, d->cfg.plugin_dir) != 0) ||
+	    (nc.runtime_dir == NULL) != (d->cfg.runtime_dir == NULL) ||
+	    (nc.runtime_dir && strcmp(nc.runtime_dir, d->cfg.runtime_dir) != 0))
+		log_kv(RDHPF_LOG_WARN, NULL, NULL,
+		       "plugin_dir and runtime_dir changes take effect at the next start", NULL);
+	apply_log_settings(&nc, d->opts->log_format, d->opts->log_level);
+	nh = xcalloc(nc.n_hosts + 1, sizeof *nh);
+	for (size_t i = 0; i < nc.n_hosts; i++) {
+		struct host *old = NULL;
+		for (size_t k = 0; k < d->n_hosts; k++) {
+			if (d->hosts[k] != NULL && strcmp(host_name(d->hosts[k]), nc.hosts[i].name) == 0) {
+				old = d->hosts[k];
+				d->hosts[k] = NULL;
+				break;
+			}
+		}
+		if (old != NULL && cfg_host_same(host_cfg(old), &nc.hosts[i])) {
+			nh[n++] = old;
+			kept++;
+			continue;
+		}
+		if (old != NULL) {
+			log_kv(RDHPF_LOG_INFO, nc.hosts[i].name, NULL, "host changed; restarting it", NULL);
+			host_stop(old, "host changed");
+			host_free(old);
+			changed++;
+		} else {
+			log_kv(RDHPF_LOG_INFO, nc.hosts[i].name, NULL, "host added", NULL);
+			added++;
+		}
+		struct host *h = start_host(d, &nc.hosts[i]);
+		if (h != NULL)
+			nh[n++] = h;
+	}
+	for (size_t k = 0; k < d->n_hosts; k++) {
+		if (d->hosts[k] == NULL)
+			continue;
+		log_kv(RDHPF_LOG_INFO, host_name(d->hosts[k]), NULL, "host removed", NULL);
+		host_stop(d->hosts[k], "host removed");
+		host_free(d->hosts[k]);
+		removed++;
+	}
+	free(d->hosts);
+	d->hosts = nh;
+	d->n_hosts = n;
+	cfg_free(&d->cfg);
+	d->cfg = nc;
+	snprintf(nb[0], sizeof nb[0], "%zu", added);
+	snprintf(nb[1], sizeof nb[1], "%zu", removed);
+	snprintf(nb[2], sizeof nb[2], "%zu", changed);
+	snprintf(nb[3], sizeof nb[3], "%zu", kept);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "config reloaded", "added", nb[0], "removed", nb[1],
+	       "changed", nb[2], "unchanged", nb[3], NULL);
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
 
 	if (signum == SIGHUP) {
-		log_kv(RDHPF_LOG_WARN, NULL, NULL,
-		       "SIGHUP: config reload is not implemented yet; restart rdhpf to apply changes",
-		       NULL);
+		if (!d->stopping)
+			reload(d);
 		return;
 	}
 	if (d->stopping && signum == SIGINT) {
@@ -265,7 +362,14 @@ daemon_run(const struct run_opts *o)
 
 	memset(&d, 0, sizeof d);
 	d.lockfd = -1;
+	d.opts = o;
 	g_daemon = &d;
+	if (o->host_url == NULL) {
+		if (o->config_path != NULL)
+			snprintf(d.config_file, sizeof d.config_file, "%s", o->config_path);
+		else if (access(config_default_path(d.config_file, sizeof d.config_file), F_OK) != 0)
+			d.config_file[0] = '\0';
+	}
 	if (config_load(o->config_path, o->host_url, &d.cfg) != 0) {
 		cfg_print_errors(&d.cfg, stderr);
 		cfg_free(&d.cfg);
@@ -310,23 +414,15 @@ daemon_run(const struct run_opts *o)
 	uv_timer_start(&d.t_logflush, logflush_cb, 5000, 5000);
 	uv_unref((uv_handle_t *)&d.t_logflush);
 
-	d.hosts = xcalloc(d.cfg.n_hosts ? d.cfg.n_hosts : 1, sizeof *d.hosts);
-	for (size_t i = 0; i < d.cfg.n_hosts; i++) {
-		const struct cfg_host *ch = &d.cfg.hosts[i];
-		const struct plugin *tp = plugins_find(&d.plugins, RDHPF_KIND_TRANSPORT, ch->transport);
-		const struct plugin *rp = plugins_find(&d.plugins, RDHPF_KIND_RUNTIME, ch->runtime);
-		struct host *h = host_new(ch, tp, rp, d.rundir, err, sizeof err);
-		if (h == NULL) {
-			log_kv(RDHPF_LOG_ERROR, ch->name, NULL, "host not started", "err", err, NULL);
-			continue;
-		}
-		d.hosts[d.n_hosts++] = h;
-	}
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "rdhpf started", "version", RDHPF_VERSION, "runtime_dir",
 	       d.rundir, "plugin_dir", d.plugins.dir, NULL);
-	for (size_t i = 0; i < d.n_hosts; i++) {
-		host_start(d.hosts[i]);
-		started++;
+	d.hosts = xcalloc(d.cfg.n_hosts ? d.cfg.n_hosts : 1, sizeof *d.hosts);
+	for (size_t i = 0; i < d.cfg.n_hosts; i++) {
+		struct host *h = start_host(&d, &d.cfg.hosts[i]);
+		if (h != NULL) {
+			d.hosts[d.n_hosts++] = h;
+			started++;
+		}
 	}
 	if (started == 0)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);

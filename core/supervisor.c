@@ -67,7 +67,7 @@ struct op {
 
 struct host {
 	char *name;
-	struct cfg_host *cfg; /* borrowed from the config the daemon keeps */
+	struct cfg_host *cfg; /* our own copy: a reload replaces the daemon's */
 	const struct plugin *tp, *rp;
 	const struct rdhpf_transport_ops *tops;
 	const struct rdhpf_runtime_ops *rops;
@@ -1029,8 +1029,9 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	char perr[256] = "";
 	int r;
 
+	h->cfg = cfg_host_dup(cfg);
+	cfg = h->cfg;
 	h->name = xstrdup(cfg->name);
-	h->cfg = (struct cfg_host *)(uintptr_t)cfg;
 	h->tp = tp;
 	h->rp = rp;
 	h->tops = tp->info->ops.transport;
@@ -1145,10 +1146,18 @@ host_free(struct host *h)
 	free(h->fwds);
 	host_params_free(h->tparams);
 	host_params_free(h->rparams);
+	cfg_host_clear(h->cfg);
+	free(h->cfg);
 	free(h->name);
 	h->closing_handles = (int)(sizeof timers / sizeof timers[0]);
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		uv_close((uv_handle_t *)timers[i], host_timer_closed);
+}
+
+const struct cfg_host *
+host_cfg(const struct host *h)
+{
+	return h->cfg;
 }
 
 enum host_state
