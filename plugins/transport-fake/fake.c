@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rdhpf/plugin.h"
@@ -27,6 +30,7 @@ struct ffwd {
 	uint16_t lport;
 	char rhost[64];
 	uint16_t rport;
+	int fd; /* listening socket with bind_ports=yes, else -1 */
 };
 
 struct fstream {
@@ -58,6 +62,7 @@ struct fake {
 	char *control_file;
 	long fail_connects;
 	int hang;
+	int bind_ports;
 	int connected;
 	int down;       /* control file says down */
 	unsigned long connects, connect_calls;
@@ -405,21 +410,54 @@ fw_find(struct fake *f, const struct rdhpf_forward *fw)
 	return NULL;
 }
 
+/* Hold the local port as a real forward would (accepting nothing), so
+ * conflicts with other listeners are real. */
+static int
+bind_port(const struct rdhpf_forward *fw, int *out)
+{
+	struct sockaddr_in a;
+	int fd, one = 1;
+
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons(fw->local_port);
+	if (inet_pton(AF_INET, fw->bind_address, &a.sin_addr) != 1)
+		return RDHPF_ERR_INVAL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return RDHPF_ERR_IO;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
+		int e = errno;
+		close(fd);
+		return e == EADDRINUSE ? RDHPF_ERR_ADDRINUSE : RDHPF_ERR_IO;
+	}
+	*out = fd;
+	return RDHPF_OK;
+}
+
 static int
 t_forward_add(void *state, const struct rdhpf_forward *fw, rdhpf_done_fn done, void *arg)
 {
 	struct fake *f = state;
 	struct ffwd *e;
+	int fd = -1;
 
 	if (!f->connected)
 		return complete_later(f, done, arg, RDHPF_ERR_NOTCONN, NULL);
 	e = fw_find(f, fw);
+	if (e == NULL && f->bind_ports) {
+		int r = bind_port(fw, &fd);
+		if (r != RDHPF_OK)
+			return complete_later(f, done, arg, r, r == RDHPF_ERR_ADDRINUSE ? "port in use" : NULL);
+	}
 	if (e == NULL) {
 		struct ffwd *v = realloc(f->fw, (f->n_fw + 1) * sizeof *v);
 		if (v == NULL)
 			return RDHPF_ERR_NOMEM;
 		f->fw = v;
 		e = &f->fw[f->n_fw++];
+		e->fd = fd;
 	}
 	snprintf(e->bind, sizeof e->bind, "%s", fw->bind_address);
 	e->lport = fw->local_port;
@@ -436,6 +474,8 @@ t_forward_remove(void *state, const struct rdhpf_forward *fw, rdhpf_done_fn done
 	struct ffwd *e = fw_find(f, fw);
 
 	if (e != NULL) {
+		if (e->fd >= 0)
+			close(e->fd);
 		*e = f->fw[--f->n_fw];
 		write_state(f);
 	}
@@ -486,6 +526,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 				return RDHPF_ERR_INVAL;
 			}
 			f->hang = strcmp(v, "yes") == 0;
+		} else if (strcmp(k, "bind_ports") == 0) {
+			f->bind_ports = strcmp(v, "yes") == 0;
 		}
 	}
 	f->poll = H->timer_start(ctx, POLL_MS, POLL_MS, poll_cb, f);
@@ -502,6 +544,9 @@ t_destroy(void *state)
 	if (f == NULL)
 		return;
 	t_disconnect(f);
+	for (size_t i = 0; i < f->n_fw; i++)
+		if (f->fw[i].fd >= 0)
+			close(f->fw[i].fd);
 	f->n_fw = 0;
 	write_state(f);
 	if (f->poll)
@@ -530,6 +575,7 @@ static const struct rdhpf_option_desc options[] = {
 	{"control_file", "while this file holds \"down\", the link is down"},
 	{"fail_connects", "fail this many connects first"},
 	{"hang_connect", "yes: connect never completes"},
+	{"bind_ports", "yes: hold each forward's local port with a real listener"},
 	{NULL, NULL},
 };
 
