@@ -500,6 +500,7 @@ enum key_id {
 	K_LOG_FORMAT,
 	K_LOG_LEVEL,
 	K_RUNTIME_DIR,
+	K_METRICS_LISTEN,
 	K__COUNT
 };
 
@@ -520,6 +521,7 @@ enum key_type {
 	T_OFFSET,
 	T_PORTMAP,
 	T_CHOICE,
+	T_LISTEN,   /* IPv4:port or [IPv6]:port */
 };
 
 struct key_def {
@@ -564,6 +566,7 @@ static const struct key_def keys[K__COUNT] = {
 	[K_LOG_LEVEL] = {.name = "log_level", .where = W_GLOBAL, .type = T_CHOICE,
 	                 .choices = log_levels, .choices_text = "error, warn, info, debug or trace"},
 	[K_RUNTIME_DIR] = {.name = "runtime_dir", .where = W_GLOBAL, .type = T_PATH},
+	[K_METRICS_LISTEN] = {.name = "metrics_listen", .where = W_GLOBAL, .type = T_LISTEN},
 };
 
 static int
@@ -968,6 +971,31 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		}
 		sc->str[k] = xstrdup(v);
 		return true;
+	case T_LISTEN: {
+		char hostpart[64];
+		const char *colon = strrchr(v, ':');
+		uint16_t port;
+		size_t hl = colon ? (size_t)(colon - v) : 0;
+		bool ok = colon != NULL && hl > 0 && hl < sizeof hostpart &&
+		          parse_port(colon + 1, &port) == 0;
+		if (ok) {
+			memcpy(hostpart, v, hl);
+			hostpart[hl] = '\0';
+			if (hostpart[0] == '[' && hostpart[hl - 1] == ']') {
+				hostpart[hl - 1] = '\0';
+				ok = inet_pton(AF_INET6, hostpart + 1, addr) == 1;
+			} else {
+				ok = inet_pton(AF_INET, hostpart, addr) == 1;
+			}
+		}
+		if (!ok) {
+			perr(ps, label, kd->name,
+			     "bad listen address '%s' (use 127.0.0.1:9464 or [::1]:9464)", v);
+			return false;
+		}
+		sc->str[k] = xstrdup(v);
+		return true;
+	}
 	case T_DURATION:
 		if (parse_duration(v, &u, err, sizeof err) != 0) {
 			perr(ps, label, kd->name, "%s", err);
@@ -1281,6 +1309,8 @@ resolve(struct parse *ps)
 		c->log_level = take(&ds->str[K_LOG_LEVEL]);
 	if (ds->ok[K_RUNTIME_DIR])
 		c->runtime_dir = take(&ds->str[K_RUNTIME_DIR]);
+	if (ds->ok[K_METRICS_LISTEN])
+		c->metrics_listen = take(&ds->str[K_METRICS_LISTEN]);
 
 	policy_defaults(&p);
 	apply_policy(&p, NULL, ds);
@@ -1514,6 +1544,7 @@ cfg_free(struct cfg *c)
 	free(c->log_format);
 	free(c->log_level);
 	free(c->runtime_dir);
+	free(c->metrics_listen);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1647,7 +1678,7 @@ cfg_print(const struct cfg *c, FILE *out)
 {
 	bool first = true;
 
-	if (c->plugin_dir || c->log_format || c->log_level || c->runtime_dir) {
+	if (c->plugin_dir || c->log_format || c->log_level || c->runtime_dir || c->metrics_listen) {
 		fprintf(out, "[defaults]\n");
 		if (c->plugin_dir)
 			print_kv(out, "plugin_dir", c->plugin_dir, NULL);
@@ -1657,6 +1688,8 @@ cfg_print(const struct cfg *c, FILE *out)
 			print_kv(out, "log_level", c->log_level, NULL);
 		if (c->runtime_dir)
 			print_kv(out, "runtime_dir", c->runtime_dir, NULL);
+		if (c->metrics_listen)
+			print_kv(out, "metrics_listen", c->metrics_listen, NULL);
 		first = false;
 	}
 	for (size_t i = 0; i < c->n_hosts; i++) {

@@ -87,6 +87,7 @@ struct cfg {
 	char *log_format;     /* NULL unless set: "logfmt" | "json" */
 	char *log_level;      /* NULL unless set */
 	char *runtime_dir;    /* NULL unless set */
+	char *metrics_listen; /* NULL unless set: "127.0.0.1:9464" or "[::1]:9464" */
 	struct cfg_host *hosts;
 	size_t n_hosts;
 	struct cfg_error *errors;

@@ -401,3 +401,157 @@ status_table(json_t *st, FILE *out)
 		}
 	}
 }
+
+/* ---- metrics over HTTP (metrics_listen) ---- */
+
+#define HTTP_REQ_MAX 4096
+
+struct http_conn {
+	uv_tcp_t tcp;
+	char buf[HTTP_REQ_MAX];
+	size_t len;
+	uv_write_t wr;
+	char *reply;
+};
+
+struct metrics_http {
+	uv_tcp_t server;
+};
+
+static void
+http_closed(uv_handle_t *h)
+{
+	struct http_conn *k = h->data;
+	free(k->reply);
+	free(k);
+}
+
+static void
+http_written(uv_write_t *w, int status)
+{
+	struct http_conn *k = w->data;
+	(void)status;
+	uv_close((uv_handle_t *)&k->tcp, http_closed);
+}
+
+static void
+http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct http_conn *k = h->data;
+	(void)hint;
+	b->base = k->buf + k->len;
+	b->len = sizeof k->buf - 1 - k->len;
+}
+
+static void
+http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct http_conn *k = s->data;
+	char *body = NULL, *reply;
+	const char *status;
+	size_t cap;
+	uv_buf_t out;
+
+	(void)b;
+	if (n < 0) {
+		uv_close((uv_handle_t *)&k->tcp, http_closed);
+		return;
+	}
+	k->len += (size_t)n;
+	k->buf[k->len] = '\0';
+	if (strstr(k->buf, "\r\n\r\n") == NULL && strstr(k->buf, "\n\n") == NULL) {
+		if (k->len >= sizeof k->buf - 1)
+			uv_close((uv_handle_t *)&k->tcp, http_closed);
+		return;
+	}
+	uv_read_stop(s);
+	if (strncmp(k->buf, "GET /metrics ", 13) == 0 || strncmp(k->buf, "GET /metrics?", 13) == 0) {
+		status = "200 OK";
+		body = metrics_text();
+	} else {
+		status = "404 Not Found";
+		body = xstrdup("only GET /metrics here\n");
+	}
+	cap = strlen(body) + 256;
+	reply = xmalloc(cap);
+	snprintf(reply, cap,
+	         "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	         status, strlen(body), body);
+	free(body);
+	k->reply = reply;
+	out = uv_buf_init(reply, (unsigned)strlen(reply));
+	k->wr.data = k;
+	uv_write(&k->wr, s, &out, 1, http_written);
+}
+
+static void
+http_connection(uv_stream_t *server, int status)
+{
+	struct http_conn *k;
+
+	if (status < 0)
+		return;
+	k = xcalloc(1, sizeof *k);
+	uv_tcp_init(core_loop(), &k->tcp);
+	k->tcp.data = k;
+	if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0) {
+		uv_close((uv_handle_t *)&k->tcp, http_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&k->tcp, http_alloc, http_read);
+}
+
+static void
+http_server_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+struct metrics_http *
+metrics_http_start(const char *listen, char *err, size_t errlen)
+{
+	struct metrics_http *m;
+	struct sockaddr_storage ss;
+	char host[64];
+	const char *colon = strrchr(listen, ':');
+	size_t hl;
+	int port, r;
+
+	if (colon == NULL || (hl = (size_t)(colon - listen)) == 0 || hl >= sizeof host) {
+		snprintf(err, errlen, "metrics_listen: bad address '%s'", listen);
+		return NULL;
+	}
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	port = (int)strtol(colon + 1, NULL, 10);
+	if (host[0] == '[') {
+		host[hl - 1] = '\0';
+		r = uv_ip6_addr(host + 1, port, (struct sockaddr_in6 *)&ss);
+	} else {
+		r = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+	}
+	if (r != 0) {
+		snprintf(err, errlen, "metrics_listen %s: %s", listen, uv_strerror(r));
+		return NULL;
+	}
+	m = xcalloc(1, sizeof *m);
+	uv_tcp_init(core_loop(), &m->server);
+	m->server.data = m;
+	r = uv_tcp_bind(&m->server, (const struct sockaddr *)&ss, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&m->server, 16, http_connection);
+	if (r != 0) {
+		snprintf(err, errlen, "metrics_listen %s: %s", listen, uv_strerror(r));
+		uv_close((uv_handle_t *)&m->server, http_server_closed);
+		return NULL;
+	}
+	return m;
+}
+
+void
+metrics_http_stop(struct metrics_http *m)
+{
+	if (m != NULL)
+		uv_close((uv_handle_t *)&m->server, http_server_closed);
+}

@@ -20,6 +20,11 @@ void control_stop(struct control *c);
 /* Client: send cmd, read the whole answer into *out (malloc'd). */
 int control_request(const char *rundir, const char *cmd, char **out, char *err, size_t errlen);
 
+/* metrics_listen: GET /metrics over HTTP on ADDR:PORT. */
+struct metrics_http;
+struct metrics_http *metrics_http_start(const char *listen, char *err, size_t errlen);
+void metrics_http_stop(struct metrics_http *m);
+
 /* Prometheus text exposition of the metrics registry. */
 char *metrics_text(void);
 

@@ -31,6 +31,7 @@ struct daemon {
 	int stopping;
 	uint64_t stop_started_ms;
 	struct control *control;
+	struct metrics_http *mhttp;
 	int64_t started_wall;
 	const struct run_opts *opts;
 	char config_file[512];  /* "" when not from a file: nothing to reload */
@@ -197,6 +198,8 @@ begin_shutdown(struct daemon *d, const char *why)
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "shutting down", "reason", why, NULL);
 	control_stop(d->control);
 	d->control = NULL;
+	metrics_http_stop(d->mhttp);
+	d->mhttp = NULL;
 	for (size_t i = 0; i < d->n_hosts; i++) {
 		host_stop(d->hosts[i], "shutdown");
 		host_free(d->hosts[i]);
@@ -400,6 +403,11 @@ daemon_run(const struct run_opts *o)
 	if (d.control == NULL)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no control socket; status and metrics unavailable",
 		       "err", err, NULL);
+	if (d.cfg.metrics_listen != NULL) {
+		d.mhttp = metrics_http_start(d.cfg.metrics_listen, err, sizeof err);
+		if (d.mhttp == NULL)
+			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "metrics over HTTP unavailable", "err", err, NULL);
+	}
 	uv_signal_init(core_loop(), &d.sig_int);
 	uv_signal_init(core_loop(), &d.sig_term);
 	uv_signal_init(core_loop(), &d.sig_hup);

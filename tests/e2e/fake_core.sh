@@ -13,6 +13,7 @@ this line is malformed and must be skipped
 S
 cat >"$T/config.ini" <<C
 [defaults]
+metrics_listen = 127.0.0.1:19464
 backoff_initial = 100ms
 backoff_max = 400ms
 health_interval = 200ms
@@ -59,6 +60,27 @@ else
 fi
 check "status table names the forward" bash -c "'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -Eq '127.0.0.1:15432 +127.0.0.1:15432 +db +active'"
 "$RDHPF_BIN" metrics --runtime-dir "$T/run" >"$T/metrics"
+check "metrics parse as Prometheus text" $PY - "$T/metrics" <<'PY'
+import re, sys
+name = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
+series = re.compile(r'^(' + name + r')(\{(' + name + r'="([^"\\]|\\.)*"(,' + name + r'="([^"\\]|\\.)*")*)?\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$')
+typed = {}
+for line in open(sys.argv[1]).read().splitlines():
+    if line.startswith('# HELP '):
+        assert re.match(r'^# HELP ' + name + ' .+$', line), line
+    elif line.startswith('# TYPE '):
+        m = re.match(r'^# TYPE (' + name + ') (counter|gauge|summary|histogram|untyped)$', line)
+        assert m, line
+        assert m.group(1) not in typed, 'TYPE twice: ' + line
+        typed[m.group(1)] = m.group(2)
+    else:
+        m = series.match(line)
+        assert m, 'bad series line: ' + line
+        base = re.sub(r'_(sum|count)$', '', m.group(1)) if m.group(1) not in typed else m.group(1)
+        assert base in typed, 'series before its TYPE: ' + line
+assert 'rdhpf_connects_total' in typed
+PY
+check "metrics served over HTTP (metrics_listen)" bash -c "curl -fsS --noproxy '*' -m 2 http://127.0.0.1:19464/metrics | grep -q '^rdhpf_connects_total'"
 check "metrics: one active forward" grep -q '^rdhpf_forwards_active{host="lab",plugin="fake"} 1$' "$T/metrics"
 check "metrics: one connect" grep -q '^rdhpf_connects_total{host="lab",plugin="fake"} 1$' "$T/metrics"
 
