@@ -152,6 +152,8 @@ struct run_opts {
  * changed hosts restart, unchanged hosts keep their forwards untouched. */
 
 int daemon_run(const struct run_opts *o);
+/* `rdhpf doctor [--host NAME|URL]`; 0 when every check passed. */
+int doctor_run(const struct run_opts *o, const char *host);
 
 /* $XDG_CONFIG_HOME/rdhpf/config.ini, else ~/.config/rdhpf/config.ini. */
 const char *config_default_path(char *buf, size_t len);

@@ -24,6 +24,7 @@ usage(FILE *out)
 	      "  status         ask the running daemon: hosts, forwards, diagnostics\n"
 	      "                 (--format table|json; json is documented in docs/status.md)\n"
 	      "  metrics        ask the running daemon: Prometheus text exposition\n"
+	      "  doctor         check a host step by step (--host NAME|URL), each failure with a fix\n"
 	      "  version        print the version and plugin ABI\n"
 	      "\n"
 	      "options (every command):\n"
@@ -230,6 +231,12 @@ main(int argc, char **argv)
 
 	if (strcmp(cmd, "run") == 0)
 		return daemon_run(&o);
+	if (strcmp(cmd, "doctor") == 0) {
+		const char *sel = o.host_url;
+		if (sel != NULL && strncmp(sel, "ssh://", 6) != 0)
+			o.host_url = NULL; /* a host name of the config */
+		return doctor_run(&o, sel);
+	}
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(&o, format);
 	if (strcmp(cmd, "metrics") == 0)

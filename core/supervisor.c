@@ -93,6 +93,7 @@ struct host {
 	uv_timer_t t_health;
 	uv_timer_t t_fwd;         /* retry conflicted / failed forwards */
 	uv_timer_t t_down;        /* deferred link failure */
+	uv_timer_t t_reconcile;   /* deferred reconcile */
 	int health_in_flight;
 	uint64_t health_started_ms;
 
@@ -608,6 +609,25 @@ out:
 }
 
 static void
+reconcile_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	if (h->state != HOST_STOPPED)
+		reconcile_apply(h);
+}
+
+/* Runtime callbacks arrive inside the transport's own frames (a stream's
+ * on_data): reconcile from the loop instead, so that forward_add never
+ * re-enters the transport from its own callback.  Costs one loop turn. */
+static void
+reconcile_soon(struct host *h)
+{
+	if (!uv_is_active((uv_handle_t *)&h->t_reconcile))
+		uv_timer_start(&h->t_reconcile, reconcile_cb, 0, 0);
+}
+
+static void
 fwd_retry_cb(uv_timer_t *t)
 {
 	struct host *h = t->data;
@@ -663,7 +683,7 @@ on_event(void *arg, const struct rdhpf_event *ev)
 		return;
 	}
 	apply_event(h, ev->type, ev->container);
-	reconcile_apply(h);
+	reconcile_soon(h);
 }
 
 static void
@@ -737,7 +757,7 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 		apply_event(h, h->pend[i].type, &pc);
 	}
 	pend_clear(h);
-	reconcile_apply(h);
+	reconcile_soon(h);
 	backoff_reset(&h->sync_bo);
 	backoff_reset(&h->bo);
 	breaker_success(&h->br);
@@ -1047,6 +1067,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	timer_init(h, &h->t_health);
 	timer_init(h, &h->t_fwd);
 	timer_init(h, &h->t_down);
+	timer_init(h, &h->t_reconcile);
 
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
@@ -1098,6 +1119,7 @@ host_stop(struct host *h, const char *reason)
 	uv_timer_stop(&h->t_health);
 	uv_timer_stop(&h->t_fwd);
 	uv_timer_stop(&h->t_down);
+	uv_timer_stop(&h->t_reconcile);
 	if (h->rstate != NULL) {
 		runtime_stop(h);
 		h->rops->destroy(h->rstate);
@@ -1131,7 +1153,8 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog, &h->t_health, &h->t_fwd, &h->t_down};
+	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog, &h->t_health, &h->t_fwd, &h->t_down,
+	                        &h->t_reconcile};
 
 	if (h == NULL)
 		return;
