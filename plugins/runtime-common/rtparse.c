@@ -1,0 +1,1194 @@
+/* Pure parsing for the runtime plugins; see rtparse.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "rtparse.h"
+
+/* ---- diagnostics ---- */
+
+static void
+diag(const struct rt_diag *d, int level, const char *msg, const char *id, const char *detail)
+{
+	if (d != NULL && d->fn != NULL)
+		d->fn(d->arg, level, msg, id, detail);
+}
+
+/* ---- containers ---- */
+
+void
+rt_cont_init(struct rt_cont *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+void
+rt_cont_clear(struct rt_cont *c)
+{
+	free(c->ports);
+	rt_cont_init(c);
+}
+
+void
+rt_conts_free(struct rt_cont *cs, size_t n)
+{
+	if (cs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(cs[i].ports);
+	free(cs);
+}
+
+int
+rt_cont_add_port(struct rt_cont *c, const char *ip, uint16_t host_port, uint16_t container_port,
+                 int proto)
+{
+	if (c->n_ports >= RT_MAX_PORTS)
+		return -1;
+	if (c->n_ports == c->cap_ports) {
+		size_t cap = c->cap_ports ? c->cap_ports * 2 : 8;
+		struct rt_port *v = realloc(c->ports, cap * sizeof *v);
+		if (v == NULL)
+			return -1;
+		c->ports = v;
+		c->cap_ports = cap;
+	}
+	struct rt_port *p = &c->ports[c->n_ports++];
+	snprintf(p->ip, sizeof p->ip, "%s", ip);
+	p->host_port = host_port;
+	p->container_port = container_port;
+	p->proto = proto;
+	return 0;
+}
+
+void
+rt_cont_view(const struct rt_cont *c, struct rdhpf_container *out, struct rdhpf_port *ports)
+{
+	for (size_t i = 0; i < c->n_ports; i++) {
+		ports[i].host_ip = c->ports[i].ip;
+		ports[i].host_port = c->ports[i].host_port;
+		ports[i].container_port = c->ports[i].container_port;
+		ports[i].proto = c->ports[i].proto;
+	}
+	out->id = c->id;
+	out->name = c->name;
+	out->ports = c->n_ports ? ports : NULL;
+	out->n_ports = c->n_ports;
+}
+
+int
+rt_valid_id(const char *s, size_t len)
+{
+	if (s == NULL || len < 12 || len > RT_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int
+rt_proto(const char *s, size_t len)
+{
+	if (len == 3 && memcmp(s, "tcp", 3) == 0)
+		return RDHPF_PROTO_TCP;
+	if (len == 3 && memcmp(s, "udp", 3) == 0)
+		return RDHPF_PROTO_UDP;
+	if (len == 4 && memcmp(s, "sctp", 4) == 0)
+		return RDHPF_PROTO_SCTP;
+	return 0;
+}
+
+int
+rt_port_str(const char *s, size_t len)
+{
+	unsigned v = 0;
+
+	if (s == NULL || len == 0 || len > 5)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : -1;
+}
+
+/* ---- time ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int
+digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+valid_ymdhms(int y, int mo, int d, int h, int mi, int s)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	if (y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 60)
+		return 0;
+	return d <= mdays[mo - 1] + (mo == 2 && leap);
+}
+
+int
+rt_rfc3339_ns(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int64_t frac = 0, t;
+	const char *p;
+
+	if (s == NULL || strlen(s) < 20)
+		return -1;
+	if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    digits(s + 17, 2, &sec))
+		return -1;
+	if (!valid_ymdhms(y, mo, d, h, mi, sec))
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		int n = 0;
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (n < 9) {
+				frac = frac * 10 + (*p - '0');
+				n++;
+			}
+			p++;
+		}
+		if (n == 0)
+			return -1;
+		while (n++ < 9)
+			frac *= 10;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
+			return -1;
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+	t -= (int64_t)sign * (oh * 3600 + om * 60);
+	*out = t * 1000000000 + frac;
+	return 0;
+}
+
+int
+rt_http_date(const char *s, int64_t *out)
+{
+	static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	int d, y, h, mi, sec, mo = 0;
+
+	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+	if (s == NULL || strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
+	    s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':' ||
+	    strcmp(s + 25, " GMT") != 0)
+		return -1;
+	for (int i = 0; i < 12; i++)
+		if (memcmp(s + 8, mons[i], 3) == 0)
+			mo = i + 1;
+	if (mo == 0 || digits(s + 5, 2, &d) || digits(s + 12, 4, &y) || digits(s + 17, 2, &h) ||
+	    digits(s + 20, 2, &mi) || digits(s + 23, 2, &sec) ||
+	    !valid_ymdhms(y, mo, d, h, mi, sec))
+		return -1;
+	*out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+	return 0;
+}
+
+/* ---- line splitting ---- */
+
+void
+rt_lines_init(struct rt_lines *l, size_t max)
+{
+	memset(l, 0, sizeof *l);
+	l->max = max;
+}
+
+void
+rt_lines_free(struct rt_lines *l)
+{
+	free(l->buf);
+	l->buf = NULL;
+	l->len = l->cap = 0;
+	l->skipping = 0;
+}
+
+static int
+emit_line(const char *s, size_t n, rt_line_fn fn, void *arg)
+{
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return 0;
+	return fn(arg, s, n);
+}
+
+static int
+lines_append(struct rt_lines *l, const char *s, size_t n)
+{
+	if (l->len + n > l->cap) {
+		size_t cap = l->cap ? l->cap : 4096;
+		while (cap < l->len + n)
+			cap *= 2;
+		if (cap > l->max + 1)
+			cap = l->max + 1;
+		char *v = realloc(l->buf, cap);
+		if (v == NULL)
+			return -1;
+		l->buf = v;
+		l->cap = cap;
+	}
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+	return 0;
+}
+
+int
+rt_lines_feed(struct rt_lines *l, const char *buf, size_t n, rt_line_fn fn, void *arg)
+{
+	while (n > 0) {
+		const char *nl = memchr(buf, '\n', n);
+		size_t seg = nl ? (size_t)(nl - buf) : n;
+
+		if (l->skipping) {
+			/* The rest of a line already reported as oversized. */
+			if (nl == NULL)
+				return 0;
+			l->skipping = 0;
+		} else if (l->len + seg > l->max) {
+			l->len = 0;
+			l->skipping = nl == NULL;
+			if (fn(arg, NULL, l->max))
+				return 1;
+			if (nl == NULL)
+				return 0;
+		} else if (nl == NULL) {
+			if (lines_append(l, buf, seg) != 0) {
+				l->len = 0;
+				l->skipping = 1;
+				return -1;
+			}
+			return 0;
+		} else if (l->len == 0) {
+			if (emit_line(buf, seg, fn, arg))
+				return 1;
+		} else {
+			size_t len;
+			if (lines_append(l, buf, seg) != 0) {
+				l->len = 0;
+				return -1;
+			}
+			len = l->len;
+			l->len = 0;
+			if (emit_line(l->buf, len, fn, arg))
+				return 1;
+		}
+		buf = nl + 1;
+		n -= seg + 1;
+	}
+	return 0;
+}
+
+/* ---- HTTP/1.1 responses ---- */
+
+enum {
+	HS_STATUS = 0,
+	HS_HEADER,
+	HS_BODY_LEN,
+	HS_BODY_EOF,
+	HS_CHUNK_SIZE,
+	HS_CHUNK_DATA,
+	HS_CHUNK_CRLF,
+	HS_TRAILER,
+	HS_DONE,
+};
+
+void
+rt_http_reset(struct rt_http *h)
+{
+	h->state = HS_STATUS;
+	h->status = 0;
+	h->chunked = h->has_length = h->conn_close = h->until_eof = 0;
+	h->date = -1;
+	h->left = 0;
+	h->head_bytes = 0;
+	h->line_len = 0;
+}
+
+int
+rt_http_idle(const struct rt_http *h)
+{
+	return h->state == HS_STATUS && h->line_len == 0 && h->head_bytes == 0;
+}
+
+int
+rt_http_eof(const struct rt_http *h)
+{
+	return h->state == HS_BODY_EOF ? RT_HTTP_DONE : RT_HTTP_ERR;
+}
+
+static int
+ieq(const char *a, const char *b)
+{
+	return strcasecmp(a, b) == 0;
+}
+
+/* Does a comma-separated header value hold token (case-insensitive)? */
+static int
+has_token(const char *v, const char *token)
+{
+	size_t tl = strlen(token);
+
+	while (*v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		const char *e = v;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - v) == tl && strncasecmp(v, token, tl) == 0)
+			return 1;
+		v = e;
+	}
+	return 0;
+}
+
+static int
+parse_u64(const char *s, int base, uint64_t *out)
+{
+	uint64_t v = 0;
+	int n = 0;
+
+	for (; *s; s++, n++) {
+		int dgt;
+		if (*s >= '0' && *s <= '9')
+			dgt = *s - '0';
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			dgt = *s - 'a' + 10;
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			dgt = *s - 'A' + 10;
+		else
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)dgt) / (uint64_t)base)
+			return -1;
+		v = v * (uint64_t)base + (uint64_t)dgt;
+	}
+	if (n == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One complete line (without CRLF) in h->line. */
+static int
+http_line(struct rt_http *h, const char **why)
+{
+	char *line = h->line;
+
+	switch (h->state) {
+	case HS_STATUS: {
+		/* "HTTP/1.1 200 OK" */
+		if (strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
+		    line[8] != ' ' || line[9] < '1' || line[9] > '5' || line[10] < '0' ||
+		    line[10] > '9' || line[11] < '0' || line[11] > '9' ||
+		    (line[12] != ' ' && line[12] != '\0')) {
+			*why = "bad status line";
+			return RT_HTTP_ERR;
+		}
+		h->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+		h->conn_close = line[7] == '0';
+		h->state = HS_HEADER;
+		return RT_HTTP_MORE;
+	}
+	case HS_HEADER: {
+		if (line[0] == '\0')
+			break; /* end of head */
+		char *colon = strchr(line, ':');
+		if (colon == NULL || colon == line) {
+			*why = "bad header line";
+			return RT_HTTP_ERR;
+		}
+		*colon = '\0';
+		char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		size_t vl = strlen(v);
+		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			v[--vl] = '\0';
+		if (ieq(line, "Content-Length")) {
+			uint64_t cl;
+			if (parse_u64(v, 10, &cl) != 0 || (h->has_length && cl != h->left)) {
+				*why = "bad Content-Length";
+				return RT_HTTP_ERR;
+			}
+			h->has_length = 1;
+			h->left = cl;
+		} else if (ieq(line, "Transfer-Encoding")) {
+			if (has_token(v, "chunked"))
+				h->chunked = 1;
+			else {
+				*why = "unsupported Transfer-Encoding";
+				return RT_HTTP_ERR;
+			}
+		} else if (ieq(line, "Connection")) {
+			if (has_token(v, "close"))
+				h->conn_close = 1;
+		} else if (ieq(line, "Date")) {
+			int64_t t;
+			if (rt_http_date(v, &t) == 0)
+				h->date = t;
+		}
+		return RT_HTTP_MORE;
+	}
+	case HS_CHUNK_SIZE: {
+		char *semi = strchr(line, ';');
+		if (semi)
+			*semi = '\0';
+		size_t l = strlen(line);
+		while (l > 0 && (line[l - 1] == ' ' || line[l - 1] == '\t'))
+			line[--l] = '\0';
+		if (l > 16 || parse_u64(line, 16, &h->left) != 0) {
+			*why = "bad chunk size";
+			return RT_HTTP_ERR;
+		}
+		h->state = h->left ? HS_CHUNK_DATA : HS_TRAILER;
+		return RT_HTTP_MORE;
+	}
+	case HS_CHUNK_CRLF:
+		if (line[0] != '\0') {
+			*why = "chunk not followed by CRLF";
+			return RT_HTTP_ERR;
+		}
+		h->state = HS_CHUNK_SIZE;
+		return RT_HTTP_MORE;
+	case HS_TRAILER:
+		if (line[0] == '\0') {
+			h->state = HS_DONE;
+			return RT_HTTP_DONE;
+		}
+		return RT_HTTP_MORE;
+	default:
+		*why = "parser state";
+		return RT_HTTP_ERR;
+	}
+
+	/* The head ended. */
+	if (h->status >= 100 && h->status < 200) {
+		/* Interim response: the real one follows. */
+		rt_http_reset(h);
+		return RT_HTTP_MORE;
+	}
+	if (h->status == 204 || h->status == 304) {
+		h->state = HS_DONE;
+	} else if (h->chunked) {
+		h->state = HS_CHUNK_SIZE;
+		h->has_length = 0;
+	} else if (h->has_length) {
+		h->state = h->left ? HS_BODY_LEN : HS_DONE;
+	} else {
+		h->state = HS_BODY_EOF;
+		h->until_eof = 1;
+		h->conn_close = 1;
+	}
+	return RT_HTTP_HEAD;
+}
+
+int
+rt_http_feed(struct rt_http *h, const char *buf, size_t len, size_t *used, rt_body_fn fn, void *arg,
+             const char **why)
+{
+	size_t i = 0;
+	int r;
+
+	*why = NULL;
+	while (i < len) {
+		switch (h->state) {
+		case HS_DONE:
+			*used = i;
+			return RT_HTTP_DONE;
+		case HS_BODY_LEN:
+		case HS_CHUNK_DATA:
+		case HS_BODY_EOF: {
+			size_t n = len - i;
+			if (h->state != HS_BODY_EOF && (uint64_t)n > h->left)
+				n = (size_t)h->left;
+			if (h->state != HS_BODY_EOF)
+				h->left -= n;
+			if (h->left == 0 && h->state == HS_BODY_LEN)
+				h->state = HS_DONE;
+			else if (h->left == 0 && h->state == HS_CHUNK_DATA)
+				h->state = HS_CHUNK_CRLF;
+			const char *p = buf + i;
+			i += n;
+			if (fn != NULL && n > 0 && fn(arg, p, n)) {
+				*used = i;
+				return RT_HTTP_STOP;
+			}
+			continue;
+		}
+		default:
+			break;
+		}
+		/* Line-oriented states: collect up to "\n". */
+		char c = buf[i++];
+		if (h->state == HS_STATUS || h->state == HS_HEADER) {
+			if (++h->head_bytes > RT_HTTP_HEAD_MAX) {
+				*why = "response head too large";
+				*used = i;
+				return RT_HTTP_ERR;
+			}
+		}
+		if (c != '\n') {
+			if (h->line_len + 1 >= sizeof h->line) {
+				*why = "line too long";
+				*used = i;
+				return RT_HTTP_ERR;
+			}
+			h->line[h->line_len++] = c;
+			continue;
+		}
+		if (h->line_len > 0 && h->line[h->line_len - 1] == '\r')
+			h->line_len--;
+		h->line[h->line_len] = '\0';
+		h->line_len = 0;
+		r = http_line(h, why);
+		if (r != RT_HTTP_MORE) {
+			*used = i;
+			return r;
+		}
+	}
+	*used = i;
+	return h->state == HS_DONE ? RT_HTTP_DONE : RT_HTTP_MORE;
+}
+
+/* ---- JSON helpers ---- */
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A port from a JSON integer or digit string: 1..65535, -1 when invalid,
+ * -2 when absent, null or "" (so callers can tell "not published" from
+ * "bad"). */
+static int
+jport(const json_t *v)
+{
+	if (v == NULL || json_is_null(v))
+		return -2;
+	if (json_is_integer(v)) {
+		json_int_t x = json_integer_value(v);
+		return x >= 1 && x <= 65535 ? (int)x : -1;
+	}
+	if (json_is_string(v)) {
+		if (json_string_length(v) == 0)
+			return -2;
+		return rt_port_str(json_string_value(v), json_string_length(v));
+	}
+	return -1;
+}
+
+static void
+port_text(char *buf, size_t n, const json_t *v)
+{
+	if (json_is_integer(v))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v))
+		snprintf(buf, n, "\"%.24s\"", json_string_value(v));
+	else
+		snprintf(buf, n, "(not a number)");
+}
+
+static void
+set_name(char *dst, const char *name)
+{
+	if (name == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	if (name[0] == '/')
+		name++;
+	snprintf(dst, RT_NAME_MAX + 1, "%s", name);
+}
+
+static int
+take_id(char *dst, const char *id)
+{
+	if (id == NULL || !rt_valid_id(id, strlen(id)))
+		return -1;
+	memcpy(dst, id, strlen(id) + 1);
+	return 0;
+}
+
+static void
+short_text(char *buf, size_t n, const char *s, size_t len)
+{
+	size_t k = len < n - 1 ? len : n - 1;
+	for (size_t i = 0; i < k; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[k] = '\0';
+}
+
+static json_t *
+load(const char *buf, size_t len, const struct rt_diag *d, const char *what)
+{
+	json_error_t e;
+	json_t *j = json_loadb(buf, len, JSON_DECODE_ANY, &e);
+
+	if (j == NULL) {
+		char detail[200];
+		snprintf(detail, sizeof detail, "%s: %s at byte %d", what, e.text, e.position);
+		diag(d, RDHPF_LOG_WARN, "malformed JSON skipped", NULL, detail);
+	}
+	return j;
+}
+
+/* Add one validated mapping, or report why not. */
+static void
+add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const json_t *hpv,
+            const struct rt_diag *d)
+{
+	char detail[96], pt[40];
+
+	if (hp < 0 || cp < 0) {
+		port_text(pt, sizeof pt, hpv);
+		snprintf(detail, sizeof detail, "host port %s%s: not in 1..65535", pt,
+		         cp < 0 ? " (or its container port)" : "");
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+		return;
+	}
+	if (ip == NULL)
+		ip = "";
+	if (strlen(ip) > RT_IP_MAX) {
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "host address too long");
+		return;
+	}
+	if (proto != RDHPF_PROTO_TCP) {
+		snprintf(detail, sizeof detail, "%d/%s: only TCP is forwarded", hp,
+		         proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
+		diag(d, RDHPF_LOG_DEBUG, "port mapping not forwarded", c->id, detail);
+	}
+	if (rt_cont_add_port(c, ip, (uint16_t)hp, (uint16_t)cp, proto) != 0)
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "too many ports");
+}
+
+/* ---- events ---- */
+
+static void
+ev_init(struct rt_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+}
+
+static int64_t
+ev_time(const json_t *o, int podman)
+{
+	const json_t *v = json_object_get(o, "timeNano");
+	int64_t t;
+
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		return json_integer_value(v);
+	v = json_object_get(o, "time");
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    json_integer_value(v) < INT64_MAX / 1000000000)
+		return json_integer_value(v) * 1000000000;
+	if (podman) {
+		const char *s = jstr(o, "Time");
+		if (s != NULL && rt_rfc3339_ns(s, &t) == 0)
+			return t;
+	}
+	return 0;
+}
+
+static int
+ev_finish(struct rt_event *ev, const char *id, const char *action, const struct rt_diag *d)
+{
+	snprintf(ev->action, sizeof ev->action, "%s", action);
+	if (id == NULL || !rt_valid_id(id, strlen(id))) {
+		char detail[96];
+		short_text(detail, 64, id ? id : "(none)", id ? strlen(id) : 6);
+		diag(d, RDHPF_LOG_WARN, "event skipped: bad container id", NULL, detail);
+		return -1;
+	}
+	memcpy(ev->id, id, strlen(id) + 1);
+	return 0;
+}
+
+int
+rt_docker_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
+{
+	json_t *o = load(line, len, d, "event");
+	const char *type, *action, *id = NULL, *name = NULL;
+	const json_t *actor;
+	int r = -1;
+
+	ev_init(ev);
+	if (o == NULL)
+		return -1;
+	if (!json_is_object(o)) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
+		goto out;
+	}
+	type = jstr(o, "Type");
+	action = jstr(o, "Action");
+	if (action == NULL)
+		action = jstr(o, "status");
+	if (action == NULL) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: no Action", NULL, NULL);
+		goto out;
+	}
+	if (type != NULL && strcmp(type, "container") != 0) {
+		snprintf(ev->action, sizeof ev->action, "%s", action);
+		ev->kind = RT_EV_IGNORE;
+		r = 0;
+		goto out;
+	}
+	actor = json_object_get(o, "Actor");
+	if (json_is_object(actor)) {
+		id = jstr(actor, "ID");
+		const json_t *attrs = json_object_get(actor, "Attributes");
+		if (json_is_object(attrs))
+			name = jstr(attrs, "name");
+	}
+	if (id == NULL || id[0] == '\0')
+		id = jstr(o, "id");
+	if (ev_finish(ev, id, action, d) != 0)
+		goto out;
+	set_name(ev->name, name);
+	ev->time_ns = ev_time(o, 0);
+	/* kill does not mean stopped (SIGHUP), restart is followed by start,
+	 * exec_die concerns an exec session, not the container. */
+	if (strcmp(action, "start") == 0)
+		ev->kind = RT_EV_START;
+	else if (strcmp(action, "die") == 0 || strcmp(action, "died") == 0 ||
+	         strcmp(action, "stop") == 0 || strcmp(action, "destroy") == 0 ||
+	         strcmp(action, "remove") == 0)
+		ev->kind = RT_EV_STOP;
+	else
+		ev->kind = RT_EV_IGNORE;
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int
+rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
+{
+	json_t *o = load(line, len, d, "event");
+	const char *type, *status;
+	int r = -1;
+
+	ev_init(ev);
+	if (o == NULL)
+		return -1;
+	if (!json_is_object(o)) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
+		goto out;
+	}
+	type = jstr(o, "Type");
+	status = jstr(o, "Status");
+	if (status == NULL || type == NULL) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: no Status or Type", NULL, NULL);
+		goto out;
+	}
+	if (strcmp(type, "container") != 0) {
+		snprintf(ev->action, sizeof ev->action, "%s", status);
+		r = 0;
+		goto out;
+	}
+	if (ev_finish(ev, jstr(o, "ID"), status, d) != 0)
+		goto out;
+	set_name(ev->name, jstr(o, "Name"));
+	ev->time_ns = ev_time(o, 1);
+	/* 4.x sends "restart" before stop/died/start; "cleanup" follows
+	 * "died"; "exec_died" concerns an exec session. */
+	if (strcmp(status, "start") == 0 || strcmp(status, "restore") == 0)
+		ev->kind = RT_EV_START;
+	else if (strcmp(status, "died") == 0 || strcmp(status, "die") == 0 ||
+	         strcmp(status, "stop") == 0 || strcmp(status, "remove") == 0)
+		ev->kind = RT_EV_STOP;
+	else
+		ev->kind = RT_EV_IGNORE;
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+/* ---- lists ---- */
+
+static int
+conts_push(struct rt_cont **v, size_t *n, size_t *cap, struct rt_cont *c)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct rt_cont *nv = realloc(*v, nc * sizeof *nv);
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *c;
+	return 0;
+}
+
+static const char *
+first_name(const json_t *o)
+{
+	const json_t *names = json_object_get(o, "Names");
+	if (json_is_array(names) && json_array_size(names) > 0 &&
+	    json_is_string(json_array_get(names, 0)))
+		return json_string_value(json_array_get(names, 0));
+	if (json_is_string(names)) /* podman 1.x/2.x */
+		return json_string_value(names);
+	return NULL;
+}
+
+static int
+cont_begin(struct rt_cont *c, const json_t *o, const char *idkey, const struct rt_diag *d)
+{
+	const char *id = jstr(o, idkey);
+
+	rt_cont_init(c);
+	if (take_id(c->id, id) != 0) {
+		char detail[80];
+		short_text(detail, 64, id ? id : "(none)", id ? strlen(id) : 6);
+		diag(d, RDHPF_LOG_WARN, "container skipped: bad id", NULL, detail);
+		return -1;
+	}
+	c->running = 1;
+	return 0;
+}
+
+static void
+docker_list_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
+{
+	size_t i;
+	const json_t *p;
+
+	if (!json_is_array(ports))
+		return;
+	json_array_foreach(ports, i, p)
+	{
+		const char *type = jstr(p, "Type");
+		const json_t *pub = json_object_get(p, "PublicPort");
+		int hp = jport(pub), cp = jport(json_object_get(p, "PrivatePort"));
+		int proto = type ? rt_proto(type, strlen(type)) : RDHPF_PROTO_TCP;
+
+		if (hp == -2)
+			continue; /* exposed, not published */
+		if (proto == 0) {
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			     type);
+			continue;
+		}
+		add_mapping(c, jstr(p, "IP"), hp, cp, proto, pub, d);
+	}
+}
+
+int
+rt_docker_list(const char *body, size_t len, struct rt_cont **out, size_t *n,
+               const struct rt_diag *d)
+{
+	json_t *a = load(body, len, d, "container list");
+	struct rt_cont *v = NULL;
+	size_t nv = 0, cap = 0, i;
+	const json_t *o;
+
+	*out = NULL;
+	*n = 0;
+	if (a == NULL)
+		return -1;
+	if (!json_is_array(a)) {
+		diag(d, RDHPF_LOG_WARN, "container list is not an array", NULL, NULL);
+		json_decref(a);
+		return -1;
+	}
+	json_array_foreach(a, i, o)
+	{
+		struct rt_cont c;
+		if (!json_is_object(o) || cont_begin(&c, o, "Id", d) != 0)
+			continue;
+		set_name(c.name, first_name(o));
+		docker_list_ports(&c, json_object_get(o, "Ports"), d);
+		if (conts_push(&v, &nv, &cap, &c) != 0) {
+			rt_cont_clear(&c);
+			rt_conts_free(v, nv);
+			json_decref(a);
+			return -1;
+		}
+	}
+	json_decref(a);
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
+/* One podman PortMapping: consecutive ports for range > 1, and a
+ * protocol list like "tcp,udp". */
+static void
+podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
+{
+	const json_t *hpv = json_object_get(p, "host_port");
+	const json_t *cpv = json_object_get(p, "container_port");
+	const json_t *rv = json_object_get(p, "range");
+	const char *ip = jstr(p, "host_ip");
+	const char *protos = jstr(p, "protocol");
+	json_int_t range = 1;
+	int hp, cp;
+
+	if (hpv == NULL && cpv == NULL) { /* podman 3.x field names */
+		hpv = json_object_get(p, "hostPort");
+		cpv = json_object_get(p, "containerPort");
+		ip = jstr(p, "hostIP");
+	}
+	if (protos == NULL || protos[0] == '\0')
+		protos = "tcp";
+	hp = jport(hpv);
+	cp = jport(cpv);
+	if (hp == -2)
+		return; /* not published */
+	if (json_is_integer(rv) && json_integer_value(rv) > 1)
+		range = json_integer_value(rv);
+	else if (rv != NULL && !json_is_null(rv) && !json_is_integer(rv)) {
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "range is not a number");
+		return;
+	}
+	if (range > 65535 || (hp > 0 && hp + range - 1 > 65535) ||
+	    (cp > 0 && cp + range - 1 > 65535)) {
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "range runs past 65535");
+		return;
+	}
+	if (hp < 0 || cp < 0) {
+		add_mapping(c, ip, hp, cp, RDHPF_PROTO_TCP, hpv, d);
+		return;
+	}
+	for (const char *s = protos; *s;) {
+		const char *e = strchr(s, ',');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		int proto = rt_proto(s, l);
+		if (proto == 0) {
+			char detail[40];
+			short_text(detail, sizeof detail, s, l);
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			     detail);
+		} else {
+			for (json_int_t k = 0; k < range; k++)
+				add_mapping(c, ip, hp + (int)k, cp + (int)k, proto, hpv, d);
+		}
+		s += l;
+		if (*s == ',')
+			s++;
+	}
+}
+
+int
+rt_podman_ps(const char *body, size_t len, struct rt_cont **out, size_t *n, const struct rt_diag *d)
+{
+	json_t *a = load(body, len, d, "podman ps");
+	struct rt_cont *v = NULL;
+	size_t nv = 0, cap = 0, i, k;
+	const json_t *o, *p;
+
+	*out = NULL;
+	*n = 0;
+	if (a == NULL)
+		return -1;
+	if (json_is_null(a)) { /* some versions print null for none */
+		json_decref(a);
+		return 0;
+	}
+	if (!json_is_array(a)) {
+		diag(d, RDHPF_LOG_WARN, "podman ps output is not an array", NULL, NULL);
+		json_decref(a);
+		return -1;
+	}
+	json_array_foreach(a, i, o)
+	{
+		struct rt_cont c;
+		const char *state;
+		if (!json_is_object(o) || cont_begin(&c, o, "Id", d) != 0)
+			continue;
+		state = jstr(o, "State");
+		if (state != NULL && strcmp(state, "running") != 0) {
+			rt_cont_clear(&c);
+			continue;
+		}
+		set_name(c.name, first_name(o));
+		const json_t *ports = json_object_get(o, "Ports");
+		if (json_is_array(ports))
+			json_array_foreach(ports, k, p) if (json_is_object(p))
+			    podman_mapping(&c, p, d);
+		if (conts_push(&v, &nv, &cap, &c) != 0) {
+			rt_cont_clear(&c);
+			rt_conts_free(v, nv);
+			json_decref(a);
+			return -1;
+		}
+	}
+	json_decref(a);
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
+/* NetworkSettings.Ports: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}] | null} */
+static void
+inspect_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
+{
+	const char *key;
+	const json_t *binds;
+
+	if (!json_is_object(ports))
+		return;
+	json_object_foreach((json_t *)(uintptr_t)ports, key, binds)
+	{
+		const char *slash = strchr(key, '/');
+		size_t kl = slash ? (size_t)(slash - key) : strlen(key);
+		int cp = rt_port_str(key, kl);
+		int proto = slash ? rt_proto(slash + 1, strlen(slash + 1)) : RDHPF_PROTO_TCP;
+		size_t i;
+		const json_t *b;
+
+		if (!json_is_array(binds) || json_array_size(binds) == 0)
+			continue; /* exposed, not published */
+		if (proto == 0) {
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			     key);
+			continue;
+		}
+		json_array_foreach(binds, i, b)
+		{
+			const json_t *hpv;
+			int hp;
+			if (!json_is_object(b))
+				continue;
+			hpv = json_object_get(b, "HostPort");
+			hp = jport(hpv);
+			if (hp == -2)
+				hp = -1; /* a binding without a port is not valid */
+			add_mapping(c, jstr(b, "HostIp"), hp, cp, proto, hpv, d);
+		}
+	}
+}
+
+static int
+inspect_one(const json_t *o, struct rt_cont *c, const struct rt_diag *d)
+{
+	const json_t *state, *ns;
+
+	if (!json_is_object(o) || cont_begin(c, o, "Id", d) != 0)
+		return -1;
+	set_name(c->name, jstr(o, "Name"));
+	state = json_object_get(o, "State");
+	c->running = json_is_object(state) && json_is_true(json_object_get(state, "Running"));
+	ns = json_object_get(o, "NetworkSettings");
+	if (json_is_object(ns))
+		inspect_ports(c, json_object_get(ns, "Ports"), d);
+	return 0;
+}
+
+int
+rt_inspect(const char *body, size_t len, struct rt_cont **out, size_t *n, const struct rt_diag *d)
+{
+	json_t *j = load(body, len, d, "inspect");
+	struct rt_cont *v = NULL;
+	size_t nv = 0, cap = 0, i;
+	const json_t *o;
+
+	*out = NULL;
+	*n = 0;
+	if (j == NULL)
+		return -1;
+	if (json_is_object(j)) {
+		struct rt_cont c;
+		if (inspect_one(j, &c, d) == 0 && conts_push(&v, &nv, &cap, &c) != 0) {
+			rt_cont_clear(&c);
+			json_decref(j);
+			return -1;
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, o)
+		{
+			struct rt_cont c;
+			if (inspect_one(o, &c, d) != 0)
+				continue;
+			if (conts_push(&v, &nv, &cap, &c) != 0) {
+				rt_cont_clear(&c);
+				rt_conts_free(v, nv);
+				json_decref(j);
+				return -1;
+			}
+		}
+	} else {
+		diag(d, RDHPF_LOG_WARN, "inspect output is neither object nor array", NULL, NULL);
+		json_decref(j);
+		return -1;
+	}
+	json_decref(j);
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
+void
+rt_api_error(const char *body, size_t len, char *out, size_t outlen)
+{
+	json_t *j;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	if (body == NULL || len == 0)
+		return;
+	j = json_loadb(body, len, 0, NULL);
+	if (json_is_object(j) && jstr(j, "message") != NULL) {
+		const char *m = jstr(j, "message");
+		short_text(out, outlen, m, strlen(m));
+	} else if (j == NULL || !json_is_object(j)) {
+		size_t l = len;
+		while (l > 0 && (body[l - 1] == '\n' || body[l - 1] == '\r'))
+			l--;
+		short_text(out, outlen, body, l);
+	}
+	json_decref(j);
+}
