@@ -332,6 +332,15 @@ apply_event(struct host *h, int type, const struct rdhpf_container *c)
 		return;
 	old = cont_find(h, c->id);
 	if (type == RDHPF_EV_START) {
+		for (size_t i = 0; i < c->n_ports; i++) {
+			char pb[24];
+			if (c->ports[i].proto == RDHPF_PROTO_TCP)
+				continue;
+			snprintf(pb, sizeof pb, "%u/%s", c->ports[i].host_port,
+			         c->ports[i].proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
+			hlog(h, RDHPF_LOG_INFO, "port not forwarded: SSH forwards carry TCP only",
+			     "container", c->name, "port", pb, NULL);
+		}
 		if (old != NULL)
 			cont_clear(old);
 		else {
