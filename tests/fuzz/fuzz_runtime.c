@@ -1,0 +1,91 @@
+/* libFuzzer targets for the runtimes' parsing of remote data (untrusted):
+ * event lines through the line splitter, list and inspect bodies, HTTP
+ * response framing.  FUZZ_PODMAN selects the podman parsers. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtparse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+diag(void *arg, int level, const char *msg, const char *id, const char *detail)
+{
+	(void)arg;
+	(void)level;
+	(void)msg;
+	(void)id;
+	(void)detail;
+}
+
+static const struct rt_diag D = {.fn = diag, .arg = NULL};
+
+static int
+on_line(void *arg, const char *line, size_t len)
+{
+	struct rt_event ev;
+	(void)arg;
+	if (line == NULL)
+		return 0;
+#ifdef FUZZ_PODMAN
+	rt_podman_event(line, len, &ev, &D);
+#else
+	rt_docker_event(line, len, &ev, &D);
+#endif
+	return 0;
+}
+
+static int
+on_body(void *arg, const char *buf, size_t len)
+{
+	(void)arg;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *s = (const char *)data;
+	struct rt_lines l;
+	struct rt_cont *cs = NULL;
+	size_t n = 0;
+
+	/* events: fed in two pieces, so splits land mid-line */
+	rt_lines_init(&l, 4096);
+	rt_lines_feed(&l, s, size / 2, on_line, NULL);
+	rt_lines_feed(&l, s + size / 2, size - size / 2, on_line, NULL);
+	rt_lines_free(&l);
+
+#ifdef FUZZ_PODMAN
+	if (rt_podman_ps(s, size, &cs, &n, &D) == 0)
+		rt_conts_free(cs, n);
+#else
+	if (rt_docker_list(s, size, &cs, &n, &D) == 0)
+		rt_conts_free(cs, n);
+	{
+		struct rt_http h;
+		size_t off = 0, used = 0;
+		const char *why = NULL;
+		int r;
+		rt_http_reset(&h);
+		for (int iter = 0; iter < 100000 && off <= size; iter++) {
+			r = rt_http_feed(&h, s + off, size - off, &used, on_body, NULL, &why);
+			off += used;
+			if (r == RT_HTTP_DONE)
+				rt_http_reset(&h);
+			else if (r != RT_HTTP_HEAD)
+				break;
+			if (off == size && r != RT_HTTP_HEAD)
+				break;
+		}
+		rt_http_eof(&h);
+	}
+#endif
+	if (rt_inspect(s, size, &cs, &n, &D) == 0)
+		rt_conts_free(cs, n);
+	return 0;
+}
