@@ -82,6 +82,15 @@
 #define OUT_RESUME (256u * 1024u)       /* sess_out: wake throttled writers */
 #define RELAY_BUDGET (4u * 1024u * 1024u) /* bytes per relay per turn */
 #define SERVICE_ROUNDS 64
+/* Bytes libssh2 may take from the socket per service round.  Without a
+ * bound, one call drains the socket while the server keeps refilling it,
+ * and nothing reaches the local side (nor does a window adjust go out)
+ * until a whole window has arrived: stop-and-go in window-sized bursts. */
+#define RX_BUDGET (256u * 1024u)
+/* Batching on the session socket: libssh2 hands over one packet (<= 32K)
+ * per send and asks for <= 16K per recv; one syscall per 256K instead. */
+#define TX_BATCH (256u * 1024u)
+#define RX_AHEAD (256u * 1024u)
 #define PACKET_SIZE 32768u              /* max channel packet we accept */
 #define WINDOW_DEFAULT (8u * 1024u * 1024u)
 #define WINDOW_STREAM (512u * 1024u)    /* exec / unix streams */
@@ -317,9 +326,13 @@ struct ls2 {
 	LIBSSH2_SESSION *s;
 	struct buf out;
 	bool rx_ready, io_dead;
+	size_t rx_budget;       /* recv bytes left this round (READY only) */
+	struct buf in;          /* read ahead, not yet handed to libssh2 */
+	bool corked;            /* inside service(): sends collect in out */
 	bool sock_failed;       /* recv saw EOF/error or send failed */
 	char sock_why[200];
 	bool zombie_dirty;      /* zombies that have not had a close attempt */
+	bool any_throttled;     /* some chan waits for sess_out to drain */
 	uint64_t rx_seq, scan_seq, last_rx_ms, rx_total, tx_total;
 
 	/* channels */
@@ -571,6 +584,8 @@ sock_fail(struct ls2 *ls, const char *what, int err)
 		snprintf(ls->sock_why, sizeof ls->sock_why, "%s: %s", what, strerror(err));
 }
 
+static int sess_flush(struct ls2 *ls);
+
 static ssize_t
 cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abstract)
 {
@@ -578,9 +593,10 @@ cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abst
 	size_t done = 0;
 
 	(void)flags;
-	if (ls->io_dead)
+	if (ls->io_dead || ls->sock_failed)
 		return -EPIPE;
-	if (ls->out.len == 0) {
+	ls->tx_total += len;
+	if (ls->out.len == 0 && !ls->corked) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -592,11 +608,12 @@ cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abst
 		}
 		done = (size_t)n;
 	}
-	ls->tx_total += len;
 	if (done < len) {
 		if (buf_append(&ls->out, (const char *)buf + done, len - done) != 0)
 			return -ENOMEM;
-		if (!(ls->io_ev & RDHPF_IO_WRITE))
+		if (ls->out.len >= TX_BATCH)
+			sess_flush(ls);
+		if (ls->out.len > 0 && !(ls->io_ev & RDHPF_IO_WRITE) && !ls->corked)
 			sess_update_io(ls);
 	}
 	return (ssize_t)len;
@@ -611,31 +628,61 @@ cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstract)
 	(void)flags;
 	if (ls->io_dead)
 		return 0;
-	if (!ls->rx_ready)
-		return -EAGAIN;
-	n = recv(fd, buf, len, MSG_DONTWAIT);
-	if (n > 0) {
-		ls->rx_seq++;
+	if (ls->phase == PH_READY) {
+		if (ls->rx_budget == 0)
+			return -EAGAIN; /* input stays pending: the next round goes on */
+		if (len > ls->rx_budget)
+			len = ls->rx_budget;
+	}
+	if (ls->in.len == 0) {
+		if (!ls->rx_ready)
+			return -EAGAIN;
+		if (ls->in.cap < RX_AHEAD) {
+			char *p = realloc(ls->in.p, RX_AHEAD);
+			if (p == NULL)
+				return -ENOMEM;
+			ls->in.p = p;
+			ls->in.cap = RX_AHEAD;
+		}
+		ls->in.off = 0;
+		n = recv(fd, ls->in.p, ls->in.cap, MSG_DONTWAIT);
+		if (n == 0) {
+			sock_fail(ls, "recv", 0);
+			return 0;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				ls->rx_ready = false;
+				return -EAGAIN;
+			}
+			int e = errno;
+			sock_fail(ls, "recv", e);
+			return -e;
+		}
+		ls->in.len = (size_t)n;
 		ls->rx_total += (uint64_t)n;
 		ls->last_rx_ms = now_ms(ls);
-		return n;
 	}
-	if (n == 0) {
-		sock_fail(ls, "recv", 0);
-		return 0;
-	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-		ls->rx_ready = false;
-		return -EAGAIN;
-	}
-	{
-		int e = errno;
-		sock_fail(ls, "recv", e);
-		return -e;
-	}
+	if (len > ls->in.len)
+		len = ls->in.len;
+	memcpy(buf, ls->in.p + ls->in.off, len);
+	buf_consume(&ls->in, len);
+	if (ls->phase == PH_READY)
+		ls->rx_budget -= len;
+	ls->rx_seq++;
+	return (ssize_t)len;
 }
 
-/* Flush sess_out; -1 on a dead socket. */
+static bool
+rx_pending(struct ls2 *ls)
+{
+	return ls->rx_ready || ls->in.len > 0;
+}
+
+static void ready_push(struct ls2 *ls, struct chan *c);
+
+/* Flush sess_out; -1 on a dead socket.  Writers that stopped because it was
+ * full are woken here, wherever the flush happened. */
 static int
 sess_flush(struct ls2 *ls)
 {
@@ -645,12 +692,21 @@ sess_flush(struct ls2 *ls)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
+				break;
 			sock_fail(ls, "send", errno);
 			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "%s", ls->sock_why);
 			return -1;
 		}
 		buf_consume(&ls->out, (size_t)n);
+	}
+	if (ls->any_throttled && ls->out.len < OUT_RESUME) {
+		ls->any_throttled = false;
+		for (struct chan *c = ls->chans; c; c = c->next) {
+			if (c->out_throttled) {
+				c->out_throttled = false;
+				ready_push(ls, c);
+			}
+		}
 	}
 	buf_trim(&ls->out);
 	return 0;
@@ -859,6 +915,7 @@ chan_detach(struct ls2 *ls, struct chan *c)
 /* ---- forwards and relays ------------------------------------------------- */
 
 static void relay_free(struct relay *r);
+static const char *sess_errmsg(struct ls2 *ls);
 static void relay_service(struct relay *r);
 static void wait_timer_arm(struct ls2 *ls);
 
@@ -922,9 +979,15 @@ relay_free(struct relay *r)
 
 /* Drop a connection hard: RST to the local client. */
 static void
-relay_reset(struct relay *r)
+relay_reset(struct relay *r, const char *why)
 {
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct ls2 *ls = r->c.ls;
+	char pb[8], eb[160];
+
+	snprintf(pb, sizeof pb, "%u", r->fw->lport);
+	snprintf(eb, sizeof eb, "%s%s%s", why, ls->s ? ": " : "", ls->s ? sess_errmsg(ls) : "");
+	H->log(ls->ctx, RDHPF_LOG_DEBUG, "forwarded connection reset", "port", pb, "why", eb, NULL);
 
 	if (r->fd >= 0)
 		setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -1113,7 +1176,7 @@ wait_fire(void *arg)
 		while (r) {
 			struct relay *next = r->fnext;
 			if (r->c.state == CS_WAIT && now >= r->t_accept + ls->connect_timeout_ms)
-				relay_reset(r);
+				relay_reset(r, "waited connect_timeout for the session");
 			r = next;
 		}
 	}
@@ -1523,19 +1586,8 @@ sess_on_io(void *arg, int fd, unsigned rev)
 	(void)fd;
 	if (rev & (RDHPF_IO_READ | RDHPF_IO_ERROR))
 		ls->rx_ready = true;
-	if ((rev & RDHPF_IO_WRITE) && ls->phase != PH_TCP) {
-		bool was_high = ls->out.len >= OUT_RESUME;
-		if (sess_flush(ls) != 0) {
-			ls->rx_ready = true; /* let the read path report the error */
-		} else if (was_high && ls->out.len < OUT_RESUME) {
-			for (struct chan *c = ls->chans; c; c = c->next) {
-				if (c->out_throttled) {
-					c->out_throttled = false;
-					ready_push(ls, c);
-				}
-			}
-		}
-	}
+	if ((rev & RDHPF_IO_WRITE) && ls->phase != PH_TCP && sess_flush(ls) != 0)
+		ls->rx_ready = true; /* let the read path report the error */
 	ls->depth++;
 	if (ls->phase < PH_READY)
 		conn_step(ls);
@@ -1942,8 +1994,8 @@ conn_step(struct ls2 *ls)
 			               "can only verify with SHA-1 signatures (no rsa-sha2-256/512): add the "
 			               "host's ed25519 or ECDSA key"
 			             : "",
-			         ls->last_conn_err[0] ? "" : "");
-			connect_finish(ls, RDHPF_ERR_CONNECT, d);
+			         "");
+			connect_finish(ls, strcmp(kt, "ssh-rsa") == 0 ? RDHPF_ERR_HOSTKEY : RDHPF_ERR_CONNECT, d);
 			return;
 		}
 		rc = hostkey_verify(ls, d, sizeof d);
@@ -2164,7 +2216,7 @@ open_done(struct ls2 *ls, struct chan *c, LIBSSH2_CHANNEL *ch)
 		r->io_ev = RDHPF_IO_READ;
 		r->io = H->io_start(ls->ctx, r->fd, RDHPF_IO_READ, relay_on_io, r);
 		if (r->io == NULL) {
-			relay_reset(r);
+			relay_reset(r, "cannot watch the socket");
 			return;
 		}
 		/* The client may have written before the channel was there. */
@@ -2327,6 +2379,7 @@ relay_chan_write(struct relay *r, const char *p, size_t n)
 		ssize_t w;
 		if (ls->out.len >= OUT_HIGH) {
 			r->c.out_throttled = true;
+			ls->any_throttled = true;
 			break;
 		}
 		w = libssh2_channel_write(r->c.ch, p + off, n - off);
@@ -2359,7 +2412,7 @@ relay_up(struct relay *r)
 	while (r->up.len > 0) {
 		ssize_t w = relay_chan_write(r, r->up.p + r->up.off, r->up.len);
 		if (w < 0) {
-			relay_reset(r);
+			relay_reset(r, "channel write");
 			return false;
 		}
 		if (w == 0)
@@ -2386,6 +2439,7 @@ relay_up(struct relay *r)
 		}
 		if (ls->out.len >= OUT_HIGH) {
 			r->c.out_throttled = true;
+			ls->any_throttled = true;
 			break;
 		}
 		if (room > SCRATCH_SIZE)
@@ -2398,7 +2452,7 @@ relay_up(struct relay *r)
 				r->l_rd = false;
 				break;
 			}
-			relay_reset(r);
+			relay_reset(r, "local recv");
 			return false;
 		}
 		if (n == 0) {
@@ -2412,12 +2466,12 @@ relay_up(struct relay *r)
 		budget -= (uint64_t)n < budget ? (uint64_t)n : budget;
 		w = relay_chan_write(r, ls->scratch, (size_t)n);
 		if (w < 0) {
-			relay_reset(r);
+			relay_reset(r, "channel write");
 			return false;
 		}
 		if (w < n) {
 			if (buf_append(&r->up, ls->scratch + w, (size_t)(n - w)) != 0) {
-				relay_reset(r);
+				relay_reset(r, "out of memory");
 				return false;
 			}
 			break;
@@ -2438,7 +2492,7 @@ relay_service(struct relay *r)
 		return;
 	/* channel → local */
 	if (r->down.len > 0 && relay_flush_down(r) != 0) {
-		relay_reset(r);
+		relay_reset(r, "local send");
 		return;
 	}
 	while (!r->r_eof && r->down.len == 0 && budget > 0) {
@@ -2450,13 +2504,13 @@ relay_service(struct relay *r)
 			w = send(r->fd, ls->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (w < 0) {
 				if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-					relay_reset(r);
+					relay_reset(r, "local send");
 					return;
 				}
 				w = 0;
 			}
 			if (w < n && buf_append(&r->down, ls->scratch + w, (size_t)(n - w)) != 0) {
-				relay_reset(r);
+				relay_reset(r, "out of memory");
 				return;
 			}
 			continue;
@@ -2468,7 +2522,7 @@ relay_service(struct relay *r)
 			break;
 		}
 		/* transport failure: the session is gone, service() notices */
-		relay_reset(r);
+		relay_reset(r, "channel read");
 		return;
 	}
 	if (budget == 0 && r->down.len == 0 && !r->r_eof)
@@ -2540,6 +2594,7 @@ x_service(struct xstream *x)
 		ssize_t w;
 		if (ls->out.len >= OUT_HIGH) {
 			x->c.out_throttled = true;
+			ls->any_throttled = true;
 			break;
 		}
 		w = libssh2_channel_write(ch, x->in.p + x->in.off, x->in.len);
@@ -2630,6 +2685,8 @@ scan(struct ls2 *ls)
 				need = true; /* waiting for the remote CLOSE */
 			if (c->win_blocked && libssh2_channel_window_write_ex(c->ch, NULL) > 0)
 				need = true;
+			if (c->out_throttled && ls->out.len < OUT_RESUME)
+				need = true;
 			break;
 		}
 		case CK_EXEC:
@@ -2708,6 +2765,8 @@ service(struct ls2 *ls)
 	if (ls->phase != PH_READY || ls->destroyed)
 		return;
 	ls->depth++;
+	if (ls->depth == 1)
+		ls->corked = true;
 	for (;;) {
 		uint64_t seq0 = ls->rx_seq;
 		struct chan *c;
@@ -2716,7 +2775,8 @@ service(struct ls2 *ls)
 			kick(ls);
 			break;
 		}
-		if (ls->rx_ready && pull(ls) < 0 && !ls->sock_failed) {
+		ls->rx_budget = RX_BUDGET;
+		if (rx_pending(ls) && pull(ls) < 0 && !ls->sock_failed) {
 			ls->sock_failed = true;
 			snprintf(ls->sock_why, sizeof ls->sock_why, "%s", sess_errmsg(ls));
 		}
@@ -2737,7 +2797,7 @@ service(struct ls2 *ls)
 		}
 		if (ls->zombies && ls->zombie_dirty)
 			zombies_drive(ls);
-		if (ls->ready == NULL && !ls->rx_ready && ls->rx_seq == ls->scan_seq)
+		if (ls->ready == NULL && !rx_pending(ls) && ls->rx_seq == ls->scan_seq)
 			break;
 		while ((c = ready_pop(ls)) != NULL) {
 			if (c->kind == CK_RELAY)
@@ -2747,7 +2807,12 @@ service(struct ls2 *ls)
 			if (ls->destroyed || gen != ls->gen || ls->phase != PH_READY)
 				goto out;
 		}
-		if (ls->rx_seq == seq0 && !ls->rx_ready && ls->ready == NULL &&
+		/* Send what this round produced (window adjusts above all): held
+		 * back until service() ends, they would let the server run out of
+		 * window while we work through a long batch. */
+		if (ls->out.len > 0 && sess_flush(ls) != 0)
+			break;
+		if (ls->rx_seq == seq0 && !rx_pending(ls) && ls->ready == NULL &&
 		    ls->rx_seq == ls->scan_seq)
 			break;
 	}
@@ -2757,6 +2822,14 @@ out:
 		snprintf(d, sizeof d, "ssh connection to %s:%u lost: %s", ls->hostname, ls->port,
 		         ls->sock_why);
 		session_dead(ls, RDHPF_ERR_CLOSED, d);
+	}
+	if (ls->depth == 1) {
+		ls->corked = false;
+		if (!ls->destroyed && gen == ls->gen && ls->phase == PH_READY && ls->out.len > 0)
+			sess_flush(ls);
+		/* That flush may have woken writers: they run from the loop. */
+		if (!ls->destroyed && gen == ls->gen && ls->ready != NULL)
+			kick(ls);
 	}
 	ls->depth--;
 	if (ls->destroyed) {
@@ -2868,6 +2941,8 @@ session_teardown(struct ls2 *ls, int why)
 		ls->fd = -1;
 	}
 	buf_free(&ls->out);
+	buf_free(&ls->in);
+	ls->corked = false;
 	ls->io_dead = false;
 	ls->rx_ready = false;
 	ls->sock_failed = false;

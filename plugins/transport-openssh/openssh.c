@@ -493,8 +493,7 @@ struct ostream {
 	struct rdhpf_io *in_io;
 	int out_fd, err_fd;
 	struct rdhpf_io *out_io, *err_io;
-	uint32_t rid;
-	int hello, opened, exited, exit_code, ctl_eof, out_eof, err_eof;
+	int opened, exited, exit_code, ctl_eof, out_eof, err_eof;
 	int status;
 	char reason[256];
 	char tail[TAIL_MAX + 1];
@@ -551,6 +550,7 @@ static int master_start(struct oss *o, char *err, size_t errlen);
 static void ul_drop_all(struct oss *o);
 static void stream_free(struct ostream *s);
 static void ul_ready(struct oss *o, struct ulisten *ul, int status, const char *detail);
+static void link_broken(struct oss *o);
 
 static void
 tail_add(char *tail, size_t *tail_len, const char *p, size_t k)
@@ -1236,6 +1236,10 @@ tail_pick(const char *tail, const char *prefer, char *out, size_t len)
 		snprintf(out, len, "no message");
 		return;
 	}
+	if (best_len > 5 && strncmp(best, "ssh: ", 5) == 0) {
+		best += 5; /* ssh's own prefix: the caller adds one */
+		best_len -= 5;
+	}
 	if (best_len >= len)
 		best_len = len - 1;
 	memcpy(out, best, best_len);
@@ -1273,16 +1277,23 @@ master_classify(struct oss *o, int code, int sig, char *d, size_t len)
 		         o->user ? " for user " : "", o->user ? o->user : "", line);
 		return RDHPF_ERR_AUTH;
 	}
+	if (strstr(t, "setpriv:") != NULL || (code == 127 && o->tail_len == 0)) {
+		tail_pick(t, "setpriv:", line, sizeof line);
+		snprintf(d, len, "could not run %.200s (%.200s)", o->ssh_bin,
+		         o->tail_len ? line : "exit status 127");
+		return RDHPF_ERR_IO;
+	}
+	if (strstr(t, "unix_listener") != NULL || strstr(t, "ControlSocket") != NULL) {
+		tail_pick(t, NULL, line, sizeof line);
+		snprintf(d, len, "ssh cannot create its control socket %.120s (%.200s)", o->ctl, line);
+		return RDHPF_ERR_IO;
+	}
 	if (strstr(t, "Bad configuration option") || strstr(t, "command-line line") ||
-	    strstr(t, "Bad owner or permissions") || strstr(t, "setpriv:") ||
+	    strstr(t, "Bad owner or permissions") ||
 	    strstr(t, "Bad port") || strstr(t, "no argument after keyword")) {
 		tail_pick(t, NULL, line, sizeof line);
 		snprintf(d, len, "ssh refused its configuration for %.120s (ssh: %.200s)", o->where, line);
 		return RDHPF_ERR_INVAL;
-	}
-	if (code == 127 && o->tail_len == 0) {
-		snprintf(d, len, "could not run %s", o->ssh_bin);
-		return RDHPF_ERR_IO;
 	}
 	tail_pick(t, NULL, line, sizeof line);
 	if (sig != 0)
@@ -1543,32 +1554,11 @@ cfg_quote_path(const char *in, char *out, size_t len)
 }
 
 static int
-pct_escape(const char *in, char *out, size_t len)
-{
-	size_t k = 0;
-
-	for (const char *p = in; *p; p++) {
-		if ((p[0] == '$' && p[1] == '{') || (unsigned char)*p < 0x20)
-			return -1;
-		if (*p == '%') {
-			if (k + 1 >= len)
-				return -1;
-			out[k++] = '%';
-		}
-		if (k + 1 >= len)
-			return -1;
-		out[k++] = *p;
-	}
-	out[k] = '\0';
-	return 0;
-}
-
-static int
 master_start(struct oss *o, char *err, size_t errlen)
 {
 	const char *argv[64];
 	size_t n = 0;
-	char o_alive[48], o_count[48], o_ct[48], o_kh[1100], kh[1060], idf[1060], portb[8];
+	char o_alive[48], o_count[48], o_ct[48], o_kh[1100], kh[1060], idf[1060], o_id[1100], portb[8];
 	struct rdhpf_spawn_opts so;
 	char serr[256];
 	int efd = -1;
@@ -1609,6 +1599,10 @@ master_start(struct oss *o, char *err, size_t errlen)
 	argv[n++] = "PermitLocalCommand=no";
 	argv[n++] = "-o";
 	argv[n++] = "StreamLocalBindMask=0177";
+	/* Our error details come from ssh's messages: a LogLevel QUIET in
+	 * ssh_config would hide a host key mismatch. */
+	argv[n++] = "-o";
+	argv[n++] = "LogLevel=INFO";
 	snprintf(o_alive, sizeof o_alive, "ServerAliveInterval=%llu",
 	         (unsigned long long)((o->keepalive_interval_ms + 999) / 1000));
 	snprintf(o_count, sizeof o_count, "ServerAliveCountMax=%u", o->keepalive_count);
@@ -1630,12 +1624,15 @@ master_start(struct oss *o, char *err, size_t errlen)
 		argv[n++] = o_kh;
 	}
 	if (o->identity) {
-		if (pct_escape(o->identity, idf, sizeof idf) != 0) {
+		/* As -o, not -i: -i drops a file whose name holds '%' (it stats
+		 * the name before expanding it). */
+		if (cfg_quote_path(o->identity, idf, sizeof idf) != 0) {
 			snprintf(err, errlen, "identity_file path cannot be passed to ssh safely");
 			return RDHPF_ERR_INVAL;
 		}
-		argv[n++] = "-i";
-		argv[n++] = idf;
+		snprintf(o_id, sizeof o_id, "IdentityFile=%s", idf);
+		argv[n++] = "-o";
+		argv[n++] = o_id;
 		argv[n++] = "-o";
 		argv[n++] = "IdentitiesOnly=yes";
 	}
@@ -1666,6 +1663,12 @@ master_start(struct oss *o, char *err, size_t errlen)
 	o->pid = H->child_pid(o->child);
 	o->err_fd = efd;
 	o->err_io = H->io_start(o->ctx, efd, RDHPF_IO_READ, master_err_cb, o);
+	if (o->err_io == NULL) {
+		/* Undrained, the pipe would stall ssh once full; closed, its
+		 * writes just fail (ssh ignores SIGPIPE).  Only details are lost. */
+		close(efd);
+		o->err_fd = -1;
+	}
 	o->st = M_STARTING;
 	o->kill_stage = 0;
 	o->connect_started_ms = H->now_ms(o->ctx);
@@ -1847,8 +1850,7 @@ exec_ctl_parse(struct ostream *s)
 		type = rd_u32(&r);
 		switch (type) {
 		case MUX_MSG_HELLO:
-			s->hello = rd_u32(&r) == MUX_VERSION;
-			break;
+			break; /* a master of another version refuses our hello */
 		case MUX_S_SESSION_OPENED:
 			(void)rd_u32(&r);
 			s->opened = 1;
@@ -1928,6 +1930,7 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	struct buf out = {0};
 	struct pkt p = {0};
 	int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, r = RDHPF_ERR_IO, fd = -1;
+	int gone = 0;
 	ssize_t n;
 
 	if (o->st != M_UP)
@@ -1964,12 +1967,13 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	fd = unix_connect(o->ctl);
 	if (fd < 0) {
 		r = fd == -EAGAIN ? RDHPF_ERR_BUSY : RDHPF_ERR_NOTCONN;
+		if (fd == -ENOENT || fd == -ECONNREFUSED)
+			gone = 1; /* after the cleanup below */
 		fd = -1;
 		goto fail;
 	}
-	s->rid = ++o->next_rid;
 	pkt_u32(&p, MUX_C_NEW_SESSION);
-	pkt_u32(&p, s->rid);
+	pkt_u32(&p, ++o->next_rid);
 	pkt_str(&p, "");          /* reserved */
 	pkt_u32(&p, 0);           /* want tty */
 	pkt_u32(&p, 0);           /* want X11 forwarding */
@@ -2028,6 +2032,8 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	free(s);
+	if (gone)
+		link_broken(o);
 	return r;
 }
 
@@ -2182,7 +2188,8 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 			ul_free(o, ul);
 			free(s->rpath);
 			free(s);
-			return RDHPF_ERR_CLOSED;
+			link_broken(o);
+			return RDHPF_ERR_NOTCONN;
 		}
 	}
 	s->next = o->streams;
@@ -2286,9 +2293,17 @@ static int
 t_health(void *state, rdhpf_done_fn done, void *arg)
 {
 	struct oss *o = state;
+	struct stat st;
 
 	if (o->st != M_UP)
 		return complete_later(o, done, arg, RDHPF_ERR_NOTCONN, "not connected");
+	if (lstat(o->ctl, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+		/* Removed under us (a tmp cleaner?): exec and open_unix cannot
+		 * reach the master any more, though it lives.  A new one will. */
+		char d[160];
+		snprintf(d, sizeof d, "control socket %.100s was removed", o->ctl);
+		return complete_later(o, done, arg, RDHPF_ERR_CLOSED, d);
+	}
 	if (mux_request_simple(o, MOP_HEALTH, MUX_C_ALIVE_CHECK, done, arg) != 0)
 		return complete_later(o, done, arg, RDHPF_ERR_CLOSED,
 		                      "ssh master's control socket cannot be reached");
@@ -2520,7 +2535,10 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 #endif
 	snprintf(portb, sizeof portb, "%u", p->port ? p->port : 22);
 	o->hash = fnv1a(fnv1a(fnv1a(fnv1a(2166136261u, p->host_name), p->user), p->hostname), portb);
-	if (strchr(p->hostname, ':') != NULL)
+	/* Without a port the real one is ssh_config's business: name none. */
+	if (p->port == 0)
+		snprintf(o->where, sizeof o->where, "%s", p->hostname);
+	else if (strchr(p->hostname, ':') != NULL)
 		snprintf(o->where, sizeof o->where, "[%s]:%s", p->hostname, portb);
 	else
 		snprintf(o->where, sizeof o->where, "%s:%s", p->hostname, portb);
