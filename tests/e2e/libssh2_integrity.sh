@@ -20,12 +20,46 @@ l_down=$(free_port)
 l_bi=$(free_port)
 SOCAT=(socat -b 131072 -t 120)
 
+# bidi.py listen PORT | connect PORT, SEND_FILE, HASH_OUT: one connection;
+# send the file then half-close, while hashing what comes back until EOF.
+cat >"$LS2_T/bidi.py" <<'PY'
+import hashlib, socket, sys, threading
+mode, port, send_file, hash_out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if mode == "listen":
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1)
+    s, _ = ls.accept()
+else:
+    s = socket.create_connection(("127.0.0.1", port))
+def sender():
+    with open(send_file, "rb") as f:
+        while True:
+            b = f.read(1 << 17)
+            if not b:
+                break
+            s.sendall(b)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=sender)
+t.start()
+h = hashlib.sha256()
+while True:
+    b = s.recv(1 << 17)
+    if not b:
+        break
+    h.update(b)
+t.join()
+s.close()
+with open(hash_out, "w") as f:
+    f.write(h.hexdigest() + "\n")
+PY
+
 # The remote ends (one connection each), in the lab namespace.
 ns_bg "${SOCAT[@]}" -u "TCP-LISTEN:$r_up,bind=127.0.0.1,reuseaddr" \
 	"SYSTEM:sha256sum >$D/up.remote"
 ns_bg "${SOCAT[@]}" -u "OPEN:$D/a" "TCP-LISTEN:$r_down,bind=127.0.0.1,reuseaddr"
-ns_bg "${SOCAT[@]}" "TCP-LISTEN:$r_bi,bind=127.0.0.1,reuseaddr" \
-	"SYSTEM:cat $D/b & sha256sum >$D/bi.remote; wait"
+ns_bg python3 "$LS2_T/bidi.py" listen "$r_bi" "$D/b" "$D/bi.remote"
 sleep 0.3
 
 ls2_driver fwd connect "add 127.0.0.1:$l_up:127.0.0.1:$r_up" \
@@ -51,7 +85,7 @@ down_rate=$(rate "$t0")
 check "$mb MiB down: sha256 equal ($down_rate)" test "$got" = "$sum_a"
 
 t0=$(now_ms)
-"${SOCAT[@]}" "TCP:127.0.0.1:$l_bi" "SYSTEM:cat $D/a & sha256sum >$D/bi.local; wait"
+python3 "$LS2_T/bidi.py" connect "$l_bi" "$D/a" "$D/bi.local"
 lab_wait_for 30 test -s "$D/bi.remote" || true
 bi_rate=$(rate "$t0")
 check "$mb MiB each way at once: sha256 equal up ($bi_rate)" \

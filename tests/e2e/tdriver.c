@@ -10,7 +10,8 @@
  *   --transport NAME     default openssh
  *   --url ssh://[user@]host[:port]
  *   --identity FILE  --known-hosts FILE  --bind ADDR (default 127.0.0.1)
- *   --runtime-dir DIR    created 0700 if missing
+ *   --runtime-dir DIR    created 0700 if missing (default /tmp/tdriver-PID,
+ *                        removed at exit)
  *   --connect-timeout MS --keepalive MS --keepalive-count N --health MS
  *   --opt KEY=VALUE      a plugin option (repeatable)
  *   --supervise          on report_down: disconnect, reconnect after
@@ -851,7 +852,7 @@ main(int argc, char **argv)
 	const char *dir = getenv("RDHPF_PLUGIN_DIR"), *tname = "openssh", *url = NULL;
 	const char *rundir = NULL;
 	char uerr[256], perr[512], rd[512];
-	int level = RDHPF_LOG_WARN, i;
+	int level = RDHPF_LOG_WARN, i, made_rundir = 0;
 	size_t nkv = 0;
 	uint64_t v;
 
@@ -954,7 +955,9 @@ main(int argc, char **argv)
 		snprintf(rd, sizeof rd, "/tmp/tdriver-%ld", (long)getpid());
 		rundir = rd;
 	}
-	if (mkdir(rundir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(rundir, 0700) == 0) {
+		made_rundir = 1; /* ours: removed at exit */
+	} else if (errno != EEXIST) {
 		fprintf(stderr, "tdriver: mkdir %s: %s\n", rundir, strerror(errno));
 		return 2;
 	}
@@ -1020,5 +1023,7 @@ main(int argc, char **argv)
 		free(D.cmds[k]);
 	free(D.cmds);
 	metrics_free();
+	if (made_rundir && rmdir(rundir) != 0)
+		fprintf(stderr, "tdriver: %s not removed: %s\n", rundir, strerror(errno));
 	return 0;
 }
