@@ -426,7 +426,7 @@ class Run:
         def run():
             deadline = t_lift + 30
             left = None
-            while self.t() < deadline:
+            while self.t() < deadline and self.proc.poll() is None:
                 if left is None or not left:
                     left = set(expected())
                     if not left:
@@ -444,12 +444,13 @@ class Run:
                 time.sleep(0.05)
             with self.lock:
                 self.recovery.setdefault(kind, []).append(float("inf"))
-            self.note(self.t(), "%s: NOT recovered within 30 s" % kind)
+            self.note(self.t(), "%s: NOT recovered%s" % (kind, " (rdhpf is gone)" if self.proc.poll() is not None
+                                                          else " within 30 s"))
         self.spawn(run)
 
     def watch_detect(self, t_drop, base):
         def run():
-            while self.t() < t_drop + 15:
+            while self.t() < t_drop + 15 and self.proc.poll() is None:
                 d = self.disconnects()
                 if d is not None and base is not None and d > base:
                     ms = (self.t() - t_drop) * 1000
@@ -458,7 +459,8 @@ class Run:
                     self.note(self.t(), "blackhole detected after %.0f ms" % ms)
                     return
                 time.sleep(0.05)
-            self.note(self.t(), "blackhole NOT detected within 15 s")
+            self.note(self.t(), "blackhole NOT detected%s" % (" (rdhpf is gone)" if self.proc.poll() is not None
+                                                               else " within 15 s"))
         self.spawn(run)
 
     def spawn(self, fn):

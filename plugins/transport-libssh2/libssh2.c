@@ -77,9 +77,9 @@
 
 #define PLUGIN_VERSION "1.0.0"
 
-#define SCRATCH_SIZE (256u * 1024u)     /* one read from a channel or socket */
-#define OUT_HIGH (1024u * 1024u)        /* sess_out: stop starting channel writes */
-#define OUT_RESUME (256u * 1024u)       /* sess_out: wake throttled writers */
+#define SCRATCH_SIZE (256u * 1024u)       /* one read from a channel or socket */
+#define OUT_HIGH (1024u * 1024u)          /* sess_out: stop starting channel writes */
+#define OUT_RESUME (256u * 1024u)         /* sess_out: wake throttled writers */
 #define RELAY_BUDGET (4u * 1024u * 1024u) /* bytes per relay per turn */
 #define SERVICE_ROUNDS 64
 /* Bytes libssh2 may take from the socket per service round.  Without a
@@ -91,9 +91,9 @@
  * per send and asks for <= 16K per recv; one syscall per 256K instead. */
 #define TX_BATCH (256u * 1024u)
 #define RX_AHEAD (256u * 1024u)
-#define PACKET_SIZE 32768u              /* max channel packet we accept */
+#define PACKET_SIZE 32768u /* max channel packet we accept */
 #define WINDOW_DEFAULT (8u * 1024u * 1024u)
-#define WINDOW_STREAM (512u * 1024u)    /* exec / unix streams */
+#define WINDOW_STREAM (512u * 1024u) /* exec / unix streams */
 #define WINDOW_KA (64u * 1024u)
 #define TAIL_MAX 1024
 #define MAX_ADDRS 8
@@ -189,9 +189,9 @@ enum chan_kind {
 };
 
 enum chan_state {
-	CS_WAIT = 0,  /* relay: waiting for the session to come (back) */
-	CS_QUEUED,    /* in the open FIFO */
-	CS_STARTING,  /* exec: channel open, exec request in flight */
+	CS_WAIT = 0, /* relay: waiting for the session to come (back) */
+	CS_QUEUED,   /* in the open FIFO */
+	CS_STARTING, /* exec: channel open, exec request in flight */
 	CS_OPEN,
 	CS_CLOSED,
 };
@@ -205,26 +205,26 @@ struct chan {
 	int kind;
 	int state;
 	LIBSSH2_CHANNEL *ch;
-	struct chan *next, *prev;  /* ls->chans: every chan with an open channel */
-	struct chan *qnext;        /* ls->openq */
-	struct chan *rnext;        /* ls->ready */
+	struct chan *next, *prev; /* ls->chans: every chan with an open channel */
+	struct chan *qnext;       /* ls->openq */
+	struct chan *rnext;       /* ls->ready */
 	bool queued, linked, ready;
-	bool win_blocked;          /* a write found the peer's window empty */
-	bool out_throttled;        /* a write waits for sess_out to drain */
+	bool win_blocked;   /* a write found the peer's window empty */
+	bool out_throttled; /* a write waits for sess_out to drain */
 };
 
 struct fwd;
 
 struct relay {
-	struct chan c;  /* first */
+	struct chan c; /* first */
 	struct fwd *fw;
 	int fd;
 	struct rdhpf_io *io;
 	unsigned io_ev;
 	uint16_t peer_port;
 	uint64_t t_accept;
-	struct buf up, down;  /* local→channel, channel→local not yet taken */
-	bool l_rd;            /* local fd readable (until recv says EAGAIN) */
+	struct buf up, down; /* local→channel, channel→local not yet taken */
+	bool l_rd;           /* local fd readable (until recv says EAGAIN) */
 	bool l_eof, eof_sent, r_eof, shut_wr;
 	struct relay *fnext, *fprev;
 };
@@ -245,16 +245,17 @@ struct fwd {
 };
 
 struct xstream {
-	struct chan c;  /* first */
+	struct chan c; /* first */
 	const struct rdhpf_stream_cbs *cbs;
 	void *arg;
-	char *req;      /* exec: the command line; unix: the open message */
+	char *req; /* exec: the command line; unix: the open message */
 	size_t req_len;
-	struct buf in;  /* bytes for the remote's stdin / socket */
+	struct buf in; /* bytes for the remote's stdin / socket */
 	char tail[TAIL_MAX + 1];
 	size_t tail_len;
 	bool out_eof, err_eof;
 	bool in_cb, user_closed;
+	bool torn; /* the session is gone; teardown frees it */
 	struct xstream *snext, *sprev;
 };
 
@@ -326,19 +327,19 @@ struct ls2 {
 	LIBSSH2_SESSION *s;
 	struct buf out;
 	bool rx_ready, io_dead;
-	size_t rx_budget;       /* recv bytes left this round (READY only) */
-	struct buf in;          /* read ahead, not yet handed to libssh2 */
-	bool corked;            /* inside service(): sends collect in out */
-	bool sock_failed;       /* recv saw EOF/error or send failed */
+	size_t rx_budget; /* recv bytes left this round (READY only) */
+	struct buf in;    /* read ahead, not yet handed to libssh2 */
+	bool corked;      /* inside service(): sends collect in out */
+	bool sock_failed; /* recv saw EOF/error or send failed */
 	char sock_why[200];
-	bool zombie_dirty;      /* zombies that have not had a close attempt */
-	bool any_throttled;     /* some chan waits for sess_out to drain */
-	uint64_t rx_seq, scan_seq, last_rx_ms, rx_total, tx_total;
+	bool zombie_dirty;  /* zombies that have not had a close attempt */
+	bool any_throttled; /* some chan waits for sess_out to drain */
+	uint64_t rx_seq, scan_seq, last_rx_ms;
 
 	/* channels */
 	struct chan *chans;
 	struct chan *openq, *openq_tail;
-	struct chan *opening;      /* in flight; NULL when orphaned */
+	struct chan *opening; /* in flight; NULL when orphaned */
 	bool open_busy, open_orphan;
 	char open_type[40];
 	unsigned open_type_len;
@@ -399,7 +400,8 @@ set_nodelay(int fd)
 static void
 base64_enc(const unsigned char *in, size_t n, char *out, size_t outlen, bool pad)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i += 3) {
@@ -409,7 +411,8 @@ base64_enc(const unsigned char *in, size_t n, char *out, size_t outlen, bool pad
 			v |= (uint32_t)in[i + 1] << 8;
 		if (k > 2)
 			v |= in[i + 2];
-		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
+		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63],
+		             tbl[v & 63]};
 		size_t emit = k + 1;
 		for (size_t j = 0; j < 4; j++) {
 			if (j >= emit && !pad)
@@ -592,10 +595,14 @@ cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abst
 	struct ls2 *ls = *abstract;
 	size_t done = 0;
 
-	(void)flags;
+	/* libssh2 also talks to ssh-agent through this callback (its own fd):
+	 * pass that straight through. */
+	if (fd != ls->fd) {
+		ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL);
+		return n < 0 ? -errno : n;
+	}
 	if (ls->io_dead || ls->sock_failed)
 		return -EPIPE;
-	ls->tx_total += len;
 	if (ls->out.len == 0 && !ls->corked) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
@@ -625,7 +632,10 @@ cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstract)
 	struct ls2 *ls = *abstract;
 	ssize_t n;
 
-	(void)flags;
+	if (fd != ls->fd) { /* ssh-agent, as in cb_send */
+		n = recv(fd, buf, len, flags);
+		return n < 0 ? -errno : n;
+	}
 	if (ls->io_dead)
 		return 0;
 	if (ls->phase == PH_READY) {
@@ -660,7 +670,6 @@ cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstract)
 			return -e;
 		}
 		ls->in.len = (size_t)n;
-		ls->rx_total += (uint64_t)n;
 		ls->last_rx_ms = now_ms(ls);
 	}
 	if (len > ls->in.len)
@@ -687,7 +696,8 @@ static int
 sess_flush(struct ls2 *ls)
 {
 	while (ls->out.len > 0) {
-		ssize_t n = send(ls->fd, ls->out.p + ls->out.off, ls->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		    send(ls->fd, ls->out.p + ls->out.off, ls->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -927,7 +937,8 @@ relay_update_io(struct relay *r)
 	if (r->io == NULL)
 		return;
 	if (r->c.state == CS_OPEN) {
-		if (!r->l_eof && !r->l_rd && r->up.len == 0 && !r->c.win_blocked && !r->c.out_throttled)
+		if (!r->l_eof && !r->l_rd && r->up.len == 0 && !r->c.win_blocked &&
+		    !r->c.out_throttled)
 			ev |= RDHPF_IO_READ;
 		if (r->down.len > 0)
 			ev |= RDHPF_IO_WRITE;
@@ -1048,7 +1059,7 @@ listen_on_io(void *arg, int fd, unsigned rev)
 
 	(void)rev;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage sa;
+		struct sockaddr_storage sa = {0};
 		socklen_t sl = sizeof sa;
 		uint16_t pp = 0;
 		int cfd = accept4(fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1060,13 +1071,15 @@ listen_on_io(void *arg, int fd, unsigned rev)
 				continue;
 			/* Out of fds or memory: the listener stays readable, so stop
 			 * watching it for a moment instead of spinning. */
-			char ebuf[64];
+			char ebuf[64], pb[8];
 			snprintf(ebuf, sizeof ebuf, "%s", strerror(errno));
-			H->log(ls->ctx, RDHPF_LOG_WARN, "accept failed; pausing the listener", "port",
-			       NULL, "err", ebuf, NULL);
+			snprintf(pb, sizeof pb, "%u", fw->lport);
+			H->log(ls->ctx, RDHPF_LOG_WARN, "accept failed; pausing the listener",
+			       "port", pb, "err", ebuf, NULL);
 			if (fw->pause_t == NULL) {
 				H->io_update(fw->lio, 0);
-				fw->pause_t = H->timer_start(ls->ctx, ACCEPT_PAUSE_MS, 0, pause_fire, fw);
+				fw->pause_t =
+				    H->timer_start(ls->ctx, ACCEPT_PAUSE_MS, 0, pause_fire, fw);
 			}
 			break;
 		}
@@ -1083,8 +1096,8 @@ listen_on_io(void *arg, int fd, unsigned rev)
 static int
 bind_listener(const char *addr, uint16_t port, int *out, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE |
-	                                                               AI_NUMERICSERV};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_NUMERICHOST | AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	char portstr[8];
 	const char *a = addr;
@@ -1283,19 +1296,19 @@ tail_add(struct xstream *x, const char *p, size_t k)
 /* ---- known_hosts ---------------------------------------------------------- */
 
 struct ktype {
-	int hk_type;          /* LIBSSH2_HOSTKEY_TYPE_* */
-	int kh_mask;          /* LIBSSH2_KNOWNHOST_KEY_* */
-	const char *name;     /* algorithm / key type name */
+	int hk_type;      /* LIBSSH2_HOSTKEY_TYPE_* */
+	int kh_mask;      /* LIBSSH2_KNOWNHOST_KEY_* */
+	const char *name; /* algorithm / key type name */
 };
 
 /* Preference order when several are known (OpenSSH's). */
 static const struct ktype ktypes[] = {
-	{LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_KNOWNHOST_KEY_ED25519, "ssh-ed25519"},
-	{LIBSSH2_HOSTKEY_TYPE_ECDSA_256, LIBSSH2_KNOWNHOST_KEY_ECDSA_256, "ecdsa-sha2-nistp256"},
-	{LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_KNOWNHOST_KEY_ECDSA_384, "ecdsa-sha2-nistp384"},
-	{LIBSSH2_HOSTKEY_TYPE_ECDSA_521, LIBSSH2_KNOWNHOST_KEY_ECDSA_521, "ecdsa-sha2-nistp521"},
-	{LIBSSH2_HOSTKEY_TYPE_RSA, LIBSSH2_KNOWNHOST_KEY_SSHRSA, "ssh-rsa"},
-	{LIBSSH2_HOSTKEY_TYPE_DSS, LIBSSH2_KNOWNHOST_KEY_SSHDSS, "ssh-dss"},
+    {LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_KNOWNHOST_KEY_ED25519, "ssh-ed25519"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_256, LIBSSH2_KNOWNHOST_KEY_ECDSA_256, "ecdsa-sha2-nistp256"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_KNOWNHOST_KEY_ECDSA_384, "ecdsa-sha2-nistp384"},
+    {LIBSSH2_HOSTKEY_TYPE_ECDSA_521, LIBSSH2_KNOWNHOST_KEY_ECDSA_521, "ecdsa-sha2-nistp521"},
+    {LIBSSH2_HOSTKEY_TYPE_RSA, LIBSSH2_KNOWNHOST_KEY_SSHRSA, "ssh-rsa"},
+    {LIBSSH2_HOSTKEY_TYPE_DSS, LIBSSH2_KNOWNHOST_KEY_SSHDSS, "ssh-dss"},
 };
 
 static const struct ktype *
@@ -1362,7 +1375,8 @@ known_hosts_load(struct ls2 *ls)
 				p++;
 			into = ls->kh_revoked;
 		}
-		if (libssh2_knownhost_readline(into, p, strlen(p), LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0) {
+		if (libssh2_knownhost_readline(into, p, strlen(p),
+		                               LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0) {
 			bad++;
 			continue;
 		}
@@ -1371,11 +1385,12 @@ known_hosts_load(struct ls2 *ls)
 	}
 	free(line);
 	fclose(fp);
-	if (bad > 0) {
-		char nb[16];
+	{
+		char nb[16], kb[16];
 		snprintf(nb, sizeof nb, "%d", bad);
-		H->log(ls->ctx, RDHPF_LOG_DEBUG, "known_hosts lines skipped (not understood by libssh2)",
-		       "file", ls->known_hosts, "lines", nb, NULL);
+		snprintf(kb, sizeof kb, "%d", ls->kh_lines);
+		H->log(ls->ctx, RDHPF_LOG_DEBUG, "known_hosts read", "file", ls->known_hosts,
+		       "entries", kb, "skipped", nb, NULL);
 	}
 	(void)lineno;
 }
@@ -1395,10 +1410,10 @@ known_types(struct ls2 *ls, char *out, size_t len)
 		return;
 	host_pattern(ls, pat, sizeof pat);
 	for (size_t i = 0; i < sizeof ktypes / sizeof ktypes[0]; i++) {
-		int r = libssh2_knownhost_check(ls->kh, pat, "\x01", 1,
-		                                LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-		                                    LIBSSH2_KNOWNHOST_KEYENC_RAW | ktypes[i].kh_mask,
-		                                NULL);
+		int r = libssh2_knownhost_check(
+		    ls->kh, pat, "\x01", 1,
+		    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | ktypes[i].kh_mask,
+		    NULL);
 		if (r != LIBSSH2_KNOWNHOST_CHECK_MISMATCH && r != LIBSSH2_KNOWNHOST_CHECK_MATCH)
 			continue;
 		int w = snprintf(out + o, len - o, "%s%s", o ? "," : "", ktypes[i].name);
@@ -1425,7 +1440,8 @@ hostkey_verify(struct ls2 *ls, char *detail, size_t dlen)
 		base64_enc((const unsigned char *)hash, 32, fp + 7, sizeof fp - 7, false);
 	}
 	if (key == NULL || kt == NULL) {
-		snprintf(detail, dlen, "host %s presented a host key of a type libssh2 cannot check", pat);
+		snprintf(detail, dlen,
+		         "host %s presented a host key of a type libssh2 cannot check", pat);
 		return RDHPF_ERR_HOSTKEY;
 	}
 	if (!ls->kh_readable) {
@@ -1435,37 +1451,38 @@ hostkey_verify(struct ls2 *ls, char *detail, size_t dlen)
 		         ls->known_hosts, ls->kh_err, pat, kt->name, fp);
 		return RDHPF_ERR_HOSTKEY;
 	}
-	r = libssh2_knownhost_check(ls->kh_revoked, pat, key, klen,
-	                            LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-	                                kt->kh_mask,
-	                            NULL);
+	r = libssh2_knownhost_check(
+	    ls->kh_revoked, pat, key, klen,
+	    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kt->kh_mask, NULL);
 	if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-		snprintf(detail, dlen, "host key of %s (%s %s) is marked @revoked in %s; refusing to connect",
+		snprintf(detail, dlen,
+		         "host key of %s (%s %s) is marked @revoked in %s; refusing to connect",
 		         pat, kt->name, fp, ls->known_hosts);
 		return RDHPF_ERR_HOSTKEY;
 	}
-	r = libssh2_knownhost_check(ls->kh, pat, key, klen,
-	                            LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-	                                kt->kh_mask,
-	                            NULL);
+	r = libssh2_knownhost_check(
+	    ls->kh, pat, key, klen,
+	    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kt->kh_mask, NULL);
 	switch (r) {
 	case LIBSSH2_KNOWNHOST_CHECK_MATCH:
 		return RDHPF_OK;
 	case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
 		snprintf(detail, dlen,
-		         "HOST KEY MISMATCH for %s: the server presented %s key %s, which differs from the "
+		         "HOST KEY MISMATCH for %s: the server presented %s key %s, which differs "
+		         "from the "
 		         "%s key in %s; possible man-in-the-middle attack; refusing to connect",
 		         pat, kt->name, fp, kt->name, ls->known_hosts);
 		return RDHPF_ERR_HOSTKEY;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-		snprintf(detail, dlen,
-		         "host %s is not in %s (the server presented %s key %s); refusing to connect: "
-		         "verify the fingerprint, then add the key (ssh-keyscan -p %u %s)",
-		         pat, ls->known_hosts, kt->name, fp, ls->port, ls->hostname);
+		snprintf(
+		    detail, dlen,
+		    "host %s is not in %s (the server presented %s key %s); refusing to connect: "
+		    "verify the fingerprint, then add the key (ssh-keyscan -p %u %s)",
+		    pat, ls->known_hosts, kt->name, fp, ls->port, ls->hostname);
 		return RDHPF_ERR_HOSTKEY;
 	default:
-		snprintf(detail, dlen, "cannot check the host key of %s (%s %s) against %s", pat, kt->name,
-		         fp, ls->known_hosts);
+		snprintf(detail, dlen, "cannot check the host key of %s (%s %s) against %s", pat,
+		         kt->name, fp, ls->known_hosts);
 		return RDHPF_ERR_HOSTKEY;
 	}
 }
@@ -1556,12 +1573,18 @@ static const char *
 phase_name(int ph)
 {
 	switch (ph) {
-	case PH_RESOLVING: return "resolving the host name";
-	case PH_TCP: return "TCP connect";
-	case PH_HANDSHAKE: return "SSH handshake";
-	case PH_AUTH: return "authentication";
-	case PH_READY: return "ready";
-	default: return "down";
+	case PH_RESOLVING:
+		return "resolving the host name";
+	case PH_TCP:
+		return "TCP connect";
+	case PH_HANDSHAKE:
+		return "SSH handshake";
+	case PH_AUTH:
+		return "authentication";
+	case PH_READY:
+		return "ready";
+	default:
+		return "down";
 	}
 }
 
@@ -1609,14 +1632,16 @@ tcp_start(struct ls2 *ls)
 		struct sockaddr_storage *sa = &ls->addr[ls->iaddr];
 		int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "socket: %s", strerror(errno));
+			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "socket: %s",
+			         strerror(errno));
 			ls->iaddr++;
 			continue;
 		}
 		set_nodelay(fd);
 		if (connect(fd, (struct sockaddr *)sa, ls->addrlen[ls->iaddr]) != 0 &&
 		    errno != EINPROGRESS) {
-			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "connect: %s", strerror(errno));
+			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "connect: %s",
+			         strerror(errno));
 			close(fd);
 			ls->iaddr++;
 			continue;
@@ -1628,7 +1653,8 @@ tcp_start(struct ls2 *ls)
 		if (ls->io == NULL) {
 			close(fd);
 			ls->fd = -1;
-			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "cannot watch the socket");
+			snprintf(ls->last_conn_err, sizeof ls->last_conn_err,
+			         "cannot watch the socket");
 			return -1;
 		}
 		return 0;
@@ -1643,8 +1669,8 @@ resolve_done(struct ls2 *ls)
 
 	buf_append(&ls->resbuf, "", 1);
 	ls->naddr = 0;
-	for (line = strtok_r(ls->resbuf.p + ls->resbuf.off, "\n", &save); line && ls->naddr < MAX_ADDRS;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(ls->resbuf.p + ls->resbuf.off, "\n", &save);
+	     line && ls->naddr < MAX_ADDRS; line = strtok_r(NULL, "\n", &save)) {
 		char a[INET6_ADDRSTRLEN + 1], kind[16];
 		struct sockaddr_storage *sa = &ls->addr[ls->naddr];
 		if (sscanf(line, "%46s %15s", a, kind) != 2 || strcmp(kind, "STREAM") != 0)
@@ -1809,7 +1835,8 @@ session_make(struct ls2 *ls, char *err, size_t errlen)
 	known_hosts_load(ls);
 	known_types(ls, kt, sizeof kt);
 	if (kt[0] != '\0' && libssh2_session_method_pref(ls->s, LIBSSH2_METHOD_HOSTKEY, kt) != 0) {
-		snprintf(err, errlen, "known_hosts %s has only %s keys for %s, which libssh2 %s cannot use",
+		snprintf(err, errlen,
+		         "known_hosts %s has only %s keys for %s, which libssh2 %s cannot use",
 		         ls->known_hosts, kt, ls->hostname, libssh2_version(0));
 		return RDHPF_ERR_HOSTKEY;
 	}
@@ -1834,14 +1861,14 @@ auth_run(struct ls2 *ls)
 				return RDHPF_OK;
 			if (libssh2_session_last_errno(ls->s) == LIBSSH2_ERROR_EAGAIN)
 				return LIBSSH2_ERROR_EAGAIN;
-			snprintf(ls->auth_err, sizeof ls->auth_err, "cannot list authentication methods: %s",
-			         sess_errmsg(ls));
+			snprintf(ls->auth_err, sizeof ls->auth_err,
+			         "cannot list authentication methods: %s", sess_errmsg(ls));
 			return RDHPF_ERR_AUTH;
 		}
 		if (strstr(list, "publickey") == NULL) {
 			snprintf(ls->auth_err, sizeof ls->auth_err,
-			         "%s@%s does not accept public key authentication (offers: %.100s)", ls->user,
-			         ls->hostname, list);
+			         "%s@%s does not accept public key authentication (offers: %.100s)",
+			         ls->user, ls->hostname, list);
 			return RDHPF_ERR_AUTH;
 		}
 		ls->auth_step = ls->use_agent && getenv("SSH_AUTH_SOCK") ? AS_AGENT : AS_FILE;
@@ -1879,13 +1906,13 @@ auth_run(struct ls2 *ls)
 		const char *f = ls->idfiles[ls->iid];
 		if (access(f, R_OK) != 0) {
 			if (ls->identity != NULL)
-				snprintf(ls->auth_err, sizeof ls->auth_err, "cannot read identity_file %s: %s", f,
-				         strerror(errno));
+				snprintf(ls->auth_err, sizeof ls->auth_err,
+				         "cannot read identity_file %s: %s", f, strerror(errno));
 			ls->iid++;
 			continue;
 		}
-		rc = libssh2_userauth_publickey_fromfile_ex(ls->s, ls->user, (unsigned)strlen(ls->user),
-		                                            NULL, f, NULL);
+		rc = libssh2_userauth_publickey_fromfile_ex(
+		    ls->s, ls->user, (unsigned)strlen(ls->user), NULL, f, NULL);
 		if (rc == LIBSSH2_ERROR_EAGAIN)
 			return LIBSSH2_ERROR_EAGAIN;
 		if (rc == 0)
@@ -1895,18 +1922,19 @@ auth_run(struct ls2 *ls)
 			ls->tried_rsa = true;
 		if (rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED)
 			snprintf(ls->auth_err, sizeof ls->auth_err,
-			         "cannot use identity file %s: %s (encrypted keys need ssh-agent)", f,
-			         sess_errmsg(ls));
+			         "cannot use identity file %s: %s (encrypted keys need ssh-agent)",
+			         f, sess_errmsg(ls));
 		ls->iid++;
 	}
 	{
 		char tried[1200];
-		snprintf(tried, sizeof tried, "public key authentication as %s@%s refused (tried: %d agent "
-		                              "key(s), %s)%s%s%s",
+		snprintf(tried, sizeof tried,
+		         "public key authentication as %s@%s refused (tried: %d agent "
+		         "key(s), %s)%s%s%s",
 		         ls->user, ls->hostname, ls->agent_tried,
 		         ls->nidfiles == 0 ? "no identity file"
-		         : ls->tried_file  ? (ls->identity ? ls->identity : "default identity files")
-		                           : "no readable identity file",
+		         : ls->tried_file ? (ls->identity ? ls->identity : "default identity files")
+		                          : "no readable identity file",
 		         ls->auth_err[0] ? "; " : "", ls->auth_err, ls->tried_rsa ? RSA_HINT : "");
 		size_t n = strlen(tried);
 		if (n >= sizeof ls->auth_err)
@@ -1956,15 +1984,16 @@ conn_step(struct ls2 *ls)
 		if (soerr == EINPROGRESS || soerr == EALREADY)
 			return;
 		if (soerr != 0) {
-			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "connect: %s", strerror(soerr));
+			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "connect: %s",
+			         strerror(soerr));
 			H->io_stop(ls->io);
 			ls->io = NULL;
 			close(ls->fd);
 			ls->fd = -1;
 			ls->iaddr++;
 			if (tcp_start(ls) != 0) {
-				snprintf(d, sizeof d, "cannot connect to %s:%u: %s", ls->hostname, ls->port,
-				         ls->last_conn_err);
+				snprintf(d, sizeof d, "cannot connect to %s:%u: %s", ls->hostname,
+				         ls->port, ls->last_conn_err);
 				connect_finish(ls, RDHPF_ERR_CONNECT, d);
 			}
 			return;
@@ -1987,20 +2016,25 @@ conn_step(struct ls2 *ls)
 		if (rc != 0) {
 			char kt[256];
 			known_types(ls, kt, sizeof kt);
-			snprintf(d, sizeof d, "SSH handshake with %s:%u failed: %s%s%s", ls->hostname, ls->port,
-			         ls->sock_failed ? ls->sock_why : sess_errmsg(ls),
-			         strcmp(kt, "ssh-rsa") == 0
-			             ? "; known_hosts has only an ssh-rsa key for this host, which libssh2 1.10 "
-			               "can only verify with SHA-1 signatures (no rsa-sha2-256/512): add the "
-			               "host's ed25519 or ECDSA key"
-			             : "",
-			         "");
-			connect_finish(ls, strcmp(kt, "ssh-rsa") == 0 ? RDHPF_ERR_HOSTKEY : RDHPF_ERR_CONNECT, d);
+			snprintf(
+			    d, sizeof d, "SSH handshake with %s:%u failed: %s%s%s", ls->hostname,
+			    ls->port, ls->sock_failed ? ls->sock_why : sess_errmsg(ls),
+			    strcmp(kt, "ssh-rsa") == 0 ? "; known_hosts has only an ssh-rsa key "
+			                                 "for this host, which libssh2 1.10 "
+			                                 "can only verify with SHA-1 signatures "
+			                                 "(no rsa-sha2-256/512): add the "
+			                                 "host's ed25519 or ECDSA key"
+			                               : "",
+			    "");
+			connect_finish(
+			    ls, strcmp(kt, "ssh-rsa") == 0 ? RDHPF_ERR_HOSTKEY : RDHPF_ERR_CONNECT,
+			    d);
 			return;
 		}
 		rc = hostkey_verify(ls, d, sizeof d);
 		if (rc != RDHPF_OK) {
-			H->log(ls->ctx, RDHPF_LOG_ERROR, "host key verification failed", "detail", d, NULL);
+			H->log(ls->ctx, RDHPF_LOG_ERROR, "host key verification failed", "detail",
+			       d, NULL);
 			connect_finish(ls, rc, d);
 			return;
 		}
@@ -2010,7 +2044,8 @@ conn_step(struct ls2 *ls)
 	if (ls->phase == PH_AUTH) {
 		rc = auth_run(ls);
 		if (rc == LIBSSH2_ERROR_EAGAIN && ls->sock_failed) {
-			snprintf(d, sizeof d, "ssh connection to %s:%u failed during authentication: %s",
+			snprintf(d, sizeof d,
+			         "ssh connection to %s:%u failed during authentication: %s",
 			         ls->hostname, ls->port, ls->sock_why);
 			connect_finish(ls, RDHPF_ERR_CONNECT, d);
 			return;
@@ -2051,10 +2086,21 @@ ka_probe(struct ls2 *ls)
 
 static void dead_fire(void *arg);
 
+/* Dead when nothing came in for keepalive_interval × keepalive_count, plus
+ * half an interval of grace: probes go out on interval ticks, so with
+ * keepalive_count 1 the deadline would otherwise race the reply to the
+ * probe sent at that very moment.  A blackhole is still reported within
+ * interval × (count + 1/2) of its start. */
+static uint64_t
+ka_threshold(const struct ls2 *ls)
+{
+	return ls->ka_interval_ms * ls->ka_count + ls->ka_interval_ms / 2;
+}
+
 static void
 dead_arm(struct ls2 *ls)
 {
-	uint64_t thr = ls->ka_interval_ms * ls->ka_count, now = now_ms(ls), due;
+	uint64_t thr = ka_threshold(ls), now = now_ms(ls), due;
 
 	if (ls->dead_timer) {
 		H->timer_stop(ls->dead_timer);
@@ -2062,22 +2108,24 @@ dead_arm(struct ls2 *ls)
 	}
 	due = ls->last_rx_ms + thr;
 	if (due <= now + ls->ka_interval_ms)
-		ls->dead_timer = H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
+		ls->dead_timer =
+		    H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
 }
 
 static bool
 ka_check_dead(struct ls2 *ls)
 {
-	uint64_t thr = ls->ka_interval_ms * ls->ka_count, now = now_ms(ls);
+	uint64_t thr = ka_threshold(ls), now = now_ms(ls);
 	char d[256];
 
 	if (now < ls->last_rx_ms + thr)
 		return false;
-	snprintf(d, sizeof d,
-	         "no reply from %s:%u for %llu ms (keepalive_interval %llu ms x keepalive_count %u): "
-	         "ssh session is dead",
-	         ls->hostname, ls->port, (unsigned long long)(now - ls->last_rx_ms),
-	         (unsigned long long)ls->ka_interval_ms, ls->ka_count);
+	snprintf(
+	    d, sizeof d,
+	    "no reply from %s:%u for %llu ms (keepalive_interval %llu ms x keepalive_count %u): "
+	    "ssh session is dead",
+	    ls->hostname, ls->port, (unsigned long long)(now - ls->last_rx_ms),
+	    (unsigned long long)ls->ka_interval_ms, ls->ka_count);
 	session_dead(ls, RDHPF_ERR_TIMEOUT, d);
 	return true;
 }
@@ -2103,8 +2151,9 @@ ka_tick(void *arg)
 		return;
 	if (ka_check_dead(ls))
 		return;
-	/* Probe only an idle link: traffic already proves it alive. */
-	if (now >= ls->last_rx_ms + ls->ka_interval_ms) {
+	/* Probe only a quiet link: traffic already proves it alive.  Half an
+	 * interval, so that a tick landing a millisecond early still probes. */
+	if (now >= ls->last_rx_ms + ls->ka_interval_ms / 2) {
 		if (ls->ka_fallback) {
 			int next = 0;
 			libssh2_keepalive_send(ls->s, &next);
@@ -2248,7 +2297,8 @@ open_failed(struct ls2 *ls, struct chan *c, const char *why)
 	switch (c->kind) {
 	case CK_RELAY: {
 		struct relay *r = (struct relay *)c;
-		snprintf(d, sizeof d, "cannot open a channel to %s:%u: %s", r->fw->rhost, r->fw->rport, why);
+		snprintf(d, sizeof d, "cannot open a channel to %s:%u: %s", r->fw->rhost,
+		         r->fw->rport, why);
 		H->log(ls->ctx, r->fw->warned_open ? RDHPF_LOG_DEBUG : RDHPF_LOG_WARN,
 		       "forwarded connection refused by the remote", "detail", d, NULL);
 		r->fw->warned_open = true;
@@ -2269,11 +2319,11 @@ open_failed(struct ls2 *ls, struct chan *c, const char *why)
 		if (ls->ka_interval_ms == 0 || ls->ka_count == 0)
 			break;
 		H->log(ls->ctx, RDHPF_LOG_WARN,
-		       "the server refused the keepalive session channel; using libssh2_keepalive_send, "
+		       "the server refused the keepalive session channel; using "
+		       "libssh2_keepalive_send, "
 		       "whose replies libssh2 1.10 keeps in memory for the life of the session",
 		       "err", why, NULL);
-		libssh2_keepalive_config(ls->s, 1,
-		                         (unsigned)((ls->ka_interval_ms + 999) / 1000));
+		libssh2_keepalive_config(ls->s, 1, (unsigned)((ls->ka_interval_ms + 999) / 1000));
 		break;
 	default:
 		break;
@@ -2301,8 +2351,9 @@ drive_opens(struct ls2 *ls)
 			ls->open_busy = true;
 			ls->open_orphan = false;
 		}
-		ch = libssh2_channel_open_ex(ls->s, ls->open_type, ls->open_type_len, ls->open_window,
-		                             PACKET_SIZE, ls->open_msg, ls->open_msg_len);
+		ch = libssh2_channel_open_ex(ls->s, ls->open_type, ls->open_type_len,
+		                             ls->open_window, PACKET_SIZE, ls->open_msg,
+		                             ls->open_msg_len);
 		if (ch == NULL && libssh2_session_last_errno(ls->s) == LIBSSH2_ERROR_EAGAIN)
 			return;
 		c = ls->opening;
@@ -2342,18 +2393,12 @@ drive_opens(struct ls2 *ls)
 
 /* ---- relaying ------------------------------------------------------------- */
 
-/* Finished both ways, or broken: the channel goes to the zombies. */
-static void
-relay_done(struct relay *r)
-{
-	relay_free(r);
-}
-
 static int
 relay_flush_down(struct relay *r)
 {
 	while (r->down.len > 0) {
-		ssize_t n = send(r->fd, r->down.p + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		    send(r->fd, r->down.p + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -2517,7 +2562,8 @@ relay_service(struct relay *r)
 		}
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			break;
-		if (n == 0 || n == LIBSSH2_ERROR_CHANNEL_CLOSED || n == LIBSSH2_ERROR_CHANNEL_EOF_SENT) {
+		if (n == 0 || n == LIBSSH2_ERROR_CHANNEL_CLOSED ||
+		    n == LIBSSH2_ERROR_CHANNEL_EOF_SENT) {
 			r->r_eof = true;
 			break;
 		}
@@ -2535,12 +2581,12 @@ relay_service(struct relay *r)
 	if (!relay_up(r))
 		return;
 	if (r->shut_wr && r->eof_sent) {
-		relay_done(r);
+		relay_free(r); /* done both ways: the channel closes in the background */
 		return;
 	}
 	/* The remote closed the channel (not just EOF): the local side is done. */
 	if (r->r_eof && r->down.len == 0 && libssh2_channel_wait_closed(r->c.ch) == 0) {
-		relay_done(r);
+		relay_free(r); /* done both ways: the channel closes in the background */
 		return;
 	}
 	relay_update_io(r);
@@ -2581,7 +2627,8 @@ x_service(struct xstream *x)
 			return;
 		if (rc != 0) {
 			char d[300];
-			snprintf(d, sizeof d, "the server refused to run the command: %s", sess_errmsg(ls));
+			snprintf(d, sizeof d, "the server refused to run the command: %s",
+			         sess_errmsg(ls));
 			stream_finish(ls, x, RDHPF_ERR_REMOTE, -1, d);
 			return;
 		}
@@ -2624,7 +2671,8 @@ x_service(struct xstream *x)
 		x->out_eof = true;
 	}
 	for (int i = 0; i < 64 && !x->err_eof; i++) {
-		ssize_t n = libssh2_channel_read_ex(ch, SSH_EXTENDED_DATA_STDERR, ls->scratch, 65536);
+		ssize_t n =
+		    libssh2_channel_read_ex(ch, SSH_EXTENDED_DATA_STDERR, ls->scratch, 65536);
 		if (n > 0) {
 			if (x->c.kind == CK_EXEC)
 				tail_add(x, ls->scratch, (size_t)n);
@@ -2650,7 +2698,8 @@ x_service(struct xstream *x)
 		char d[TAIL_MAX + 64];
 		libssh2_channel_get_exit_signal(ch, &sig, NULL, NULL, NULL, NULL, NULL);
 		if (sig != NULL) {
-			snprintf(d, sizeof d, "%s%skilled by signal %s", x->tail, x->tail_len ? "; " : "", sig);
+			snprintf(d, sizeof d, "%s%skilled by signal %s", x->tail,
+			         x->tail_len ? "; " : "", sig);
 			libssh2_free(ls->s, sig);
 			stream_finish(ls, x, RDHPF_OK, -1, d);
 			return;
@@ -2677,7 +2726,8 @@ scan(struct ls2 *ls)
 			if (c->state != CS_OPEN)
 				break;
 			if (!r->r_eof && r->down.len == 0 &&
-			    (libssh2_poll_channel_read(c->ch, 0) != 0 || libssh2_channel_eof(c->ch)))
+			    (libssh2_poll_channel_read(c->ch, 0) != 0 ||
+			     libssh2_channel_eof(c->ch)))
 				need = true;
 			else if (r->l_eof && !r->eof_sent)
 				need = true;
@@ -2695,7 +2745,8 @@ scan(struct ls2 *ls)
 			if (c->state == CS_STARTING || (x->out_eof && x->err_eof))
 				need = true;
 			else if ((!x->out_eof || !x->err_eof) &&
-			         (libssh2_poll_channel_read(c->ch, 1) != 0 || libssh2_channel_eof(c->ch)))
+			         (libssh2_poll_channel_read(c->ch, 1) != 0 ||
+			          libssh2_channel_eof(c->ch)))
 				need = true;
 			if (c->win_blocked && libssh2_channel_window_write_ex(c->ch, NULL) > 0)
 				need = true;
@@ -2949,17 +3000,25 @@ session_teardown(struct ls2 *ls, int why)
 	ls->sock_why[0] = '\0';
 	ls->zombie_dirty = false;
 
+	/* Owners' on_close may call stream_close on streams still on this list
+	 * (a runtime closing its other streams): mark them all first, so that
+	 * such a close only flags the stream and this loop stays the one that
+	 * frees it. */
+	for (struct xstream *x = streams; x; x = x->snext) {
+		x->torn = true;
+		x->c.ch = NULL; /* freed with the session */
+		x->c.linked = x->c.queued = x->c.ready = false;
+	}
 	while (streams) {
 		struct xstream *x = streams;
 		const struct rdhpf_stream_cbs *cbs = x->cbs;
 		void *arg = x->arg;
+		bool closed = x->user_closed;
 		streams = x->snext;
-		x->c.ch = NULL; /* freed with the session */
-		x->c.linked = x->c.queued = x->c.ready = false;
 		buf_free(&x->in);
 		free(x->req);
 		free(x);
-		if (why == TD_LOST)
+		if (why == TD_LOST && !closed && !ls->destroyed)
 			cbs->on_close(arg, RDHPF_ERR_CLOSED, -1, "ssh session lost");
 	}
 	wait_timer_arm(ls);
@@ -3049,7 +3108,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		uint64_t n;
 		if (strcmp(k, "window") == 0) {
 			if (parse_size(v, 64 * 1024, 1024ull * 1024 * 1024, &n) != 0) {
-				snprintf(err, errlen, "window: '%s' is not a size between 64K and 1G", v);
+				snprintf(err, errlen,
+				         "window: '%s' is not a size between 64K and 1G", v);
 				t_destroy(ls);
 				return RDHPF_ERR_INVAL;
 			}
@@ -3262,7 +3322,8 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 		return RDHPF_ERR_NOMEM;
 	fw->ls = ls;
 	fw->lfd = -1;
-	snprintf(fw->bind, sizeof fw->bind, "%s", f->bind_address ? f->bind_address : ls->bind_addr);
+	snprintf(fw->bind, sizeof fw->bind, "%s",
+	         f->bind_address ? f->bind_address : ls->bind_addr);
 	fw->lport = f->local_port;
 	snprintf(fw->rhost, sizeof fw->rhost, "%s", f->remote_host);
 	fw->rport = f->remote_port;
@@ -3406,7 +3467,7 @@ t_stream_write(void *state, void *stream, const void *buf, size_t len)
 
 	if (x == NULL || x->user_closed)
 		return RDHPF_ERR_INVAL;
-	if (ls->phase != PH_READY)
+	if (ls->phase != PH_READY || x->torn)
 		return RDHPF_ERR_NOTCONN;
 	if (buf_append(&x->in, buf, len) != 0)
 		return RDHPF_ERR_NOMEM;
@@ -3424,8 +3485,8 @@ t_stream_close(void *state, void *stream)
 
 	if (x == NULL)
 		return;
-	if (x->in_cb) {
-		x->user_closed = true; /* freed when its callback returns */
+	if (x->in_cb || x->torn) {
+		x->user_closed = true; /* freed when its callback / the teardown returns */
 		return;
 	}
 	stream_free(ls, x);
@@ -3433,40 +3494,40 @@ t_stream_close(void *state, void *stream)
 }
 
 static const struct rdhpf_transport_ops ops = {
-	.create = t_create,
-	.destroy = t_destroy,
-	.connect = t_connect,
-	.disconnect = t_disconnect,
-	.health_check = t_health,
-	.forward_add = t_forward_add,
-	.forward_remove = t_forward_remove,
-	.exec = t_exec,
-	.stream_write = t_stream_write,
-	.stream_close = t_stream_close,
-	.open_unix = t_open_unix,
-	.forward_stats = t_forward_stats,
+    .create = t_create,
+    .destroy = t_destroy,
+    .connect = t_connect,
+    .disconnect = t_disconnect,
+    .health_check = t_health,
+    .forward_add = t_forward_add,
+    .forward_remove = t_forward_remove,
+    .exec = t_exec,
+    .stream_write = t_stream_write,
+    .stream_close = t_stream_close,
+    .open_unix = t_open_unix,
+    .forward_stats = t_forward_stats,
 };
 
 static const struct rdhpf_option_desc options[] = {
-	{"window", "receive window of each forwarded connection's channel (default 8M; 64K..1G)"},
-	{"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
-	{"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
-	{"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},
-	{NULL, NULL},
+    {"window", "receive window of each forwarded connection's channel (default 8M; 64K..1G)"},
+    {"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
+    {"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
+    {"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},
+    {NULL, NULL},
 };
 
 static const struct rdhpf_plugin_info info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_TRANSPORT,
-	.name = "libssh2",
-	.version = PLUGIN_VERSION,
-	.description = "in-process SSH (libssh2): own listeners, channels relayed on the core loop",
-	.caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
-	        RDHPF_TCAP_HOLD_LISTENERS,
-	.options = options,
-	.ops.transport = &ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "libssh2",
+    .version = PLUGIN_VERSION,
+    .description = "in-process SSH (libssh2): own listeners, channels relayed on the core loop",
+    .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
+            RDHPF_TCAP_HOLD_LISTENERS,
+    .options = options,
+    .ops.transport = &ops,
 };
 
 RDHPF_PLUGIN_DECLARE

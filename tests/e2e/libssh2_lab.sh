@@ -74,4 +74,21 @@ ssh-keygen -q -t rsa -b 2048 -N '' -C rdhpf-ls2-test -f "$LS2_T/id_rsa"
 check "RSA key refused: AUTH error explains rsa-sha2 and suggests ed25519/ECDSA" \
 	grep -qE "connect ERR AUTH .*rsa-sha2-256/512.*ed25519 or ECDSA" "$LS2_T/rsa.out"
 
+# ssh-agent first (libssh2 does its agent I/O through the session's
+# callbacks): an unrelated key, then the lab's; no identity file, empty HOME.
+agent_env=$(ssh-agent -s)
+eval "$agent_env" >/dev/null
+ls2_agent_pid=$SSH_AGENT_PID
+ssh-keygen -q -t ed25519 -N '' -f "$LS2_T/other_ed25519"
+ssh-add -q "$LS2_T/other_ed25519" 2>/dev/null
+ssh-add -q "$RDHPF_LAB_KEY" 2>/dev/null
+mkdir -p "$LS2_T/home"
+HOME="$LS2_T/home" "$RDHPF_TDRIVER" --plugin-dir "$RDHPF_PLUGIN_DIR" --transport libssh2 \
+	--url "$RDHPF_LAB_URL" --known-hosts "$RDHPF_LAB_KNOWN_HOSTS" --runtime-dir "$LS2_T/run-agent" \
+	connect "exec echo via-agent" >"$LS2_T/agent.out" 2>"$LS2_T/agent.err" || true
+kill "$ls2_agent_pid" 2>/dev/null || true
+unset SSH_AUTH_SOCK SSH_AGENT_PID
+check "ssh-agent authentication (second agent key)" \
+	grep -q 'exec OK .*first="via-agent"' "$LS2_T/agent.out"
+
 ls2_finish

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fault: the link goes silent for 30 s (iptables DROP of everything arriving
+# on the lab's veth, inside the lab namespace), then comes back.  The loss
+# must be detected within keepalive_interval x (keepalive_count + 1) = 4 s,
+# reconnect attempts run into the void meanwhile (connect_timeout 3 s), and
+# after the rule is lifted every forward serves again over one new SSH
+# connection.  BLACKHOLE_S overrides the 30 s.
+#   blackhole.sh openssh|libssh2
+. "$(dirname "$0")/lib.sh"
+fault_init blackhole "${1:-}"
+hold=${BLACKHOLE_S:-30}
+
+c_run a -p "$(port 1)":80
+c_run b -p "$(port 2)":80
+fault_config
+fault_start
+check "before the fault: every port serves" wait_for 5000 all_serve
+
+conn_mark; down_mark
+t0=$(now_ns)
+blackhole_on
+check "blackhole detected (link down logged) within 8 s" detect_down "$t0" 8000
+check "detection within keepalive 1s x (3 + 1) = 4 s (+250 ms for polling) (took $R_DETECT ms)" \
+	test "$R_DETECT" -ge 0 -a "$R_DETECT" -le 4250
+check "status shows the host not steady" wait_for 2000 state_not steady
+echo "# holding the blackhole for ${hold}s"
+while [ "$(ms_since "$t0")" -lt $((hold * 1000)) ]; do
+	alive || break
+	sleep 0.2
+done
+check_alive "through ${hold}s of blackhole"
+echo "# during the blackhole: state $(st 'h["state"]'), breaker $(st 'h["breaker"]'), $(log_count 'ssh master starting') master starts logged"
+blackhole_off
+t1=$(now_ns)
+check "every running container's ports serve again within 12 s" recover "$t1" 12
+echo "# (a connect started just before the lift may wait for its SYN retransmit; connect_timeout 3s, backoff_max 1s, breaker_cooldown 3s)"
+check "host steady again" wait_for 3000 state_is steady
+check_conns 2
+fault_end
