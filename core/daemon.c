@@ -419,7 +419,8 @@ daemon_run(const struct run_opts *o)
 	uv_timer_init(core_loop(), &d.t_logflush);
 	uv_timer_init(core_loop(), &d.t_shutdown);
 	d.t_shutdown.data = &d;
-	uv_timer_start(&d.t_logflush, logflush_cb, 5000, 5000);
+	/* Summaries of collapsed failures are due every 10 min at most. */
+	uv_timer_start(&d.t_logflush, logflush_cb, 30000, 30000);
 	uv_unref((uv_handle_t *)&d.t_logflush);
 
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "rdhpf started", "version", RDHPF_VERSION, "runtime_dir",

@@ -402,6 +402,15 @@ count_active(struct host *h)
 	                  (double)host_active_forwards(h));
 }
 
+static void fwd_retry_cb(uv_timer_t *t);
+
+static void
+fwd_retry_arm(struct host *h)
+{
+	if (h->state != HOST_STOPPED && !uv_is_active((uv_handle_t *)&h->t_fwd))
+		uv_timer_start(&h->t_fwd, fwd_retry_cb, FWD_RETRY_MS, FWD_RETRY_MS);
+}
+
 static void
 on_add_done(void *arg, int status, const char *detail)
 {
@@ -435,6 +444,7 @@ on_add_done(void *arg, int status, const char *detail)
 		fwd_log(h, RDHPF_LOG_WARN,
 		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
 		        w, w->err);
+		fwd_retry_arm(h);
 	}
 	count_active(h);
 }
@@ -459,6 +469,7 @@ issue_add(struct host *h, struct fwd *w)
 		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
 		snprintf(w->err, sizeof w->err, "%s", status_name(r));
 		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
+		fwd_retry_arm(h);
 	}
 }
 
@@ -640,14 +651,20 @@ static void
 fwd_retry_cb(uv_timer_t *t)
 {
 	struct host *h = t->data;
+	size_t waiting = 0;
 
-	if (!link_up(h))
-		return;
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		struct fwd *w = &h->fwds[i];
-		if (w->state == FWD_CONFLICT || w->state == FWD_FAILED || w->state == FWD_PENDING)
-			issue_add(h, w);
+		if (w->state == FWD_CONFLICT || w->state == FWD_FAILED || w->state == FWD_PENDING) {
+			waiting++;
+			if (link_up(h))
+				issue_add(h, w);
+		}
 	}
+	/* Idle hosts get no wakeups from here: the timer runs only while a
+	 * forward waits. */
+	if (waiting == 0)
+		uv_timer_stop(&h->t_fwd);
 }
 
 /* ---- runtime ---- */
@@ -1112,7 +1129,6 @@ host_start(struct host *h)
 	set_state(h, HOST_IDLE);
 	uv_timer_start(&h->t_health, health_cb, h->cfg->pol.health_interval_ms,
 	               h->cfg->pol.health_interval_ms);
-	uv_timer_start(&h->t_fwd, fwd_retry_cb, FWD_RETRY_MS, FWD_RETRY_MS);
 	try_connect(h);
 }
 
