@@ -37,7 +37,10 @@ What is measured, per transport:
                   expected port serving again, probed every 50 ms.
   detection       blackhole: from the DROP rule to rdhpf counting the link
                   as lost (rdhpf_disconnects_total), polled every 50 ms.
-  SSH connections "Accepted publickey" lines in the lab sshd log.
+  SSH connections "Accepted publickey" lines in the lab sshd log whose client
+                  port was held by rdhpf or its ssh master (sampled every 20 ms
+                  by tests/faults/connwatch.py); other clients of the lab are
+                  shown apart.
   forwards missed container ports that should have been forwarded for at
                   least one second and never served while their container ran.
   CPU seconds     utime+stime of rdhpf, its reaped children and its live
@@ -206,12 +209,21 @@ class Lab:
         if ids:
             self.dk("rm", "-f", *ids, timeout=60)
 
-    def accepted(self):
+    def log_size(self):
         try:
-            with open(self.sshd_log, errors="replace") as f:
-                return sum(1 for l in f if "Accepted publickey" in l)
+            return os.path.getsize(self.sshd_log)
         except OSError:
             return 0
+
+    def accepted_ports(self, offset):
+        """Client ports of the connections sshd accepted since offset."""
+        try:
+            with open(self.sshd_log, "rb") as f:
+                f.seek(offset)
+                data = f.read().decode(errors="replace")
+        except OSError:
+            return []
+        return [int(m) for m in re.findall(r"Accepted publickey for \S+ from \S+ port (\d+)", data)]
 
 
 class RemoteProber:
@@ -615,7 +627,14 @@ class Run:
         lab = self.lab
         print("== %s (forwards on %s)" % (self.tp, self.bind), flush=True)
         lab.cleanup()
-        self.acc0 = lab.accepted()
+        self.acc0 = lab.log_size()
+        # Which of sshd's connections are ours (tests/faults/connwatch.py):
+        # other clients of the same lab are reported, not counted.
+        self.myports = os.path.join(self.work, "myports")
+        open(self.myports, "w").close()
+        self.connwatch = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "faults", "connwatch.py"),
+                                           self.rundir, lab.env["RDHPF_LAB_ADDR"], lab.env["RDHPF_LAB_PORT"],
+                                           self.myports, str(self.end + 120)])
         self.remote = RemoteProber(lab)
         self.pool = concurrent.futures.ThreadPoolExecutor(32)
         try:
@@ -630,12 +649,12 @@ class Run:
                     self.spawn(lambda s=pending.pop(0): self.do(s))
                 if t >= self.end:
                     break
-                if t >= k:
+                if t >= k + 0.5:  # ticks at k + 0.5 s: steps at whole seconds never race them
                     self.check_alive(t)
                     self.tick(t)
                     self.sample_proc()
                     k += 1
-                nxt = min([k] + [s["t"] for s in pending[:1]] + [self.end])
+                nxt = min([k + 0.5] + [s["t"] for s in pending[:1]] + [self.end])
                 time.sleep(max(0.005, min(0.2, nxt - self.t())))
             for th in self.threads:
                 th.join(timeout=35)
@@ -646,7 +665,14 @@ class Run:
             self.stop_daemon()
             self.remote.close()
             lab.cleanup()
-        self.accepted = lab.accepted() - self.acc0
+            time.sleep(0.1)
+            self.connwatch.terminate()
+            self.connwatch.wait()
+        with open(self.myports) as f:
+            mine = {int(l) for l in f if l.strip()}
+        ports = lab.accepted_ports(self.acc0)
+        self.accepted = sum(1 for p in ports if p in mine)
+        self.accepted_others = len(ports) - self.accepted
 
     def stop_daemon(self):
         if self.proc.poll() is None:
@@ -675,6 +701,7 @@ class Run:
             "recovery": {k: list(v) for k, v in self.recovery.items()},
             "detect": list(self.detect),
             "accepted": self.accepted,
+            "accepted_others": self.accepted_others,
             "missed": missed,
             "cpu": dict(self.cpu),
             "rss": dict(self.rss),
@@ -716,7 +743,8 @@ def table(results, steps):
             return "%s / %s (n=%d)" % (fmt_ms(pct(v, 50)), fmt_ms(pct(v, 99)), len(v))
         row("recovery ms p50/p99: " + k, rec)
     row("blackhole detection ms", lambda r, tp: ", ".join(fmt_ms(x) for x in r["detect"]) or "-")
-    row("SSH connections opened", lambda r, tp: str(r["accepted"]))
+    row("SSH connections opened", lambda r, tp: str(r["accepted"]) + (
+        " (+%d by other lab clients)" % r["accepted_others"] if r["accepted_others"] else ""))
     row("forwards missed", lambda r, tp: str(len(r["missed"])) + (" (" + ", ".join(r["missed"][:4]) + ")" if r["missed"] else ""))
     row("CPU seconds: rdhpf + children", lambda r, tp: "%.2f = %.2f + %.2f" % (
         r["cpu"]["self"] + r["cpu"]["children"], r["cpu"]["self"], r["cpu"]["children"]))
@@ -801,10 +829,11 @@ def main():
     g.add_argument("--long", action="store_true", help="bench/schedules/long.txt, write docs/ab-results.md")
     g.add_argument("--schedule", help="a schedule file of your own")
     ap.add_argument("--transports", help="comma-separated (default: every transport plugin built)")
-    ap.add_argument("--floor", type=float, default=75.0,
-                    help="--short: minimum availability %% (75; the short schedule's own outages cap it near 85)")
-    ap.add_argument("--floor-outside", type=float, default=90.0,
-                    help="--short: minimum availability %% outside outages (90)")
+    ap.add_argument("--floor", type=float, default=70.0,
+                    help="--short: minimum availability %% (70; the short schedule's own outages cap it "
+                         "near 85: a lost forward or a slow recovery costs 10-25 points)")
+    ap.add_argument("--floor-outside", type=float, default=85.0,
+                    help="--short: minimum availability %% outside outages (85)")
     ap.add_argument("--bin", default=os.environ.get("RDHPF_BIN") or os.path.join(ROOT, "build", "core", "rdhpf"))
     ap.add_argument("--plugin-dir", default=os.environ.get("RDHPF_PLUGIN_DIR") or os.path.join(ROOT, "build", "plugins"))
     ap.add_argument("--md", default=os.path.join(ROOT, "docs", "ab-results.md"))

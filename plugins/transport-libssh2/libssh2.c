@@ -9,18 +9,23 @@
  *   along before it is flushed (send_existing: "Address is different"),
  *   which with many channels on one session corrupts or wedges the session
  *   (libssh2 #1397, #1431, #1672).  So the session's LIBSSH2_CALLBACK_SEND
- *   is ours: it writes what the kernel takes and keeps the rest in a
- *   userspace buffer (sess_out) that the session's io watch flushes when the
- *   socket is writable.  libssh2 therefore never sees EAGAIN on send, never
- *   holds a partial packet, and any channel may be driven in any order.
- *   Backpressure moves up one level: no relay starts a channel write while
- *   sess_out holds more than OUT_HIGH bytes.
+ *   is ours (cb_send): it writes what the kernel takes and keeps the rest in
+ *   a userspace buffer (ls->out) that the session's io watch flushes when
+ *   the socket is writable.  libssh2 never sees EAGAIN on send, never holds
+ *   a partial packet, and any channel may be driven in any order.
+ *   Backpressure moves up one level: no channel write starts while ls->out
+ *   holds OUT_HIGH bytes.  Inside service() sends are batched (one send()
+ *   per round instead of one per 32K packet) and flushed at the end of
+ *   every round, so window adjusts never wait behind a long batch.
  *
- * - Receives are ours too (LIBSSH2_CALLBACK_RECV): recv() is only called
- *   after the io watch said readable, until it would block, so the many
- *   libssh2 calls that "drain the transport first" cost no syscall when
- *   there is nothing to read, and every inbound byte stamps last_rx for
- *   the keepalive.
+ * - Receives are ours too (cb_recv): recv() only after the io watch said
+ *   readable, into a read-ahead buffer (libssh2 asks for 16K at a time), so
+ *   the many libssh2 calls that "drain the transport first" cost no syscall
+ *   when nothing came; every inbound byte stamps last_rx for the keepalive.
+ *   Each service round may hand libssh2 at most RX_BUDGET bytes, so reading
+ *   from the server interleaves with delivering to local clients.  libssh2
+ *   also talks to ssh-agent through these callbacks (its own fd): that is
+ *   passed straight through.
  *
  * - libssh2 reads packets for all channels whichever channel's call pulled
  *   them in, so after any call that received bytes (rx_seq moved) every open
@@ -31,6 +36,11 @@
  *   FIFO, one in flight.  An open whose owner went away meanwhile is
  *   completed and then closed (open_orphan).
  *
+ * - Windows: 2 MiB per forwarded connection by default (option "window"),
+ *   as OpenSSH's client uses.  Larger windows make OpenSSH's sshd buffer
+ *   that much from the target and copy its buffer per packet (measured: a
+ *   32M window cut the download rate 5x).
+ *
  * - Keepalive: libssh2_keepalive_send(want_reply=1) makes the server answer
  *   with SSH_MSG_REQUEST_FAILURE, which libssh2 1.10 queues on the session
  *   and never frees (libssh2 #623): the list every channel read walks grows
@@ -39,17 +49,20 @@
  *   command (libssh2 consumes that reply); libssh2_keepalive_send is the
  *   fallback when the server refuses that channel.  Liveness is the time
  *   since the last inbound byte: dead after keepalive_interval ×
- *   keepalive_count.  TCP_USER_TIMEOUT backs it up.
+ *   keepalive_count (plus half an interval, see ka_threshold).
+ *   TCP_USER_TIMEOUT backs it up.
  *
  * - No busy loops: every loop ends at EAGAIN or at a budget (then a zero
  *   timer continues), local fds are watched only for what can be done now,
- *   and the session socket only for reading (plus writing while sess_out
- *   holds data).
+ *   and the session socket only for reading (plus writing while ls->out
+ *   holds data).  An idle session wakes for the keepalive tick and its
+ *   reply only.
  *
  * Limits: libssh2 1.10 has no rsa-sha2-256/512 (RSA keys and RSA host keys
- * fail against OpenSSH >= 8.8), no AES-GCM, no chacha20-poly1305 and no
- * ETM MACs.  ssh-agent I/O inside libssh2 is synchronous (a local Unix
- * socket).  Host names that are not addresses are resolved by a
+ * fail against OpenSSH >= 8.8), no AES-GCM, no chacha20-poly1305, no ETM
+ * MACs, and encrypts one 16-byte block per EVP call, which bounds the rate
+ * of one connection by CPU.  ssh-agent I/O inside libssh2 is synchronous (a
+ * local Unix socket).  Host names that are not addresses are resolved by a
  * `getent ahosts` child, so nothing blocks on DNS. */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -92,7 +105,7 @@
 #define TX_BATCH (256u * 1024u)
 #define RX_AHEAD (256u * 1024u)
 #define PACKET_SIZE 32768u /* max channel packet we accept */
-#define WINDOW_DEFAULT (8u * 1024u * 1024u)
+#define WINDOW_DEFAULT (2u * 1024u * 1024u)
 #define WINDOW_STREAM (512u * 1024u) /* exec / unix streams */
 #define WINDOW_KA (64u * 1024u)
 #define TAIL_MAX 1024
@@ -2374,7 +2387,9 @@ drive_opens(struct ls2 *ls)
 			    e != LIBSSH2_ERROR_CHANNEL_UNKNOWN) {
 				/* the transport itself failed */
 				char d[300];
-				snprintf(d, sizeof d, "ssh session failed: %s", why);
+				snprintf(d, sizeof d, "ssh connection to %s:%u lost: %s",
+				         ls->hostname, ls->port,
+				         ls->sock_failed ? ls->sock_why : why);
 				session_dead(ls, RDHPF_ERR_CLOSED, d);
 				return;
 			}
@@ -3509,7 +3524,7 @@ static const struct rdhpf_transport_ops ops = {
 };
 
 static const struct rdhpf_option_desc options[] = {
-    {"window", "receive window of each forwarded connection's channel (default 8M; 64K..1G)"},
+    {"window", "receive window of each forwarded connection's channel (default 2M; 64K..1G)"},
     {"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
     {"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
     {"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},

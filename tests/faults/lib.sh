@@ -62,6 +62,7 @@ fault_init() { # fault_init SCENARIO TRANSPORT
 	FAULT_BLACKHOLE=0 FAULT_SSHD_DOWN=0 FAULT_DOCKERD_DOWN=0 FAULT_PIDS=
 	c_cleanup
 	trap 'fault_cleanup' EXIT
+	connwatch_start
 	echo "# scenario $SCENARIO, transport $TRANSPORT, forwards on $BIND, remote ports $PORT_BASE+"
 }
 
@@ -199,22 +200,47 @@ check_alive() {
 }
 
 # ---- counts ----
+# The lab sshd logs every connection with the client's port; connwatch.py
+# records the local ports of the TCP connections our processes (anything
+# whose command line names our runtime dir: rdhpf, its ssh masters) hold to
+# sshd.  So sshd's lines split into ours and those of other clients of the
+# lab (other tests, other engineers), which are reported but not counted.
 
-conn_mark() { CONN0=$(lab_sshd_accepted_count); ATT0=$(sshd_attempts); }
-conn_delta() { echo $(($(lab_sshd_accepted_count) - CONN0)); }
-# TCP connections sshd saw from the host side (accepted or not).
-sshd_attempts() {
-	local n
-	n=$(grep -c "Connection from $RDHPF_LAB_HOST_ADDR " "$RDHPF_LAB_SSHD_LOG" 2>/dev/null || true)
-	echo "${n:-0}"
+connwatch_start() {
+	: >"$T/myports"
+	$PY "$FAULTS_DIR/connwatch.py" "$T/run" "$RDHPF_LAB_ADDR" "$RDHPF_LAB_PORT" "$T/myports" 900 &
+	FAULT_PIDS="$FAULT_PIDS $!"
 }
-att_delta() { echo $(($(sshd_attempts) - ATT0)); }
-# check_conns MAX: the sshd accepted at most MAX connections since conn_mark.
+conn_mark() { SSHD_OFF=$(stat -c %s "$RDHPF_LAB_SSHD_LOG"); }
+# sshd_ports PATTERN: client ports of the sshd log lines since conn_mark
+# that match PATTERN.
+sshd_ports() {
+	sleep 0.05 # connwatch samples every 20 ms
+	tail -c +$((SSHD_OFF + 1)) "$RDHPF_LAB_SSHD_LOG" | grep -a -- "$1" |
+		sed -n 's/.* from [0-9.]* port \([0-9]*\).*/\1/p' || true
+}
+# ours_of PATTERN: sets OURS to how many of those lines are ours, OTHERS
+# to the rest.
+ours_of() {
+	local p
+	OURS=0 OTHERS=0
+	for p in $(sshd_ports "$1"); do
+		if grep -qx "$p" "$T/myports"; then OURS=$((OURS + 1)); else OTHERS=$((OTHERS + 1)); fi
+	done
+}
+# SSH connections sshd accepted (authenticated) since conn_mark: ours.
+conn_delta() { ours_of 'Accepted publickey'; echo "$OURS"; }
+# TCP connections sshd saw since conn_mark (accepted or not): ours.
+att_delta() { ours_of "Connection from $RDHPF_LAB_HOST_ADDR port"; echo "$OURS"; }
+# check_conns MAX: sshd accepted at most MAX of our connections since conn_mark.
 check_conns() {
+	[ -z "${FAULTS_DEBUG:-}" ] || echo "# our client ports: $(tr "\n" " " <"$T/myports"); accepted since the mark: $(sshd_ports "Accepted publickey" | tr "\n" " ")"
 	local n
-	n=$(conn_delta)
+	ours_of 'Accepted publickey'
+	n=$OURS
 	R_CONNS=$n
-	echo "# SSH connections accepted by the lab sshd since the fault: $n (bound $1)"
+	echo "# SSH connections the lab sshd accepted from rdhpf since the fault: $n (bound $1)" \
+		"$([ "$OTHERS" -gt 0 ] && echo "; from other clients of the lab meanwhile: $OTHERS (not counted)")"
 	check "SSH connections bounded ($n <= $1)" test "$n" -le "$1"
 }
 log_count() { local n; n=$(grep -c -- "$1" "$T/log" || true); echo "${n:-0}"; }
