@@ -322,11 +322,12 @@ def children(pid):
 # ---------------------------------------------------------------- one run
 
 def pct(vals, q):
+    """Nearest-rank percentile."""
     if not vals:
         return None
     v = sorted(vals)
-    k = max(0, min(len(v) - 1, int(round(q / 100.0 * len(v) + 0.5)) - 1))
-    return v[k]
+    k = max(1, -(-q * len(v) // 100))  # ceil(q * n / 100)
+    return v[min(len(v), int(k)) - 1]
 
 
 class Run:
@@ -509,7 +510,8 @@ class Run:
                 args += ["-p", "%d:%d" % (hp, cp)]
             r = lab.dk(*args, lab.env["RDHPF_LAB_IMAGE"])
             self.note(t, "start %s %s%s" % (step["name"], " ".join(str(p) for p, _ in step["ports"]),
-                                          "" if r.returncode == 0 else " FAILED: " + r.stderr.strip()[:200]))
+                                          "" if r.returncode == 0 else " FAILED: " +
+                                          r.stderr.strip().splitlines()[0][:160] if r.stderr.strip() else " FAILED"))
         elif act == "stop":
             lab.dk("rm", "-f", PFX + step["name"])
             self.note(t, "stop %s" % step["name"])
@@ -641,6 +643,7 @@ class Run:
             if not self.start_daemon():
                 self.note(0, "rdhpf did not become steady within 15 s")
             self.t0 = now()
+            self.wall0 = time.time()
             pending = list(self.steps)
             k = 0
             while True:
@@ -684,6 +687,25 @@ class Run:
                 self.proc.wait()
         self.log.close()
 
+    def link_notes(self):
+        """rdhpf's own connects, from its log, on the schedule's clock: a
+        reconnect no step explains shows another client of the lab at work."""
+        out = []
+        try:
+            with open(os.path.join(self.work, "log"), errors="replace") as f:
+                for line in f:
+                    if 'msg="connected"' not in line:
+                        continue
+                    m = re.match(r"ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z", line)
+                    if m:
+                        wall = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                        t = wall + int(m.group(2)) / 1000.0 - self.wall0
+                        if t > 0:
+                            out.append((t, "rdhpf: connected"))
+        except (OSError, AttributeError):
+            pass
+        return out
+
     # -- figures
     def figures(self):
         should = sum(s for _, s, _ in self.seconds)
@@ -707,7 +729,7 @@ class Run:
             "rss": dict(self.rss),
             "exited": self.exited,
             "series": [(round(t, 2), s, o) for t, s, o in self.seconds],
-            "notes": self.notes,
+            "notes": sorted(self.notes + self.link_notes(), key=lambda n: n[0]),
         }
 
 
@@ -759,7 +781,7 @@ def table(results, steps):
     return "\n".join(out)
 
 
-def svg_plot(results, steps, end, path, window=10):
+def svg_plot(results, steps, end, path, window=5):
     W, H, L, R, T, B = 900, 360, 60, 20, 30, 50
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     pw, ph = W - L - R, H - T - B
@@ -839,6 +861,8 @@ def main():
     ap.add_argument("--md", default=os.path.join(ROOT, "docs", "ab-results.md"))
     ap.add_argument("--svg", default=os.path.join(ROOT, "bench", "ab-flaky-long.svg"))
     ap.add_argument("--json", help="also write every figure (and the per-second series) here")
+    ap.add_argument("--render", metavar="JSON", help="no run: print the table (and with --long write the "
+                    "results page and plot) from a JSON written by --json")
     a = ap.parse_args()
     if a.short:
         sched = os.path.join(ROOT, "bench", "schedules", "short.txt")
@@ -849,6 +873,18 @@ def main():
     else:
         ap.error("one of --short, --long, --schedule FILE")
     steps, end = parse_schedule(sched)
+    if a.render:
+        with open(a.render) as f:
+            saved = json.load(f)
+        results = saved["results"]
+        tab = table(results, steps)
+        print(tab)
+        if a.long:
+            svg_plot(results, steps, end, a.svg)
+            write_md(a, results, steps, end, sched, tab, saved.get("took", 0), saved.get("argv"),
+                     saved.get("started"))
+            print("# wrote %s and %s" % (os.path.relpath(a.md, ROOT), os.path.relpath(a.svg, ROOT)))
+        return 0
     if a.transports:
         tps = a.transports.split(",")
     else:
@@ -865,6 +901,7 @@ def main():
     print("# schedule %s: %d steps over %.0f s; transports: %s" % (os.path.relpath(sched, ROOT), len(steps), end, ", ".join(tps)))
     print("# policy: " + ", ".join("%s=%s" % kv for kv in POLICY))
     t_start = time.time()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = {}
     for tp in tps:
         r = Run(a, lab, tp, steps, end, work)
@@ -877,7 +914,8 @@ def main():
     print("\n# %d transports in %.0f s; daemon logs in %s" % (len(tps), took, work))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"schedule": sched, "results": results}, f, indent=1, default=str)
+            json.dump({"schedule": sched, "argv": sys.argv[1:], "took": took, "started": started,
+                       "results": results}, f, indent=1, default=str)
     rc = 0
     if a.short:
         for tp, r in results.items():
@@ -900,19 +938,19 @@ def main():
                       "0 forwards missed, never exited" % (tp, av, a.floor, avo, a.floor_outside))
     if a.long:
         svg_plot(results, steps, end, a.svg)
-        write_md(a, results, steps, end, sched, tab, took)
+        write_md(a, results, steps, end, sched, tab, took, sys.argv[1:], started)
         print("# wrote %s and %s" % (os.path.relpath(a.md, ROOT), os.path.relpath(a.svg, ROOT)))
     return rc
 
 
-def write_md(a, results, steps, end, sched, tab, took):
+def write_md(a, results, steps, end, sched, tab, took, argv, started):
     def ver(cmd):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
             return (r.stdout + r.stderr).strip().splitlines()[0]
         except Exception:
             return "?"
-    cmd = "bench/ab-flaky " + " ".join(sys.argv[1:])
+    cmd = "bench/ab-flaky " + " ".join(argv or ["--long"])
     rel_svg = os.path.relpath(a.svg, os.path.dirname(a.md))
     lines = [
         "# A/B of transports on a flaky link",
@@ -930,8 +968,8 @@ def write_md(a, results, steps, end, sched, tab, took):
         cmd,
         "```",
         "",
-        "Run on %s, %.0f s in all; rdhpf %s, %s, libssh2 %s, kernel %s." % (
-            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), took,
+        "Run on %s, %.0f s in all; %s, %s, libssh2 %s, kernel %s." % (
+            started or "?", took,
             ver([a.bin, "--version"]), ver(["ssh", "-V"]),
             ver(["dpkg-query", "-W", "-f", "${Version}", "libssh2-1"]), os.uname().release),
         "Policy (both transports): " + ", ".join("`%s = %s`" % kv for kv in POLICY) + ".",
@@ -946,6 +984,18 @@ def write_md(a, results, steps, end, sched, tab, took):
         "counts a port only in seconds where it serves on the remote itself, from 1 s after its",
         "container started, so an engine restart is not held against a transport.",
         "",
+    ]
+    others = {tp: r.get("accepted_others", 0) for tp, r in results.items()}
+    if any(others.values()):
+        lines += [
+            "**Not alone on the lab:** other clients of the lab sshd opened %s SSH connections during"
+            % ", ".join("%d (%s run)" % (n, tp) for tp, n in others.items()),
+            "this run (counted apart, not in the table).  Their tests stop and restart the lab's sshd",
+            "too, which drops our session as well and can end an sshd outage of ours early: in the",
+            "step log below, look for \"rdhpf: connected\" lines that no step of the schedule explains.",
+            "",
+        ]
+    lines += [
         "## What happened, per transport",
         "",
     ]
