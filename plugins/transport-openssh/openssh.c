@@ -1156,9 +1156,10 @@ master_err_line(struct oss *o, const char *line)
 {
 	if (line[0] == '\0')
 		return;
-	/* Same line, same message: the core collapses repeats. */
-	H->log(o->ctx, o->st == M_UP ? RDHPF_LOG_DEBUG : RDHPF_LOG_INFO, "ssh master says", "err",
-	       line, NULL);
+	/* Debug only: the failure's warn line already carries the line that
+	 * matters, and info lines are never collapsed, so a host key banner
+	 * per retry would grow the log without bound. */
+	H->log(o->ctx, RDHPF_LOG_DEBUG, "ssh master says", "err", line, NULL);
 }
 
 static void
