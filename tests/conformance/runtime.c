@@ -216,6 +216,10 @@ test_watch_start_stop_then_list(void **s)
 	}
 	inst_new(&in);
 	assert_int_equal(R->watch(in.rs, &wcbs, &w), RDHPF_OK);
+	/* As the core does: watch, then list.  Events are owed from the
+	 * moment the stream is established; the list covers the time before,
+	 * so start the container only once the list answered. */
+	do_list(&in, &l);
 	run_cmd("RDHPF_CONF_START_CMD");
 	assert_true(h_wait(&w.started, 20000));
 	/* the list agrees with the event */
