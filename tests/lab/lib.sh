@@ -25,19 +25,24 @@ _RDHPF_LAB_LIB_LOADED=1
 
 LAB_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-LAB_NETNS=rdhpf-lab
+# A second lab can run beside this one (scripts/fresh-check runs one in a
+# fresh root file system while this machine's lab may be up): it takes another
+# namespace name (interface names derive from it: at most 13 characters) and
+# another /30.
+LAB_NETNS=${RDHPF_LAB_NETNS:-rdhpf-lab}
 LAB_NETNS_PATH=/run/netns/$LAB_NETNS
-LAB_VETH_HOST=rdhpf-lab0
-LAB_VETH_NS=rdhpf-lab1
-LAB_HOST_ADDR=10.231.77.1
-LAB_ADDR=10.231.77.2
+LAB_VETH_HOST=${LAB_NETNS}0
+LAB_VETH_NS=${LAB_NETNS}1
+LAB_NET24=${RDHPF_LAB_NET24:-10.231.77}
+LAB_HOST_ADDR=$LAB_NET24.1
+LAB_ADDR=$LAB_NET24.2
 LAB_PREFIXLEN=30
 LAB_SSH_PORT=22
 LAB_SSH_USER=root
 LAB_SSH_ALIAS=rdhpf-lab
 LAB_IMAGE=rdhpf-lab/busybox:latest
 LAB_DOCKER_BIP=172.31.250.1/24
-LAB_DOCKER_CGROUP_PARENT=rdhpf-lab-docker
+LAB_DOCKER_CGROUP_PARENT=$LAB_NETNS-docker
 # Ports used by `up` to prove that publishing works; freed again right away.
 LAB_VERIFY_DOCKER_PORT=18099
 LAB_VERIFY_PODMAN_PORT=18096
@@ -98,6 +103,8 @@ LAB_IMAGE_TAR="$LAB_IMAGE_DIR/rootfs.tar"
 
 LAB_MARK_DOCKER="$LAB_RUN/verified.docker"
 LAB_MARK_PODMAN="$LAB_RUN/verified.podman"
+# Why podman could not come up (only with RDHPF_LAB_PODMAN_OPTIONAL=1).
+LAB_PODMAN_UNAVAILABLE="$LAB_RUN/podman.unavailable"
 
 # ---------------------------------------------------------------------------
 # internal helpers
@@ -254,23 +261,68 @@ _lab_have() {
 	command -v "$1" >/dev/null 2>&1
 }
 
-_lab_check_tools() {
-	local t missing=()
-	for t in ip nsenter setsid flock ss ps awk curl iptables ssh ssh-keygen \
-		/usr/sbin/sshd containerd dockerd docker podman tar; do
-		_lab_have "$t" || missing+=("$t")
+# The Debian package a program comes from, from scripts/programs.list (the
+# one list of programs the project runs; tests/deps checks it against dpkg).
+_lab_package_of() {
+	local list="$LAB_SCRIPT_DIR/../../scripts/programs.list" want=$1
+	awk -v p="$want" '!/^#/ && NF >= 2 {
+		n = $1; sub(/.*\//, "", n)
+		if ($1 == p || n == p) { print $2; exit }
+	}' "$list" 2>/dev/null
+}
+
+# _lab_missing PROGRAM...: print "PROGRAM (package P)" for each one not installed.
+_lab_missing() {
+	local t pkg
+	for t in "$@"; do
+		_lab_have "$t" && continue
+		pkg=$(_lab_package_of "$t")
+		printf '%s (Debian package %s)\n' "$t" "${pkg:-unknown}"
 	done
-	[[ -x /bin/busybox ]] || missing+=("/bin/busybox (busybox-static)")
-	((${#missing[@]} == 0)) || _lab_die "missing tools: ${missing[*]}"
+}
+
+_lab_missing_hint() {
+	printf '%s; install with: apt-get install %s (or run scripts/deps)' \
+		"$(paste -sd, - <<<"$1" | sed 's/,/, /g')" \
+		"$(sed -n 's/.*(Debian package \(.*\))/\1/p' <<<"$1" | sort -u | paste -sd' ' -)"
+}
+
+# What the lab needs for sshd and dockerd; podman's own needs are checked
+# separately (_lab_podman_missing) because the demo can go without podman.
+_lab_check_tools() {
+	local missing
+	missing=$(_lab_missing ip nsenter setsid flock ss ps awk curl iptables ssh ssh-keygen \
+		/usr/sbin/sshd containerd containerd-shim-runc-v2 runc dockerd docker-proxy docker tar \
+		/bin/busybox)
+	[[ -z "$missing" ]] || _lab_die "missing programs: $(_lab_missing_hint "$missing")"
 	# Unix socket paths are limited to 107 bytes; docker and containerd put
 	# sockets a few levels below these directories.
 	((${#LAB_DIR} <= 40)) || _lab_die "RDHPF_LAB_DIR is too long for unix socket paths (max 40 chars): $LAB_DIR"
+	((${#LAB_NETNS} <= 13)) || _lab_die "RDHPF_LAB_NETNS is too long for interface names (max 13 chars): $LAB_NETNS"
+}
+
+_lab_podman_missing() {
+	_lab_missing podman conmon runc /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns
+}
+
+# Who holds the lab's lock (pid and command), for a message while waiting.
+_lab_lock_holders() {
+	local fd pid
+	for fd in /proc/[0-9]*/fd/*; do
+		[[ "$(readlink "$fd" 2>/dev/null)" == "$LAB_LOCK" ]] || continue
+		pid=${fd#/proc/}
+		pid=${pid%%/*}
+		[[ "$pid" == "$BASHPID" || "$pid" == "$$" ]] && continue
+		printf '%s (%s) ' "$pid" "$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-80)"
+	done
 }
 
 _lab_lock() {
 	install -d -m 0700 "$LAB_DIR"
 	exec 9>"$LAB_LOCK"
-	flock -w 300 9 || _lab_die "could not take $LAB_LOCK"
+	flock -n 9 && return 0
+	_lab_say "waiting for the lab lock, held by: $(_lab_lock_holders)"
+	flock -w 300 9 || _lab_die "could not take $LAB_LOCK in 300 s; held by: $(_lab_lock_holders)"
 }
 
 # ---------------------------------------------------------------------------
@@ -748,9 +800,13 @@ _lab_podman_configs() {
 		echo overlay >"$LAB_PODMAN_DRIVER_FILE"
 		return 0
 	fi
+	if grep -q 'could not find "' "$LAB_RUN/podman-info.err"; then
+		_lab_die "$(_lab_podman_explain "$LAB_RUN/podman-info.err")"
+	fi
 	_lab_say "podman overlay storage failed ($(head -c 300 "$LAB_RUN/podman-info.err")); using vfs"
 	_lab_storage_conf_text vfs | _lab_write "$LAB_STORAGE_CONF" 0644 || true
-	_lab_podman info >/dev/null || _lab_die "podman does not work with vfs storage either"
+	_lab_podman info >/dev/null 2>"$LAB_RUN/podman-info.err" ||
+		_lab_die "podman does not work with vfs storage either: $(_lab_podman_explain "$LAB_RUN/podman-info.err")"
 	echo vfs >"$LAB_PODMAN_DRIVER_FILE"
 }
 
@@ -857,10 +913,17 @@ _lab_verify_podman() {
 	ev="$LAB_RUN/podman-events.verify"
 	since=$(date +%s)
 	# --since makes the stream include events written before it attached.
+	# Not holding the lab's lock (fd 9), and stopped on any way out: a
+	# leftover reader once kept the lock and made `down` wait 300 s.
 	"${LAB_PODMAN_CMD[@]}" events --format json --since "$((since - 1))" --filter "container=$name" \
-		--filter event=start >"$ev" 2>&1 &
+		--filter event=start >"$ev" 2>&1 9>&- &
 	evpid=$!
-	_lab_podman run -d --name "$name" -p "$port:80" "$LAB_IMAGE" httpd -f -p 80 -h /www >/dev/null
+	_LAB_VERIFY_CLEANUP="$evpid $name"
+	trap _lab_verify_podman_cleanup EXIT
+	if ! _lab_podman run -d --name "$name" -p "$port:80" "$LAB_IMAGE" httpd -f -p 80 -h /www \
+		>/dev/null 2>"$LAB_RUN/podman-run.err"; then
+		_lab_die "podman run failed: $(_lab_podman_explain "$LAB_RUN/podman-run.err")"
+	fi
 	if ! lab_wait_for 15 lab_ns_http_ok 127.0.0.1 "$port"; then
 		_lab_say "podman: 127.0.0.1:$port inside the namespace does not serve"
 		ok=0
@@ -874,9 +937,16 @@ _lab_verify_podman() {
 	kill "$evpid" 2>/dev/null || true
 	wait "$evpid" 2>/dev/null || true
 	_lab_podman rm -f -t 0 "$name" >/dev/null
+	trap - EXIT
 	((ok)) || _lab_die "podman does not work in the lab"
 	rm -f "$ev"
 	: >"$LAB_MARK_PODMAN"
+}
+
+_lab_verify_podman_cleanup() {
+	local pid=${_LAB_VERIFY_CLEANUP%% *} name=${_LAB_VERIFY_CLEANUP#* }
+	kill "$pid" 2>/dev/null || true
+	_lab_podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
 }
 
 # ---------------------------------------------------------------------------
@@ -919,12 +989,49 @@ _lab_up() {
 	fi
 	_lab_dockerd_start
 
-	_lab_podman_configs
 	_lab_image_tar
 	_lab_docker_image
-	_lab_podman_image
 	_lab_verify_docker
+
+	# podman: in a subshell, so that a failure (its _lab_die) comes back here
+	# with its reason instead of ending `up`, and its EXIT trap stops whatever
+	# it started in the background.
+	rm -f "$LAB_PODMAN_UNAVAILABLE"
+	local reason log="$LAB_RUN/podman-up.log" rc=0
+	(_lab_podman_up) 2>"$log" || rc=$?
+	[[ "${LAB_QUIET:-0}" == 1 ]] || grep -v '^lab: ERROR: ' "$log" >&2 || true
+	if ((rc != 0)); then
+		reason=$(sed -n 's/^lab: ERROR: //p' "$log" | tail -n 1)
+		printf '%s\n' "${reason:-podman failed}" >"$LAB_PODMAN_UNAVAILABLE"
+		if [[ "${RDHPF_LAB_PODMAN_OPTIONAL:-0}" == 1 ]]; then
+			_lab_say "podman is unavailable: $reason (going on without it)"
+		else
+			_lab_die "podman: $reason"
+		fi
+	fi
+}
+
+_lab_podman_up() {
+	local missing
+	missing=$(_lab_podman_missing)
+	[[ -z "$missing" ]] || _lab_die "missing programs: $(_lab_missing_hint "$missing")"
+	_lab_podman_configs
+	_lab_podman_image
 	_lab_verify_podman
+}
+
+# podman names a helper it could not find ('could not find "netavark" in one
+# of [...]'): say which Debian package has it.
+_lab_podman_explain() {
+	local err=$1 helper pkg
+	helper=$(sed -n 's/.*could not find "\([^"]*\)".*/\1/p' "$err" | head -n 1)
+	if [[ -n "$helper" ]]; then
+		pkg=$(_lab_package_of "$helper")
+		printf 'podman needs %s, which is not installed: apt-get install %s (or run scripts/deps)' \
+			"$helper" "${pkg:-the package that has $helper}"
+	else
+		head -c 300 "$err"
+	fi
 }
 
 _lab_umount_under() {
@@ -1063,6 +1170,7 @@ _lab_print_env() {
 		RDHPF_LAB_PODMAN_REGISTRIES_CONF "$LAB_REGISTRIES_CONF"
 		RDHPF_LAB_PODMAN_EVENTS_LOG "$LAB_PODMAN_EVENTS_LOG"
 		RDHPF_LAB_IMAGE "$LAB_IMAGE"
+		RDHPF_LAB_PODMAN_UNAVAILABLE "$(cat "$LAB_PODMAN_UNAVAILABLE" 2>/dev/null || true)"
 	)
 	local i
 	for ((i = 0; i < ${#kv[@]}; i += 2)); do
