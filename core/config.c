@@ -592,6 +592,8 @@ struct scope {
 	struct ssh_url u;
 	struct cfg_port_map *pm;
 	size_t n_pm;
+	struct rule *rules;  /* host sections only */
+	size_t n_rules;
 	struct cfg_opt *opts;
 	size_t n_opts;
 };
@@ -602,6 +604,9 @@ scope_free(struct scope *s)
 	for (int k = 0; k < K__COUNT; k++)
 		free(s->str[k]);
 	free(s->pm);
+	for (size_t i = 0; i < s->n_rules; i++)
+		rule_clear(&s->rules[i]);
+	free(s->rules);
 	for (size_t i = 0; i < s->n_opts; i++) {
 		free(s->opts[i].key);
 		free(s->opts[i].value);
@@ -1086,6 +1091,24 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	}
 
+	/* The one key that may repeat: rules are a list, in file order. */
+	if (strcmp(name, "rule") == 0) {
+		struct rule r;
+		char err[512];
+		if (!in_host) {
+			perr(ps, label, name, "rules belong to a host section (each [host \"NAME\"] has its own)");
+			return 1;
+		}
+		if (rule_parse(value, ps->lineno, &r, err, sizeof err) != 0) {
+			perr(ps, label, name, "%s", err);
+			return 1;
+		}
+		r.file = ps->c->path ? xstrdup(ps->c->path) : NULL;
+		sc->rules = xrealloc(sc->rules, (sc->n_rules + 1) * sizeof *sc->rules);
+		sc->rules[sc->n_rules++] = r;
+		return 1;
+	}
+
 	k = key_lookup(name);
 	if (k < 0) {
 		for (size_t i = 0; i < sc->n_opts; i++) {
@@ -1275,6 +1298,22 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 		h->n_port_map = src->n_pm;
 	}
 
+	if (hs->n_rules > 0) {
+		h->rules = xcalloc(hs->n_rules, sizeof *h->rules);
+		for (size_t i = 0; i < hs->n_rules; i++)
+			rule_copy(&h->rules[i], &hs->rules[i]);
+		h->n_rules = hs->n_rules;
+	}
+	/* A rule after one that matches all it would is a mistake: say so
+	 * rather than let it sit there looking effective. */
+	for (size_t i = 0; i < h->n_rules; i++) {
+		long j = rules_shadowed_by(h->rules, i);
+		if (j >= 0)
+			cfg_add_error(ps->c, h->rules[i].line, ph->label, "rule",
+			              "can never match: the rule at line %d matches every port it does",
+			              h->rules[j].line);
+	}
+
 	for (size_t i = 0; i < hs->n_opts; i++)
 		add_opt(h, &hs->opts[i]);
 	for (size_t i = 0; i < ds->n_opts; i++) {
@@ -1437,6 +1476,9 @@ cfg_host_clear(struct cfg_host *h)
 	free(h->known_hosts);
 	free(h->bind_address);
 	free(h->port_map);
+	for (size_t j = 0; j < h->n_rules; j++)
+		rule_clear(&h->rules[j]);
+	free(h->rules);
 	for (size_t j = 0; j < h->n_opts; j++) {
 		free(h->opts[j].key);
 		free(h->opts[j].value);
@@ -1468,6 +1510,12 @@ cfg_host_dup(const struct cfg_host *h)
 	if (h->n_port_map > 0) {
 		d->port_map = xcalloc(h->n_port_map, sizeof *d->port_map);
 		memcpy(d->port_map, h->port_map, h->n_port_map * sizeof *d->port_map);
+	}
+	d->rules = NULL;
+	if (h->n_rules > 0) {
+		d->rules = xcalloc(h->n_rules, sizeof *d->rules);
+		for (size_t i = 0; i < h->n_rules; i++)
+			rule_copy(&d->rules[i], &h->rules[i]);
 	}
 	d->opts = NULL;
 	if (h->n_opts > 0) {
@@ -1520,6 +1568,11 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	    (a->n_port_map > 0 &&
 	     memcmp(a->port_map, b->port_map, a->n_port_map * sizeof *a->port_map) != 0))
 		return false;
+	if (a->n_rules != b->n_rules)
+		return false;
+	for (size_t i = 0; i < a->n_rules; i++)
+		if (!rule_same(&a->rules[i], &b->rules[i]))
+			return false;
 	if (a->n_opts != b->n_opts)
 		return false;
 	for (size_t i = 0; i < a->n_opts; i++)
@@ -1673,6 +1726,36 @@ print_num(FILE *out, const char *key, const char *fmt, ...)
 	print_kv(out, key, b, NULL);
 }
 
+/* The effective rule table, as the reconciler will try it. */
+static void
+print_rules(FILE *out, const struct cfg *c, const struct cfg_host *h)
+{
+	char text[RULE_TEXT_MAX];
+	long catch_all = -1;
+
+	/* Without rules the table is the default line alone: port_offset and
+	 * port_map above already say it. */
+	if (h->n_rules == 0)
+		return;
+	fprintf(out, "  rules (first match wins):\n");
+	for (size_t j = 0; j < h->n_rules; j++) {
+		rule_format(&h->rules[j], text, sizeof text);
+		fprintf(out, "    %s:%d: %s\n", c->path ? c->path : "-", h->rules[j].line, text);
+		const struct rule *r = &h->rules[j];
+		if (catch_all < 0 && r->port_lo == 0 && r->proto == 0 && r->name == NULL &&
+		    r->image == NULL && r->label_key == NULL)
+			catch_all = (long)j;
+	}
+	if (catch_all >= 0)
+		fprintf(out, "    (default): never reached (line %d matches every port)\n",
+		        h->rules[catch_all].line);
+	else
+		fprintf(out, "    (default): forward%s\n",
+		        h->n_port_map > 0 || h->port_offset != 0
+		            ? " -> port_map, else remote port + port_offset"
+		            : " (local port = remote port)");
+}
+
 void
 cfg_print(const struct cfg *c, FILE *out)
 {
@@ -1724,6 +1807,7 @@ cfg_print(const struct cfg *c, FILE *out)
 				        (unsigned)h->port_map[j].local);
 			fputc('\n', out);
 		}
+		print_rules(out, c, h);
 		for (size_t j = 0; j < h->n_opts; j++)
 			print_kv(out, h->opts[j].key, h->opts[j].value,
 			         h->opts[j].from_defaults ? "(plugin, from [defaults])" : "(plugin)");

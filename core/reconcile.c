@@ -151,14 +151,105 @@ same_claim(const struct rc_forward *a, const struct rc_forward *b)
 	return strcmp(a->container_id, b->container_id) == 0 && cmp_target(a, b) == 0;
 }
 
+struct skip_vec {
+	struct rc_skip *v;
+	size_t n, cap;
+};
+
+static struct rc_skip *
+skip_push(struct skip_vec *vec)
+{
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? vec->cap * 2 : 16;
+		struct rc_skip *nv = realloc(vec->v, cap * sizeof *nv);
+		if (nv == NULL)
+			return NULL;
+		vec->v = nv;
+		vec->cap = cap;
+	}
+	struct rc_skip *s = &vec->v[vec->n++];
+	memset(s, 0, sizeof *s);
+	return s;
+}
+
+const char *
+rc_skip_reason(const struct rc_skip *s)
+{
+	switch (s->why) {
+	case RC_SKIP_PROTO:
+		return s->proto == RDHPF_PROTO_SCTP ? "sctp: SSH forwards carry TCP only"
+		                                    : "udp: SSH forwards carry TCP only";
+	case RC_SKIP_RULE: return "ignored by rule";
+	case RC_SKIP_RANGE: return "local port outside 1-65535 (port_offset/port_map/rule)";
+	case RC_SKIP_TAKEN: return "local port taken by a later container of this host";
+	}
+	return "skipped";
+}
+
+static int
+cmp_skip(const void *pa, const void *pb)
+{
+	const struct rc_skip *a = pa, *b = pb;
+	int c;
+
+	if ((c = strcmp(a->container_name, b->container_name)) != 0)
+		return c;
+	if ((c = strcmp(a->container_id, b->container_id)) != 0)
+		return c;
+	if ((c = cmp_u64(a->remote_port, b->remote_port)) != 0)
+		return c;
+	if ((c = a->proto - b->proto) != 0)
+		return c;
+	return strcmp(a->remote_host, b->remote_host);
+}
+
+static struct rc_skip *
+skip_from(struct skip_vec *vec, const struct rdhpf_container *c, const struct rdhpf_port *p)
+{
+	struct rc_skip *s = skip_push(vec);
+
+	if (s == NULL)
+		return NULL;
+	str_copy(s->container_id, c->id ? c->id : "", sizeof s->container_id);
+	str_copy(s->container_name, c->name ? c->name : "", sizeof s->container_name);
+	str_copy(s->remote_host, rc_remote_host(p->host_ip), sizeof s->remote_host);
+	s->remote_port = p->host_port;
+	s->proto = p->proto;
+	return s;
+}
+
+static struct rc_skip *
+skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why why)
+{
+	struct rc_skip *s = skip_push(vec);
+
+	if (s == NULL)
+		return NULL;
+	str_copy(s->container_id, f->container_id, sizeof s->container_id);
+	str_copy(s->container_name, f->container_name, sizeof s->container_name);
+	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
+	s->remote_port = f->remote_port;
+	s->proto = RDHPF_PROTO_TCP;
+	s->why = why;
+	s->rule_line = f->rule_line;
+	if (f->local_port != 0) {
+		str_copy(s->bind, f->bind, sizeof s->bind);
+		s->local_port = f->local_port;
+	}
+	return s;
+}
+
 int
-rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
-           struct rc_forward **out, size_t *n_out,
-           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
+                const struct rc_policy *pol,
+                struct rc_forward **out, size_t *n_out,
+                struct rc_forward **conflicts, size_t *n_conflicts,
+                struct rc_skip **skips, size_t *n_skips)
 {
 	struct fwd_vec cand = {0}, won = {0}, lost = {0};
+	struct skip_vec sk = {0};
 	const char *bind = pol != NULL && pol->bind != NULL ? pol->bind : RC_LOOPBACK4;
-	size_t udp = 0;
+	const struct rc_forward *owner = NULL;
 
 	*out = NULL;
 	*n_out = 0;
@@ -166,8 +257,10 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		*conflicts = NULL;
 	if (n_conflicts != NULL)
 		*n_conflicts = 0;
-	if (skipped_udp != NULL)
-		*skipped_udp = 0;
+	if (skips != NULL)
+		*skips = NULL;
+	if (n_skips != NULL)
+		*n_skips = 0;
 
 	for (size_t ci = 0; ci < n; ci++) {
 		const struct rdhpf_container *c = cs[ci].c;
@@ -176,19 +269,45 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		for (size_t pi = 0; pi < c->n_ports; pi++) {
 			const struct rdhpf_port *p = &c->ports[pi];
 			const char *rh = rc_remote_host(p->host_ip);
+			const struct rule *r = NULL;
+			struct rule_subject subj = {
+			    .port = p->host_port,
+			    .proto = p->proto,
+			    .name = c->name,
+			    .image = meta != NULL ? meta[ci].image : NULL,
+			    .labels = meta != NULL ? meta[ci].labels : NULL,
+			    .n_labels = meta != NULL ? meta[ci].n_labels : 0,
+			};
 			struct rc_forward *f;
+			struct rc_skip *s;
+			long ri;
 
 			/* An unresolved ephemeral port (0) is not published. */
 			if (p->host_port == 0 || is_dual_stack_twin(c, pi))
 				continue;
+			if (pol != NULL && pol->n_rules > 0 &&
+			    (ri = rules_first(pol->rules, pol->n_rules, &subj)) >= 0)
+				r = &pol->rules[ri];
+			if (r != NULL && r->action == RULE_IGNORE) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_RULE;
+				s->rule_line = r->line;
+				continue;
+			}
 			if (p->proto != RDHPF_PROTO_TCP) {
-				udp++;
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_PROTO;
 				continue;
 			}
 			if ((f = vec_push(&cand)) == NULL)
 				goto fail;
-			str_copy(f->bind, bind, sizeof f->bind);
-			f->local_port = local_port_for(pol, p->host_port);
+			str_copy(f->bind, r != NULL && r->bind != NULL ? r->bind : bind, sizeof f->bind);
+			f->local_port = r != NULL ? rule_local_port(r, p->host_port) : 0;
+			if (f->local_port == 0)
+				f->local_port = local_port_for(pol, p->host_port);
+			f->rule_line = r != NULL ? r->line : 0;
 			f->remote_port = p->host_port;
 			f->seq = cs[ci].seq;
 			str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
@@ -212,11 +331,20 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		if (first) {
 			if ((dst = vec_push(&won)) == NULL)
 				goto fail;
+			owner = f;
 		} else {
 			/* The same container claiming the same target twice (a
 			 * duplicate from the runtime) is no conflict. */
 			if (i > 0 && same_claim(&cand.v[i - 1], f))
 				continue;
+			if (skips != NULL) {
+				struct rc_skip *s = skip_from_fwd(
+				    &sk, f, f->local_port == 0 ? RC_SKIP_RANGE : RC_SKIP_TAKEN);
+				if (s == NULL)
+					goto fail;
+				if (f->local_port != 0 && owner != NULL)
+					str_copy(s->holder, owner->container_name, sizeof s->holder);
+			}
 			if (conflicts == NULL)
 				continue;
 			if ((dst = vec_push(&lost)) == NULL)
@@ -224,23 +352,50 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		}
 		*dst = *f;
 	}
+	/* owner points into cand.v: done with it before the free. */
 	free(cand.v);
 
+	if (sk.n > 1)
+		qsort(sk.v, sk.n, sizeof *sk.v, cmp_skip);
 	*out = won.v;
 	*n_out = won.n;
 	if (conflicts != NULL)
 		*conflicts = lost.v;
 	if (n_conflicts != NULL)
 		*n_conflicts = lost.n;
-	if (skipped_udp != NULL)
-		*skipped_udp = udp;
+	if (skips != NULL) {
+		*skips = sk.v;
+		*n_skips = sk.n;
+	} else
+		free(sk.v);
 	return 0;
 
 fail:
 	free(cand.v);
 	free(won.v);
 	free(lost.v);
+	free(sk.v);
 	return -1;
+}
+
+int
+rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
+           struct rc_forward **out, size_t *n_out,
+           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+{
+	struct rc_skip *sk = NULL;
+	size_t nsk = 0;
+
+	if (skipped_udp != NULL)
+		*skipped_udp = 0;
+	if (rc_desired_full(cs, NULL, n, pol, out, n_out, conflicts, n_conflicts,
+	                    skipped_udp != NULL ? &sk : NULL, &nsk) != 0)
+		return -1;
+	for (size_t i = 0; i < nsk; i++)
+		if (sk[i].why == RC_SKIP_PROTO)
+			(*skipped_udp)++;
+	free(sk);
+	return 0;
 }
 
 /* ---- reconcile -------------------------------------------------------- */

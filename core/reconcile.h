@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rdhpf/plugin.h"
+#include "rules.h"
 
 #define RC_ID_MAX 72
 #define RC_NAME_MAX 128
@@ -25,6 +26,7 @@ struct rc_forward {
 	char container_id[RC_ID_MAX];
 	char container_name[RC_NAME_MAX];
 	uint64_t seq;
+	int rule_line;                /* the rule that decided it, 0 when none did */
 };
 
 struct rc_port_map {
@@ -37,6 +39,8 @@ struct rc_policy {
 	int32_t port_offset;          /* added to the remote port */
 	const struct rc_port_map *map;/* explicit remote → local, wins over offset */
 	size_t n_map;
+	const struct rule *rules;     /* tried first, in order (see rules.h) */
+	size_t n_rules;
 };
 
 /* One container as the core holds it: runtime data plus the arrival seq. */
@@ -44,6 +48,38 @@ struct rc_container {
 	const struct rdhpf_container *c;
 	uint64_t seq;
 };
+
+/* What rules may match besides ports and names; one per rc_container. */
+struct rc_meta {
+	const char *image;               /* NULL when the runtime does not say */
+	const struct rule_label *labels; /* likewise */
+	size_t n_labels;
+};
+
+/* Why a published port has no forward. */
+enum rc_skip_why {
+	RC_SKIP_PROTO = 1, /* UDP or SCTP: SSH forwards carry TCP only */
+	RC_SKIP_RULE = 2,  /* an ignore rule matched (rule_line) */
+	RC_SKIP_RANGE = 3, /* its local port would fall outside 1..65535 */
+	RC_SKIP_TAKEN = 4, /* another container of this host owns the local port (holder) */
+};
+
+struct rc_skip {
+	char container_id[RC_ID_MAX];
+	char container_name[RC_NAME_MAX];
+	char remote_host[RC_ADDR_MAX];
+	uint16_t remote_port;
+	int proto;
+	char bind[RC_ADDR_MAX];       /* "" when no local port was chosen */
+	uint16_t local_port;          /* 0 when none */
+	enum rc_skip_why why;
+	int rule_line;                /* the rule that decided, 0 when none did */
+	char holder[RC_NAME_MAX];     /* RC_SKIP_TAKEN: the owning container's name */
+};
+
+/* A short English reason: "ignored by rule", "udp: SSH forwards carry TCP
+ * only", … (for status and logs). */
+const char *rc_skip_reason(const struct rc_skip *s);
 
 /* Where a port published on the remote's host_ip is reached from the remote
  * sshd: "0.0.0.0", "" → "127.0.0.1"; "::" → "::1"; anything else → itself. */
@@ -59,6 +95,15 @@ const char *rc_remote_host(const char *host_ip);
 int rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
                struct rc_forward **out, size_t *n_out,
                struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp);
+
+/* rc_desired, plus every published port that gets no forward and why,
+ * sorted by container name, id, port (skips malloc'd, NULL when none).
+ * meta is NULL or parallel to cs. */
+int rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
+                    const struct rc_policy *pol,
+                    struct rc_forward **out, size_t *n_out,
+                    struct rc_forward **conflicts, size_t *n_conflicts,
+                    struct rc_skip **skips, size_t *n_skips);
 
 enum rc_action_type {
 	RC_REMOVE = 1,  /* transport forward_remove(fwd) */
