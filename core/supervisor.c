@@ -106,6 +106,8 @@ struct host {
 	struct fwd *fwds;
 	size_t n_fwds;
 	uint64_t next_fwd_id;
+	struct rc_skip *skips;    /* published ports without a forward, and why */
+	size_t n_skips;
 
 	struct op *ops;
 
@@ -542,13 +544,72 @@ remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desi
 	return "port no longer published";
 }
 
+static bool
+skip_same(const struct rc_skip *a, const struct rc_skip *b)
+{
+	return strcmp(a->container_id, b->container_id) == 0 && a->remote_port == b->remote_port &&
+	       a->proto == b->proto && strcmp(a->remote_host, b->remote_host) == 0 &&
+	       a->why == b->why && a->rule_line == b->rule_line && a->local_port == b->local_port &&
+	       strcmp(a->holder, b->holder) == 0;
+}
+
+/* "FILE:LINE" of the rule written at line, or "" when none did. */
+static void
+rule_where(const struct host *h, int line, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (line == 0)
+		return;
+	for (size_t i = 0; i < h->cfg->n_rules; i++)
+		if (h->cfg->rules[i].line == line) {
+			snprintf(buf, len, "%s:%d", h->cfg->rules[i].file ? h->cfg->rules[i].file : "-",
+			         line);
+			return;
+		}
+}
+
+static const char *
+proto_name(int p)
+{
+	return p == RDHPF_PROTO_UDP ? "udp" : p == RDHPF_PROTO_SCTP ? "sctp" : "tcp";
+}
+
+/* Take the new skip list; log each skip once, when it first appears, so a
+ * reconcile per event does not repeat them. */
+static void
+skips_update(struct host *h, struct rc_skip *skips, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct rc_skip *s = &skips[i];
+		bool known = false;
+		char port[16], local[16], rule[512];
+
+		for (size_t j = 0; j < h->n_skips && !known; j++)
+			known = skip_same(s, &h->skips[j]);
+		if (known)
+			continue;
+		snprintf(port, sizeof port, "%u", s->remote_port);
+		snprintf(local, sizeof local, "%u", s->local_port);
+		rule_where(h, s->rule_line, rule, sizeof rule);
+		hlog(h, s->why == RC_SKIP_RANGE ? RDHPF_LOG_WARN : RDHPF_LOG_INFO,
+		     "port not forwarded", "container", s->container_name, "remote_port", port,
+		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s),
+		     "local_port", s->local_port ? local : NULL, "rule", rule[0] ? rule : NULL,
+		     "holder", s->holder[0] ? s->holder : NULL, NULL);
+	}
+	free(h->skips);
+	h->skips = skips;
+	h->n_skips = n;
+}
+
 static void
 reconcile_apply(struct host *h)
 {
 	struct rc_container *rcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *rcs);
 	struct rdhpf_container *pcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *pcs);
 	struct rc_forward *desired = NULL, *conflicts = NULL, *actual;
-	size_t nd = 0, nc = 0, skipped = 0, na = h->n_fwds, nact = 0;
+	struct rc_skip *skips = NULL;
+	size_t nd = 0, nc = 0, nskips = 0, na = h->n_fwds, nact = 0;
 	struct rc_action *acts = NULL;
 	struct rc_policy pol;
 	struct rc_port_map *map;
@@ -571,10 +632,13 @@ reconcile_apply(struct host *h)
 	}
 	pol.map = map;
 	pol.n_map = h->cfg->n_port_map;
+	pol.rules = h->cfg->rules;
+	pol.n_rules = h->cfg->n_rules;
 	actual = xcalloc(na ? na : 1, sizeof *actual);
 	for (size_t i = 0; i < na; i++)
 		actual[i] = h->fwds[i].f;
-	if (rc_desired(rcs, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skipped) != 0 ||
+	if (rc_desired_full(rcs, NULL, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skips,
+	                    &nskips) != 0 ||
 	    rc_reconcile(desired, nd, actual, na, &acts, &nact) != 0) {
 		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
 		goto out;
@@ -606,22 +670,14 @@ reconcile_apply(struct host *h)
 			break;
 		}
 	}
-	for (size_t i = 0; i < nc; i++) {
-		char p[16];
-		snprintf(p, sizeof p, "%u", conflicts[i].remote_port);
-		if (conflicts[i].local_port == 0)
-			hlog(h, RDHPF_LOG_WARN,
-			     "published port maps outside 1-65535 locally (port_offset/port_map); not forwarded",
-			     "remote_port", p, "container", conflicts[i].container_name, NULL);
-		else
-			hlog(h, RDHPF_LOG_INFO, "port owned by a later container; not forwarded",
-			     "remote_port", p, "container", conflicts[i].container_name, NULL);
-	}
+	skips_update(h, skips, nskips);
+	skips = NULL;
 	count_active(h);
 out:
 	free(acts);
 	free(desired);
 	free(conflicts);
+	free(skips);
 	free(actual);
 	free(rcs);
 	free(pcs);
@@ -1192,6 +1248,7 @@ host_free(struct host *h)
 	conts_clear(h);
 	pend_clear(h);
 	free(h->fwds);
+	free(h->skips);
 	host_params_free(h->tparams);
 	host_params_free(h->rparams);
 	cfg_host_clear(h->cfg);
@@ -1266,6 +1323,35 @@ ms_or_null(uint64_t ms, int valid)
 	return valid ? json_real((double)ms / 1000.0) : json_null();
 }
 
+/* Every published port that has no forward, with why and what decided. */
+static json_t *
+skips_json(const struct host *h)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < h->n_skips; i++) {
+		const struct rc_skip *s = &h->skips[i];
+		json_t *o = json_object();
+		char shortid[13], rule[512];
+
+		short_id(shortid, s->container_id);
+		rule_where(h, s->rule_line, rule, sizeof rule);
+		json_object_set_new(o, "container", json_string(s->container_name));
+		json_object_set_new(o, "container_id", json_string(shortid));
+		json_object_set_new(o, "remote_host", json_string(s->remote_host));
+		json_object_set_new(o, "remote_port", json_integer(s->remote_port));
+		json_object_set_new(o, "proto", json_string(proto_name(s->proto)));
+		json_object_set_new(o, "bind", s->bind[0] ? json_string(s->bind) : json_null());
+		json_object_set_new(o, "local_port",
+		                    s->local_port ? json_integer(s->local_port) : json_null());
+		json_object_set_new(o, "reason", json_string(rc_skip_reason(s)));
+		json_object_set_new(o, "rule", rule[0] ? json_string(rule) : json_null());
+		json_object_set_new(o, "holder", s->holder[0] ? json_string(s->holder) : json_null());
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 json_t *
 host_status_json(const struct host *h)
 {
@@ -1311,6 +1397,7 @@ host_status_json(const struct host *h)
 		char shortid[13];
 		struct rdhpf_forward pf;
 		struct rdhpf_forward_stats fs;
+		char rule[512];
 
 		short_id(shortid, w->f.container_id);
 		json_object_set_new(f, "bind", json_string(w->f.bind));
@@ -1322,6 +1409,8 @@ host_status_json(const struct host *h)
 		json_object_set_new(f, "state", json_string(fwd_state_name(w->state)));
 		json_object_set_new(f, "since", mono_to_wall(w->since_ms));
 		json_object_set_new(f, "error", w->err[0] ? json_string(w->err) : json_null());
+		rule_where(h, w->f.rule_line, rule, sizeof rule);
+		json_object_set_new(f, "rule", rule[0] ? json_string(rule) : json_null());
 		fwd_to_plugin(w, &pf);
 		if (h->tstate != NULL && h->tops->forward_stats != NULL &&
 		    (h->tp->info->caps & RDHPF_TCAP_FORWARD_STATS) &&
@@ -1337,6 +1426,7 @@ host_status_json(const struct host *h)
 		json_array_append_new(fw, f);
 	}
 	json_object_set_new(o, "forwards", fw);
+	json_object_set_new(o, "skipped", skips_json(h));
 	return o;
 }
 
