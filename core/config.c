@@ -967,15 +967,46 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			return false;
 		}
 		return true;
-	case T_ADDR:
-		if (strcmp(v, "localhost") != 0 && inet_pton(AF_INET, v, addr) != 1 &&
-		    inet_pton(AF_INET6, v, addr) != 1) {
-			perr(ps, label, kd->name,
-			     "bad address '%s' (an IPv4 or IPv6 address without [ ], or localhost)", v);
-			return false;
+	case T_ADDR: {
+		/* A list: "localhost", "127.0.0.1, ::1".  Stored as written
+		 * (the reconciler expands localhost). */
+		const char *p = v;
+		size_t n = 0;
+		bool ok = true;
+		for (;;) {
+			char a[64];
+			size_t len;
+			p += strspn(p, ", \t");
+			if (*p == '\0')
+				break;
+			len = strcspn(p, ", \t");
+			if (len >= sizeof a) {
+				perr(ps, label, kd->name, "bad address '%.*s' (too long)", (int)len, p);
+				ok = false;
+			} else {
+				memcpy(a, p, len);
+				a[len] = '\0';
+				if (strcmp(a, "localhost") != 0 && inet_pton(AF_INET, a, addr) != 1 &&
+				    inet_pton(AF_INET6, a, addr) != 1) {
+					perr(ps, label, kd->name,
+					     "bad address '%s' (an IPv4 or IPv6 address without [ ], or "
+					     "localhost)",
+					     a);
+					ok = false;
+				}
+			}
+			p += len;
+			n++;
 		}
+		if (ok && n > 8) {
+			perr(ps, label, kd->name, "at most 8 addresses");
+			ok = false;
+		}
+		if (!ok)
+			return false;
 		sc->str[k] = xstrdup(v);
 		return true;
+	}
 	case T_LISTEN: {
 		char hostpart[64];
 		const char *colon = strrchr(v, ':');
@@ -1168,7 +1199,9 @@ host_defaults(struct cfg_host *h)
 {
 	h->transport = xstrdup("openssh");
 	h->runtime = xstrdup("docker");
-	h->bind_address = xstrdup("127.0.0.1");
+	/* 127.0.0.1 and ::1: clients that resolve localhost to ::1 first
+	 * (Node, Java, macOS) connect too. */
+	h->bind_address = xstrdup("localhost");
 	policy_defaults(&h->pol);
 }
 

@@ -34,6 +34,47 @@ rc_remote_host(const char *host_ip)
 	return host_ip;
 }
 
+static size_t
+bind_add(char out[][RC_ADDR_MAX], size_t n, size_t max, const char *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(out[i], a) == 0)
+			return n;
+	if (n == max)
+		return n;
+	str_copy(out[n], a, RC_ADDR_MAX);
+	return n + 1;
+}
+
+size_t
+rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t max)
+{
+	size_t n = 0;
+	const char *p = spec != NULL ? spec : "";
+
+	for (;;) {
+		char a[RC_ADDR_MAX];
+		size_t len;
+
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			break;
+		len = strcspn(p, ", \t");
+		if (len < sizeof a) {
+			memcpy(a, p, len);
+			a[len] = '\0';
+			if (strcmp(a, "localhost") == 0) {
+				n = bind_add(out, n, max, RC_LOOPBACK4);
+				if (!no6)
+					n = bind_add(out, n, max, RC_LOOPBACK6);
+			} else
+				n = bind_add(out, n, max, a);
+		}
+		p += len;
+	}
+	return n;
+}
+
 /* ---- orders ----------------------------------------------------------- */
 
 static int
@@ -280,6 +321,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 			};
 			struct rc_forward *f;
 			struct rc_skip *s;
+			char binds[RC_BIND_MAX][RC_ADDR_MAX];
+			size_t nb;
 			long ri;
 
 			/* An unresolved ephemeral port (0) is not published. */
@@ -301,23 +344,27 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				s->why = RC_SKIP_PROTO;
 				continue;
 			}
-			if ((f = vec_push(&cand)) == NULL)
-				goto fail;
-			str_copy(f->bind, r != NULL && r->bind != NULL ? r->bind : bind, sizeof f->bind);
-			f->local_port = r != NULL ? rule_local_port(r, p->host_port) : 0;
-			if (f->local_port == 0)
-				f->local_port = local_port_for(pol, p->host_port);
-			f->rule_line = r != NULL ? r->line : 0;
-			f->remote_port = p->host_port;
-			f->seq = cs[ci].seq;
-			str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
-			str_copy(f->container_name, c->name ? c->name : "",
-			         sizeof f->container_name);
-			/* A cut address would point somewhere else: refuse it
-			 * like an unmappable port. */
-			if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
-			    sizeof f->remote_host)
-				f->local_port = 0;
+			nb = rc_bind_expand(r != NULL && r->bind != NULL ? r->bind : bind,
+			                    pol != NULL && pol->no_ipv6_loopback, binds, RC_BIND_MAX);
+			for (size_t bi = 0; bi < nb; bi++) {
+				if ((f = vec_push(&cand)) == NULL)
+					goto fail;
+				str_copy(f->bind, binds[bi], sizeof f->bind);
+				f->local_port = r != NULL ? rule_local_port(r, p->host_port) : 0;
+				if (f->local_port == 0)
+					f->local_port = local_port_for(pol, p->host_port);
+				f->rule_line = r != NULL ? r->line : 0;
+				f->remote_port = p->host_port;
+				f->seq = cs[ci].seq;
+				str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
+				str_copy(f->container_name, c->name ? c->name : "",
+				         sizeof f->container_name);
+				/* A cut address would point somewhere else: refuse
+				 * it like an unmappable port. */
+				if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
+				    sizeof f->remote_host)
+					f->local_port = 0;
+			}
 		}
 	}
 

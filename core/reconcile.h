@@ -35,7 +35,9 @@ struct rc_port_map {
 };
 
 struct rc_policy {
-	const char *bind;             /* local bind address, e.g. "127.0.0.1" */
+	const char *bind;             /* local bind addresses: "127.0.0.1", "localhost",
+	                               * "127.0.0.1, ::1" (see rc_bind_expand) */
+	int no_ipv6_loopback;         /* this machine has no ::1: localhost is 127.0.0.1 */
 	int32_t port_offset;          /* added to the remote port */
 	const struct rc_port_map *map;/* explicit remote → local, wins over offset */
 	size_t n_map;
@@ -80,6 +82,15 @@ struct rc_skip {
 /* A short English reason: "ignored by rule", "udp: SSH forwards carry TCP
  * only", … (for status and logs). */
 const char *rc_skip_reason(const struct rc_skip *s);
+
+#define RC_BIND_MAX 8
+
+/* The addresses a bind spec stands for, in order, without repeats: a list
+ * separated by commas or blanks, where "localhost" is 127.0.0.1 and ::1
+ * (only 127.0.0.1 when no6).  Each published port gets one forward per
+ * address.  Returns how many were written (at most max; 0 for an empty or
+ * bad spec, which config validation rules out). */
+size_t rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t max);
 
 /* Where a port published on the remote's host_ip is reached from the remote
  * sshd: "0.0.0.0", "" → "127.0.0.1"; "::" → "::1"; anything else → itself. */

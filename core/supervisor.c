@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 #include <time.h>
@@ -544,6 +546,30 @@ remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desi
 	return "port no longer published";
 }
 
+/* Whether ::1 can be bound here (a kernel booted with ipv6.disable=1, a
+ * container without IPv6 loopback).  Asked once; without it localhost means
+ * 127.0.0.1 alone, said in one info line rather than an error per forward. */
+static int
+no_ipv6_loopback(void)
+{
+	static int known = 0, missing = 0;
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd;
+
+	if (known)
+		return missing;
+	known = 1;
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	missing = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0;
+	if (fd >= 0)
+		close(fd);
+	if (missing)
+		log_kv(RDHPF_LOG_INFO, NULL, NULL,
+		       "no IPv6 loopback (::1) on this machine: localhost forwards bind 127.0.0.1 only",
+		       NULL);
+	return missing;
+}
+
 static bool
 skip_same(const struct rc_skip *a, const struct rc_skip *b)
 {
@@ -624,6 +650,7 @@ reconcile_apply(struct host *h)
 	}
 	memset(&pol, 0, sizeof pol);
 	pol.bind = h->cfg->bind_address;
+	pol.no_ipv6_loopback = no_ipv6_loopback();
 	pol.port_offset = h->cfg->port_offset;
 	map = xcalloc(h->cfg->n_port_map ? h->cfg->n_port_map : 1, sizeof *map);
 	for (size_t i = 0; i < h->cfg->n_port_map; i++) {

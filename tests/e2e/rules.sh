@@ -29,6 +29,7 @@ runtime = fake
 url = ssh://t@lab.invalid
 state_file = $T/state
 script = $T/script
+bind_address = 127.0.0.1
 rule = ignore proto=udp
 rule = ignore name=*-exporter
 rule = forward port=8000-8099 -> 18000-18099
@@ -36,15 +37,15 @@ rule = forward name=api-* port=9229 -> 19229 bind=127.0.0.2
 rule = forward port=5432 -> 15432
 rule = ignore
 C
-# Lines above: the rules stand at lines 9-14.
+# Lines above: the rules stand at lines 10-15.
 
 "$RDHPF_BIN" check-config --config "$T/config.ini" >"$T/check" 2>&1 || true
 check "check-config prints the rule table in file order with FILE:LINE" $PY - "$T/check" "$T/config.ini" <<'PY'
 import sys
 out, path = open(sys.argv[1]).read(), sys.argv[2]
-want = [f"{path}:9: ignore proto=udp", f"{path}:11: forward port=8000-8099 -> 18000-18099",
-        f"{path}:12: forward port=9229 name=api-* -> 19229 bind=127.0.0.2",
-        f"{path}:14: ignore", "(default): never reached (line 14 matches every port)"]
+want = [f"{path}:10: ignore proto=udp", f"{path}:12: forward port=8000-8099 -> 18000-18099",
+        f"{path}:13: forward port=9229 name=api-* -> 19229 bind=127.0.0.2",
+        f"{path}:15: ignore", "(default): never reached (line 15 matches every port)"]
 pos = [out.find(w) for w in want]
 assert all(p >= 0 for p in pos) and pos == sorted(pos), out
 PY
@@ -74,19 +75,19 @@ def want(c, p, reason, rule, holder=None):
     assert s["reason"] == reason, s
     assert s["rule"] == (f"{path}:{rule}" if rule else None), s
     assert s["holder"] == holder, s
-want("dns", 5353, "ignored by rule", 9)
-want("node-exporter", 8050, "ignored by rule", 10)
-want("api-1", 3000, "ignored by rule", 14)
-want("api-2", 9230, "ignored by rule", 14)
-want("cache", 6379, "ignored by rule", 14)
-want("web5", 8100, "ignored by rule", 14)
-want("web1", 8001, "local port taken by a later container of this host", 11, "web6")
+want("dns", 5353, "ignored by rule", 10)
+want("node-exporter", 8050, "ignored by rule", 11)
+want("api-1", 3000, "ignored by rule", 15)
+want("api-2", 9230, "ignored by rule", 15)
+want("cache", 6379, "ignored by rule", 15)
+want("web5", 8100, "ignored by rule", 15)
+want("web1", 8001, "local port taken by a later container of this host", 12, "web6")
 assert sk[("web1", 8001)]["local_port"] == 18001, sk[("web1", 8001)]
 assert len(sk) == 7, sorted(sk)
 # every published port of every container: forwarded or skipped, once
 assert len(h["forwards"]) + len(h["skipped"]) == 14, (len(h["forwards"]), len(h["skipped"]))
 f = {x["local_port"]: x for x in h["forwards"]}
-assert f[19229]["rule"] == f"{path}:12" and f[19229]["bind"] == "127.0.0.2", f[19229]
+assert f[19229]["rule"] == f"{path}:13" and f[19229]["bind"] == "127.0.0.2", f[19229]
 assert f[18001]["container"] == "web6", f[18001]
 assert st["schema"] == 2
 PY
@@ -100,7 +101,7 @@ else
 fi
 "$RDHPF_BIN" status --runtime-dir "$T/run" >"$T/status.txt"
 check "status table shows a skipped port with reason and rule" \
-	grep -Eq "127.0.0.1:6379/tcp +cache +skipped +ignored by rule \(rule .*config.ini:14\)" "$T/status.txt"
+	grep -Eq "127.0.0.1:6379/tcp +cache +skipped +ignored by rule \(rule .*config.ini:15\)" "$T/status.txt"
 check "skipped port logged once with its rule" \
 	test "$(grep -c 'port not forwarded.*container=cache.*rule=' "$T/log")" -eq 1
 check "daemon stops cleanly" stop_daemon

@@ -422,6 +422,73 @@ test_reconcile_allow_list(void **state)
 	rule_clear(&rs[1]);
 }
 
+/* ---- bind addresses --------------------------------------------------- */
+
+static void
+test_bind_expand(void **state)
+{
+	(void)state;
+	char out[RC_BIND_MAX][RC_ADDR_MAX];
+
+	assert_int_equal(rc_bind_expand("localhost", 0, out, RC_BIND_MAX), 2);
+	assert_string_equal(out[0], "127.0.0.1");
+	assert_string_equal(out[1], "::1");
+	assert_int_equal(rc_bind_expand("localhost", 1, out, RC_BIND_MAX), 1);
+	assert_string_equal(out[0], "127.0.0.1");
+	assert_int_equal(rc_bind_expand("::1, 127.0.0.1 localhost,,10.0.0.5", 0, out, RC_BIND_MAX), 3);
+	assert_string_equal(out[0], "::1");
+	assert_string_equal(out[1], "127.0.0.1");
+	assert_string_equal(out[2], "10.0.0.5");
+	assert_int_equal(rc_bind_expand("", 0, out, RC_BIND_MAX), 0);
+	assert_int_equal(rc_bind_expand("a b c", 0, out, 2), 2);
+}
+
+/* localhost: one forward per loopback; a later container takes both. */
+static void
+test_reconcile_localhost(void **state)
+{
+	(void)state;
+	struct rule rs[] = {parsed("forward port=3000 bind=10.1.2.3")};
+	struct rc_policy pol = {.bind = "localhost", .rules = rs, .n_rules = NELEM(rs)};
+	struct rc_container cs[] = {{&web, 1}, {&other, 2}};
+	struct rc_forward *f = NULL;
+	struct rc_skip *sk = NULL;
+	size_t nf = 0, nsk = 0, taken = 0;
+
+	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	/* web 8001 (lost), 9229; other 3000 (rule bind), 8001 */
+	assert_int_equal(nf, 5);
+	assert_string_equal(f[0].bind, "10.1.2.3");
+	assert_int_equal(f[0].local_port, 3000);
+	assert_string_equal(f[1].bind, "127.0.0.1");
+	assert_int_equal(f[1].local_port, 8001);
+	assert_string_equal(f[1].container_id, "cccc");
+	assert_string_equal(f[2].bind, "127.0.0.1");
+	assert_int_equal(f[2].local_port, 9229);
+	assert_string_equal(f[3].bind, "::1");
+	assert_int_equal(f[3].local_port, 8001);
+	assert_string_equal(f[3].container_id, "cccc");
+	assert_string_equal(f[4].bind, "::1");
+	assert_int_equal(f[4].local_port, 9229);
+	for (size_t i = 0; i < nsk; i++)
+		if (sk[i].why == RC_SKIP_TAKEN) {
+			taken++;
+			assert_string_equal(sk[i].holder, "other");
+		}
+	assert_int_equal(taken, 2); /* one per address */
+
+	free(f);
+	free(sk);
+	pol.no_ipv6_loopback = 1;
+	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 3);
+	for (size_t i = 0; i < nf; i++)
+		assert_string_not_equal(f[i].bind, "::1");
+	free(f);
+	free(sk);
+	rule_clear(&rs[0]);
+}
+
 /* ---- the config file -------------------------------------------------- */
 
 static void
@@ -447,6 +514,7 @@ test_config_rules(void **state)
 	assert_int_equal(c.hosts[0].rules[0].line, 3);
 	assert_int_equal(c.hosts[0].rules[2].line, 6);
 	assert_string_equal(c.hosts[0].rules[1].file, "r.ini");
+	assert_string_equal(c.hosts[0].bind_address, "localhost"); /* the default */
 
 	/* a copy is the same host; one rule less is not */
 	struct cfg_host *d = cfg_host_dup(&c.hosts[0]);
@@ -489,6 +557,8 @@ test_config_rule_errors(void **state)
 	(void)state;
 	expect_error("[host \"a\"]\nurl = ssh://a\nrule = forward port=x\n",
 	             "r.ini:3: [host \"a\"] rule: bad port 'x'");
+	expect_error("[host \"a\"]\nurl = ssh://a\nbind_address = 127.0.0.1, example.org\n",
+	             "r.ini:3: [host \"a\"] bind_address: bad address 'example.org'");
 	expect_error("[defaults]\nrule = ignore\n[host \"a\"]\nurl = ssh://a\n",
 	             "r.ini:2: [defaults] rule: rules belong to a host section");
 	expect_error("[host \"a\"]\nurl = ssh://a\n"
@@ -514,6 +584,8 @@ main(void)
 	    cmocka_unit_test(test_covers),
 	    cmocka_unit_test(test_reconcile_rules),
 	    cmocka_unit_test(test_reconcile_allow_list),
+	    cmocka_unit_test(test_bind_expand),
+	    cmocka_unit_test(test_reconcile_localhost),
 	    cmocka_unit_test(test_config_rules),
 	    cmocka_unit_test(test_config_rule_errors),
 	};
