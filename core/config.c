@@ -496,6 +496,8 @@ enum key_id {
 	K_BREAKER_COOLDOWN,
 	K_PORT_OFFSET,
 	K_PORT_MAP,
+	K_PRIVILEGED,
+	K_ON_CONFLICT,
 	K_PLUGIN_DIR,
 	K_LOG_FORMAT,
 	K_LOG_LEVEL,
@@ -522,6 +524,7 @@ enum key_type {
 	T_PORTMAP,
 	T_CHOICE,
 	T_LISTEN,   /* IPv4:port or [IPv6]:port */
+	T_PRIVILEGED, /* "skip" or "offset N" */
 };
 
 struct key_def {
@@ -536,6 +539,7 @@ struct key_def {
 
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
+static const char *const on_conflicts[] = {"wait", "next-free", NULL};
 
 static const struct key_def keys[K__COUNT] = {
 	[K_URL] = {.name = "url", .where = W_HOST, .type = T_URL},
@@ -560,6 +564,9 @@ static const struct key_def keys[K__COUNT] = {
 	[K_BREAKER_COOLDOWN] = {.name = "breaker_cooldown", .where = W_BOTH, .type = T_DURATION},
 	[K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
 	[K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
+	[K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
+	[K_ON_CONFLICT] = {.name = "on_conflict", .where = W_BOTH, .type = T_CHOICE,
+	                   .choices = on_conflicts, .choices_text = "wait or next-free"},
 	[K_PLUGIN_DIR] = {.name = "plugin_dir", .where = W_GLOBAL, .type = T_PATH},
 	[K_LOG_FORMAT] = {.name = "log_format", .where = W_GLOBAL, .type = T_CHOICE,
 	                  .choices = log_formats, .choices_text = "logfmt or json"},
@@ -1076,6 +1083,23 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		return true;
 	case T_PORTMAP:
 		return parse_port_map(ps, sc, label, kd->name, v);
+	case T_PRIVILEGED:
+		if (strcmp(v, "skip") == 0) {
+			sc->str[k] = xstrdup(v);
+			return true;
+		}
+		if (strncmp(v, "offset", 6) == 0 && (v[6] == ' ' || v[6] == '\t')) {
+			const char *n = v + 6 + strspn(v + 6, " \t");
+			if (parse_u64(n, 64511, &u) == 0 && u >= 1) {
+				sc->str[k] = xstrdup("offset");
+				sc->num[k] = u;
+				return true;
+			}
+		}
+		perr(ps, label, kd->name,
+		     "bad value '%s' (skip, or offset N with N 1-64511: e.g. offset 8000 moves 80 to 8080)",
+		     v);
+		return false;
 	case T_CHOICE:
 		for (size_t i = 0; kd->choices[i]; i++) {
 			if (strcmp(kd->choices[i], v) == 0) {
@@ -1325,6 +1349,12 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 
 	if ((src = pick(hs, ds, K_PORT_OFFSET)) != NULL)
 		h->port_offset = src->offset;
+	if ((src = pick(hs, ds, K_PRIVILEGED)) != NULL) {
+		h->privileged_skip = strcmp(src->str[K_PRIVILEGED], "skip") == 0;
+		h->privileged_offset = h->privileged_skip ? 0 : (uint16_t)src->num[K_PRIVILEGED];
+	}
+	if ((src = pick(hs, ds, K_ON_CONFLICT)) != NULL)
+		h->on_conflict_next_free = strcmp(src->str[K_ON_CONFLICT], "next-free") == 0;
 	if ((src = pick(hs, ds, K_PORT_MAP)) != NULL) {
 		h->port_map = xmalloc(src->n_pm * sizeof *h->port_map);
 		memcpy(h->port_map, src->pm, src->n_pm * sizeof *h->port_map);
@@ -1601,6 +1631,10 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	    (a->n_port_map > 0 &&
 	     memcmp(a->port_map, b->port_map, a->n_port_map * sizeof *a->port_map) != 0))
 		return false;
+	if (a->privileged_skip != b->privileged_skip ||
+	    a->privileged_offset != b->privileged_offset ||
+	    a->on_conflict_next_free != b->on_conflict_next_free)
+		return false;
 	if (a->n_rules != b->n_rules)
 		return false;
 	for (size_t i = 0; i < a->n_rules; i++)
@@ -1840,6 +1874,12 @@ cfg_print(const struct cfg *c, FILE *out)
 				        (unsigned)h->port_map[j].local);
 			fputc('\n', out);
 		}
+		if (h->privileged_skip)
+			print_kv(out, "privileged", "skip", NULL);
+		else if (h->privileged_offset != 0)
+			print_num(out, "privileged", "offset %u", (unsigned)h->privileged_offset);
+		if (h->on_conflict_next_free)
+			print_kv(out, "on_conflict", "next-free", NULL);
 		print_rules(out, c, h);
 		for (size_t j = 0; j < h->n_opts; j++)
 			print_kv(out, h->opts[j].key, h->opts[j].value,

@@ -223,6 +223,10 @@ rc_skip_reason(const struct rc_skip *s)
 	case RC_SKIP_RULE: return "ignored by rule";
 	case RC_SKIP_RANGE: return "local port outside 1-65535 (port_offset/port_map/rule)";
 	case RC_SKIP_TAKEN: return "local port taken by a later container of this host";
+	case RC_SKIP_PRIVILEGED:
+		return "privileged local port: needs root or CAP_NET_BIND_SERVICE, or a port_map "
+		       "(or privileged = offset N)";
+	case RC_SKIP_PRIVILEGED_SKIP: return "privileged local port skipped (privileged = skip)";
 	}
 	return "skipped";
 }
@@ -278,6 +282,39 @@ skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why
 		s->local_port = f->local_port;
 	}
 	return s;
+}
+
+/* A local port this process cannot bind: move it up (privileged = offset
+ * N) or turn it into a skip rather than a forward that fails and retries
+ * forever.  The candidate stays, with local_port 0 and privileged set, so
+ * the owner pass drops it; false on ENOMEM. */
+static bool
+privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct skip_vec *sk)
+{
+	struct rc_skip *s;
+
+	if (pol == NULL || f->local_port >= pol->unpriv_port_start)
+		return true;
+	if (pol->privileged_offset != 0 && !pol->privileged_skip) {
+		uint32_t p = (uint32_t)f->local_port + pol->privileged_offset;
+		f->local_port = p <= 65535 ? (uint16_t)p : 0;
+		if (f->local_port == 0 || f->local_port >= pol->unpriv_port_start)
+			return true;
+	}
+	if ((s = skip_push(sk)) == NULL)
+		return false;
+	str_copy(s->container_id, f->container_id, sizeof s->container_id);
+	str_copy(s->container_name, f->container_name, sizeof s->container_name);
+	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
+	s->remote_port = f->remote_port;
+	s->proto = RDHPF_PROTO_TCP;
+	str_copy(s->bind, f->bind, sizeof s->bind);
+	s->local_port = f->local_port;
+	s->why = pol->privileged_skip ? RC_SKIP_PRIVILEGED_SKIP : RC_SKIP_PRIVILEGED;
+	s->rule_line = f->rule_line;
+	f->local_port = 0;
+	f->privileged = 1;
+	return true;
 }
 
 int
@@ -364,6 +401,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
 				    sizeof f->remote_host)
 					f->local_port = 0;
+				if (f->local_port != 0 && !privileged_ok(pol, f, &sk))
+					goto fail;
 			}
 		}
 	}
@@ -375,6 +414,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 		struct rc_forward *dst;
 		bool first = f->local_port != 0 && (i == 0 || cmp_key(&cand.v[i - 1], f) != 0);
 
+		if (f->privileged)
+			continue; /* already a skip */
 		if (first) {
 			if ((dst = vec_push(&won)) == NULL)
 				goto fail;

@@ -27,6 +27,7 @@ struct rc_forward {
 	char container_name[RC_NAME_MAX];
 	uint64_t seq;
 	int rule_line;                /* the rule that decided it, 0 when none did */
+	int privileged;               /* rc_desired_full internal: became a skip */
 };
 
 struct rc_port_map {
@@ -43,6 +44,12 @@ struct rc_policy {
 	size_t n_map;
 	const struct rule *rules;     /* tried first, in order (see rules.h) */
 	size_t n_rules;
+	/* Local ports below this cannot be bound here (not root, no
+	 * CAP_NET_BIND_SERVICE; Linux's ip_unprivileged_port_start, 1024 by
+	 * default); 0 when every port can. */
+	uint16_t unpriv_port_start;
+	int privileged_skip;          /* privileged = skip: quietly skipped */
+	uint16_t privileged_offset;   /* privileged = offset N: such ports move up by N */
 };
 
 /* One container as the core holds it: runtime data plus the arrival seq. */
@@ -64,6 +71,8 @@ enum rc_skip_why {
 	RC_SKIP_RULE = 2,  /* an ignore rule matched (rule_line) */
 	RC_SKIP_RANGE = 3, /* its local port would fall outside 1..65535 */
 	RC_SKIP_TAKEN = 4, /* another container of this host owns the local port (holder) */
+	RC_SKIP_PRIVILEGED = 5, /* local port < unpriv_port_start; never retried */
+	RC_SKIP_PRIVILEGED_SKIP = 6, /* likewise, and privileged = skip says so */
 };
 
 struct rc_skip {

@@ -489,6 +489,77 @@ test_reconcile_localhost(void **state)
 	rule_clear(&rs[0]);
 }
 
+/* ---- privileged ports ------------------------------------------------ */
+
+static struct rdhpf_port low_ports[] = {
+    {.host_ip = "0.0.0.0", .host_port = 80, .container_port = 80, .proto = RDHPF_PROTO_TCP},
+    {.host_ip = "0.0.0.0", .host_port = 65500, .container_port = 81, .proto = RDHPF_PROTO_TCP},
+    {.host_ip = "0.0.0.0", .host_port = 1024, .container_port = 82, .proto = RDHPF_PROTO_TCP},
+};
+static const struct rdhpf_container low = {.id = "dddd", .name = "low", .ports = low_ports,
+                                           .n_ports = NELEM(low_ports)};
+
+static void
+test_reconcile_privileged(void **state)
+{
+	(void)state;
+	struct rc_container cs[] = {{&low, 1}};
+	struct rc_policy pol = {.bind = "127.0.0.1", .unpriv_port_start = 1024};
+	struct rc_forward *f = NULL;
+	struct rc_skip *sk = NULL;
+	size_t nf = 0, nsk = 0;
+
+	/* default: 80 is skipped with the reason, never attempted */
+	assert_int_equal(rc_desired_full(cs, NULL, 1, &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 2);
+	assert_int_equal(f[0].local_port, 1024);
+	assert_int_equal(f[1].local_port, 65500);
+	assert_int_equal(nsk, 1);
+	assert_int_equal(sk[0].why, RC_SKIP_PRIVILEGED);
+	assert_int_equal(sk[0].local_port, 80);
+	assert_non_null(strstr(rc_skip_reason(&sk[0]), "CAP_NET_BIND_SERVICE, or a port_map"));
+	free(f);
+	free(sk);
+
+	/* privileged = offset 8000: 80 → 8080; others untouched */
+	pol.privileged_offset = 8000;
+	assert_int_equal(rc_desired_full(cs, NULL, 1, &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 3);
+	assert_int_equal(f[0].local_port, 1024);
+	assert_int_equal(f[1].local_port, 8080);
+	assert_int_equal(f[1].remote_port, 80);
+	assert_int_equal(nsk, 0);
+	free(f);
+	free(sk);
+
+	/* an offset that stays privileged is still refused */
+	pol.privileged_offset = 100;
+	assert_int_equal(rc_desired_full(cs, NULL, 1, &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 2);
+	assert_int_equal(nsk, 1);
+	assert_int_equal(sk[0].local_port, 180);
+	free(f);
+	free(sk);
+
+	/* privileged = skip */
+	pol.privileged_offset = 0;
+	pol.privileged_skip = 1;
+	assert_int_equal(rc_desired_full(cs, NULL, 1, &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 2);
+	assert_int_equal(nsk, 1);
+	assert_int_equal(sk[0].why, RC_SKIP_PRIVILEGED_SKIP);
+	free(f);
+	free(sk);
+
+	/* root / CAP_NET_BIND_SERVICE: everything forwards */
+	pol.unpriv_port_start = 0;
+	assert_int_equal(rc_desired_full(cs, NULL, 1, &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(nf, 3);
+	assert_int_equal(nsk, 0);
+	free(f);
+	free(sk);
+}
+
 /* ---- the config file -------------------------------------------------- */
 
 static void
@@ -515,6 +586,31 @@ test_config_rules(void **state)
 	assert_int_equal(c.hosts[0].rules[2].line, 6);
 	assert_string_equal(c.hosts[0].rules[1].file, "r.ini");
 	assert_string_equal(c.hosts[0].bind_address, "localhost"); /* the default */
+	assert_int_equal(c.hosts[0].privileged_offset, 0);
+	assert_int_equal(c.hosts[0].privileged_skip, 0);
+	cfg_free(&c);
+	assert_int_equal(cfg_parse_string("r.ini",
+	                                  "[defaults]\nprivileged = offset 8000\n"
+	                                  "[host \"a\"]\nurl = ssh://a\non_conflict = next-free\n"
+	                                  "bind_address = 127.0.0.1, ::1\n"
+	                                  "[host \"b\"]\nurl = ssh://b\nprivileged = skip\n",
+	                                  &c),
+	                 0);
+	assert_int_equal(c.hosts[0].privileged_offset, 8000);
+	assert_int_equal(c.hosts[0].on_conflict_next_free, 1);
+	assert_string_equal(c.hosts[0].bind_address, "127.0.0.1, ::1");
+	assert_int_equal(c.hosts[1].privileged_skip, 1);
+	assert_int_equal(c.hosts[1].on_conflict_next_free, 0);
+	cfg_free(&c);
+	assert_int_equal(cfg_parse_string("r.ini",
+	                                  "[host \"a\"]\n"
+	                                  "url = ssh://a\n"
+	                                  "rule = ignore proto=udp\n"
+	                                  "rule = forward port=8000-8099 -> 18000-18099\n"
+	                                  "port_map = 5432:15432\n"
+	                                  "rule = ignore\n",
+	                                  &c),
+	                 0);
 
 	/* a copy is the same host; one rule less is not */
 	struct cfg_host *d = cfg_host_dup(&c.hosts[0]);
@@ -559,6 +655,10 @@ test_config_rule_errors(void **state)
 	             "r.ini:3: [host \"a\"] rule: bad port 'x'");
 	expect_error("[host \"a\"]\nurl = ssh://a\nbind_address = 127.0.0.1, example.org\n",
 	             "r.ini:3: [host \"a\"] bind_address: bad address 'example.org'");
+	expect_error("[host \"a\"]\nurl = ssh://a\nprivileged = offset\n",
+	             "r.ini:3: [host \"a\"] privileged: bad value 'offset'");
+	expect_error("[host \"a\"]\nurl = ssh://a\non_conflict = steal\n",
+	             "r.ini:3: [host \"a\"] on_conflict: bad value 'steal' (wait or next-free)");
 	expect_error("[defaults]\nrule = ignore\n[host \"a\"]\nurl = ssh://a\n",
 	             "r.ini:2: [defaults] rule: rules belong to a host section");
 	expect_error("[host \"a\"]\nurl = ssh://a\n"
@@ -586,6 +686,7 @@ main(void)
 	    cmocka_unit_test(test_reconcile_allow_list),
 	    cmocka_unit_test(test_bind_expand),
 	    cmocka_unit_test(test_reconcile_localhost),
+	    cmocka_unit_test(test_reconcile_privileged),
 	    cmocka_unit_test(test_config_rules),
 	    cmocka_unit_test(test_config_rule_errors),
 	};
