@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "labels.h"
 #include "util.h"
 
 #define RC_LOOPBACK4 "127.0.0.1"
@@ -227,6 +228,7 @@ rc_skip_reason(const struct rc_skip *s)
 		return "privileged local port: needs root or CAP_NET_BIND_SERVICE, or a port_map "
 		       "(or privileged = offset N)";
 	case RC_SKIP_PRIVILEGED_SKIP: return "privileged local port skipped (privileged = skip)";
+	case RC_SKIP_LABEL: return "ignored by label";
 	}
 	return "skipped";
 }
@@ -342,8 +344,15 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 
 	for (size_t ci = 0; ci < n; ci++) {
 		const struct rdhpf_container *c = cs[ci].c;
+		struct labels_policy lp;
+		bool use_labels = pol != NULL && pol->labels && meta != NULL && meta[ci].n_labels > 0;
+
 		if (c == NULL)
 			continue;
+		/* Bad labels are only left out here; the supervisor reports
+		 * them (labels_parse again) for status and the log. */
+		if (use_labels)
+			labels_parse(meta[ci].labels, meta[ci].n_labels, &lp);
 		for (size_t pi = 0; pi < c->n_ports; pi++) {
 			const struct rdhpf_port *p = &c->ports[pi];
 			const char *rh = rc_remote_host(p->host_ip);
@@ -365,7 +374,17 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 			/* An unresolved ephemeral port (0) is not published. */
 			if (p->host_port == 0 || is_dual_stack_twin(c, pi))
 				continue;
-			if (pol != NULL && pol->n_rules > 0 &&
+			uint16_t label_port = use_labels ? labels_local_port(&lp, p->host_port) : 0;
+			if (use_labels && lp.ignore) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_LABEL;
+				str_copy(s->label, "rdhpf.ignore=true", sizeof s->label);
+				continue;
+			}
+			/* A port the container's labels name is theirs: rules
+			 * are for the rest. */
+			if (label_port == 0 && pol != NULL && pol->n_rules > 0 &&
 			    (ri = rules_first(pol->rules, pol->n_rules, &subj)) >= 0)
 				r = &pol->rules[ri];
 			if (r != NULL && r->action == RULE_IGNORE) {
@@ -381,13 +400,17 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				s->why = RC_SKIP_PROTO;
 				continue;
 			}
-			nb = rc_bind_expand(r != NULL && r->bind != NULL ? r->bind : bind,
+			nb = rc_bind_expand(use_labels && lp.bind[0] ? lp.bind
+			                    : r != NULL && r->bind != NULL ? r->bind
+			                                                    : bind,
 			                    pol != NULL && pol->no_ipv6_loopback, binds, RC_BIND_MAX);
 			for (size_t bi = 0; bi < nb; bi++) {
 				if ((f = vec_push(&cand)) == NULL)
 					goto fail;
 				str_copy(f->bind, binds[bi], sizeof f->bind);
-				f->local_port = r != NULL ? rule_local_port(r, p->host_port) : 0;
+				f->local_port = label_port != 0 ? label_port
+				                : r != NULL     ? rule_local_port(r, p->host_port)
+				                                : 0;
 				if (f->local_port == 0)
 					f->local_port = local_port_for(pol, p->host_port);
 				f->rule_line = r != NULL ? r->line : 0;

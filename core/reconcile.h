@@ -49,6 +49,8 @@ struct rc_policy {
 	 * default); 0 when every port can. */
 	uint16_t unpriv_port_start;
 	int privileged_skip;          /* privileged = skip: quietly skipped */
+	int labels;                   /* labels = yes: rdhpf.* labels (labels.h) apply,
+	                               * before the rules */
 	uint16_t privileged_offset;   /* privileged = offset N: such ports move up by N */
 };
 
@@ -73,6 +75,7 @@ enum rc_skip_why {
 	RC_SKIP_TAKEN = 4, /* another container of this host owns the local port (holder) */
 	RC_SKIP_PRIVILEGED = 5, /* local port < unpriv_port_start; never retried */
 	RC_SKIP_PRIVILEGED_SKIP = 6, /* likewise, and privileged = skip says so */
+	RC_SKIP_LABEL = 7, /* the container's label rdhpf.ignore=true (label) */
 };
 
 struct rc_skip {
@@ -86,6 +89,7 @@ struct rc_skip {
 	enum rc_skip_why why;
 	int rule_line;                /* the rule that decided, 0 when none did */
 	char holder[RC_NAME_MAX];     /* RC_SKIP_TAKEN: the owning container's name */
+	char label[RC_NAME_MAX];      /* the label that decided, "" when none did */
 };
 
 /* A short English reason: "ignored by rule", "udp: SSH forwards carry TCP

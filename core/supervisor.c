@@ -789,7 +789,8 @@ skip_same(const struct rc_skip *a, const struct rc_skip *b)
 	return strcmp(a->container_id, b->container_id) == 0 && a->remote_port == b->remote_port &&
 	       a->proto == b->proto && strcmp(a->remote_host, b->remote_host) == 0 &&
 	       a->why == b->why && a->rule_line == b->rule_line && a->local_port == b->local_port &&
-	       strcmp(a->holder, b->holder) == 0 && strcmp(a->bind, b->bind) == 0;
+	       strcmp(a->holder, b->holder) == 0 && strcmp(a->bind, b->bind) == 0 &&
+	       strcmp(a->label, b->label) == 0;
 }
 
 /* "FILE:LINE" of the rule written at line, or "" when none did. */
@@ -836,7 +837,8 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s),
 		     "bind", s->bind[0] ? s->bind : NULL, "local_port", s->local_port ? local : NULL,
 		     "rule", rule[0] ? rule : NULL,
-		     "holder", s->holder[0] ? s->holder : NULL, NULL);
+		     "holder", s->holder[0] ? s->holder : NULL, "label", s->label[0] ? s->label : NULL,
+		     NULL);
 	}
 	free(h->skips);
 	h->skips = skips;
@@ -1599,6 +1601,7 @@ skips_json(const struct host *h)
 		json_object_set_new(o, "reason", json_string(rc_skip_reason(s)));
 		json_object_set_new(o, "rule", rule[0] ? json_string(rule) : json_null());
 		json_object_set_new(o, "holder", s->holder[0] ? json_string(s->holder) : json_null());
+		json_object_set_new(o, "label", s->label[0] ? json_string(s->label) : json_null());
 		json_array_append_new(a, o);
 	}
 	return a;

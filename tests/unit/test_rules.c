@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "labels.h"
 #include "reconcile.h"
 #include "rules.h"
 
@@ -560,6 +561,112 @@ test_reconcile_privileged(void **state)
 	free(sk);
 }
 
+/* ---- container labels (labels = yes) ---------------------------------- */
+
+static void
+test_labels_parse(void **state)
+{
+	(void)state;
+	struct labels_policy p;
+	struct rule_label good[] = {
+	    {"com.docker.compose.project", "x"},
+	    {"rdhpf.ignore", "false"},
+	    {"rdhpf.port.80", "8080"},
+	    {"rdhpf.port.443", "8443"},
+	    {"rdhpf.bind", "127.0.0.1, ::1"},
+	};
+	assert_int_equal(labels_parse(good, NELEM(good), &p), 0);
+	assert_false(p.ignore);
+	assert_string_equal(p.bind, "127.0.0.1, ::1");
+	assert_int_equal(labels_local_port(&p, 80), 8080);
+	assert_int_equal(labels_local_port(&p, 443), 8443);
+	assert_int_equal(labels_local_port(&p, 81), 0);
+	assert_string_equal(p.err, "");
+
+	struct rule_label badl[] = {
+	    {"rdhpf.ignore", "yes please"},
+	    {"rdhpf.port.http", "8080"},
+	    {"rdhpf.port.81", "99999"},
+	    {"rdhpf.port.82", "9090"},
+	    {"rdhpf.bind", "example.org"},
+	    {"rdhpf.colour", "red"},
+	    {"rdhpf.port.83", "9090"},
+	};
+	assert_int_equal(labels_parse(badl, NELEM(badl), &p), 6);
+	/* the good one still applies */
+	assert_int_equal(labels_local_port(&p, 82), 9090);
+	assert_false(p.ignore);
+	assert_string_equal(p.bind, "");
+	assert_non_null(strstr(p.err, "label rdhpf.ignore: bad value 'yes please' (true or false)"));
+	assert_non_null(strstr(p.err, "label rdhpf.port.http: bad remote port 'http'"));
+	assert_non_null(strstr(p.err, "label rdhpf.port.81: bad local port '99999'"));
+	assert_non_null(strstr(p.err, "label rdhpf.bind: bad value 'example.org'"));
+	assert_non_null(strstr(p.err, "unknown label rdhpf.colour"));
+
+	/* a flood of bad labels stays bounded */
+	struct rule_label many[200];
+	for (size_t i = 0; i < NELEM(many); i++)
+		many[i] = (struct rule_label){"rdhpf.ignore", "maybe"};
+	assert_int_equal(labels_parse(many, NELEM(many), &p), NELEM(many));
+	assert_true(strlen(p.err) < sizeof p.err);
+}
+
+static void
+test_reconcile_labels(void **state)
+{
+	(void)state;
+	struct rule rs[] = {parsed("ignore port=8001"), parsed("ignore port=3000")};
+	struct rule_label web_l[] = {{"rdhpf.port.8001", "28001"}, {"rdhpf.bind", "127.0.0.3"},
+	                             {"rdhpf.port.9229", "oops"}};
+	struct rule_label db_l[] = {{"rdhpf.ignore", "true"}};
+	struct rc_meta meta[] = {{.labels = web_l, .n_labels = NELEM(web_l)},
+	                         {.labels = db_l, .n_labels = NELEM(db_l)},
+	                         {0}};
+	struct rc_policy pol = {.bind = "127.0.0.1", .rules = rs, .n_rules = NELEM(rs), .labels = 1};
+	struct rc_container cs[] = {{&web, 1}, {&db, 2}, {&other, 3}};
+	struct rc_forward *f = NULL;
+	struct rc_skip *sk = NULL;
+	size_t nf = 0, nsk = 0;
+	const struct rc_forward *x;
+	const struct rc_skip *s;
+
+	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	/* web: 8001 named by its label wins over the ignore rule, on its bind */
+	x = find_fwd(f, nf, 8001, "aaaa");
+	assert_non_null(x);
+	assert_int_equal(x->local_port, 28001);
+	assert_string_equal(x->bind, "127.0.0.3");
+	/* the bad rdhpf.port.9229 is left out: 9229 forwards as usual */
+	x = find_fwd(f, nf, 9229, "aaaa");
+	assert_non_null(x);
+	assert_int_equal(x->local_port, 9229);
+	assert_string_equal(x->bind, "127.0.0.3");
+	/* db: rdhpf.ignore=true */
+	s = find_skip(sk, nsk, 5432, "bbbb");
+	assert_non_null(s);
+	assert_int_equal(s->why, RC_SKIP_LABEL);
+	assert_string_equal(s->label, "rdhpf.ignore=true");
+	assert_string_equal(rc_skip_reason(s), "ignored by label");
+	/* other: no labels, the rules decide */
+	assert_null(find_fwd(f, nf, 3000, "cccc"));
+	assert_null(find_fwd(f, nf, 8001, "cccc"));
+	s = find_skip(sk, nsk, 8001, "cccc");
+	assert_non_null(s);
+	assert_int_equal(s->why, RC_SKIP_RULE);
+	free(f);
+	free(sk);
+
+	/* labels = no: labels are not read at all */
+	pol.labels = 0;
+	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_non_null(find_fwd(f, nf, 5432, "bbbb"));
+	assert_null(find_fwd(f, nf, 8001, "aaaa"));
+	free(f);
+	free(sk);
+	rule_clear(&rs[0]);
+	rule_clear(&rs[1]);
+}
+
 /* ---- the config file -------------------------------------------------- */
 
 static void
@@ -687,6 +794,8 @@ main(void)
 	    cmocka_unit_test(test_bind_expand),
 	    cmocka_unit_test(test_reconcile_localhost),
 	    cmocka_unit_test(test_reconcile_privileged),
+	    cmocka_unit_test(test_labels_parse),
+	    cmocka_unit_test(test_reconcile_labels),
 	    cmocka_unit_test(test_config_rules),
 	    cmocka_unit_test(test_config_rule_errors),
 	};
