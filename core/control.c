@@ -405,6 +405,9 @@ status_table(json_t *st, FILE *out)
 			        jstr(f, "container"), jstr(f, "state"), ago2);
 			if (json_is_string(json_object_get(f, "error")))
 				fprintf(out, "    %.74s\n", jstr(f, "error"));
+			if (json_is_integer(json_object_get(f, "wanted_port")))
+				fprintf(out, "    wanted local port %lld (taken; on_conflict = next-free)\n",
+				        (long long)json_integer_value(json_object_get(f, "wanted_port")));
 		}
 		status_skipped(json_object_get(h, "skipped"), out);
 	}

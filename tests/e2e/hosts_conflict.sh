@@ -59,6 +59,10 @@ import json, sys, jsonschema
 jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))' \
 		"$T/status.json" "$(dirname "$0")/../../docs/status.schema.json"
 fi
+check "status table: the moved forward says which port it wanted" bash -c \
+	"'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -A1 -E '127.0.0.1:18122 +127.0.0.1:18123 +third +active' | grep -q 'wanted local port 18121'"
+check "status table: the conflict names the holder" bash -c \
+	"'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -q 'address in use: held by host a (container web)'"
 # a1 stops at 3 s: b takes 18121 over (retried every 2 s); c stays where it is.
 check "holder's container stops: the waiting host takes the port" wait_for 8000 \
 	has_fwd b '^active 18121 None'
