@@ -516,7 +516,7 @@ enum key_type {
 	T_URL,
 	T_PLUGIN,   /* a plugin name */
 	T_PATH,     /* absolute, or ~/… */
-	T_ADDR,     /* IPv4 / IPv6 literal or "localhost" */
+	T_ADDR,     /* a list of IPv4 / IPv6 literals or "localhost" */
 	T_DURATION, /* > 0 */
 	T_UINT,     /* min..max */
 	T_REAL,     /* dmin..dmax */

@@ -2,9 +2,12 @@
  * the actions to actual and reconciling again yields no action.
  *
  * Desired forwards are derived from the running containers of one host: each
- * published TCP port becomes one forward keyed by (bind, local_port).  When
- * two containers want the same key, the one with the higher seq (the later
- * event) owns it: last event wins.  The loser is reported as a conflict. */
+ * published TCP port that the labels and rules (labels.h, rules.h) let
+ * through becomes one forward per local address (rc_bind_expand), keyed by
+ * (bind, local_port); every other published port becomes an rc_skip saying
+ * why.  When two containers want the same key, the one with the higher seq
+ * (the later event) owns it: last event wins.  The loser is reported as a
+ * conflict. */
 #ifndef RDHPF_RECONCILE_H
 #define RDHPF_RECONCILE_H
 
