@@ -496,6 +496,8 @@ enum key_id {
 	K_BREAKER_COOLDOWN,
 	K_PORT_OFFSET,
 	K_PORT_MAP,
+	K_PRIVILEGED,
+	K_ON_CONFLICT,
 	K_PLUGIN_DIR,
 	K_LOG_FORMAT,
 	K_LOG_LEVEL,
@@ -514,7 +516,7 @@ enum key_type {
 	T_URL,
 	T_PLUGIN,   /* a plugin name */
 	T_PATH,     /* absolute, or ~/… */
-	T_ADDR,     /* IPv4 / IPv6 literal or "localhost" */
+	T_ADDR,     /* a list of IPv4 / IPv6 literals or "localhost" */
 	T_DURATION, /* > 0 */
 	T_UINT,     /* min..max */
 	T_REAL,     /* dmin..dmax */
@@ -522,6 +524,7 @@ enum key_type {
 	T_PORTMAP,
 	T_CHOICE,
 	T_LISTEN,   /* IPv4:port or [IPv6]:port */
+	T_PRIVILEGED, /* "skip" or "offset N" */
 };
 
 struct key_def {
@@ -536,6 +539,7 @@ struct key_def {
 
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
+static const char *const on_conflicts[] = {"wait", "next-free", NULL};
 
 static const struct key_def keys[K__COUNT] = {
 	[K_URL] = {.name = "url", .where = W_HOST, .type = T_URL},
@@ -560,6 +564,9 @@ static const struct key_def keys[K__COUNT] = {
 	[K_BREAKER_COOLDOWN] = {.name = "breaker_cooldown", .where = W_BOTH, .type = T_DURATION},
 	[K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
 	[K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
+	[K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
+	[K_ON_CONFLICT] = {.name = "on_conflict", .where = W_BOTH, .type = T_CHOICE,
+	                   .choices = on_conflicts, .choices_text = "wait or next-free"},
 	[K_PLUGIN_DIR] = {.name = "plugin_dir", .where = W_GLOBAL, .type = T_PATH},
 	[K_LOG_FORMAT] = {.name = "log_format", .where = W_GLOBAL, .type = T_CHOICE,
 	                  .choices = log_formats, .choices_text = "logfmt or json"},
@@ -592,6 +599,8 @@ struct scope {
 	struct ssh_url u;
 	struct cfg_port_map *pm;
 	size_t n_pm;
+	struct rule *rules;  /* host sections only */
+	size_t n_rules;
 	struct cfg_opt *opts;
 	size_t n_opts;
 };
@@ -602,6 +611,9 @@ scope_free(struct scope *s)
 	for (int k = 0; k < K__COUNT; k++)
 		free(s->str[k]);
 	free(s->pm);
+	for (size_t i = 0; i < s->n_rules; i++)
+		rule_clear(&s->rules[i]);
+	free(s->rules);
 	for (size_t i = 0; i < s->n_opts; i++) {
 		free(s->opts[i].key);
 		free(s->opts[i].value);
@@ -962,15 +974,46 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			return false;
 		}
 		return true;
-	case T_ADDR:
-		if (strcmp(v, "localhost") != 0 && inet_pton(AF_INET, v, addr) != 1 &&
-		    inet_pton(AF_INET6, v, addr) != 1) {
-			perr(ps, label, kd->name,
-			     "bad address '%s' (an IPv4 or IPv6 address without [ ], or localhost)", v);
-			return false;
+	case T_ADDR: {
+		/* A list: "localhost", "127.0.0.1, ::1".  Stored as written
+		 * (the reconciler expands localhost). */
+		const char *p = v;
+		size_t n = 0;
+		bool ok = true;
+		for (;;) {
+			char a[64];
+			size_t len;
+			p += strspn(p, ", \t");
+			if (*p == '\0')
+				break;
+			len = strcspn(p, ", \t");
+			if (len >= sizeof a) {
+				perr(ps, label, kd->name, "bad address '%.*s' (too long)", (int)len, p);
+				ok = false;
+			} else {
+				memcpy(a, p, len);
+				a[len] = '\0';
+				if (strcmp(a, "localhost") != 0 && inet_pton(AF_INET, a, addr) != 1 &&
+				    inet_pton(AF_INET6, a, addr) != 1) {
+					perr(ps, label, kd->name,
+					     "bad address '%s' (an IPv4 or IPv6 address without [ ], or "
+					     "localhost)",
+					     a);
+					ok = false;
+				}
+			}
+			p += len;
+			n++;
 		}
+		if (ok && n > 8) {
+			perr(ps, label, kd->name, "at most 8 addresses");
+			ok = false;
+		}
+		if (!ok)
+			return false;
 		sc->str[k] = xstrdup(v);
 		return true;
+	}
 	case T_LISTEN: {
 		char hostpart[64];
 		const char *colon = strrchr(v, ':');
@@ -1040,6 +1083,23 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		return true;
 	case T_PORTMAP:
 		return parse_port_map(ps, sc, label, kd->name, v);
+	case T_PRIVILEGED:
+		if (strcmp(v, "skip") == 0) {
+			sc->str[k] = xstrdup(v);
+			return true;
+		}
+		if (strncmp(v, "offset", 6) == 0 && (v[6] == ' ' || v[6] == '\t')) {
+			const char *n = v + 6 + strspn(v + 6, " \t");
+			if (parse_u64(n, 64511, &u) == 0 && u >= 1) {
+				sc->str[k] = xstrdup("offset");
+				sc->num[k] = u;
+				return true;
+			}
+		}
+		perr(ps, label, kd->name,
+		     "bad value '%s' (skip, or offset N with N 1-64511: e.g. offset 8000 moves 80 to 8080)",
+		     v);
+		return false;
 	case T_CHOICE:
 		for (size_t i = 0; kd->choices[i]; i++) {
 			if (strcmp(kd->choices[i], v) == 0) {
@@ -1083,6 +1143,24 @@ handler(void *user, const char *section, const char *name, const char *value)
 		good = is_word(name[i]);
 	if (!good) {
 		perr(ps, label, NULL, "bad key name '%s' (letters, digits, . _ -)", name);
+		return 1;
+	}
+
+	/* The one key that may repeat: rules are a list, in file order. */
+	if (strcmp(name, "rule") == 0) {
+		struct rule r;
+		char err[512];
+		if (!in_host) {
+			perr(ps, label, name, "rules belong to a host section (each [host \"NAME\"] has its own)");
+			return 1;
+		}
+		if (rule_parse(value, ps->lineno, &r, err, sizeof err) != 0) {
+			perr(ps, label, name, "%s", err);
+			return 1;
+		}
+		r.file = ps->c->path ? xstrdup(ps->c->path) : NULL;
+		sc->rules = xrealloc(sc->rules, (sc->n_rules + 1) * sizeof *sc->rules);
+		sc->rules[sc->n_rules++] = r;
 		return 1;
 	}
 
@@ -1145,7 +1223,9 @@ host_defaults(struct cfg_host *h)
 {
 	h->transport = xstrdup("openssh");
 	h->runtime = xstrdup("docker");
-	h->bind_address = xstrdup("127.0.0.1");
+	/* 127.0.0.1 and ::1: clients that resolve localhost to ::1 first
+	 * (Node, Java, macOS) connect too. */
+	h->bind_address = xstrdup("localhost");
 	policy_defaults(&h->pol);
 }
 
@@ -1269,10 +1349,32 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 
 	if ((src = pick(hs, ds, K_PORT_OFFSET)) != NULL)
 		h->port_offset = src->offset;
+	if ((src = pick(hs, ds, K_PRIVILEGED)) != NULL) {
+		h->privileged_skip = strcmp(src->str[K_PRIVILEGED], "skip") == 0;
+		h->privileged_offset = h->privileged_skip ? 0 : (uint16_t)src->num[K_PRIVILEGED];
+	}
+	if ((src = pick(hs, ds, K_ON_CONFLICT)) != NULL)
+		h->on_conflict_next_free = strcmp(src->str[K_ON_CONFLICT], "next-free") == 0;
 	if ((src = pick(hs, ds, K_PORT_MAP)) != NULL) {
 		h->port_map = xmalloc(src->n_pm * sizeof *h->port_map);
 		memcpy(h->port_map, src->pm, src->n_pm * sizeof *h->port_map);
 		h->n_port_map = src->n_pm;
+	}
+
+	if (hs->n_rules > 0) {
+		h->rules = xcalloc(hs->n_rules, sizeof *h->rules);
+		for (size_t i = 0; i < hs->n_rules; i++)
+			rule_copy(&h->rules[i], &hs->rules[i]);
+		h->n_rules = hs->n_rules;
+	}
+	/* A rule after one that matches all it would is a mistake: say so
+	 * rather than let it sit there looking effective. */
+	for (size_t i = 0; i < h->n_rules; i++) {
+		long j = rules_shadowed_by(h->rules, i);
+		if (j >= 0)
+			cfg_add_error(ps->c, h->rules[i].line, ph->label, "rule",
+			              "can never match: the rule at line %d matches every port it does",
+			              h->rules[j].line);
 	}
 
 	for (size_t i = 0; i < hs->n_opts; i++)
@@ -1437,6 +1539,9 @@ cfg_host_clear(struct cfg_host *h)
 	free(h->known_hosts);
 	free(h->bind_address);
 	free(h->port_map);
+	for (size_t j = 0; j < h->n_rules; j++)
+		rule_clear(&h->rules[j]);
+	free(h->rules);
 	for (size_t j = 0; j < h->n_opts; j++) {
 		free(h->opts[j].key);
 		free(h->opts[j].value);
@@ -1468,6 +1573,12 @@ cfg_host_dup(const struct cfg_host *h)
 	if (h->n_port_map > 0) {
 		d->port_map = xcalloc(h->n_port_map, sizeof *d->port_map);
 		memcpy(d->port_map, h->port_map, h->n_port_map * sizeof *d->port_map);
+	}
+	d->rules = NULL;
+	if (h->n_rules > 0) {
+		d->rules = xcalloc(h->n_rules, sizeof *d->rules);
+		for (size_t i = 0; i < h->n_rules; i++)
+			rule_copy(&d->rules[i], &h->rules[i]);
 	}
 	d->opts = NULL;
 	if (h->n_opts > 0) {
@@ -1520,6 +1631,15 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	    (a->n_port_map > 0 &&
 	     memcmp(a->port_map, b->port_map, a->n_port_map * sizeof *a->port_map) != 0))
 		return false;
+	if (a->privileged_skip != b->privileged_skip ||
+	    a->privileged_offset != b->privileged_offset ||
+	    a->on_conflict_next_free != b->on_conflict_next_free)
+		return false;
+	if (a->n_rules != b->n_rules)
+		return false;
+	for (size_t i = 0; i < a->n_rules; i++)
+		if (!rule_same(&a->rules[i], &b->rules[i]))
+			return false;
 	if (a->n_opts != b->n_opts)
 		return false;
 	for (size_t i = 0; i < a->n_opts; i++)
@@ -1673,6 +1793,36 @@ print_num(FILE *out, const char *key, const char *fmt, ...)
 	print_kv(out, key, b, NULL);
 }
 
+/* The effective rule table, as the reconciler will try it. */
+static void
+print_rules(FILE *out, const struct cfg *c, const struct cfg_host *h)
+{
+	char text[RULE_TEXT_MAX];
+	long catch_all = -1;
+
+	/* Without rules the table is the default line alone: port_offset and
+	 * port_map above already say it. */
+	if (h->n_rules == 0)
+		return;
+	fprintf(out, "  rules (first match wins):\n");
+	for (size_t j = 0; j < h->n_rules; j++) {
+		rule_format(&h->rules[j], text, sizeof text);
+		fprintf(out, "    %s:%d: %s\n", c->path ? c->path : "-", h->rules[j].line, text);
+		const struct rule *r = &h->rules[j];
+		if (catch_all < 0 && r->port_lo == 0 && r->proto == 0 && r->name == NULL &&
+		    r->image == NULL && r->label_key == NULL)
+			catch_all = (long)j;
+	}
+	if (catch_all >= 0)
+		fprintf(out, "    (default): never reached (line %d matches every port)\n",
+		        h->rules[catch_all].line);
+	else
+		fprintf(out, "    (default): forward%s\n",
+		        h->n_port_map > 0 || h->port_offset != 0
+		            ? " -> port_map, else remote port + port_offset"
+		            : " (local port = remote port)");
+}
+
 void
 cfg_print(const struct cfg *c, FILE *out)
 {
@@ -1724,6 +1874,13 @@ cfg_print(const struct cfg *c, FILE *out)
 				        (unsigned)h->port_map[j].local);
 			fputc('\n', out);
 		}
+		if (h->privileged_skip)
+			print_kv(out, "privileged", "skip", NULL);
+		else if (h->privileged_offset != 0)
+			print_num(out, "privileged", "offset %u", (unsigned)h->privileged_offset);
+		if (h->on_conflict_next_free)
+			print_kv(out, "on_conflict", "next-free", NULL);
+		print_rules(out, c, h);
 		for (size_t j = 0; j < h->n_opts; j++)
 			print_kv(out, h->opts[j].key, h->opts[j].value,
 			         h->opts[j].from_defaults ? "(plugin, from [defaults])" : "(plugin)");

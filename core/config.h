@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "rdhpf/plugin.h"
+#include "rules.h"
 
 struct ssh_url {
 	char user[64];      /* "" when not given */
@@ -72,6 +73,11 @@ struct cfg_host {
 	int32_t port_offset;     /* local = remote + offset; default 0, |x| <= 65535 */
 	struct cfg_port_map *port_map; /* exact overrides of the offset, file order */
 	size_t n_port_map;
+	int privileged_skip;     /* privileged = skip */
+	uint16_t privileged_offset; /* privileged = offset N; 0 when not set */
+	int on_conflict_next_free;  /* on_conflict = next-free (default wait) */
+	struct rule *rules;      /* `rule = …` lines of the host section, file order */
+	size_t n_rules;
 	struct cfg_opt *opts;    /* plugin-specific keys, defaults merged in */
 	size_t n_opts;
 };

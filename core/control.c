@@ -356,6 +356,28 @@ since(json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "%ldh", d / 3600);
 }
 
+/* Published ports without a forward: one line each, with why. */
+static void
+status_skipped(json_t *skipped, FILE *out)
+{
+	json_t *f;
+	size_t k;
+
+	json_array_foreach(skipped, k, f) {
+		char remote[96], why[160];
+		snprintf(remote, sizeof remote, "%s:%lld/%s", jstr(f, "remote_host"),
+		         (long long)json_integer_value(json_object_get(f, "remote_port")), jstr(f, "proto"));
+		if (json_is_string(json_object_get(f, "rule")))
+			snprintf(why, sizeof why, "%s (rule %s)", jstr(f, "reason"), jstr(f, "rule"));
+		else if (json_is_string(json_object_get(f, "holder")))
+			snprintf(why, sizeof why, "%s (%s)", jstr(f, "reason"), jstr(f, "holder"));
+		else
+			snprintf(why, sizeof why, "%s", jstr(f, "reason"));
+		fprintf(out, "  %-21s %-21.21s %-16.16s %-8s %s\n", "-", remote, jstr(f, "container"),
+		        "skipped", why);
+	}
+}
+
 void
 status_table(json_t *st, FILE *out)
 {
@@ -383,7 +405,11 @@ status_table(json_t *st, FILE *out)
 			        jstr(f, "container"), jstr(f, "state"), ago2);
 			if (json_is_string(json_object_get(f, "error")))
 				fprintf(out, "    %.74s\n", jstr(f, "error"));
+			if (json_is_integer(json_object_get(f, "wanted_port")))
+				fprintf(out, "    wanted local port %lld (taken; on_conflict = next-free)\n",
+				        (long long)json_integer_value(json_object_get(f, "wanted_port")));
 		}
+		status_skipped(json_object_get(h, "skipped"), out);
 	}
 	if (json_array_size(json_object_get(st, "ended")) > 0) {
 		fprintf(out, "ended (newest first):\n");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "labels.h"
 #include "util.h"
 
 #define RC_LOOPBACK4 "127.0.0.1"
@@ -32,6 +33,47 @@ rc_remote_host(const char *host_ip)
 	if (is_any6(host_ip))
 		return RC_LOOPBACK6;
 	return host_ip;
+}
+
+static size_t
+bind_add(char out[][RC_ADDR_MAX], size_t n, size_t max, const char *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(out[i], a) == 0)
+			return n;
+	if (n == max)
+		return n;
+	str_copy(out[n], a, RC_ADDR_MAX);
+	return n + 1;
+}
+
+size_t
+rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t max)
+{
+	size_t n = 0;
+	const char *p = spec != NULL ? spec : "";
+
+	for (;;) {
+		char a[RC_ADDR_MAX];
+		size_t len;
+
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			break;
+		len = strcspn(p, ", \t");
+		if (len < sizeof a) {
+			memcpy(a, p, len);
+			a[len] = '\0';
+			if (strcmp(a, "localhost") == 0) {
+				n = bind_add(out, n, max, RC_LOOPBACK4);
+				if (!no6)
+					n = bind_add(out, n, max, RC_LOOPBACK6);
+			} else
+				n = bind_add(out, n, max, a);
+		}
+		p += len;
+	}
+	return n;
 }
 
 /* ---- orders ----------------------------------------------------------- */
@@ -151,14 +193,143 @@ same_claim(const struct rc_forward *a, const struct rc_forward *b)
 	return strcmp(a->container_id, b->container_id) == 0 && cmp_target(a, b) == 0;
 }
 
+struct skip_vec {
+	struct rc_skip *v;
+	size_t n, cap;
+};
+
+static struct rc_skip *
+skip_push(struct skip_vec *vec)
+{
+	if (vec->n == vec->cap) {
+		size_t cap = vec->cap ? vec->cap * 2 : 16;
+		struct rc_skip *nv = realloc(vec->v, cap * sizeof *nv);
+		if (nv == NULL)
+			return NULL;
+		vec->v = nv;
+		vec->cap = cap;
+	}
+	struct rc_skip *s = &vec->v[vec->n++];
+	memset(s, 0, sizeof *s);
+	return s;
+}
+
+const char *
+rc_skip_reason(const struct rc_skip *s)
+{
+	switch (s->why) {
+	case RC_SKIP_PROTO:
+		return s->proto == RDHPF_PROTO_SCTP ? "sctp: SSH forwards carry TCP only"
+		                                    : "udp: SSH forwards carry TCP only";
+	case RC_SKIP_RULE: return "ignored by rule";
+	case RC_SKIP_RANGE: return "local port outside 1-65535 (port_offset/port_map/rule)";
+	case RC_SKIP_TAKEN: return "local port taken by a later container of this host";
+	case RC_SKIP_PRIVILEGED:
+		return "privileged local port: needs root or CAP_NET_BIND_SERVICE, or a port_map "
+		       "(or privileged = offset N)";
+	case RC_SKIP_PRIVILEGED_SKIP: return "privileged local port skipped (privileged = skip)";
+	case RC_SKIP_LABEL: return "ignored by label";
+	}
+	return "skipped";
+}
+
+static int
+cmp_skip(const void *pa, const void *pb)
+{
+	const struct rc_skip *a = pa, *b = pb;
+	int c;
+
+	if ((c = strcmp(a->container_name, b->container_name)) != 0)
+		return c;
+	if ((c = strcmp(a->container_id, b->container_id)) != 0)
+		return c;
+	if ((c = cmp_u64(a->remote_port, b->remote_port)) != 0)
+		return c;
+	if ((c = a->proto - b->proto) != 0)
+		return c;
+	return strcmp(a->remote_host, b->remote_host);
+}
+
+static struct rc_skip *
+skip_from(struct skip_vec *vec, const struct rdhpf_container *c, const struct rdhpf_port *p)
+{
+	struct rc_skip *s = skip_push(vec);
+
+	if (s == NULL)
+		return NULL;
+	str_copy(s->container_id, c->id ? c->id : "", sizeof s->container_id);
+	str_copy(s->container_name, c->name ? c->name : "", sizeof s->container_name);
+	str_copy(s->remote_host, rc_remote_host(p->host_ip), sizeof s->remote_host);
+	s->remote_port = p->host_port;
+	s->proto = p->proto;
+	return s;
+}
+
+static struct rc_skip *
+skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why why)
+{
+	struct rc_skip *s = skip_push(vec);
+
+	if (s == NULL)
+		return NULL;
+	str_copy(s->container_id, f->container_id, sizeof s->container_id);
+	str_copy(s->container_name, f->container_name, sizeof s->container_name);
+	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
+	s->remote_port = f->remote_port;
+	s->proto = RDHPF_PROTO_TCP;
+	s->why = why;
+	s->rule_line = f->rule_line;
+	if (f->local_port != 0) {
+		str_copy(s->bind, f->bind, sizeof s->bind);
+		s->local_port = f->local_port;
+	}
+	return s;
+}
+
+/* A local port this process cannot bind: move it up (privileged = offset
+ * N) or turn it into a skip rather than a forward that fails and retries
+ * forever.  The candidate stays, with local_port 0 and privileged set, so
+ * the owner pass drops it; false on ENOMEM. */
+static bool
+privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct skip_vec *sk)
+{
+	struct rc_skip *s;
+
+	if (pol == NULL || f->local_port >= pol->unpriv_port_start)
+		return true;
+	if (pol->privileged_offset != 0 && !pol->privileged_skip) {
+		uint32_t p = (uint32_t)f->local_port + pol->privileged_offset;
+		f->local_port = p <= 65535 ? (uint16_t)p : 0;
+		if (f->local_port == 0 || f->local_port >= pol->unpriv_port_start)
+			return true;
+	}
+	if ((s = skip_push(sk)) == NULL)
+		return false;
+	str_copy(s->container_id, f->container_id, sizeof s->container_id);
+	str_copy(s->container_name, f->container_name, sizeof s->container_name);
+	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
+	s->remote_port = f->remote_port;
+	s->proto = RDHPF_PROTO_TCP;
+	str_copy(s->bind, f->bind, sizeof s->bind);
+	s->local_port = f->local_port;
+	s->why = pol->privileged_skip ? RC_SKIP_PRIVILEGED_SKIP : RC_SKIP_PRIVILEGED;
+	s->rule_line = f->rule_line;
+	f->local_port = 0;
+	f->privileged = 1;
+	return true;
+}
+
 int
-rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
-           struct rc_forward **out, size_t *n_out,
-           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
+                const struct rc_policy *pol,
+                struct rc_forward **out, size_t *n_out,
+                struct rc_forward **conflicts, size_t *n_conflicts,
+                struct rc_skip **skips, size_t *n_skips)
 {
 	struct fwd_vec cand = {0}, won = {0}, lost = {0};
+	struct skip_vec sk = {0};
 	const char *bind = pol != NULL && pol->bind != NULL ? pol->bind : RC_LOOPBACK4;
-	size_t udp = 0;
+	const struct rc_forward *owner = NULL;
 
 	*out = NULL;
 	*n_out = 0;
@@ -166,39 +337,96 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		*conflicts = NULL;
 	if (n_conflicts != NULL)
 		*n_conflicts = 0;
-	if (skipped_udp != NULL)
-		*skipped_udp = 0;
+	if (skips != NULL)
+		*skips = NULL;
+	if (n_skips != NULL)
+		*n_skips = 0;
 
 	for (size_t ci = 0; ci < n; ci++) {
 		const struct rdhpf_container *c = cs[ci].c;
+		struct labels_policy lp;
+		bool use_labels = pol != NULL && pol->labels && meta != NULL && meta[ci].n_labels > 0;
+
 		if (c == NULL)
 			continue;
+		/* Bad labels are only left out here; the supervisor reports
+		 * them (labels_parse again) for status and the log. */
+		if (use_labels)
+			labels_parse(meta[ci].labels, meta[ci].n_labels, &lp);
 		for (size_t pi = 0; pi < c->n_ports; pi++) {
 			const struct rdhpf_port *p = &c->ports[pi];
 			const char *rh = rc_remote_host(p->host_ip);
+			const struct rule *r = NULL;
+			struct rule_subject subj = {
+			    .port = p->host_port,
+			    .proto = p->proto,
+			    .name = c->name,
+			    .image = meta != NULL ? meta[ci].image : NULL,
+			    .labels = meta != NULL ? meta[ci].labels : NULL,
+			    .n_labels = meta != NULL ? meta[ci].n_labels : 0,
+			};
 			struct rc_forward *f;
+			struct rc_skip *s;
+			char binds[RC_BIND_MAX][RC_ADDR_MAX];
+			size_t nb;
+			long ri;
 
 			/* An unresolved ephemeral port (0) is not published. */
 			if (p->host_port == 0 || is_dual_stack_twin(c, pi))
 				continue;
-			if (p->proto != RDHPF_PROTO_TCP) {
-				udp++;
+			uint16_t label_port = use_labels ? labels_local_port(&lp, p->host_port) : 0;
+			if (use_labels && lp.ignore) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_LABEL;
+				str_copy(s->label, "rdhpf.ignore=true", sizeof s->label);
 				continue;
 			}
-			if ((f = vec_push(&cand)) == NULL)
-				goto fail;
-			str_copy(f->bind, bind, sizeof f->bind);
-			f->local_port = local_port_for(pol, p->host_port);
-			f->remote_port = p->host_port;
-			f->seq = cs[ci].seq;
-			str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
-			str_copy(f->container_name, c->name ? c->name : "",
-			         sizeof f->container_name);
-			/* A cut address would point somewhere else: refuse it
-			 * like an unmappable port. */
-			if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
-			    sizeof f->remote_host)
-				f->local_port = 0;
+			/* A port the container's labels name is theirs: rules
+			 * are for the rest. */
+			if (label_port == 0 && pol != NULL && pol->n_rules > 0 &&
+			    (ri = rules_first(pol->rules, pol->n_rules, &subj)) >= 0)
+				r = &pol->rules[ri];
+			if (r != NULL && r->action == RULE_IGNORE) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_RULE;
+				s->rule_line = r->line;
+				continue;
+			}
+			if (p->proto != RDHPF_PROTO_TCP) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_PROTO;
+				continue;
+			}
+			nb = rc_bind_expand(use_labels && lp.bind[0] ? lp.bind
+			                    : r != NULL && r->bind != NULL ? r->bind
+			                                                    : bind,
+			                    pol != NULL && pol->no_ipv6_loopback, binds, RC_BIND_MAX);
+			for (size_t bi = 0; bi < nb; bi++) {
+				if ((f = vec_push(&cand)) == NULL)
+					goto fail;
+				str_copy(f->bind, binds[bi], sizeof f->bind);
+				f->local_port = label_port != 0 ? label_port
+				                : r != NULL     ? rule_local_port(r, p->host_port)
+				                                : 0;
+				if (f->local_port == 0)
+					f->local_port = local_port_for(pol, p->host_port);
+				f->rule_line = r != NULL ? r->line : 0;
+				f->remote_port = p->host_port;
+				f->seq = cs[ci].seq;
+				str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
+				str_copy(f->container_name, c->name ? c->name : "",
+				         sizeof f->container_name);
+				/* A cut address would point somewhere else: refuse
+				 * it like an unmappable port. */
+				if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
+				    sizeof f->remote_host)
+					f->local_port = 0;
+				if (f->local_port != 0 && !privileged_ok(pol, f, &sk))
+					goto fail;
+			}
 		}
 	}
 
@@ -209,14 +437,25 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		struct rc_forward *dst;
 		bool first = f->local_port != 0 && (i == 0 || cmp_key(&cand.v[i - 1], f) != 0);
 
+		if (f->privileged)
+			continue; /* already a skip */
 		if (first) {
 			if ((dst = vec_push(&won)) == NULL)
 				goto fail;
+			owner = f;
 		} else {
 			/* The same container claiming the same target twice (a
 			 * duplicate from the runtime) is no conflict. */
 			if (i > 0 && same_claim(&cand.v[i - 1], f))
 				continue;
+			if (skips != NULL) {
+				struct rc_skip *s = skip_from_fwd(
+				    &sk, f, f->local_port == 0 ? RC_SKIP_RANGE : RC_SKIP_TAKEN);
+				if (s == NULL)
+					goto fail;
+				if (f->local_port != 0 && owner != NULL)
+					str_copy(s->holder, owner->container_name, sizeof s->holder);
+			}
 			if (conflicts == NULL)
 				continue;
 			if ((dst = vec_push(&lost)) == NULL)
@@ -224,23 +463,50 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 		}
 		*dst = *f;
 	}
+	/* owner points into cand.v: done with it before the free. */
 	free(cand.v);
 
+	if (sk.n > 1)
+		qsort(sk.v, sk.n, sizeof *sk.v, cmp_skip);
 	*out = won.v;
 	*n_out = won.n;
 	if (conflicts != NULL)
 		*conflicts = lost.v;
 	if (n_conflicts != NULL)
 		*n_conflicts = lost.n;
-	if (skipped_udp != NULL)
-		*skipped_udp = udp;
+	if (skips != NULL) {
+		*skips = sk.v;
+		*n_skips = sk.n;
+	} else
+		free(sk.v);
 	return 0;
 
 fail:
 	free(cand.v);
 	free(won.v);
 	free(lost.v);
+	free(sk.v);
 	return -1;
+}
+
+int
+rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
+           struct rc_forward **out, size_t *n_out,
+           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+{
+	struct rc_skip *sk = NULL;
+	size_t nsk = 0;
+
+	if (skipped_udp != NULL)
+		*skipped_udp = 0;
+	if (rc_desired_full(cs, NULL, n, pol, out, n_out, conflicts, n_conflicts,
+	                    skipped_udp != NULL ? &sk : NULL, &nsk) != 0)
+		return -1;
+	for (size_t i = 0; i < nsk; i++)
+		if (sk[i].why == RC_SKIP_PROTO)
+			(*skipped_udp)++;
+	free(sk);
+	return 0;
 }
 
 /* ---- reconcile -------------------------------------------------------- */

@@ -2,9 +2,12 @@
  * the actions to actual and reconciling again yields no action.
  *
  * Desired forwards are derived from the running containers of one host: each
- * published TCP port becomes one forward keyed by (bind, local_port).  When
- * two containers want the same key, the one with the higher seq (the later
- * event) owns it: last event wins.  The loser is reported as a conflict. */
+ * published TCP port that the labels and rules (labels.h, rules.h) let
+ * through becomes one forward per local address (rc_bind_expand), keyed by
+ * (bind, local_port); every other published port becomes an rc_skip saying
+ * why.  When two containers want the same key, the one with the higher seq
+ * (the later event) owns it: last event wins.  The loser is reported as a
+ * conflict. */
 #ifndef RDHPF_RECONCILE_H
 #define RDHPF_RECONCILE_H
 
@@ -12,6 +15,7 @@
 #include <stdint.h>
 
 #include "rdhpf/plugin.h"
+#include "rules.h"
 
 #define RC_ID_MAX 72
 #define RC_NAME_MAX 128
@@ -25,6 +29,8 @@ struct rc_forward {
 	char container_id[RC_ID_MAX];
 	char container_name[RC_NAME_MAX];
 	uint64_t seq;
+	int rule_line;                /* the rule that decided it, 0 when none did */
+	int privileged;               /* rc_desired_full internal: became a skip */
 };
 
 struct rc_port_map {
@@ -33,10 +39,22 @@ struct rc_port_map {
 };
 
 struct rc_policy {
-	const char *bind;             /* local bind address, e.g. "127.0.0.1" */
+	const char *bind;             /* local bind addresses: "127.0.0.1", "localhost",
+	                               * "127.0.0.1, ::1" (see rc_bind_expand) */
+	int no_ipv6_loopback;         /* this machine has no ::1: localhost is 127.0.0.1 */
 	int32_t port_offset;          /* added to the remote port */
 	const struct rc_port_map *map;/* explicit remote → local, wins over offset */
 	size_t n_map;
+	const struct rule *rules;     /* tried first, in order (see rules.h) */
+	size_t n_rules;
+	/* Local ports below this cannot be bound here (not root, no
+	 * CAP_NET_BIND_SERVICE; Linux's ip_unprivileged_port_start, 1024 by
+	 * default); 0 when every port can. */
+	uint16_t unpriv_port_start;
+	int privileged_skip;          /* privileged = skip: quietly skipped */
+	int labels;                   /* labels = yes: rdhpf.* labels (labels.h) apply,
+	                               * before the rules */
+	uint16_t privileged_offset;   /* privileged = offset N: such ports move up by N */
 };
 
 /* One container as the core holds it: runtime data plus the arrival seq. */
@@ -44,6 +62,51 @@ struct rc_container {
 	const struct rdhpf_container *c;
 	uint64_t seq;
 };
+
+/* What rules may match besides ports and names; one per rc_container. */
+struct rc_meta {
+	const char *image;               /* NULL when the runtime does not say */
+	const struct rule_label *labels; /* likewise */
+	size_t n_labels;
+};
+
+/* Why a published port has no forward. */
+enum rc_skip_why {
+	RC_SKIP_PROTO = 1, /* UDP or SCTP: SSH forwards carry TCP only */
+	RC_SKIP_RULE = 2,  /* an ignore rule matched (rule_line) */
+	RC_SKIP_RANGE = 3, /* its local port would fall outside 1..65535 */
+	RC_SKIP_TAKEN = 4, /* another container of this host owns the local port (holder) */
+	RC_SKIP_PRIVILEGED = 5, /* local port < unpriv_port_start; never retried */
+	RC_SKIP_PRIVILEGED_SKIP = 6, /* likewise, and privileged = skip says so */
+	RC_SKIP_LABEL = 7, /* the container's label rdhpf.ignore=true (label) */
+};
+
+struct rc_skip {
+	char container_id[RC_ID_MAX];
+	char container_name[RC_NAME_MAX];
+	char remote_host[RC_ADDR_MAX];
+	uint16_t remote_port;
+	int proto;
+	char bind[RC_ADDR_MAX];       /* "" when no local port was chosen */
+	uint16_t local_port;          /* 0 when none */
+	enum rc_skip_why why;
+	int rule_line;                /* the rule that decided, 0 when none did */
+	char holder[RC_NAME_MAX];     /* RC_SKIP_TAKEN: the owning container's name */
+	char label[RC_NAME_MAX];      /* the label that decided, "" when none did */
+};
+
+/* A short English reason: "ignored by rule", "udp: SSH forwards carry TCP
+ * only", … (for status and logs). */
+const char *rc_skip_reason(const struct rc_skip *s);
+
+#define RC_BIND_MAX 8
+
+/* The addresses a bind spec stands for, in order, without repeats: a list
+ * separated by commas or blanks, where "localhost" is 127.0.0.1 and ::1
+ * (only 127.0.0.1 when no6).  Each published port gets one forward per
+ * address.  Returns how many were written (at most max; 0 for an empty or
+ * bad spec, which config validation rules out). */
+size_t rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t max);
 
 /* Where a port published on the remote's host_ip is reached from the remote
  * sshd: "0.0.0.0", "" → "127.0.0.1"; "::" → "::1"; anything else → itself. */
@@ -59,6 +122,15 @@ const char *rc_remote_host(const char *host_ip);
 int rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
                struct rc_forward **out, size_t *n_out,
                struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp);
+
+/* rc_desired, plus every published port that gets no forward and why,
+ * sorted by container name, id, port (skips malloc'd, NULL when none).
+ * meta is NULL or parallel to cs. */
+int rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
+                    const struct rc_policy *pol,
+                    struct rc_forward **out, size_t *n_out,
+                    struct rc_forward **conflicts, size_t *n_conflicts,
+                    struct rc_skip **skips, size_t *n_skips);
 
 enum rc_action_type {
 	RC_REMOVE = 1,  /* transport forward_remove(fwd) */

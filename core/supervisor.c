@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 #include <time.h>
@@ -41,6 +44,12 @@ struct fwd {
 	uint64_t since_ms;
 	uint64_t add_started_ns;
 	char err[160];
+};
+
+/* on_conflict = next-free moved the forward wanted at bind:want to got. */
+struct remap {
+	char bind[RC_ADDR_MAX];
+	uint16_t want, got;
 };
 
 struct cont {
@@ -106,6 +115,10 @@ struct host {
 	struct fwd *fwds;
 	size_t n_fwds;
 	uint64_t next_fwd_id;
+	struct rc_skip *skips;    /* published ports without a forward, and why */
+	size_t n_skips;
+	struct remap *remaps;     /* on_conflict = next-free: ports moved */
+	size_t n_remaps;
 
 	struct op *ops;
 
@@ -411,6 +424,169 @@ fwd_retry_arm(struct host *h)
 		uv_timer_start(&h->t_fwd, fwd_retry_cb, FWD_RETRY_MS, FWD_RETRY_MS);
 }
 
+/* ---- conflicts across hosts ---- */
+
+/* Every live host, so that a forward refused with "address in use" can
+ * name the host of this daemon that holds the port, and next-free can
+ * steer clear of ports other hosts hold. */
+static struct host **g_hosts;
+static size_t g_n_hosts;
+
+static void
+hosts_add(struct host *h)
+{
+	g_hosts = xrealloc(g_hosts, (g_n_hosts + 1) * sizeof *g_hosts);
+	g_hosts[g_n_hosts++] = h;
+}
+
+static void
+hosts_del(struct host *h)
+{
+	for (size_t i = 0; i < g_n_hosts; i++)
+		if (g_hosts[i] == h) {
+			g_hosts[i] = g_hosts[--g_n_hosts];
+			break;
+		}
+	if (g_n_hosts == 0) {
+		free(g_hosts);
+		g_hosts = NULL;
+	}
+}
+
+/* The forward of another host that holds (or is binding) bind:port. */
+static const struct fwd *
+held_by(const struct host *self, const char *addr, uint16_t port, const struct host **holder)
+{
+	for (size_t i = 0; i < g_n_hosts; i++) {
+		const struct host *o = g_hosts[i];
+		if (o == self)
+			continue;
+		for (size_t j = 0; j < o->n_fwds; j++) {
+			const struct fwd *w = &o->fwds[j];
+			if (w->f.local_port == port && strcmp(w->f.bind, addr) == 0 &&
+			    (w->state == FWD_ACTIVE || w->in_flight)) {
+				*holder = o;
+				return w;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* No forward of any host uses bind:port, and the kernel lets us bind it
+ * now (a probe: the transport binds for real a moment later). */
+static bool
+port_free(const char *addr, uint16_t port)
+{
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	struct sockaddr *sa;
+	socklen_t len;
+	int fd, one = 1, ok;
+
+	for (size_t i = 0; i < g_n_hosts; i++)
+		for (size_t j = 0; j < g_hosts[i]->n_fwds; j++)
+			if (g_hosts[i]->fwds[j].f.local_port == port &&
+			    strcmp(g_hosts[i]->fwds[j].f.bind, addr) == 0)
+				return false;
+	if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) {
+		sa = (struct sockaddr *)&a4;
+		len = sizeof a4;
+	} else if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
+		sa = (struct sockaddr *)&a6;
+		len = sizeof a6;
+	} else
+		return false;
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	ok = bind(fd, sa, len) == 0;
+	close(fd);
+	return ok;
+}
+
+#define NEXT_FREE_TRIES 100
+
+static void fwd_retry_cb(uv_timer_t *t);
+
+/* A forward refused with "address in use": say who holds the port; with
+ * on_conflict = next-free, move it to the next free port instead and retry
+ * at once (from the loop: this runs inside the transport's callback).
+ * Returns true when it moved. */
+static bool
+on_port_taken(struct host *h, struct fwd *w)
+{
+	const struct host *ho = NULL;
+	const struct fwd *hw = held_by(h, w->f.bind, w->f.local_port, &ho);
+	char want[16], got[16];
+
+	if (hw != NULL)
+		snprintf(w->err, sizeof w->err, "address in use: held by host %.40s (container %.60s)",
+		         ho->name, hw->f.container_name);
+	if (!h->cfg->on_conflict_next_free)
+		return false;
+	for (uint32_t p = (uint32_t)w->f.local_port + 1;
+	     p <= 65535 && p <= (uint32_t)w->f.local_port + NEXT_FREE_TRIES; p++) {
+		struct remap *m = NULL;
+		if (!port_free(w->f.bind, (uint16_t)p))
+			continue;
+		for (size_t i = 0; i < h->n_remaps && m == NULL; i++)
+			if (h->remaps[i].got == w->f.local_port && strcmp(h->remaps[i].bind, w->f.bind) == 0)
+				m = &h->remaps[i]; /* moved before: move again */
+		if (m == NULL) {
+			h->remaps = xrealloc(h->remaps, (h->n_remaps + 1) * sizeof *h->remaps);
+			m = &h->remaps[h->n_remaps++];
+			str_copy(m->bind, w->f.bind, sizeof m->bind);
+			m->want = w->f.local_port;
+		}
+		m->got = (uint16_t)p;
+		snprintf(want, sizeof want, "%u", m->want);
+		snprintf(got, sizeof got, "%u", m->got);
+		hlog(h, RDHPF_LOG_INFO, "local port taken; forward moved to the next free port (on_conflict = next-free)",
+		     "bind", w->f.bind, "wanted_port", want, "local_port", got, "container",
+		     w->f.container_name, "held_by", ho != NULL ? ho->name : NULL, NULL);
+		w->f.local_port = m->got;
+		w->state = FWD_PENDING;
+		w->err[0] = '\0';
+		uv_timer_start(&h->t_fwd, fwd_retry_cb, 0, FWD_RETRY_MS);
+		return true;
+	}
+	return false;
+}
+
+/* Apply the next-free moves to a fresh desired set; forget moves whose
+ * wanted port is no longer desired (its container stopped). */
+static void
+remaps_apply(struct host *h, struct rc_forward *desired, size_t nd)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < h->n_remaps; i++) {
+		struct remap *m = &h->remaps[i];
+		bool used = false;
+		for (size_t j = 0; j < nd; j++)
+			if (desired[j].local_port == m->want && strcmp(desired[j].bind, m->bind) == 0) {
+				desired[j].local_port = m->got;
+				used = true;
+			}
+		if (used)
+			h->remaps[k++] = *m;
+	}
+	h->n_remaps = k;
+}
+
+/* The port a moved forward wanted, or 0. */
+static uint16_t
+remap_wanted(const struct host *h, const struct rc_forward *f)
+{
+	for (size_t i = 0; i < h->n_remaps; i++)
+		if (h->remaps[i].got == f->local_port && strcmp(h->remaps[i].bind, f->bind) == 0)
+			return h->remaps[i].want;
+	return 0;
+}
+
 static void
 on_add_done(void *arg, int status, const char *detail)
 {
@@ -441,6 +617,10 @@ on_add_done(void *arg, int status, const char *detail)
 		w->since_ms = now_ms();
 		snprintf(w->err, sizeof w->err, "%s%s%s", status_name(status), detail ? ": " : "",
 		         detail ? detail : "");
+		if (w->state == FWD_CONFLICT && on_port_taken(h, w)) {
+			count_active(h);
+			return;
+		}
 		fwd_log(h, RDHPF_LOG_WARN,
 		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
 		        w, w->err);
@@ -468,6 +648,8 @@ issue_add(struct host *h, struct fwd *w)
 		w->in_flight = 0;
 		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
 		snprintf(w->err, sizeof w->err, "%s", status_name(r));
+		if (w->state == FWD_CONFLICT && on_port_taken(h, w))
+			return;
 		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
 		fwd_retry_arm(h);
 	}
@@ -542,13 +724,135 @@ remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desi
 	return "port no longer published";
 }
 
+/* Whether ::1 can be bound here (a kernel booted with ipv6.disable=1, a
+ * container without IPv6 loopback).  Asked once; without it localhost means
+ * 127.0.0.1 alone, said in one info line rather than an error per forward. */
+static int
+no_ipv6_loopback(void)
+{
+	static int known = 0, missing = 0;
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd;
+
+	if (known)
+		return missing;
+	known = 1;
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	missing = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0;
+	if (fd >= 0)
+		close(fd);
+	if (missing)
+		log_kv(RDHPF_LOG_INFO, NULL, NULL,
+		       "no IPv6 loopback (::1) on this machine: localhost forwards bind 127.0.0.1 only",
+		       NULL);
+	return missing;
+}
+
+/* The lowest local port this process may bind: 0 with CAP_NET_BIND_SERVICE
+ * (root has it), else Linux's net.ipv4.ip_unprivileged_port_start (1024
+ * unless changed).  Asked once: neither changes under a running daemon in
+ * practice, and a forward that cannot bind must not become a retry loop. */
+static uint16_t
+unpriv_port_start(void)
+{
+	static int known = 0;
+	static uint16_t start = 1024;
+	char line[256];
+	FILE *f;
+
+	if (known)
+		return start;
+	known = 1;
+	if ((f = fopen("/proc/self/status", "re")) != NULL) {
+		while (fgets(line, sizeof line, f) != NULL) {
+			unsigned long long caps;
+			if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+				if (caps & (1ULL << 10)) /* CAP_NET_BIND_SERVICE */
+					start = 0;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	if (start != 0 && (f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re")) != NULL) {
+		unsigned v;
+		if (fscanf(f, "%u", &v) == 1)
+			start = v > 65535 ? 65535 : (uint16_t)v;
+		fclose(f);
+	}
+	return start;
+}
+
+static bool
+skip_same(const struct rc_skip *a, const struct rc_skip *b)
+{
+	return strcmp(a->container_id, b->container_id) == 0 && a->remote_port == b->remote_port &&
+	       a->proto == b->proto && strcmp(a->remote_host, b->remote_host) == 0 &&
+	       a->why == b->why && a->rule_line == b->rule_line && a->local_port == b->local_port &&
+	       strcmp(a->holder, b->holder) == 0 && strcmp(a->bind, b->bind) == 0 &&
+	       strcmp(a->label, b->label) == 0;
+}
+
+/* "FILE:LINE" of the rule written at line, or "" when none did. */
+static void
+rule_where(const struct host *h, int line, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (line == 0)
+		return;
+	for (size_t i = 0; i < h->cfg->n_rules; i++)
+		if (h->cfg->rules[i].line == line) {
+			snprintf(buf, len, "%s:%d", h->cfg->rules[i].file ? h->cfg->rules[i].file : "-",
+			         line);
+			return;
+		}
+}
+
+static const char *
+proto_name(int p)
+{
+	return p == RDHPF_PROTO_UDP ? "udp" : p == RDHPF_PROTO_SCTP ? "sctp" : "tcp";
+}
+
+/* Take the new skip list; log each skip once, when it first appears, so a
+ * reconcile per event does not repeat them. */
+static void
+skips_update(struct host *h, struct rc_skip *skips, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct rc_skip *s = &skips[i];
+		bool known = false;
+		char port[16], local[16], rule[512];
+
+		for (size_t j = 0; j < h->n_skips && !known; j++)
+			known = skip_same(s, &h->skips[j]);
+		if (known)
+			continue;
+		snprintf(port, sizeof port, "%u", s->remote_port);
+		snprintf(local, sizeof local, "%u", s->local_port);
+		rule_where(h, s->rule_line, rule, sizeof rule);
+		hlog(h, s->why == RC_SKIP_RANGE || s->why == RC_SKIP_PRIVILEGED ? RDHPF_LOG_WARN
+		                                                                : RDHPF_LOG_INFO,
+		     "port not forwarded", "container", s->container_name, "remote_port", port,
+		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s),
+		     "bind", s->bind[0] ? s->bind : NULL, "local_port", s->local_port ? local : NULL,
+		     "rule", rule[0] ? rule : NULL,
+		     "holder", s->holder[0] ? s->holder : NULL, "label", s->label[0] ? s->label : NULL,
+		     NULL);
+	}
+	free(h->skips);
+	h->skips = skips;
+	h->n_skips = n;
+}
+
 static void
 reconcile_apply(struct host *h)
 {
 	struct rc_container *rcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *rcs);
 	struct rdhpf_container *pcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *pcs);
 	struct rc_forward *desired = NULL, *conflicts = NULL, *actual;
-	size_t nd = 0, nc = 0, skipped = 0, na = h->n_fwds, nact = 0;
+	struct rc_skip *skips = NULL;
+	size_t nd = 0, nc = 0, nskips = 0, na = h->n_fwds, nact = 0;
 	struct rc_action *acts = NULL;
 	struct rc_policy pol;
 	struct rc_port_map *map;
@@ -563,6 +867,10 @@ reconcile_apply(struct host *h)
 	}
 	memset(&pol, 0, sizeof pol);
 	pol.bind = h->cfg->bind_address;
+	pol.no_ipv6_loopback = no_ipv6_loopback();
+	pol.unpriv_port_start = unpriv_port_start();
+	pol.privileged_skip = h->cfg->privileged_skip;
+	pol.privileged_offset = h->cfg->privileged_offset;
 	pol.port_offset = h->cfg->port_offset;
 	map = xcalloc(h->cfg->n_port_map ? h->cfg->n_port_map : 1, sizeof *map);
 	for (size_t i = 0; i < h->cfg->n_port_map; i++) {
@@ -571,11 +879,18 @@ reconcile_apply(struct host *h)
 	}
 	pol.map = map;
 	pol.n_map = h->cfg->n_port_map;
+	pol.rules = h->cfg->rules;
+	pol.n_rules = h->cfg->n_rules;
 	actual = xcalloc(na ? na : 1, sizeof *actual);
 	for (size_t i = 0; i < na; i++)
 		actual[i] = h->fwds[i].f;
-	if (rc_desired(rcs, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skipped) != 0 ||
-	    rc_reconcile(desired, nd, actual, na, &acts, &nact) != 0) {
+	if (rc_desired_full(rcs, NULL, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skips,
+	                    &nskips) != 0) {
+		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
+		goto out;
+	}
+	remaps_apply(h, desired, nd);
+	if (rc_reconcile(desired, nd, actual, na, &acts, &nact) != 0) {
 		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
 		goto out;
 	}
@@ -606,22 +921,14 @@ reconcile_apply(struct host *h)
 			break;
 		}
 	}
-	for (size_t i = 0; i < nc; i++) {
-		char p[16];
-		snprintf(p, sizeof p, "%u", conflicts[i].remote_port);
-		if (conflicts[i].local_port == 0)
-			hlog(h, RDHPF_LOG_WARN,
-			     "published port maps outside 1-65535 locally (port_offset/port_map); not forwarded",
-			     "remote_port", p, "container", conflicts[i].container_name, NULL);
-		else
-			hlog(h, RDHPF_LOG_INFO, "port owned by a later container; not forwarded",
-			     "remote_port", p, "container", conflicts[i].container_name, NULL);
-	}
+	skips_update(h, skips, nskips);
+	skips = NULL;
 	count_active(h);
 out:
 	free(acts);
 	free(desired);
 	free(conflicts);
+	free(skips);
 	free(actual);
 	free(rcs);
 	free(pcs);
@@ -1116,6 +1423,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 		h->rstate = NULL;
 		goto fail;
 	}
+	hosts_add(h);
 	return h;
 fail:
 	host_stop(h, "create failed");
@@ -1183,6 +1491,7 @@ host_free(struct host *h)
 
 	if (h == NULL)
 		return;
+	hosts_del(h);
 	host_stop(h, "host removed");
 	while (h->ops) {
 		struct op *o = h->ops;
@@ -1192,6 +1501,8 @@ host_free(struct host *h)
 	conts_clear(h);
 	pend_clear(h);
 	free(h->fwds);
+	free(h->skips);
+	free(h->remaps);
 	host_params_free(h->tparams);
 	host_params_free(h->rparams);
 	cfg_host_clear(h->cfg);
@@ -1266,6 +1577,36 @@ ms_or_null(uint64_t ms, int valid)
 	return valid ? json_real((double)ms / 1000.0) : json_null();
 }
 
+/* Every published port that has no forward, with why and what decided. */
+static json_t *
+skips_json(const struct host *h)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < h->n_skips; i++) {
+		const struct rc_skip *s = &h->skips[i];
+		json_t *o = json_object();
+		char shortid[13], rule[512];
+
+		short_id(shortid, s->container_id);
+		rule_where(h, s->rule_line, rule, sizeof rule);
+		json_object_set_new(o, "container", json_string(s->container_name));
+		json_object_set_new(o, "container_id", json_string(shortid));
+		json_object_set_new(o, "remote_host", json_string(s->remote_host));
+		json_object_set_new(o, "remote_port", json_integer(s->remote_port));
+		json_object_set_new(o, "proto", json_string(proto_name(s->proto)));
+		json_object_set_new(o, "bind", s->bind[0] ? json_string(s->bind) : json_null());
+		json_object_set_new(o, "local_port",
+		                    s->local_port ? json_integer(s->local_port) : json_null());
+		json_object_set_new(o, "reason", json_string(rc_skip_reason(s)));
+		json_object_set_new(o, "rule", rule[0] ? json_string(rule) : json_null());
+		json_object_set_new(o, "holder", s->holder[0] ? json_string(s->holder) : json_null());
+		json_object_set_new(o, "label", s->label[0] ? json_string(s->label) : json_null());
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 json_t *
 host_status_json(const struct host *h)
 {
@@ -1311,6 +1652,8 @@ host_status_json(const struct host *h)
 		char shortid[13];
 		struct rdhpf_forward pf;
 		struct rdhpf_forward_stats fs;
+		char rule[512];
+		uint16_t wanted;
 
 		short_id(shortid, w->f.container_id);
 		json_object_set_new(f, "bind", json_string(w->f.bind));
@@ -1322,6 +1665,10 @@ host_status_json(const struct host *h)
 		json_object_set_new(f, "state", json_string(fwd_state_name(w->state)));
 		json_object_set_new(f, "since", mono_to_wall(w->since_ms));
 		json_object_set_new(f, "error", w->err[0] ? json_string(w->err) : json_null());
+		rule_where(h, w->f.rule_line, rule, sizeof rule);
+		json_object_set_new(f, "rule", rule[0] ? json_string(rule) : json_null());
+		wanted = remap_wanted(h, &w->f);
+		json_object_set_new(f, "wanted_port", wanted ? json_integer(wanted) : json_null());
 		fwd_to_plugin(w, &pf);
 		if (h->tstate != NULL && h->tops->forward_stats != NULL &&
 		    (h->tp->info->caps & RDHPF_TCAP_FORWARD_STATS) &&
@@ -1337,6 +1684,7 @@ host_status_json(const struct host *h)
 		json_array_append_new(fw, f);
 	}
 	json_object_set_new(o, "forwards", fw);
+	json_object_set_new(o, "skipped", skips_json(h));
 	return o;
 }
 

@@ -416,18 +416,34 @@ static int
 bind_port(const struct rdhpf_forward *fw, int *out)
 {
 	struct sockaddr_in a;
-	int fd, one = 1;
+	struct sockaddr_in6 a6;
+	struct sockaddr *sa;
+	socklen_t salen;
+	int fd, one = 1, family;
 
 	memset(&a, 0, sizeof a);
+	memset(&a6, 0, sizeof a6);
 	a.sin_family = AF_INET;
 	a.sin_port = htons(fw->local_port);
-	if (inet_pton(AF_INET, fw->bind_address, &a.sin_addr) != 1)
+	a6.sin6_family = AF_INET6;
+	a6.sin6_port = htons(fw->local_port);
+	if (inet_pton(AF_INET, fw->bind_address, &a.sin_addr) == 1) {
+		family = AF_INET;
+		sa = (struct sockaddr *)&a;
+		salen = sizeof a;
+	} else if (inet_pton(AF_INET6, fw->bind_address, &a6.sin6_addr) == 1) {
+		family = AF_INET6;
+		sa = (struct sockaddr *)&a6;
+		salen = sizeof a6;
+	} else
 		return RDHPF_ERR_INVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return RDHPF_ERR_IO;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, sa, salen) != 0 || listen(fd, 1) != 0) {
 		int e = errno;
 		close(fd);
 		return e == EADDRINUSE ? RDHPF_ERR_ADDRINUSE : RDHPF_ERR_IO;

@@ -11,6 +11,7 @@ cat >"$T/config.ini" <<C
 transport = fake
 runtime = fake
 bind_ports = yes
+bind_address = 127.0.0.1
 
 [host "a"]
 url = ssh://t@a.invalid

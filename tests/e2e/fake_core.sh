@@ -34,7 +34,8 @@ connects_at_least() { [ "$(awk '/^connects/ {print $2}' "$T/state")" -ge "$1" ];
 start_daemon --config "$T/config.ini" --log-level debug
 check "web and admin ports forwarded" wait_for 3000 has "forward 127.0.0.1:18080 127.0.0.1:18080"
 check "port on remote 127.0.0.1 forwarded to it" has "forward 127.0.0.1:18081 127.0.0.1:18081"
-check "dual-stack publish is one forward" test "$(grep -c ':15432 ' "$T/state")" -eq 1
+check "dual-stack publish is one forward per loopback" test "$(grep -c ':15432 ' "$T/state")" -eq 2
+check "bind_address localhost (default): 127.0.0.1 and ::1" bash -c "grep -qx 'forward 127.0.0.1:15432 127.0.0.1:15432' '$T/state' && grep -qx 'forward ::1:15432 127.0.0.1:15432' '$T/state'"
 check "udp publish not forwarded" hasnt "forward 127.0.0.1:5353 127.0.0.1:5353"
 check "stopped container's forwards removed" wait_for 3000 hasnt "forward 127.0.0.1:18080 127.0.0.1:18080"
 check "malformed script line logged with its line number" grep -q 'script line skipped.*line=5' "$T/log"
@@ -81,7 +82,7 @@ for line in open(sys.argv[1]).read().splitlines():
 assert 'rdhpf_connects_total' in typed
 PY
 check "metrics served over HTTP (metrics_listen)" bash -c "curl -fsS --noproxy '*' -m 2 http://127.0.0.1:19464/metrics | grep -q '^rdhpf_connects_total'"
-check "metrics: one active forward" grep -q '^rdhpf_forwards_active{host="lab",plugin="fake"} 1$' "$T/metrics"
+check "metrics: one active forward on each loopback" grep -q '^rdhpf_forwards_active{host="lab",plugin="fake"} 2$' "$T/metrics"
 check "metrics: one connect" grep -q '^rdhpf_connects_total{host="lab",plugin="fake"} 1$' "$T/metrics"
 
 # The link goes down before c3 starts; c3 starts while it is down.

@@ -75,6 +75,14 @@ check "three ports on one container" wait_for 3000 bash -c "$(declare -f lab_htt
 rmc "$pfx-three"
 check "three ports removed" wait_for 3000 bash -c "$(declare -f lab_http_ok refuses); refuses $((base + 3)) && refuses $((base + 4)) && refuses $((base + 5))"
 
+# bind_address defaults to localhost: both loopbacks serve (curl resolves
+# localhost itself, to ::1 for -6 and 127.0.0.1 for -4).
+curl_lo() { curl "$1" -fs -o /dev/null --noproxy '*' --connect-timeout 1 --max-time 2 "http://localhost:$2/"; }
+run_c dual -p $((base + 11)):80
+check "localhost: curl -4 and curl -6 both serve" wait_for 3000 bash -c "$(declare -f curl_lo); curl_lo -4 $((base + 11)) && curl_lo -6 $((base + 11))"
+rmc "$pfx-dual"
+check "localhost: both refuse after stop" wait_for 3000 bash -c "$(declare -f curl_lo); ! curl_lo -4 $((base + 11)) && ! curl_lo -6 $((base + 11))"
+
 # podman 4.3 refuses -p 0:80; its -p 80 means the same (an ephemeral port)
 if [ "$runtime" = docker ]; then eph=0:80; else eph=80; fi
 run_c eph -p $eph

@@ -6,8 +6,33 @@
 #include <string.h>
 
 #include "config.h"
+#include "rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A rule that parses prints back as text that parses to the same rule,
+ * and covers itself. */
+static void
+fuzz_rule(const char *s)
+{
+	struct rule r, back;
+	struct rule_label l = {"k", "v"};
+	struct rule_subject subj = {.port = 80, .proto = RDHPF_PROTO_TCP, .name = "web-1",
+	                            .image = "img", .labels = &l, .n_labels = 1};
+	char err[256], text[RULE_TEXT_MAX];
+
+	if (rule_parse(s, 1, &r, err, sizeof err) != 0)
+		return;
+	rule_format(&r, text, sizeof text);
+	if (rule_parse(text, 1, &back, err, sizeof err) != 0)
+		abort();
+	if (!rule_same(&r, &back) || !rule_covers(&r, &r))
+		abort();
+	(void)rule_matches(&r, &subj);
+	(void)rule_local_port(&r, r.port_lo);
+	rule_clear(&r);
+	rule_clear(&back);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -31,6 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	cfg_free(&c);
+	fuzz_rule(s);
 	ssh_url_parse(s, &u, err, sizeof err);
 	if (parse_duration(s, &ms, err, sizeof err) == 0)
 		format_duration(ms, buf, sizeof buf);

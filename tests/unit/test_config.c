@@ -269,7 +269,7 @@ test_builtin_defaults(void **s)
 	assert_string_equal(h->u.host, "a");
 	assert_string_equal(h->transport, "openssh");
 	assert_string_equal(h->runtime, "docker");
-	assert_string_equal(h->bind_address, "127.0.0.1");
+	assert_string_equal(h->bind_address, "localhost");
 	assert_null(h->identity_file);
 	assert_null(h->known_hosts);
 	assert_int_equal(h->transport_line, 0);
@@ -897,7 +897,7 @@ test_from_url(void **s)
 	assert_int_equal(h->u.port, 2222);
 	assert_string_equal(h->transport, "openssh");
 	assert_string_equal(h->runtime, "docker");
-	assert_string_equal(h->bind_address, "127.0.0.1");
+	assert_string_equal(h->bind_address, "localhost");
 	policy_defaults(&p);
 	expect_policy(&h->pol, &p);
 	cfg_free(&c);

@@ -722,6 +722,7 @@ random_policy(struct rc_policy *pol)
 	static const int32_t offsets[] = {0, 0, 1000, -79, 1, 60000};
 	static const char *const binds[] = {"127.0.0.1", "::1"};
 
+	*pol = (struct rc_policy){0}; /* fields it does not vary stay off */
 	pol->bind = binds[rng(2)];
 	pol->port_offset = offsets[rng(NELEM(offsets))];
 	pol->map = maps;
