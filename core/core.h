@@ -136,6 +136,9 @@ const struct cfg_host *host_cfg(const struct host *h);
 size_t host_active_forwards(const struct host *h);
 /* Status as documented in docs/status.md (stable). */
 json_t *host_status_json(const struct host *h);
+/* --since-start: the host's state and every forward's, to one subscriber. */
+struct ev_sub;
+void host_events_replay(const struct host *h, struct ev_sub *to);
 json_t *ended_forwards_json(void);
 
 /* ---- daemon.c ---------------------------------------------------------- */

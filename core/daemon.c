@@ -13,6 +13,7 @@
 
 #include "control.h"
 #include "core.h"
+#include "events.h"
 #include "log.h"
 #include "util.h"
 
@@ -152,6 +153,68 @@ control_handler(const char *cmd, void *arg)
 	if (strcmp(cmd, "metrics") == 0)
 		return metrics_text();
 	return NULL;
+}
+
+/* ---- events stream: "events [--since-start] [--host NAME]" ---- */
+
+static void
+events_sink(void *arg, const char *line, size_t len)
+{
+	control_stream_send(arg, line, len);
+}
+
+static void
+events_closed(void *arg)
+{
+	events_unsubscribe(arg);
+}
+
+static int
+stream_handler(const char *cmd, struct control_stream *cs, void *arg)
+{
+	struct daemon *d = arg;
+	char buf[128], *save = NULL, *tok;
+	const char *host = NULL;
+	int replay = 0, known = 0;
+	struct ev_sub *sub;
+	json_t *hello, *names;
+
+	if (strncmp(cmd, "events", 6) != 0 || (cmd[6] != '\0' && cmd[6] != ' '))
+		return 0;
+	snprintf(buf, sizeof buf, "%s", cmd + 6);
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (strcmp(tok, "--since-start") == 0) {
+			replay = 1;
+		} else if (strcmp(tok, "--host") == 0 && (tok = strtok_r(NULL, " ", &save)) != NULL) {
+			host = tok;
+		} else {
+			control_stream_close(cs, "usage: events [--since-start] [--host NAME]");
+			return 1;
+		}
+	}
+	names = json_array();
+	for (size_t i = 0; i < d->n_hosts; i++) {
+		json_array_append_new(names, json_string(host_name(d->hosts[i])));
+		if (host != NULL && strcmp(host, host_name(d->hosts[i])) == 0)
+			known = 1;
+	}
+	if (host != NULL && !known) {
+		char why[200];
+		json_decref(names);
+		snprintf(why, sizeof why, "no host named '%.100s' in this daemon", host);
+		control_stream_close(cs, why);
+		return 1;
+	}
+	sub = events_subscribe(host, events_sink, cs);
+	control_stream_on_close(cs, events_closed, sub);
+	hello = json_pack("{s:s, s:s, s:o}", "type", "hello", "version", RDHPF_VERSION, "hosts", names);
+	events_send_to(sub, hello);
+	if (replay) {
+		for (size_t i = 0; i < d->n_hosts; i++)
+			host_events_replay(d->hosts[i], sub);
+		events_send_to(sub, json_pack("{s:s}", "type", "replay-end"));
+	}
+	return 1;
 }
 
 static void
@@ -400,6 +463,8 @@ daemon_run(const struct run_opts *o)
 
 	d.started_wall = (int64_t)time(NULL);
 	d.control = control_start(d.rundir, control_handler, &d, err, sizeof err);
+	if (d.control != NULL)
+		control_set_stream(d.control, stream_handler);
 	if (d.control == NULL)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no control socket; status and metrics unavailable",
 		       "err", err, NULL);

@@ -24,6 +24,7 @@
 
 #include "backoff.h"
 #include "core.h"
+#include "events.h"
 #include "log.h"
 #include "reconcile.h"
 #include "util.h"
@@ -218,6 +219,8 @@ set_state(struct host *h, enum host_state s)
 		return;
 	hlog(h, RDHPF_LOG_DEBUG, "state", "from", host_state_name(h->state), "to",
 	     host_state_name(s), NULL);
+	events_host(h->name, host_state_name(h->state), host_state_name(s),
+	            s == HOST_BACKOFF || s == HOST_BREAKER_OPEN ? h->last_error : NULL);
 	h->state = s;
 	metrics_gauge_set(h->name, h->tp->info->name, "host_state", (double)s);
 }
@@ -433,6 +436,7 @@ on_add_done(void *arg, int status, const char *detail)
 			metrics_observe(h->name, h->tp->info->name, "forward_add_seconds",
 			                (double)(uv_hrtime() - w->add_started_ns) / 1e9);
 			fwd_log(h, RDHPF_LOG_INFO, "forward active", w, NULL);
+			events_forward(h->name, "active", &w->f, NULL);
 		}
 	} else if (status == RDHPF_ERR_NOTCONN) {
 		w->state = FWD_PENDING;
@@ -444,6 +448,7 @@ on_add_done(void *arg, int status, const char *detail)
 		fwd_log(h, RDHPF_LOG_WARN,
 		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
 		        w, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
 		fwd_retry_arm(h);
 	}
 	count_active(h);
@@ -469,6 +474,7 @@ issue_add(struct host *h, struct fwd *w)
 		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
 		snprintf(w->err, sizeof w->err, "%s", status_name(r));
 		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
 		fwd_retry_arm(h);
 	}
 }
@@ -515,6 +521,7 @@ fwd_remove_at(struct host *h, size_t i, const char *reason)
 
 	ended_add(h, w, reason);
 	fwd_log(h, RDHPF_LOG_INFO, "forward removed", w, reason);
+	events_forward(h->name, "removed", &w->f, reason);
 	fwd_to_plugin(w, &pf);
 	if (h->tstate != NULL) {
 		struct op *o = op_new(h, 0);
@@ -595,6 +602,7 @@ reconcile_apply(struct host *h)
 			w->f = a->fwd;
 			w->state = FWD_PENDING;
 			w->since_ms = now_ms();
+			events_forward(h->name, "added", &w->f, NULL);
 			if (link_up(h))
 				issue_add(h, w);
 			break;
@@ -1137,6 +1145,7 @@ host_stop(struct host *h, const char *reason)
 {
 	if (h->state == HOST_STOPPED)
 		return;
+	events_host(h->name, host_state_name(h->state), host_state_name(HOST_STOPPED), reason);
 	h->state = HOST_STOPPED;
 	h->gen++;
 	uv_timer_stop(&h->t_retry);
@@ -1152,6 +1161,7 @@ host_stop(struct host *h, const char *reason)
 	}
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
+		events_forward(h->name, "removed", &h->fwds[i].f, reason);
 		ended_add(h, &h->fwds[i], reason);
 	}
 	if (h->tstate != NULL) {
@@ -1241,6 +1251,23 @@ fwd_state_name(enum fwd_state s)
 	case FWD_FAILED: return "failed";
 	}
 	return "?";
+}
+
+void
+host_events_replay(const struct host *h, struct ev_sub *to)
+{
+	static const char *what[] = {
+		[FWD_PENDING] = "added",
+		[FWD_ACTIVE] = "active",
+		[FWD_CONFLICT] = "conflict",
+		[FWD_FAILED] = "failed",
+	};
+	int down = h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN;
+
+	events_host_to(to, h->name, host_state_name(h->state), down ? h->last_error : NULL);
+	for (size_t i = 0; i < h->n_fwds; i++)
+		events_forward_to(to, h->name, what[h->fwds[i].state], &h->fwds[i].f,
+		                  h->fwds[i].err[0] ? h->fwds[i].err : NULL);
 }
 
 static void
