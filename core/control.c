@@ -440,6 +440,7 @@ metric_help(const char *name)
 		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped."},
 		{"breaker_open", "1 while the host's circuit breaker is open."},
 		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
+		{"loop_pauses_total", "Times the loop did not run for a while (sleep, SIGSTOP) and every host was checked."},
 	};
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
 		if (strcmp(h[i].name, name) == 0)

@@ -132,6 +132,8 @@ void host_stop(struct host *h, const char *reason);
 void host_free(struct host *h);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
+/* After a pause of the loop (sleep, SIGSTOP): check the link now. */
+void host_wake(struct host *h);
 const struct cfg_host *host_cfg(const struct host *h);
 size_t host_active_forwards(const struct host *h);
 /* Status as documented in docs/status.md (stable). */

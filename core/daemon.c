@@ -16,8 +16,11 @@
 #include "events.h"
 #include "log.h"
 #include "util.h"
+#include "wake.h"
 
 #define SHUTDOWN_GRACE_MS 1500
+/* A loop gone this long (sleep, SIGSTOP) makes every host check its link. */
+#define WAKE_THRESHOLD_MS 2000
 
 struct daemon {
 	struct cfg cfg;
@@ -36,6 +39,7 @@ struct daemon {
 	int64_t started_wall;
 	const struct run_opts *opts;
 	char config_file[512];  /* "" when not from a file: nothing to reload */
+	struct wake wake;
 };
 
 static struct daemon *g_daemon;
@@ -224,8 +228,25 @@ close_cb_noop(uv_handle_t *h)
 }
 
 static void
+on_wake(void *arg, uint64_t gone_ms, const char *why)
+{
+	struct daemon *d = arg;
+	char gone[32];
+
+	if (d->stopping)
+		return;
+	snprintf(gone, sizeof gone, "%llu", (unsigned long long)gone_ms);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "the loop did not run for a while; checking every host now",
+	       "gone_ms", gone, "cause", why, NULL);
+	metrics_counter_add(NULL, NULL, "loop_pauses_total", 1);
+	for (size_t i = 0; i < d->n_hosts; i++)
+		host_wake(d->hosts[i]);
+}
+
+static void
 finish(struct daemon *d)
 {
+	wake_stop(&d->wake);
 	uv_timer_stop(&d->t_shutdown);
 	uv_close((uv_handle_t *)&d->t_shutdown, close_cb_noop);
 	uv_close((uv_handle_t *)&d->t_logflush, close_cb_noop);
@@ -500,6 +521,7 @@ daemon_run(const struct run_opts *o)
 	}
 	if (started == 0)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);
+	wake_start(&d.wake, core_loop(), WAKE_THRESHOLD_MS, on_wake, &d);
 	uv_run(core_loop(), UV_RUN_DEFAULT);
 	log_flush_repeats(1);
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "stopped", NULL);

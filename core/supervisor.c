@@ -1066,6 +1066,27 @@ try_connect(struct host *h)
 	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
 }
 
+/* The loop did not run for a while (the machine slept, or rdhpf was
+ * frozen): the link may be dead without anyone having noticed.  Check it
+ * now instead of waiting out the keepalive; a host waiting to retry retries
+ * now (a breaker keeps its cooldown). */
+void
+host_wake(struct host *h)
+{
+	switch (h->state) {
+	case HOST_STEADY:
+		if (!h->health_in_flight)
+			health_cb(&h->t_health);
+		break;
+	case HOST_BACKOFF:
+		uv_timer_stop(&h->t_retry);
+		try_connect(h);
+		break;
+	default:
+		break;
+	}
+}
+
 /* ---- lifecycle ---- */
 
 static void
