@@ -15,6 +15,7 @@
 #include "core.h"
 #include "events.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 #include "wake.h"
 
@@ -40,6 +41,9 @@ struct daemon {
 	const struct run_opts *opts;
 	char config_file[512];  /* "" when not from a file: nothing to reload */
 	struct wake wake;
+	/* systemd notification: host and forward events schedule an update */
+	struct ev_sub *notify_sub;
+	uv_timer_t t_notify;
 };
 
 static struct daemon *g_daemon;
@@ -244,9 +248,37 @@ on_wake(void *arg, uint64_t gone_ms, const char *why)
 }
 
 static void
+notify_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (!d->stopping)
+		notify_update(d->hosts, d->n_hosts);
+}
+
+/* Events come from inside host transitions (even mid-reload): only schedule. */
+static void
+notify_sink(void *arg, const char *line, size_t len)
+{
+	struct daemon *d = arg;
+
+	(void)line;
+	(void)len;
+	if (!uv_is_active((uv_handle_t *)&d->t_notify))
+		uv_timer_start(&d->t_notify, notify_cb, 0, 0);
+}
+
+static void
 finish(struct daemon *d)
 {
 	wake_stop(&d->wake);
+	if (d->notify_sub != NULL) {
+		events_unsubscribe(d->notify_sub);
+		d->notify_sub = NULL;
+		uv_timer_stop(&d->t_notify);
+		uv_close((uv_handle_t *)&d->t_notify, close_cb_noop);
+	}
+	notify_close();
 	uv_timer_stop(&d->t_shutdown);
 	uv_close((uv_handle_t *)&d->t_shutdown, close_cb_noop);
 	uv_close((uv_handle_t *)&d->t_logflush, close_cb_noop);
@@ -279,6 +311,7 @@ begin_shutdown(struct daemon *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	notify_stopping();
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "shutting down", "reason", why, NULL);
 	control_stop(d->control);
 	d->control = NULL;
@@ -522,6 +555,12 @@ daemon_run(const struct run_opts *o)
 	if (started == 0)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);
 	wake_start(&d.wake, core_loop(), WAKE_THRESHOLD_MS, on_wake, &d);
+	if (notify_init()) {
+		uv_timer_init(core_loop(), &d.t_notify);
+		d.t_notify.data = &d;
+		d.notify_sub = events_subscribe(NULL, notify_sink, &d);
+		notify_update(d.hosts, d.n_hosts); /* no hosts: ready at once */
+	}
 	uv_run(core_loop(), UV_RUN_DEFAULT);
 	log_flush_repeats(1);
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "stopped", NULL);
