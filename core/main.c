@@ -1,5 +1,6 @@
 /* rdhpf command line. */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "control.h"
 #include "core.h"
+#include "engine_sock.h"
 #include "log.h"
 #include "util.h"
 #include "wait.h"
@@ -29,6 +31,8 @@ usage(FILE *out)
 	      "  wait           until forwards are active and serving: PORT… and/or\n"
 	      "                 --container NAME…; --timeout 30s; --host NAME (exit 1 at the\n"
 	      "                 timeout, naming each one not ready and why)\n"
+	      "  env [HOST]     print export DOCKER_HOST=unix://… (and CONTAINER_HOST for\n"
+	      "                 podman) for the host's engine socket (engine_socket = yes)\n"
 	      "  events         the daemon's live event stream (--format json|logfmt,\n"
 	      "                 --host NAME, --since-start: the current state first)\n"
 	      "  doctor         check a host step by step (--host NAME|URL), each failure with a fix\n"
@@ -228,6 +232,77 @@ cmd_events(const struct run_opts *o, const char *format, const char *host, int s
 	return events_run(dir, host, since_start, logfmt, stdout);
 }
 
+/* One shell word: single-quoted unless it is plain. */
+static void
+print_shell_word(const char *s)
+{
+	if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:+@%=,") ==
+	    strlen(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	}
+	putchar('\'');
+}
+
+static int
+cmd_env(const struct run_opts *o, const char *name)
+{
+	struct cfg c;
+	const struct cfg_host *h = NULL;
+	char dir[512], err[768], path[256], url[300];
+	int rc = 1;
+
+	if (config_load(o->config_path, o->host_url, &c) != 0) {
+		cfg_print_errors(&c, stderr);
+		cfg_free(&c);
+		return 2;
+	}
+	for (size_t i = 0; i < c.n_hosts; i++)
+		if (name == NULL ? c.n_hosts == 1 : strcmp(c.hosts[i].name, name) == 0)
+			h = &c.hosts[i];
+	if (h == NULL) {
+		fprintf(stderr, "rdhpf env: %s\n",
+		        name ? "no such host in the config" : "name the host (the config has several)");
+		goto out;
+	}
+	if (h->engine_socket == NULL) {
+		fprintf(stderr, "rdhpf env: host %s has no engine socket: set engine_socket = yes in its section\n",
+		        h->name);
+		goto out;
+	}
+	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : c.runtime_dir, dir, sizeof dir, err,
+	                        sizeof err) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", err);
+		goto out;
+	}
+	if (engine_local_path(path, sizeof path, dir, h->name) != 0) {
+		fprintf(stderr, "rdhpf env: the socket path under %s is too long\n", dir);
+		goto out;
+	}
+	snprintf(url, sizeof url, "unix://%s", path);
+	fputs("export DOCKER_HOST=", stdout);
+	print_shell_word(url);
+	putchar('\n');
+	if (strcmp(h->runtime, "podman") == 0) {
+		fputs("export CONTAINER_HOST=", stdout);
+		print_shell_word(url);
+		putchar('\n');
+	}
+	if (access(path, F_OK) != 0)
+		fprintf(stderr, "rdhpf env: %s does not exist yet: it is there while rdhpf runs\n", path);
+	rc = 0;
+out:
+	cfg_free(&c);
+	return rc;
+}
+
 static int
 cmd_metrics(const struct run_opts *o)
 {
@@ -330,6 +405,8 @@ main(int argc, char **argv)
 		return cmd_status(&o, format);
 	if (strcmp(cmd, "metrics") == 0)
 		return cmd_metrics(&o);
+	if (strcmp(cmd, "env") == 0)
+		return cmd_env(&o, optind < argc ? argv[optind] : NULL);
 	if (strcmp(cmd, "wait") == 0 || strcmp(cmd, "events") == 0) {
 		/* --host names a host of the daemon here, not a URL. */
 		const char *h = o.host_url;

@@ -24,6 +24,7 @@
 
 #include "backoff.h"
 #include "core.h"
+#include "engine_sock.h"
 #include "events.h"
 #include "log.h"
 #include "reconcile.h"
@@ -109,6 +110,8 @@ struct host {
 	uint64_t next_fwd_id;
 
 	struct op *ops;
+	struct engine_sock *engine; /* engine_socket = yes */
+	char *rundir;
 
 	/* figures */
 	uint64_t connects, reconnects, link_failures, events, resyncs;
@@ -1127,6 +1130,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
 	h->tctx->down_arg = h;
+	h->rundir = xstrdup(runtime_dir);
 	h->tparams = host_params_new(cfg, tp, runtime_dir);
 	r = h->tops->create(h->tctx, h->tparams, &h->tstate, perr, sizeof perr);
 	if (r != RDHPF_OK) {
@@ -1152,10 +1156,44 @@ fail:
 	return NULL;
 }
 
+int
+host_link(const struct host *h, const struct rdhpf_transport_ops **tops, void **tstate)
+{
+	*tops = h->tops;
+	*tstate = h->tstate;
+	return link_up(h) && h->tstate != NULL;
+}
+
+static void
+engine_start(struct host *h)
+{
+	char local[256], err[512];
+	const char *sockopt = NULL;
+
+	for (size_t i = 0; i < h->cfg->n_opts; i++)
+		if (strcmp(h->cfg->opts[i].key, "socket") == 0)
+			sockopt = h->cfg->opts[i].value;
+	if (engine_local_path(local, sizeof local, h->rundir, h->name) != 0) {
+		hlog(h, RDHPF_LOG_ERROR, "engine socket: path too long for a socket", "dir", h->rundir,
+		     NULL);
+		return;
+	}
+	h->engine = engine_sock_start(h, h->name, local,
+	                              engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt),
+	                              err, sizeof err);
+	if (h->engine == NULL)
+		hlog(h, RDHPF_LOG_ERROR, "engine socket unavailable", "err", err, NULL);
+	else
+		hlog(h, RDHPF_LOG_INFO, "engine socket", "path", local, "remote",
+		     engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt), NULL);
+}
+
 void
 host_start(struct host *h)
 {
 	set_state(h, HOST_IDLE);
+	if (h->cfg->engine_socket != NULL && h->engine == NULL)
+		engine_start(h);
 	uv_timer_start(&h->t_health, health_cb, h->cfg->pol.health_interval_ms,
 	               h->cfg->pol.health_interval_ms);
 	try_connect(h);
@@ -1169,6 +1207,9 @@ host_stop(struct host *h, const char *reason)
 	events_host(h->name, host_state_name(h->state), host_state_name(HOST_STOPPED), reason);
 	h->state = HOST_STOPPED;
 	h->gen++;
+	/* Before the transport goes: its streams are closed from here. */
+	engine_sock_stop(h->engine);
+	h->engine = NULL;
 	uv_timer_stop(&h->t_retry);
 	uv_timer_stop(&h->t_watchdog);
 	uv_timer_stop(&h->t_health);
@@ -1228,6 +1269,7 @@ host_free(struct host *h)
 	cfg_host_clear(h->cfg);
 	free(h->cfg);
 	free(h->name);
+	free(h->rundir);
 	h->closing_handles = (int)(sizeof timers / sizeof timers[0]);
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		uv_close((uv_handle_t *)timers[i], host_timer_closed);
