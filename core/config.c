@@ -503,6 +503,7 @@ enum key_id {
 	K_LOG_LEVEL,
 	K_RUNTIME_DIR,
 	K_METRICS_LISTEN,
+	K_ENGINE_SOCKET,
 	K__COUNT
 };
 
@@ -525,6 +526,7 @@ enum key_type {
 	T_CHOICE,
 	T_LISTEN,   /* IPv4:port or [IPv6]:port */
 	T_PRIVILEGED, /* "skip" or "offset N" */
+	T_ENGINE,   /* yes, no, or an absolute path on the remote */
 };
 
 struct key_def {
@@ -574,6 +576,7 @@ static const struct key_def keys[K__COUNT] = {
 	                 .choices = log_levels, .choices_text = "error, warn, info, debug or trace"},
 	[K_RUNTIME_DIR] = {.name = "runtime_dir", .where = W_GLOBAL, .type = T_PATH},
 	[K_METRICS_LISTEN] = {.name = "metrics_listen", .where = W_GLOBAL, .type = T_LISTEN},
+	[K_ENGINE_SOCKET] = {.name = "engine_socket", .where = W_BOTH, .type = T_ENGINE},
 };
 
 static int
@@ -974,6 +977,17 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			return false;
 		}
 		return true;
+	case T_ENGINE:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0 &&
+		    (v[0] != '/' || strlen(v) > 255 || strpbrk(v, " \t\n\r\"'\\$`;&|<>*?") != NULL)) {
+			perr(ps, label, kd->name,
+			     "bad value '%s' (yes, no, or the engine's socket path on the remote: absolute, "
+			     "no blanks, quotes or shell characters)",
+			     v);
+			return false;
+		}
+		sc->str[k] = xstrdup(v);
+		return true;
 	case T_ADDR: {
 		/* A list: "localhost", "127.0.0.1, ::1".  Stored as written
 		 * (the reconciler expands localhost). */
@@ -1343,6 +1357,11 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 	pick_str(&h->identity_file, hs, ds, K_IDENTITY_FILE);
 	pick_str(&h->known_hosts, hs, ds, K_KNOWN_HOSTS);
 	pick_str(&h->bind_address, hs, ds, K_BIND_ADDRESS);
+	pick_str(&h->engine_socket, hs, ds, K_ENGINE_SOCKET);
+	if (h->engine_socket != NULL && strcmp(h->engine_socket, "no") == 0) {
+		free(h->engine_socket);
+		h->engine_socket = NULL;
+	}
 
 	apply_policy(&h->pol, hs, ds);
 	check_backoff(ps, hs, ph->label, &h->pol);
@@ -1538,6 +1557,7 @@ cfg_host_clear(struct cfg_host *h)
 	free(h->identity_file);
 	free(h->known_hosts);
 	free(h->bind_address);
+	free(h->engine_socket);
 	free(h->port_map);
 	for (size_t j = 0; j < h->n_rules; j++)
 		rule_clear(&h->rules[j]);
@@ -1569,6 +1589,7 @@ cfg_host_dup(const struct cfg_host *h)
 	d->identity_file = dup_or_null(h->identity_file);
 	d->known_hosts = dup_or_null(h->known_hosts);
 	d->bind_address = dup_or_null(h->bind_address);
+	d->engine_socket = dup_or_null(h->engine_socket);
 	d->port_map = NULL;
 	if (h->n_port_map > 0) {
 		d->port_map = xcalloc(h->n_port_map, sizeof *d->port_map);
@@ -1617,7 +1638,8 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	if (!str_same(a->name, b->name) || !str_same(a->url, b->url) ||
 	    !str_same(a->transport, b->transport) || !str_same(a->runtime, b->runtime) ||
 	    !str_same(a->identity_file, b->identity_file) || !str_same(a->known_hosts, b->known_hosts) ||
-	    !str_same(a->bind_address, b->bind_address))
+	    !str_same(a->bind_address, b->bind_address) ||
+	    !str_same(a->engine_socket, b->engine_socket))
 		return false;
 	if (p->health_interval_ms != q->health_interval_ms ||
 	    p->keepalive_interval_ms != q->keepalive_interval_ms ||
@@ -1856,6 +1878,8 @@ cfg_print(const struct cfg *c, FILE *out)
 		if (h->known_hosts)
 			print_kv(out, "known_hosts", h->known_hosts, NULL);
 		print_kv(out, "bind_address", h->bind_address, NULL);
+		if (h->engine_socket)
+			print_kv(out, "engine_socket", h->engine_socket, NULL);
 		print_ms(out, "health_interval", p->health_interval_ms);
 		print_ms(out, "keepalive_interval", p->keepalive_interval_ms);
 		print_num(out, "keepalive_count", "%" PRIu32, p->keepalive_count);

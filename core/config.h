@@ -66,6 +66,7 @@ struct cfg_host {
 	char *identity_file;     /* NULL unless set */
 	char *known_hosts;       /* NULL unless set */
 	char *bind_address;      /* default "127.0.0.1" */
+	char *engine_socket;     /* NULL (no), "yes", or the remote socket path */
 	int transport_line, runtime_line; /* where chosen, 0 if default */
 	int transport_from_defaults;      /* chosen in [defaults], not here */
 	int runtime_from_defaults;

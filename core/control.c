@@ -3,7 +3,12 @@
  * Protocol: the client connects to RUNDIR/control.sock (mode 0600 in the
  * 0700 runtime directory), writes one command line ("status" or "metrics"),
  * and reads the answer until the daemon closes.  One request a connection;
- * requests longer than a line are refused. */
+ * requests longer than a line are refused.
+ *
+ * A stream command ("events …") keeps the connection: the daemon writes one
+ * line per event until either side closes.  A client that does not read
+ * never slows the daemon: past STREAM_QUEUE_MAX unsent bytes it gets one
+ * last line saying so and is cut off. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,25 +27,58 @@
 #include "util.h"
 
 #define REQ_MAX 128
+#define STREAM_QUEUE_MAX (256 * 1024)
+/* A cut-off client that does not even take its last line. */
+#define STREAM_LINGER_MS 1000
 
 struct control {
 	uv_pipe_t server;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	control_handler_fn handler;
+	control_stream_fn stream;
 	void *arg;
+	struct conn *conns;
 };
 
 struct conn {
 	uv_pipe_t pipe;
 	struct control *c;
+	struct conn *next;
 	char buf[REQ_MAX];
 	size_t len;
 	uv_write_t wr;
 	char *reply;
+	/* streams */
+	int streaming;
+	int closing;
+	uv_timer_t linger;
+	int linger_on;
+	void (*on_close)(void *arg);
+	void *close_arg;
+};
+
+struct stream_write {
+	uv_write_t req;
+	struct conn *k;
+	char data[];
 };
 
 static void
-conn_closed(uv_handle_t *h)
+conn_unlink(struct conn *k)
+{
+	if (k->c == NULL)
+		return;
+	for (struct conn **p = &k->c->conns; *p; p = &(*p)->next) {
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
+	}
+	k->c = NULL;
+}
+
+static void
+conn_free_later(uv_handle_t *h)
 {
 	struct conn *k = h->data;
 	free(k->reply);
@@ -48,11 +86,154 @@ conn_closed(uv_handle_t *h)
 }
 
 static void
+conn_closed(uv_handle_t *h)
+{
+	struct conn *k = h->data;
+
+	if (k->linger_on) {
+		/* The timer is closed last; it frees. */
+		k->linger.data = k;
+		uv_close((uv_handle_t *)&k->linger, conn_free_later);
+		return;
+	}
+	free(k->reply);
+	free(k);
+}
+
+/* Close a connection once: tell its owner (a stream's subscriber) first. */
+static void
+conn_close(struct conn *k)
+{
+	void (*fn)(void *) = k->on_close;
+
+	if (uv_is_closing((uv_handle_t *)&k->pipe))
+		return;
+	k->on_close = NULL;
+	if (fn != NULL)
+		fn(k->close_arg);
+	conn_unlink(k);
+	if (k->linger_on)
+		uv_timer_stop(&k->linger);
+	uv_close((uv_handle_t *)&k->pipe, conn_closed);
+}
+
+static void
 conn_written(uv_write_t *w, int status)
 {
 	struct conn *k = w->data;
 	(void)status;
-	uv_close((uv_handle_t *)&k->pipe, conn_closed);
+	conn_close(k);
+}
+
+/* ---- streams ---- */
+
+static void
+stream_written(uv_write_t *w, int status)
+{
+	struct stream_write *sw = w->data;
+	struct conn *k = sw->k;
+
+	free(sw);
+	if (status == UV_ECANCELED)
+		return; /* the connection is closing; k may be gone */
+	if (status < 0 || (k->closing && uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe) == 0))
+		conn_close(k);
+}
+
+static int
+stream_queue(struct conn *k, const char *line, size_t len)
+{
+	struct stream_write *sw = xmalloc(sizeof *sw + len + 1);
+	uv_buf_t b;
+
+	memcpy(sw->data, line, len);
+	sw->data[len] = '\n';
+	sw->k = k;
+	sw->req.data = sw;
+	b = uv_buf_init(sw->data, (unsigned)(len + 1));
+	if (uv_write(&sw->req, (uv_stream_t *)&k->pipe, &b, 1, stream_written) != 0) {
+		free(sw);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+linger_cb(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+void
+control_stream_close(struct control_stream *s, const char *reason)
+{
+	struct conn *k = (struct conn *)s;
+	char line[256];
+
+	if (k->closing || uv_is_closing((uv_handle_t *)&k->pipe))
+		return;
+	k->closing = 1;
+	if (reason != NULL) {
+		json_t *o = json_pack("{s:s, s:s}", "type", "closed", "reason", reason);
+		char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		snprintf(line, sizeof line, "%s", txt ? txt : "{\"type\":\"closed\"}");
+		free(txt);
+		json_decref(o);
+		if (stream_queue(k, line, strlen(line)) != 0) {
+			conn_close(k);
+			return;
+		}
+	}
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe) == 0) {
+		conn_close(k);
+		return;
+	}
+	uv_timer_init(core_loop(), &k->linger);
+	k->linger.data = k;
+	k->linger_on = 1;
+	uv_timer_start(&k->linger, linger_cb, STREAM_LINGER_MS, 0);
+}
+
+void
+control_stream_send(struct control_stream *s, const char *line, size_t len)
+{
+	struct conn *k = (struct conn *)s;
+	size_t queued;
+	char why[160];
+
+	if (k->closing || uv_is_closing((uv_handle_t *)&k->pipe))
+		return;
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe);
+	if (queued + len + 1 > STREAM_QUEUE_MAX) {
+		snprintf(why, sizeof why, "client too slow: %zu bytes unread (limit %d); cut off", queued,
+		         STREAM_QUEUE_MAX);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "control stream client cut off", "reason", why, NULL);
+		control_stream_close(s, why);
+		return;
+	}
+	if (stream_queue(k, line, len) != 0)
+		conn_close(k);
+}
+
+void
+control_stream_on_close(struct control_stream *s, void (*fn)(void *arg), void *arg)
+{
+	struct conn *k = (struct conn *)s;
+	k->on_close = fn;
+	k->close_arg = arg;
+}
+
+/* While streaming, reading only tells us the client went away. */
+static void
+stream_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *k = st->data;
+
+	(void)b;
+	if (n < 0)
+		conn_close(k);
+	else
+		k->len = 0;
 }
 
 static void
@@ -73,17 +254,30 @@ conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 	(void)b;
 	if (n < 0) {
-		uv_close((uv_handle_t *)&k->pipe, conn_closed);
+		conn_close(k);
 		return;
 	}
 	k->len += (size_t)n;
 	nl = memchr(k->buf, '\n', k->len);
 	if (nl == NULL) {
 		if (k->len == sizeof k->buf)
-			uv_close((uv_handle_t *)&k->pipe, conn_closed);
+			conn_close(k);
 		return;
 	}
 	*nl = '\0';
+	if (k->c->stream != NULL) {
+		char cmd[REQ_MAX];
+		snprintf(cmd, sizeof cmd, "%s", k->buf);
+		k->len = 0;
+		k->streaming = 1;
+		uv_read_stop(s);
+		uv_read_start(s, conn_alloc, stream_read);
+		if (k->c->stream(cmd, (struct control_stream *)k, k->c->arg))
+			return;
+		k->streaming = 0;
+		uv_read_stop(s);
+		snprintf(k->buf, sizeof k->buf, "%s", cmd);
+	}
 	uv_read_stop(s);
 	k->reply = k->c->handler(k->buf, k->c->arg);
 	if (k->reply == NULL)
@@ -103,10 +297,12 @@ on_connection(uv_stream_t *server, int status)
 		return;
 	k = xcalloc(1, sizeof *k);
 	k->c = c;
+	k->next = c->conns;
+	c->conns = k;
 	uv_pipe_init(core_loop(), &k->pipe, 0);
 	k->pipe.data = k;
 	if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
-		uv_close((uv_handle_t *)&k->pipe, conn_closed);
+		conn_close(k);
 		return;
 	}
 	uv_read_start((uv_stream_t *)&k->pipe, conn_alloc, conn_read);
@@ -150,10 +346,19 @@ control_start(const char *rundir, control_handler_fn handler, void *arg, char *e
 }
 
 void
+control_set_stream(struct control *c, control_stream_fn fn)
+{
+	c->stream = fn;
+}
+
+void
 control_stop(struct control *c)
 {
 	if (c == NULL)
 		return;
+	/* Open connections (streams above all) must not keep the loop alive. */
+	while (c->conns != NULL)
+		conn_close(c->conns);
 	unlink(c->path);
 	uv_close((uv_handle_t *)&c->server, server_closed);
 }
@@ -161,12 +366,10 @@ control_stop(struct control *c)
 /* ---- client ---- */
 
 int
-control_request(const char *rundir, const char *cmd, char **out, char *err, size_t errlen)
+control_connect(const char *rundir, const char *cmd, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	int fd;
-	size_t len = 0, cap = 65536;
-	char *buf;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
@@ -188,6 +391,18 @@ control_request(const char *rundir, const char *cmd, char **out, char *err, size
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+int
+control_request(const char *rundir, const char *cmd, char **out, char *err, size_t errlen)
+{
+	int fd = control_connect(rundir, cmd, err, errlen);
+	size_t len = 0, cap = 65536;
+	char *buf;
+
+	if (fd < 0)
+		return -1;
 	buf = xmalloc(cap);
 	for (;;) {
 		ssize_t n;
@@ -225,6 +440,7 @@ metric_help(const char *name)
 		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped."},
 		{"breaker_open", "1 while the host's circuit breaker is open."},
 		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
+		{"loop_pauses_total", "Times the loop did not run for a while (sleep, SIGSTOP) and every host was checked."},
 	};
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
 		if (strcmp(h[i].name, name) == 0)

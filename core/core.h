@@ -132,10 +132,17 @@ void host_stop(struct host *h, const char *reason);
 void host_free(struct host *h);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
+/* The host's transport; 1 while its link is up. */
+int host_link(const struct host *h, const struct rdhpf_transport_ops **tops, void **tstate);
+/* After a pause of the loop (sleep, SIGSTOP): check the link now. */
+void host_wake(struct host *h);
 const struct cfg_host *host_cfg(const struct host *h);
 size_t host_active_forwards(const struct host *h);
 /* Status as documented in docs/status.md (stable). */
 json_t *host_status_json(const struct host *h);
+/* --since-start: the host's state and every forward's, to one subscriber. */
+struct ev_sub;
+void host_events_replay(const struct host *h, struct ev_sub *to);
 json_t *ended_forwards_json(void);
 
 /* ---- daemon.c ---------------------------------------------------------- */

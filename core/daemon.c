@@ -13,10 +13,15 @@
 
 #include "control.h"
 #include "core.h"
+#include "events.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
+#include "wake.h"
 
 #define SHUTDOWN_GRACE_MS 1500
+/* A loop gone this long (sleep, SIGSTOP) makes every host check its link. */
+#define WAKE_THRESHOLD_MS 2000
 
 struct daemon {
 	struct cfg cfg;
@@ -35,6 +40,10 @@ struct daemon {
 	int64_t started_wall;
 	const struct run_opts *opts;
 	char config_file[512];  /* "" when not from a file: nothing to reload */
+	struct wake wake;
+	/* systemd notification: host and forward events schedule an update */
+	struct ev_sub *notify_sub;
+	uv_timer_t t_notify;
 };
 
 static struct daemon *g_daemon;
@@ -154,6 +163,68 @@ control_handler(const char *cmd, void *arg)
 	return NULL;
 }
 
+/* ---- events stream: "events [--since-start] [--host NAME]" ---- */
+
+static void
+events_sink(void *arg, const char *line, size_t len)
+{
+	control_stream_send(arg, line, len);
+}
+
+static void
+events_closed(void *arg)
+{
+	events_unsubscribe(arg);
+}
+
+static int
+stream_handler(const char *cmd, struct control_stream *cs, void *arg)
+{
+	struct daemon *d = arg;
+	char buf[128], *save = NULL, *tok;
+	const char *host = NULL;
+	int replay = 0, known = 0;
+	struct ev_sub *sub;
+	json_t *hello, *names;
+
+	if (strncmp(cmd, "events", 6) != 0 || (cmd[6] != '\0' && cmd[6] != ' '))
+		return 0;
+	snprintf(buf, sizeof buf, "%s", cmd + 6);
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (strcmp(tok, "--since-start") == 0) {
+			replay = 1;
+		} else if (strcmp(tok, "--host") == 0 && (tok = strtok_r(NULL, " ", &save)) != NULL) {
+			host = tok;
+		} else {
+			control_stream_close(cs, "usage: events [--since-start] [--host NAME]");
+			return 1;
+		}
+	}
+	names = json_array();
+	for (size_t i = 0; i < d->n_hosts; i++) {
+		json_array_append_new(names, json_string(host_name(d->hosts[i])));
+		if (host != NULL && strcmp(host, host_name(d->hosts[i])) == 0)
+			known = 1;
+	}
+	if (host != NULL && !known) {
+		char why[200];
+		json_decref(names);
+		snprintf(why, sizeof why, "no host named '%.100s' in this daemon", host);
+		control_stream_close(cs, why);
+		return 1;
+	}
+	sub = events_subscribe(host, events_sink, cs);
+	control_stream_on_close(cs, events_closed, sub);
+	hello = json_pack("{s:s, s:s, s:o}", "type", "hello", "version", RDHPF_VERSION, "hosts", names);
+	events_send_to(sub, hello);
+	if (replay) {
+		for (size_t i = 0; i < d->n_hosts; i++)
+			host_events_replay(d->hosts[i], sub);
+		events_send_to(sub, json_pack("{s:s}", "type", "replay-end"));
+	}
+	return 1;
+}
+
 static void
 close_cb_noop(uv_handle_t *h)
 {
@@ -161,8 +232,53 @@ close_cb_noop(uv_handle_t *h)
 }
 
 static void
+on_wake(void *arg, uint64_t gone_ms, const char *why)
+{
+	struct daemon *d = arg;
+	char gone[32];
+
+	if (d->stopping)
+		return;
+	snprintf(gone, sizeof gone, "%llu", (unsigned long long)gone_ms);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "the loop did not run for a while; checking every host now",
+	       "gone_ms", gone, "cause", why, NULL);
+	metrics_counter_add(NULL, NULL, "loop_pauses_total", 1);
+	for (size_t i = 0; i < d->n_hosts; i++)
+		host_wake(d->hosts[i]);
+}
+
+static void
+notify_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (!d->stopping)
+		notify_update(d->hosts, d->n_hosts);
+}
+
+/* Events come from inside host transitions (even mid-reload): only schedule. */
+static void
+notify_sink(void *arg, const char *line, size_t len)
+{
+	struct daemon *d = arg;
+
+	(void)line;
+	(void)len;
+	if (!uv_is_active((uv_handle_t *)&d->t_notify))
+		uv_timer_start(&d->t_notify, notify_cb, 0, 0);
+}
+
+static void
 finish(struct daemon *d)
 {
+	wake_stop(&d->wake);
+	if (d->notify_sub != NULL) {
+		events_unsubscribe(d->notify_sub);
+		d->notify_sub = NULL;
+		uv_timer_stop(&d->t_notify);
+		uv_close((uv_handle_t *)&d->t_notify, close_cb_noop);
+	}
+	notify_close();
 	uv_timer_stop(&d->t_shutdown);
 	uv_close((uv_handle_t *)&d->t_shutdown, close_cb_noop);
 	uv_close((uv_handle_t *)&d->t_logflush, close_cb_noop);
@@ -195,6 +311,7 @@ begin_shutdown(struct daemon *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	notify_stopping();
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "shutting down", "reason", why, NULL);
 	control_stop(d->control);
 	d->control = NULL;
@@ -400,6 +517,8 @@ daemon_run(const struct run_opts *o)
 
 	d.started_wall = (int64_t)time(NULL);
 	d.control = control_start(d.rundir, control_handler, &d, err, sizeof err);
+	if (d.control != NULL)
+		control_set_stream(d.control, stream_handler);
 	if (d.control == NULL)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no control socket; status and metrics unavailable",
 		       "err", err, NULL);
@@ -435,6 +554,13 @@ daemon_run(const struct run_opts *o)
 	}
 	if (started == 0)
 		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);
+	wake_start(&d.wake, core_loop(), WAKE_THRESHOLD_MS, on_wake, &d);
+	if (notify_init()) {
+		uv_timer_init(core_loop(), &d.t_notify);
+		d.t_notify.data = &d;
+		d.notify_sub = events_subscribe(NULL, notify_sink, &d);
+		notify_update(d.hosts, d.n_hosts); /* no hosts: ready at once */
+	}
 	uv_run(core_loop(), UV_RUN_DEFAULT);
 	log_flush_repeats(1);
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "stopped", NULL);

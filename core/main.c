@@ -1,5 +1,6 @@
 /* rdhpf command line. */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,10 @@
 
 #include "control.h"
 #include "core.h"
+#include "engine_sock.h"
 #include "log.h"
+#include "util.h"
+#include "wait.h"
 
 static void
 usage(FILE *out)
@@ -24,6 +28,13 @@ usage(FILE *out)
 	      "  status         ask the running daemon: hosts, forwards, diagnostics\n"
 	      "                 (--format table|json; json is documented in docs/status.md)\n"
 	      "  metrics        ask the running daemon: Prometheus text exposition\n"
+	      "  wait           until forwards are active and serving: PORT… and/or\n"
+	      "                 --container NAME…; --timeout 30s; --host NAME (exit 1 at the\n"
+	      "                 timeout, naming each one not ready and why)\n"
+	      "  env [HOST]     print export DOCKER_HOST=unix://… (and CONTAINER_HOST for\n"
+	      "                 podman) for the host's engine socket (engine_socket = yes)\n"
+	      "  events         the daemon's live event stream (--format json|logfmt,\n"
+	      "                 --host NAME, --since-start: the current state first)\n"
 	      "  doctor         check a host step by step (--host NAME|URL), each failure with a fix\n"
 	      "  version        print the version and plugin ABI\n"
 	      "\n"
@@ -154,6 +165,145 @@ cmd_status(const struct run_opts *o, const char *format)
 }
 
 static int
+cmd_wait(const struct run_opts *o, const char *host, const char *timeout, char **names,
+         size_t n_names, char **args, int nargs)
+{
+	char dir[512], err[768];
+	struct wait_target *t = xcalloc((size_t)nargs + n_names + 1, sizeof *t);
+	size_t n = 0;
+	uint64_t ms = 30000;
+	int rc;
+
+	if (timeout != NULL && parse_duration(timeout, &ms, err, sizeof err) != 0) {
+		fprintf(stderr, "rdhpf wait: --timeout: %s\n", err);
+		free(t);
+		return 2;
+	}
+	for (size_t i = 0; i < n_names; i++)
+		t[n++].container = names[i];
+	for (int i = 0; i < nargs; i++) {
+		const char *a = args[i];
+		size_t digits = strspn(a, "0123456789");
+		if (digits > 0 && a[digits] == '\0' && n_names == 0) {
+			long p = strtol(a, NULL, 10);
+			if (p < 1 || p > 65535) {
+				fprintf(stderr, "rdhpf wait: port %s is not in 1-65535\n", a);
+				free(t);
+				return 2;
+			}
+			t[n++].port = (int)p;
+		} else {
+			t[n++].container = a; /* after --container, every name is one */
+		}
+	}
+	if (n == 0) {
+		fprintf(stderr, "rdhpf wait: name at least one PORT or --container NAME\n");
+		free(t);
+		return 2;
+	}
+	if (runtime_dir_prepare(o->runtime_dir, dir, sizeof dir, err, sizeof err) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", err);
+		free(t);
+		return 1;
+	}
+	rc = wait_run(dir, host, (long)ms, t, n);
+	free(t);
+	return rc;
+}
+
+static int
+cmd_events(const struct run_opts *o, const char *format, const char *host, int since_start)
+{
+	char dir[512], err[768];
+	int logfmt;
+
+	if (strcmp(format, "json") == 0 || strcmp(format, "table") == 0)
+		logfmt = 0; /* table is --format's default for status; json here */
+	else if (strcmp(format, "logfmt") == 0)
+		logfmt = 1;
+	else {
+		fprintf(stderr, "rdhpf events: --format: '%s' is not json or logfmt\n", format);
+		return 2;
+	}
+	if (runtime_dir_prepare(o->runtime_dir, dir, sizeof dir, err, sizeof err) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", err);
+		return 1;
+	}
+	return events_run(dir, host, since_start, logfmt, stdout);
+}
+
+/* One shell word: single-quoted unless it is plain. */
+static void
+print_shell_word(const char *s)
+{
+	if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:+@%=,") ==
+	    strlen(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	}
+	putchar('\'');
+}
+
+static int
+cmd_env(const struct run_opts *o, const char *name)
+{
+	struct cfg c;
+	const struct cfg_host *h = NULL;
+	char dir[512], err[768], path[256], url[300];
+	int rc = 1;
+
+	if (config_load(o->config_path, o->host_url, &c) != 0) {
+		cfg_print_errors(&c, stderr);
+		cfg_free(&c);
+		return 2;
+	}
+	for (size_t i = 0; i < c.n_hosts; i++)
+		if (name == NULL ? c.n_hosts == 1 : strcmp(c.hosts[i].name, name) == 0)
+			h = &c.hosts[i];
+	if (h == NULL) {
+		fprintf(stderr, "rdhpf env: %s\n",
+		        name ? "no such host in the config" : "name the host (the config has several)");
+		goto out;
+	}
+	if (h->engine_socket == NULL) {
+		fprintf(stderr, "rdhpf env: host %s has no engine socket: set engine_socket = yes in its section\n",
+		        h->name);
+		goto out;
+	}
+	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : c.runtime_dir, dir, sizeof dir, err,
+	                        sizeof err) != 0) {
+		fprintf(stderr, "rdhpf: %s\n", err);
+		goto out;
+	}
+	if (engine_local_path(path, sizeof path, dir, h->name) != 0) {
+		fprintf(stderr, "rdhpf env: the socket path under %s is too long\n", dir);
+		goto out;
+	}
+	snprintf(url, sizeof url, "unix://%s", path);
+	fputs("export DOCKER_HOST=", stdout);
+	print_shell_word(url);
+	putchar('\n');
+	if (strcmp(h->runtime, "podman") == 0) {
+		fputs("export CONTAINER_HOST=", stdout);
+		print_shell_word(url);
+		putchar('\n');
+	}
+	if (access(path, F_OK) != 0)
+		fprintf(stderr, "rdhpf env: %s does not exist yet: it is there while rdhpf runs\n", path);
+	rc = 0;
+out:
+	cfg_free(&c);
+	return rc;
+}
+
+static int
 cmd_metrics(const struct run_opts *o)
 {
 	char *txt;
@@ -177,8 +327,15 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{"format", required_argument, NULL, 'F'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"container", required_argument, NULL, 'C'},
+		{"since-start", no_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *timeout = NULL;
+	char **names = NULL; /* --container NAME, for wait */
+	size_t n_names = 0;
+	int since_start = 0;
 	struct run_opts o = {.log_format = -1, .log_level = -1};
 	const char *cmd;
 	const char *format = "table";
@@ -195,7 +352,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hVF:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hVF:T:C:S", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config_path = optarg; break;
 		case 'H': o.host_url = optarg; break;
@@ -221,6 +378,13 @@ main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case 'V': cmd = "version"; break;
 		case 'F': format = optarg; break;
+		case 'T': timeout = optarg; break;
+		case 'C':
+			if (names == NULL)
+				names = xcalloc((size_t)argc + 1, sizeof *names);
+			names[n_names++] = optarg;
+			break;
+		case 'S': since_start = 1; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -241,6 +405,20 @@ main(int argc, char **argv)
 		return cmd_status(&o, format);
 	if (strcmp(cmd, "metrics") == 0)
 		return cmd_metrics(&o);
+	if (strcmp(cmd, "env") == 0)
+		return cmd_env(&o, optind < argc ? argv[optind] : NULL);
+	if (strcmp(cmd, "wait") == 0 || strcmp(cmd, "events") == 0) {
+		/* --host names a host of the daemon here, not a URL. */
+		const char *h = o.host_url;
+		int rc;
+		o.host_url = NULL;
+		if (strcmp(cmd, "wait") == 0)
+			rc = cmd_wait(&o, h, timeout, names, n_names, argv + optind, argc - optind);
+		else
+			rc = cmd_events(&o, strcmp(format, "table") == 0 ? "json" : format, h, since_start);
+		free(names);
+		return rc;
+	}
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(&o);
 	if (strcmp(cmd, "check-config") == 0)

@@ -27,6 +27,8 @@
 
 #include "backoff.h"
 #include "core.h"
+#include "engine_sock.h"
+#include "events.h"
 #include "log.h"
 #include "reconcile.h"
 #include "util.h"
@@ -121,6 +123,8 @@ struct host {
 	size_t n_remaps;
 
 	struct op *ops;
+	struct engine_sock *engine; /* engine_socket = yes */
+	char *rundir;
 
 	/* figures */
 	uint64_t connects, reconnects, link_failures, events, resyncs;
@@ -231,6 +235,8 @@ set_state(struct host *h, enum host_state s)
 		return;
 	hlog(h, RDHPF_LOG_DEBUG, "state", "from", host_state_name(h->state), "to",
 	     host_state_name(s), NULL);
+	events_host(h->name, host_state_name(h->state), host_state_name(s),
+	            s == HOST_BACKOFF || s == HOST_BREAKER_OPEN ? h->last_error : NULL);
 	h->state = s;
 	metrics_gauge_set(h->name, h->tp->info->name, "host_state", (double)s);
 }
@@ -609,6 +615,7 @@ on_add_done(void *arg, int status, const char *detail)
 			metrics_observe(h->name, h->tp->info->name, "forward_add_seconds",
 			                (double)(uv_hrtime() - w->add_started_ns) / 1e9);
 			fwd_log(h, RDHPF_LOG_INFO, "forward active", w, NULL);
+			events_forward(h->name, "active", &w->f, NULL);
 		}
 	} else if (status == RDHPF_ERR_NOTCONN) {
 		w->state = FWD_PENDING;
@@ -624,6 +631,7 @@ on_add_done(void *arg, int status, const char *detail)
 		fwd_log(h, RDHPF_LOG_WARN,
 		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
 		        w, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
 		fwd_retry_arm(h);
 	}
 	count_active(h);
@@ -651,6 +659,7 @@ issue_add(struct host *h, struct fwd *w)
 		if (w->state == FWD_CONFLICT && on_port_taken(h, w))
 			return;
 		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
 		fwd_retry_arm(h);
 	}
 }
@@ -697,6 +706,7 @@ fwd_remove_at(struct host *h, size_t i, const char *reason)
 
 	ended_add(h, w, reason);
 	fwd_log(h, RDHPF_LOG_INFO, "forward removed", w, reason);
+	events_forward(h->name, "removed", &w->f, reason);
 	fwd_to_plugin(w, &pf);
 	if (h->tstate != NULL) {
 		struct op *o = op_new(h, 0);
@@ -910,6 +920,7 @@ reconcile_apply(struct host *h)
 			w->f = a->fwd;
 			w->state = FWD_PENDING;
 			w->since_ms = now_ms();
+			events_forward(h->name, "added", &w->f, NULL);
 			if (link_up(h))
 				issue_add(h, w);
 			break;
@@ -1365,6 +1376,27 @@ try_connect(struct host *h)
 	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
 }
 
+/* The loop did not run for a while (the machine slept, or rdhpf was
+ * frozen): the link may be dead without anyone having noticed.  Check it
+ * now instead of waiting out the keepalive; a host waiting to retry retries
+ * now (a breaker keeps its cooldown). */
+void
+host_wake(struct host *h)
+{
+	switch (h->state) {
+	case HOST_STEADY:
+		if (!h->health_in_flight)
+			health_cb(&h->t_health);
+		break;
+	case HOST_BACKOFF:
+		uv_timer_stop(&h->t_retry);
+		try_connect(h);
+		break;
+	default:
+		break;
+	}
+}
+
 /* ---- lifecycle ---- */
 
 static void
@@ -1405,6 +1437,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
 	h->tctx->down_arg = h;
+	h->rundir = xstrdup(runtime_dir);
 	h->tparams = host_params_new(cfg, tp, runtime_dir);
 	r = h->tops->create(h->tctx, h->tparams, &h->tstate, perr, sizeof perr);
 	if (r != RDHPF_OK) {
@@ -1431,10 +1464,44 @@ fail:
 	return NULL;
 }
 
+int
+host_link(const struct host *h, const struct rdhpf_transport_ops **tops, void **tstate)
+{
+	*tops = h->tops;
+	*tstate = h->tstate;
+	return link_up(h) && h->tstate != NULL;
+}
+
+static void
+engine_start(struct host *h)
+{
+	char local[256], err[512];
+	const char *sockopt = NULL;
+
+	for (size_t i = 0; i < h->cfg->n_opts; i++)
+		if (strcmp(h->cfg->opts[i].key, "socket") == 0)
+			sockopt = h->cfg->opts[i].value;
+	if (engine_local_path(local, sizeof local, h->rundir, h->name) != 0) {
+		hlog(h, RDHPF_LOG_ERROR, "engine socket: path too long for a socket", "dir", h->rundir,
+		     NULL);
+		return;
+	}
+	h->engine = engine_sock_start(h, h->name, local,
+	                              engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt),
+	                              err, sizeof err);
+	if (h->engine == NULL)
+		hlog(h, RDHPF_LOG_ERROR, "engine socket unavailable", "err", err, NULL);
+	else
+		hlog(h, RDHPF_LOG_INFO, "engine socket", "path", local, "remote",
+		     engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt), NULL);
+}
+
 void
 host_start(struct host *h)
 {
 	set_state(h, HOST_IDLE);
+	if (h->cfg->engine_socket != NULL && h->engine == NULL)
+		engine_start(h);
 	uv_timer_start(&h->t_health, health_cb, h->cfg->pol.health_interval_ms,
 	               h->cfg->pol.health_interval_ms);
 	try_connect(h);
@@ -1445,8 +1512,12 @@ host_stop(struct host *h, const char *reason)
 {
 	if (h->state == HOST_STOPPED)
 		return;
+	events_host(h->name, host_state_name(h->state), host_state_name(HOST_STOPPED), reason);
 	h->state = HOST_STOPPED;
 	h->gen++;
+	/* Before the transport goes: its streams are closed from here. */
+	engine_sock_stop(h->engine);
+	h->engine = NULL;
 	uv_timer_stop(&h->t_retry);
 	uv_timer_stop(&h->t_watchdog);
 	uv_timer_stop(&h->t_health);
@@ -1460,6 +1531,7 @@ host_stop(struct host *h, const char *reason)
 	}
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
+		events_forward(h->name, "removed", &h->fwds[i].f, reason);
 		ended_add(h, &h->fwds[i], reason);
 	}
 	if (h->tstate != NULL) {
@@ -1508,6 +1580,7 @@ host_free(struct host *h)
 	cfg_host_clear(h->cfg);
 	free(h->cfg);
 	free(h->name);
+	free(h->rundir);
 	h->closing_handles = (int)(sizeof timers / sizeof timers[0]);
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		uv_close((uv_handle_t *)timers[i], host_timer_closed);
@@ -1552,6 +1625,23 @@ fwd_state_name(enum fwd_state s)
 	case FWD_FAILED: return "failed";
 	}
 	return "?";
+}
+
+void
+host_events_replay(const struct host *h, struct ev_sub *to)
+{
+	static const char *what[] = {
+		[FWD_PENDING] = "added",
+		[FWD_ACTIVE] = "active",
+		[FWD_CONFLICT] = "conflict",
+		[FWD_FAILED] = "failed",
+	};
+	int down = h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN;
+
+	events_host_to(to, h->name, host_state_name(h->state), down ? h->last_error : NULL);
+	for (size_t i = 0; i < h->n_fwds; i++)
+		events_forward_to(to, h->name, what[h->fwds[i].state], &h->fwds[i].f,
+		                  h->fwds[i].err[0] ? h->fwds[i].err : NULL);
 }
 
 static void
