@@ -88,9 +88,11 @@ static int
 lock_instance(struct daemon *d, char *err, size_t errlen)
 {
 	char buf[32];
-	int fd;
+	struct stat fst, pst;
+	int fd, tries = 0;
 
 	snprintf(d->lockpath, sizeof d->lockpath, "%s/rdhpf.pid", d->rundir);
+again:
 	fd = open(d->lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", d->lockpath, strerror(errno));
@@ -103,6 +105,18 @@ lock_instance(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "another rdhpf (pid %s) already runs with runtime directory %s",
 		         buf[0] ? buf : "?", d->rundir);
 		close(fd);
+		return -1;
+	}
+	/* The previous holder unlinks the pid file as it exits: a lock taken on
+	 * that unlinked file would let a third instance lock a new file beside
+	 * us.  Only a lock on the file still at the path counts. */
+	if (fstat(fd, &fst) != 0 || lstat(d->lockpath, &pst) != 0 || fst.st_dev != pst.st_dev ||
+	    fst.st_ino != pst.st_ino) {
+		close(fd);
+		if (++tries < 5)
+			goto again;
+		snprintf(err, errlen, "%s keeps changing; another rdhpf is starting or stopping",
+		         d->lockpath);
 		return -1;
 	}
 	if (ftruncate(fd, 0) == 0) {
@@ -209,19 +223,20 @@ begin_shutdown(struct daemon *d, const char *why)
 	uv_timer_start(&d->t_shutdown, shutdown_tick, 0, 50);
 }
 
+/* Only the instance that holds the lock owns the runtime files: a refused
+ * second instance must leave the running daemon's socket and pid file be. */
 static void
 remove_runtime_files(struct daemon *d)
 {
 	char sock[600];
 
+	if (d->lockfd < 0)
+		return;
 	snprintf(sock, sizeof sock, "%s/control.sock", d->rundir);
-	if (d->rundir[0])
-		unlink(sock);
-	if (d->lockfd >= 0) {
-		unlink(d->lockpath);
-		close(d->lockfd);
-		d->lockfd = -1;
-	}
+	unlink(sock);
+	unlink(d->lockpath);
+	close(d->lockfd);
+	d->lockfd = -1;
 }
 
 static struct host *

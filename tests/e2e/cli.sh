@@ -78,6 +78,17 @@ rc=0; out=$("$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/good.ini" 2>&1)
 echo "$out"
 check "second instance refused" test "$rc" -ne 0
 check "refusal names the first pid" grep -q "pid $DAEMON_PID" <<<"$out"
+# The refused instance must not have touched the first one's runtime files.
+check "control socket still there after the refusal" test -S "$T/run/control.sock"
+check "pid file still names the first instance" grep -qx "$DAEMON_PID" "$T/run/rdhpf.pid"
+out=$("$RDHPF_BIN" status --runtime-dir "$T/run" --format json 2>&1 || true)
+check "status still answers after the refusal" grep -q "\"pid\": $DAEMON_PID" <<<"$out"
+out=$("$RDHPF_BIN" metrics --runtime-dir "$T/run" 2>&1 || true)
+check "metrics still answer after the refusal" grep -q '^# TYPE rdhpf_' <<<"$out"
+out=$("$RDHPF_BIN" doctor --runtime-dir "$T/run" --config "$T/good.ini" 2>&1 || true)
+check "doctor still reaches the daemon after the refusal" \
+	grep -Eq 'failure pattern.*(healthy|interruption|serve)' <<<"$out"
+check "doctor does not say nothing runs" eval '! grep -q "no running rdhpf" <<<"$out"'
 check "runtime dir is private" test "$(stat -c %a "$T/run")" = 700
 rc=0; stop_daemon || rc=$?
 check "first instance exits 0" test "$rc" -eq 0
