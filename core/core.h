@@ -18,6 +18,7 @@
 struct plugin {
 	char *path;
 	void *dl;
+	int fd;  /* the file loaded through /proc/self/fd/N; held while loaded (see loader.c) */
 	const struct rdhpf_plugin_info *info;
 };
 
