@@ -30,6 +30,7 @@
 
 #include <ini.h>
 
+#include "log.h"
 #include "util.h"
 
 #define CFG_MAX_FILE (1024 * 1024)
@@ -426,7 +427,7 @@ cfg_add_error(struct cfg *c, int line, const char *section, const char *key, con
 	const char *path = c->path ? c->path : "config";
 	va_list ap, ap2;
 	int mn;
-	char *text;
+	char *text, *escaped;
 
 	if (line > 0)
 		snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
@@ -454,8 +455,12 @@ cfg_add_error(struct cfg *c, int line, const char *section, const char *key, con
 	text[pn + (size_t)mn] = '\0';
 	va_end(ap2);
 
+	/* Errors quote the config's bytes and go to a terminal: no raw
+	 * controls. */
+	escaped = term_escape_dup(text);
+	free(text);
 	c->errors = xrealloc(c->errors, (c->n_errors + 1) * sizeof *c->errors);
-	c->errors[c->n_errors].text = text;
+	c->errors[c->n_errors].text = escaped;
 	c->errors[c->n_errors].line = line;
 	c->n_errors++;
 }
@@ -1643,10 +1648,15 @@ cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg)
 
 /* ---- printing ------------------------------------------------------------ */
 
+/* Values and keys are the config's bytes: escaped for the terminal. */
 static void
 print_kv(FILE *out, const char *key, const char *value, const char *note)
 {
-	fprintf(out, "  %-18s = %s%s%s\n", key, value, note ? "   " : "", note ? note : "");
+	char *k = term_escape_dup(key), *v = term_escape_dup(value);
+
+	fprintf(out, "  %-18s = %s%s%s\n", k, v, note ? "   " : "", note ? note : "");
+	free(k);
+	free(v);
 }
 
 static void
@@ -1696,7 +1706,9 @@ cfg_print(const struct cfg *c, FILE *out)
 		const struct cfg_host *h = &c->hosts[i];
 		const struct rdhpf_policy *p = &h->pol;
 
-		fprintf(out, "%s[host \"%s\"]\n", first ? "" : "\n", h->name);
+		fputs(first ? "[host \"" : "\n[host \"", out);
+		term_fputs(h->name, out);
+		fputs("\"]\n", out);
 		first = false;
 		print_kv(out, "url", h->url ? h->url : "(missing)", NULL);
 		print_kv(out, "transport", h->transport, NULL);

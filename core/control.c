@@ -356,33 +356,66 @@ since(json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "%ldh", d / 3600);
 }
 
+/* String fields of the status escaped for the terminal: container names,
+ * hosts and errors come from the remote engine or the config, and a name
+ * holding ESC ] 0;… would otherwise rewrite the user's terminal.  The
+ * escaped copies live until pool_free. */
+struct pool {
+	char *v[16];
+	size_t n;
+};
+
+static const char *
+tj(struct pool *p, json_t *o, const char *k)
+{
+	char *e;
+
+	if (p->n == sizeof p->v / sizeof p->v[0])
+		return "?";
+	e = term_escape_dup(jstr(o, k));
+	p->v[p->n++] = e;
+	return e;
+}
+
+static void
+pool_free(struct pool *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	p->n = 0;
+}
+
 void
 status_table(json_t *st, FILE *out)
 {
 	json_t *hosts = json_object_get(st, "hosts"), *h, *f;
+	struct pool p = {.n = 0};
 	size_t i, k;
 
 	json_array_foreach(hosts, i, h) {
 		char ago[32];
 		since(json_object_get(h, "connected_since"), ago, sizeof ago);
-		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n", jstr(h, "name"),
-		        jstr(h, "state"), jstr(h, "transport"), jstr(h, "runtime"), ago,
-		        (long long)json_integer_value(json_object_get(h, "reconnects")), jstr(h, "breaker"));
+		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n", tj(&p, h, "name"),
+		        tj(&p, h, "state"), tj(&p, h, "transport"), tj(&p, h, "runtime"), ago,
+		        (long long)json_integer_value(json_object_get(h, "reconnects")),
+		        tj(&p, h, "breaker"));
 		if (json_is_string(json_object_get(h, "last_error")))
-			fprintf(out, "  last error: %.70s\n", jstr(h, "last_error"));
+			fprintf(out, "  last error: %.70s\n", tj(&p, h, "last_error"));
+		pool_free(&p);
 		fprintf(out, "  %-21s %-21s %-16s %-8s %s\n", "LOCAL", "REMOTE", "CONTAINER", "STATE",
 		        "SINCE");
 		json_array_foreach(json_object_get(h, "forwards"), k, f) {
 			char local[64], remote[96], ago2[32];
-			snprintf(local, sizeof local, "%s:%lld", jstr(f, "bind"),
+			snprintf(local, sizeof local, "%s:%lld", tj(&p, f, "bind"),
 			         (long long)json_integer_value(json_object_get(f, "local_port")));
-			snprintf(remote, sizeof remote, "%s:%lld", jstr(f, "remote_host"),
+			snprintf(remote, sizeof remote, "%s:%lld", tj(&p, f, "remote_host"),
 			         (long long)json_integer_value(json_object_get(f, "remote_port")));
 			since(json_object_get(f, "since"), ago2, sizeof ago2);
 			fprintf(out, "  %-21.21s %-21.21s %-16.16s %-8s %s\n", local, remote,
-			        jstr(f, "container"), jstr(f, "state"), ago2);
+			        tj(&p, f, "container"), tj(&p, f, "state"), ago2);
 			if (json_is_string(json_object_get(f, "error")))
-				fprintf(out, "    %.74s\n", jstr(f, "error"));
+				fprintf(out, "    %.74s\n", tj(&p, f, "error"));
+			pool_free(&p);
 		}
 	}
 	if (json_array_size(json_object_get(st, "ended")) > 0) {
@@ -395,9 +428,10 @@ status_table(json_t *st, FILE *out)
 				break;
 			}
 			since(json_object_get(f, "ended"), ago, sizeof ago);
-			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n", jstr(f, "host"),
+			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n", tj(&p, f, "host"),
 			        (long long)json_integer_value(json_object_get(f, "local_port")),
-			        jstr(f, "container"), jstr(f, "reason"), ago);
+			        tj(&p, f, "container"), tj(&p, f, "reason"), ago);
+			pool_free(&p);
 		}
 	}
 }

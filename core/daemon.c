@@ -143,7 +143,10 @@ status_json_text(struct daemon *d)
 		json_array_append_new(hosts, host_status_json(d->hosts[i]));
 	json_object_set_new(o, "hosts", hosts);
 	json_object_set_new(o, "ended", ended_forwards_json());
-	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+	/* ENSURE_ASCII: jansson escapes C0 controls but not C1 (U+0080-009F),
+	 * and this text is printed to terminals by `status --format json`. */
+	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15) |
+	                        JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (txt == NULL)
 		return NULL;

@@ -650,6 +650,36 @@ test_outage_two_hosts_interleaved_with_info(void **state)
 	assert_true(lines < 40);
 }
 
+/* Text shown on a terminal (status table, check-config): controls that
+ * could retitle or rewrite it come out as visible escapes. */
+static void
+test_term_escape(void **st)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"web", "web"},
+		{"a\x1b]0;pwned\x07z", "a\\x1b]0;pwned\\x07z"},   /* OSC: set title */
+		{"\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"},             /* clear screen */
+		{"x\xc2\x9b" "31m", "x\\xc2\\x9b31m"},             /* C1 CSI, UTF-8 */
+		{"\x9b" "31m", "\\x9b31m"},                        /* raw 8-bit CSI */
+		{"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"}, /* UTF-8 kept */
+		{"l1\nl2\r\t", "l1\\nl2\\r\\t"},
+		{"\x7f\xff", "\\x7f\\xff"},
+		{"\xe2\x80\xa8", "\\xe2\\x80\\xa8"},               /* U+2028 */
+		{"", ""},
+	};
+	(void)st;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *e = term_escape_dup(cases[i].in);
+		assert_string_equal(e, cases[i].want);
+		free(e);
+	}
+	char *e = term_escape_dup(NULL);
+	assert_string_equal(e, "");
+	free(e);
+}
+
 int
 main(void)
 {
@@ -676,6 +706,7 @@ main(void)
 		T(test_hour_long_outage_logfmt),
 		T(test_hour_long_outage_json),
 		T(test_outage_two_hosts_interleaved_with_info),
+		T(test_term_escape),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
