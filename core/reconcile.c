@@ -3,6 +3,7 @@
  * order (or on qsort's instability). */
 #include "reconcile.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,15 @@ rc_remote_host(const char *host_ip)
 	if (is_any6(host_ip))
 		return RC_LOOPBACK6;
 	return host_ip;
+}
+
+bool
+rc_host_ip_ok(const char *host_ip)
+{
+	unsigned char bin[16];
+
+	return is_any4(host_ip) || inet_pton(AF_INET, host_ip, bin) == 1 ||
+	       inet_pton(AF_INET6, host_ip, bin) == 1;
 }
 
 /* ---- orders ----------------------------------------------------------- */
@@ -194,10 +204,12 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 			str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
 			str_copy(f->container_name, c->name ? c->name : "",
 			         sizeof f->container_name);
-			/* A cut address would point somewhere else: refuse it
-			 * like an unmappable port. */
+			/* A cut address would point somewhere else, and a name
+			 * (whatever a runtime let through) anywhere sshd can
+			 * reach: refuse both like an unmappable port. */
 			if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
-			    sizeof f->remote_host)
+			        sizeof f->remote_host ||
+			    !rc_host_ip_ok(p->host_ip))
 				f->local_port = 0;
 		}
 	}

@@ -609,7 +609,12 @@ reconcile_apply(struct host *h)
 	for (size_t i = 0; i < nc; i++) {
 		char p[16];
 		snprintf(p, sizeof p, "%u", conflicts[i].remote_port);
-		if (conflicts[i].local_port == 0)
+		if (conflicts[i].local_port == 0 && !rc_host_ip_ok(conflicts[i].remote_host))
+			hlog(h, RDHPF_LOG_WARN,
+			     "published on a HostIp that is not an IP address; not forwarded",
+			     "remote_port", p, "host_ip", conflicts[i].remote_host, "container",
+			     conflicts[i].container_name, NULL);
+		else if (conflicts[i].local_port == 0)
 			hlog(h, RDHPF_LOG_WARN,
 			     "published port maps outside 1-65535 locally (port_offset/port_map); not forwarded",
 			     "remote_port", p, "container", conflicts[i].container_name, NULL);

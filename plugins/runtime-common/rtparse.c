@@ -1,4 +1,5 @@
 /* Pure parsing for the runtime plugins; see rtparse.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -681,6 +682,24 @@ load(const char *buf, size_t len, const struct rt_diag *d, const char *what)
 	return j;
 }
 
+int
+rt_host_ip_ok(const char *ip)
+{
+	unsigned char bin[16];
+
+	return ip[0] == '\0' || inet_pton(AF_INET, ip, bin) == 1 || inet_pton(AF_INET6, ip, bin) == 1;
+}
+
+static void
+host_ip_refused(const struct rt_cont *c, const char *ip, const struct rt_diag *d)
+{
+	char detail[120], shown[72];
+
+	short_text(shown, sizeof shown, ip, strlen(ip));
+	snprintf(detail, sizeof detail, "HostIp '%s' is not an IP address", shown);
+	diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+}
+
 /* Add one validated mapping, or report why not. */
 static void
 add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const json_t *hpv,
@@ -699,6 +718,10 @@ add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const 
 		ip = "";
 	if (strlen(ip) > RT_IP_MAX) {
 		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "host address too long");
+		return;
+	}
+	if (!rt_host_ip_ok(ip)) {
+		host_ip_refused(c, ip, d);
 		return;
 	}
 	if (proto != RDHPF_PROTO_TCP) {
@@ -1000,6 +1023,11 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 	}
 	if (hp < 0 || cp < 0) {
 		add_mapping(c, ip, hp, cp, RDHPF_PROTO_TCP, hpv, d);
+		return;
+	}
+	/* Once for the whole range, not once a port. */
+	if (ip != NULL && strlen(ip) <= RT_IP_MAX && !rt_host_ip_ok(ip)) {
+		host_ip_refused(c, ip, d);
 		return;
 	}
 	for (const char *s = protos; *s;) {

@@ -14,6 +14,8 @@ raw_controls() { LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f\x80-\x9f]' "$1"; }
 printf '0 start c1aaaaaaaaaa %s]0;PWNED%s 18701:80\n0 start c2bbbbbbbbbb %s[2Jclear 18702:80\n' \
 	"$esc" "$bel" "$esc" >"$T/script"
 printf '0 start c3cccccccccc c1\xc2\x9b31m 18703:80\n' >>"$T/script"
+# And a HostIp that is a name (item 4): the core must not forward to it.
+printf '0 start c4dddddddddd named evil.example.com:18704:80 18705:80\n' >>"$T/script"
 cat >"$T/config.ini" <<C
 [host "lab"]
 url = ssh://tester@remote.invalid
@@ -23,7 +25,7 @@ state_file = $T/state
 script = $T/script
 C
 start_daemon --config "$T/config.ini"
-check "forwards up" wait_for 3000 grep -q "forward 127.0.0.1:18703" "$T/state"
+check "forwards up" wait_for 3000 grep -q "forward 127.0.0.1:18705" "$T/state"
 "$RDHPF_BIN" status --runtime-dir "$T/run" >"$T/table"
 cat -v "$T/table"
 check "status table holds no raw control byte" eval '! raw_controls "$T/table"'
@@ -33,6 +35,10 @@ check "the C1 name is shown escaped" grep -qF 'c1\xc2\x9b31m' "$T/table"
 "$RDHPF_BIN" status --runtime-dir "$T/run" --format json >"$T/json"
 check "json keeps the name exact (escaped by JSON itself)" grep -qiF '\u001b]0;PWNED\u0007' "$T/json"
 check "status json holds no raw control byte" eval '! raw_controls "$T/json"'
+check "HostIp that is a name: not forwarded" eval '! grep -q ":18704" "$T/state"'
+check "HostIp that is a name: the container's other port is" grep -q "forward 127.0.0.1:18705" "$T/state"
+check "HostIp that is a name: skipped with a reason naming host, value and container" \
+	grep -q 'msg="published on a HostIp that is not an IP address; not forwarded" host=lab remote_port=18704 host_ip=evil.example.com container=named' "$T/log"
 rc=0; stop_daemon || rc=$?
 check "daemon exits 0" test "$rc" -eq 0
 

@@ -368,6 +368,42 @@ test_specific_host_ip(void **state)
 	desired_free(&d);
 }
 
+/* A HostIp that is not an IP literal never becomes a target, whatever the
+ * runtime let through: refused like an unmappable port (local_port 0). */
+static void
+test_host_ip_must_be_an_address(void **state)
+{
+	const struct rdhpf_port pa[] = {
+		{"evil.example.com", 8080, 80, TCP},
+		{"-oProxyCommand=x", 8081, 81, TCP},
+		{"10.1.2.3", 8082, 82, TCP},
+		{"localhost", 8083, 83, TCP},
+		{"fe80::1", 8084, 84, TCP},
+		{"1.2.3", 8085, 85, TCP},
+	};
+	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rc_container cs[] = {{&a, 1}};
+	struct desired d;
+
+	(void)state;
+	assert_true(rc_host_ip_ok(""));
+	assert_true(rc_host_ip_ok(NULL));
+	assert_true(rc_host_ip_ok("::"));
+	assert_true(rc_host_ip_ok("192.168.1.1"));
+	assert_false(rc_host_ip_ok("evil.example.com"));
+	assert_false(rc_host_ip_ok("127.0.0.1 "));
+	desired_of(cs, NELEM(cs), &default_pol, &d);
+	assert_int_equal(d.n, 2);
+	expect_fwd(&d.f[0], "127.0.0.1", 8082, "10.1.2.3", 8082, "aaaa");
+	expect_fwd(&d.f[1], "127.0.0.1", 8084, "fe80::1", 8084, "aaaa");
+	assert_int_equal(d.n_conf, 4);
+	for (size_t i = 0; i < d.n_conf; i++) {
+		assert_int_equal(d.conf[i].local_port, 0);
+		assert_false(rc_host_ip_ok(d.conf[i].remote_host));
+	}
+	desired_free(&d);
+}
+
 static void
 test_same_port_two_addresses_in_one_container(void **state)
 {
@@ -806,6 +842,7 @@ main(void)
 		cmocka_unit_test(test_udp_skipped_and_counted),
 		cmocka_unit_test(test_ephemeral_zero_skipped),
 		cmocka_unit_test(test_specific_host_ip),
+		cmocka_unit_test(test_host_ip_must_be_an_address),
 		cmocka_unit_test(test_same_port_two_addresses_in_one_container),
 		cmocka_unit_test(test_port_offset_and_map),
 		cmocka_unit_test(test_negative_offset_and_default_policy),

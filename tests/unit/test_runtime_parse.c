@@ -748,6 +748,78 @@ test_docker_ports_crafted(void **s)
 	assert_int_equal(rt_docker_list("[{\"Id\":", 7, &cs, &n, &d), -1);
 }
 
+/* HostIp from the engine becomes the forward's target: only IP literals
+ * pass; anything else is skipped with a reason naming the value. */
+static void
+test_host_ip_not_an_address(void **s)
+{
+	struct rt_cont *cs;
+	size_t n;
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	(void)s;
+
+	assert_true(rt_host_ip_ok(""));
+	assert_true(rt_host_ip_ok("0.0.0.0"));
+	assert_true(rt_host_ip_ok("::"));
+	assert_true(rt_host_ip_ok("10.0.0.5"));
+	assert_true(rt_host_ip_ok("2001:db8::1"));
+	assert_false(rt_host_ip_ok("evil.example.com"));
+	assert_false(rt_host_ip_ok("-oProxyCommand=x"));
+	assert_false(rt_host_ip_ok("localhost"));
+	assert_false(rt_host_ip_ok("10.0.0.5 "));
+	assert_false(rt_host_ip_ok("[::1]"));
+	assert_false(rt_host_ip_ok("1.2.3"));
+
+	const char *list = "[{\"Id\":\"" ID_A "\",\"Names\":[\"/a\"],\"Ports\":["
+	                   "{\"IP\":\"evil.example.com\",\"PrivatePort\":80,\"PublicPort\":8080,"
+	                   "\"Type\":\"tcp\"},"
+	                   "{\"IP\":\"-oProxyCommand=x\",\"PrivatePort\":80,\"PublicPort\":8081,"
+	                   "\"Type\":\"tcp\"},"
+	                   "{\"IP\":\"10.0.0.5\",\"PrivatePort\":80,\"PublicPort\":8082,"
+	                   "\"Type\":\"tcp\"},"
+	                   "{\"IP\":\"::1\",\"PrivatePort\":80,\"PublicPort\":8083,\"Type\":\"tcp\"}]}]";
+	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 2);
+	assert_non_null(find_port(&cs[0], "10.0.0.5", 8082, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs[0], "::1", 8083, RDHPF_PROTO_TCP));
+	assert_int_equal(dg.warn, 2);
+	assert_string_equal(dg.last, "port mapping skipped [" ID_A
+	                             "] HostIp '-oProxyCommand=x' is not an IP address");
+	rt_conts_free(cs, n);
+
+	const char *insp = "{\"Id\":\"" ID_A "\",\"Name\":\"/i\",\"State\":{\"Running\":true},"
+	                   "\"NetworkSettings\":{\"Ports\":{"
+	                   "\"80/tcp\":[{\"HostIp\":\"evil.example.com\",\"HostPort\":\"8080\"},"
+	                   "{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"8081\"}]}}}";
+	dg.warn = 0;
+	assert_int_equal(rt_inspect(insp, strlen(insp), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 1);
+	assert_non_null(find_port(&cs[0], "127.0.0.1", 8081, RDHPF_PROTO_TCP));
+	assert_int_equal(dg.warn, 1);
+	assert_string_equal(dg.last, "port mapping skipped [" ID_A
+	                             "] HostIp 'evil.example.com' is not an IP address");
+	rt_conts_free(cs, n);
+
+	/* podman: one reason for a whole range, not one a port. */
+	const char *ps = "[{\"Id\":\"" ID_A "\",\"Names\":[\"p\"],\"State\":\"running\",\"Ports\":["
+	                 "{\"host_ip\":\"evil.example.com\",\"container_port\":80,\"host_port\":9000,"
+	                 "\"range\":1000,\"protocol\":\"tcp,udp\"},"
+	                 "{\"host_ip\":\"\\u001b]0;x\",\"container_port\":80,\"host_port\":9500,"
+	                 "\"range\":1,\"protocol\":\"tcp\"}]}]";
+	dg.warn = 0;
+	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 0);
+	assert_int_equal(dg.warn, 2);
+	/* the value is shown, its control bytes not */
+	assert_string_equal(dg.last, "port mapping skipped [" ID_A
+	                             "] HostIp '?]0;x' is not an IP address");
+	rt_conts_free(cs, n);
+}
+
 static void
 test_too_many_ports(void **s)
 {
@@ -1048,6 +1120,7 @@ main(void)
 	    cmocka_unit_test(test_docker_list_sample),
 	    cmocka_unit_test(test_docker_inspect_sample),
 	    cmocka_unit_test(test_docker_ports_crafted),
+	    cmocka_unit_test(test_host_ip_not_an_address),
 	    cmocka_unit_test(test_too_many_ports),
 	    cmocka_unit_test(test_podman4_events_sample),
 	    cmocka_unit_test(test_podman5_events_sample),
