@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -1369,6 +1371,38 @@ cfg_parse_string(const char *name, const char *text, struct cfg *c)
 	return c->n_errors == 0 ? 0 : -1;
 }
 
+/* The config names programs rdhpf runs as the user (ssh_binary) and files
+ * it trusts (known_hosts): like ssh with ~/.ssh/config, refuse one that
+ * someone else owns or may write.  Checked on the open file, so a rename
+ * between the check and the read changes nothing. */
+static int
+file_trusted(struct cfg *c, FILE *f)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) != 0) {
+		cfg_add_error(c, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0; /* reading it fails with the reason */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		cfg_add_error(c, 0, NULL, NULL,
+		              "bad owner: owned by uid %u, neither you (uid %u) nor root; refusing a "
+		              "config someone else controls",
+		              (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		cfg_add_error(c, 0, NULL, NULL,
+		              "bad permissions: mode %04o lets %s write it; refusing it (chmod go-w)",
+		              (unsigned)(st.st_mode & 07777),
+		              (st.st_mode & S_IWOTH) ? "everyone" : "its group");
+		return -1;
+	}
+	return 0;
+}
+
 int
 cfg_parse_file(const char *path, struct cfg *c)
 {
@@ -1381,6 +1415,10 @@ cfg_parse_file(const char *path, struct cfg *c)
 	f = fopen(path, "r");
 	if (f == NULL) {
 		cfg_add_error(c, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (file_trusted(c, f) != 0) {
+		fclose(f);
 		return -1;
 	}
 	for (;;) {

@@ -64,6 +64,16 @@ echo "$out"
 check "effective policy printed" grep -Eq 'keepalive_interval += 2s' <<<"$out"
 check "plugin key shown" grep -q 'script' <<<"$out"
 
+# A config others may write is refused by check-config and run alike.
+cp "$T/good.ini" "$T/open.ini"
+chmod 0666 "$T/open.ini"
+rc=0; out=$("$RDHPF_BIN" check-config "$T/open.ini" 2>&1) || rc=$?
+check "0666 config refused by check-config, path and mode named" \
+	grep -q "open.ini: bad permissions: mode 0666" <<<"$out"
+rc=0; out=$("$RDHPF_BIN" run --runtime-dir "$T/run-open" --config "$T/open.ini" 2>&1) || rc=$?
+check "0666 config refused by run (exit 2)" test "$rc" -eq 2
+check "run names path and mode" grep -q "open.ini: bad permissions: mode 0666" <<<"$out"
+
 out=$("$RDHPF_BIN" check-config --host ssh://me@example.net:2200 2>&1 || true)
 check "zero-config --host: default transport openssh" grep -Eq 'transport += openssh' <<<"$out"
 out=$(env -u XDG_CONFIG_HOME HOME="$T" DOCKER_HOST=ssh://me@dh.example "$RDHPF_BIN" check-config 2>&1 || true)
