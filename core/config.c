@@ -834,6 +834,24 @@ plugin_name_ok(const char *s)
 	return true;
 }
 
+/* known_hosts and identity_file reach ssh (and libssh2) as ssh_config
+ * values: quoted, where ", \ and ${ would end or expand the quote and a
+ * control byte would end the line.  Refused here, at FILE:LINE, rather
+ * than when a transport first connects. */
+#define SSH_PATH_MAX 1000
+
+static bool
+ssh_path_ok(const char *p)
+{
+	if (strlen(p) > SSH_PATH_MAX)
+		return false;
+	for (; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f ||
+		    (p[0] == '$' && p[1] == '{'))
+			return false;
+	return true;
+}
+
 /* "~/x" → "$HOME/x"; the result must be absolute.  NULL + err on failure. */
 static char *
 expand_path(const char *v, char *err, size_t errlen)
@@ -966,6 +984,15 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		sc->str[k] = expand_path(v, err, sizeof err);
 		if (sc->str[k] == NULL) {
 			perr(ps, label, kd->name, "%s", err);
+			return false;
+		}
+		if ((k == K_KNOWN_HOSTS || k == K_IDENTITY_FILE) && !ssh_path_ok(sc->str[k])) {
+			perr(ps, label, kd->name,
+			     "'%s' cannot be passed to ssh safely (no \", \\, control characters or "
+			     "${ in these paths, at most %d bytes)",
+			     v, SSH_PATH_MAX);
+			free(sc->str[k]);
+			sc->str[k] = NULL;
 			return false;
 		}
 		return true;

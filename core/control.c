@@ -222,7 +222,7 @@ metric_help(const char *name)
 		{"events_total", "Container events received from the runtime."},
 		{"resyncs_total", "Event stream failures followed by a full resync."},
 		{"forwards_active", "Forwards currently active."},
-		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped."},
+		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped, 7 failed (configuration can never work)."},
 		{"breaker_open", "1 while the host's circuit breaker is open."},
 		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
 	};

@@ -121,6 +121,7 @@ enum host_state {
 	HOST_BACKOFF,
 	HOST_BREAKER_OPEN,
 	HOST_STOPPED,
+	HOST_FAILED,  /* the configuration can never work: not retried */
 };
 const char *host_state_name(enum host_state s);
 
@@ -162,6 +163,11 @@ const char *config_default_path(char *buf, size_t len);
  * it exists; else DOCKER_HOST=ssh://…  0, or -1 with c->errors filled. */
 int config_load(const char *path, const char *host_url, struct cfg *c);
 void cfg_print_errors(const struct cfg *c, FILE *out);
+/* Make and destroy each host's plugin instances (create does no I/O) so
+ * that every value a plugin would refuse at run time is an error now, at
+ * the host's section line.  Hosts whose plugins are missing are skipped
+ * (cfg_check_plugins reports them).  Returns the errors added. */
+size_t cfg_check_hosts(struct cfg *c, const struct plugin_set *ps, const char *rundir);
 /* Command-line values (>= 0) win over the config's. */
 void apply_log_settings(const struct cfg *c, int fmt, int level);
 /* The private runtime directory: created 0700 if missing, refused if it is

@@ -242,6 +242,31 @@ remove_runtime_files(struct daemon *d)
 	d->lockfd = -1;
 }
 
+size_t
+cfg_check_hosts(struct cfg *c, const struct plugin_set *ps, const char *rundir)
+{
+	size_t before = c->n_errors;
+
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		const struct cfg_host *ch = &c->hosts[i];
+		const struct plugin *tp = plugins_find(ps, RDHPF_KIND_TRANSPORT, ch->transport);
+		const struct plugin *rp = plugins_find(ps, RDHPF_KIND_RUNTIME, ch->runtime);
+		char err[768], label[96];
+		struct host *h;
+
+		if (tp == NULL || rp == NULL)
+			continue; /* cfg_check_plugins said so */
+		h = host_new(ch, tp, rp, rundir, err, sizeof err);
+		if (h == NULL) {
+			snprintf(label, sizeof label, "host \"%s\"", ch->name);
+			cfg_add_error(c, ch->line, label, NULL, "%s", err);
+		} else {
+			host_free(h);
+		}
+	}
+	return c->n_errors - before;
+}
+
 static struct host *
 start_host(struct daemon *d, const struct cfg_host *ch)
 {
@@ -272,8 +297,9 @@ reload(struct daemon *d)
 		       NULL);
 		return;
 	}
-	if (cfg_parse_file(d->config_file, &nc) == 0)
-		cfg_check_plugins(&nc, plugins_lookup_options, &d->plugins);
+	if (cfg_parse_file(d->config_file, &nc) == 0 &&
+	    cfg_check_plugins(&nc, plugins_lookup_options, &d->plugins) == 0)
+		cfg_check_hosts(&nc, &d->plugins, d->rundir);
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
 			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err", nc.errors[i].text, NULL);
@@ -413,6 +439,13 @@ daemon_run(const struct run_opts *o)
 	    lock_instance(&d, err, sizeof err) != 0) {
 		log_kv(RDHPF_LOG_ERROR, NULL, NULL, err, NULL);
 		rc = 1;
+		goto out;
+	}
+	/* Every value a plugin refuses is refused now, before any host starts,
+	 * as check-config refuses it. */
+	if (cfg_check_hosts(&d.cfg, &d.plugins, d.rundir) != 0) {
+		cfg_print_errors(&d.cfg, stderr);
+		rc = 2;
 		goto out;
 	}
 

@@ -156,6 +156,7 @@ host_state_name(enum host_state s)
 	case HOST_BACKOFF: return "backoff";
 	case HOST_BREAKER_OPEN: return "breaker-open";
 	case HOST_STOPPED: return "stopped";
+	case HOST_FAILED: return "failed";
 	}
 	return "?";
 }
@@ -919,9 +920,15 @@ link_failed(struct host *h, int status, const char *detail)
 {
 	uint64_t delay, now = now_ms();
 	char d[32];
+	bool permanent = false;
 
-	if (h->state == HOST_STOPPED || h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN)
+	if (h->state == HOST_STOPPED || h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN ||
+	    h->state == HOST_FAILED)
 		return;
+	/* A connect refused as invalid: the host's configuration can never
+	 * work, and retrying it with backoff forever would only hide that. */
+	if (status == RDHPF_ERR_INVAL && h->state == HOST_CONNECTING)
+		permanent = true;
 	h->gen++;
 	h->health_in_flight = 0;
 	uv_timer_stop(&h->t_watchdog);
@@ -941,8 +948,17 @@ link_failed(struct host *h, int status, const char *detail)
 		metrics_counter_add(h->name, h->tp->info->name, "disconnects_total", 1);
 	}
 	h->connected_since_ms = 0;
-	snprintf(h->last_error, sizeof h->last_error, "%s%s%s", status_name(status),
-	         detail ? ": " : "", detail ? detail : "");
+	snprintf(h->last_error, sizeof h->last_error, "%s%s%s%s", permanent ? "failed: " : "",
+	         status_name(status), detail ? ": " : "", detail ? detail : "");
+	if (permanent) {
+		uv_timer_stop(&h->t_health);
+		set_state(h, HOST_FAILED);
+		hlog(h, RDHPF_LOG_ERROR,
+		     "host failed: its configuration can never work; not retried until it changes "
+		     "(fix it, then SIGHUP)",
+		     "err", status_name(status), "detail", detail, NULL);
+		return;
+	}
 	breaker_failure(&h->br, now);
 	metrics_gauge_set(h->name, h->tp->info->name, "breaker_open", h->br.state == BREAKER_OPEN);
 	if (h->br.state == BREAKER_OPEN) {
@@ -1057,7 +1073,10 @@ try_connect(struct host *h)
 	r = h->tops->connect(h->tstate, on_connect_done, o);
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);
-		link_failed(h, r, "connect could not start");
+		link_failed(h, r,
+		            r == RDHPF_ERR_INVAL
+		                ? "the transport refused the configuration at connect (its log line says why)"
+		                : "connect could not start");
 		return;
 	}
 	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);

@@ -43,15 +43,15 @@ rc=0; stop_daemon || rc=$?
 check "daemon exits 0" test "$rc" -eq 0
 
 # check-config: a value that is printed back, and one that is an error.
-printf '[host "a"]\nurl = ssh://u@h.example\ntransport = fake\nruntime = fake\nscript = /x%s]0;T%s\n' \
+printf '[host "a"]\nurl = ssh://u@h.example\ntransport = fake\nruntime = fake\nstate_file = /x%s]0;T%s\n' \
 	"$esc" "$bel" >"$T/ok.ini"
-"$RDHPF_BIN" check-config "$T/ok.ini" >"$T/cc.out" 2>&1 || true
+"$RDHPF_BIN" check-config --runtime-dir "$T/run" "$T/ok.ini" >"$T/cc.out" 2>&1 || true
 cat -v "$T/cc.out"
-check "check-config prints the value escaped" grep -qF 'script             = /x\x1b]0;T\x07' "$T/cc.out"
+check "check-config prints the value escaped" grep -qF 'state_file         = /x\x1b]0;T\x07' "$T/cc.out"
 check "check-config output holds no raw control byte" eval '! raw_controls "$T/cc.out"'
 printf '[host "a"]\nurl = ssh://u@h.example\ntransport = fake\nruntime = fake\nhealth_interval = 1%s[2J\n' \
 	"$esc" >"$T/bad.ini"
-"$RDHPF_BIN" check-config "$T/bad.ini" >"$T/cc2.out" 2>&1 || true
+"$RDHPF_BIN" check-config --runtime-dir "$T/run" "$T/bad.ini" >"$T/cc2.out" 2>&1 || true
 cat -v "$T/cc2.out"
 check "check-config error names the line" grep -q 'bad.ini:5: \[host "a"\] health_interval' "$T/cc2.out"
 check "check-config error holds no raw control byte" eval '! raw_controls "$T/cc2.out"'

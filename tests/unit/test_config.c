@@ -944,6 +944,36 @@ test_parse_file(void **s)
 	cfg_free(&c);
 }
 
+/* Paths handed to ssh as ssh_config values are refused at FILE:LINE when
+ * they could not be quoted, not when a transport first connects. */
+static void
+test_ssh_paths(void **s)
+{
+	static const char *const bad[] = {"/tmp/a\"b", "/tmp/a\\b", "/tmp/${HOME}", "/tmp/a\tb"};
+	struct cfg c;
+	char text[256], want[512];
+	(void)s;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		for (int key = 0; key < 2; key++) {
+			const char *k = key ? "identity_file" : "known_hosts";
+			snprintf(text, sizeof text, "[host \"a\"]\nurl = ssh://a\n%s = %s\n", k, bad[i]);
+			assert_int_equal(cfg_parse_string("t.ini", text, &c), -1);
+			assert_int_equal(c.n_errors, 1);
+			snprintf(want, sizeof want, "t.ini:3: [host \"a\"] %s: '", k);
+			assert_memory_equal(c.errors[0].text, want, strlen(want));
+			assert_non_null(strstr(c.errors[0].text, "cannot be passed to ssh safely"));
+			cfg_free(&c);
+		}
+	}
+	assert_int_equal(cfg_parse_string("t.ini",
+	                                  "[host \"a\"]\nurl = ssh://a\nknown_hosts = /tmp/k h%%'x\n",
+	                                  &c),
+	                 0);
+	assert_string_equal(c.hosts[0].known_hosts, "/tmp/k h%%'x");
+	cfg_free(&c);
+}
+
 /* A config someone else may write or owns is refused, naming the path and
  * the mode: its ssh_binary would run as the user. */
 static void
@@ -1118,6 +1148,7 @@ main(void)
 	    cmocka_unit_test(test_from_url),
 	    cmocka_unit_test(test_parse_file),
 	    cmocka_unit_test(test_parse_file_trust),
+	    cmocka_unit_test(test_ssh_paths),
 	    cmocka_unit_test(test_print),
 	    cmocka_unit_test(test_add_error_format),
 	};
