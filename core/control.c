@@ -19,110 +19,50 @@
 #include "control.h"
 #include "core.h"
 #include "log.h"
+#include "reqsrv.h"
 #include "util.h"
 
 #define REQ_MAX 128
+/* The control socket is private to the user; its cap and deadline only
+ * keep a stuck client from holding the daemon's fds or its exit. */
+#define CONTROL_MAX_CONNS 32
+#define CONTROL_DEADLINE_MS 10000
 
 struct control {
-	uv_pipe_t server;
+	struct reqsrv *srv;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	control_handler_fn handler;
 	void *arg;
 };
 
-struct conn {
-	uv_pipe_t pipe;
-	struct control *c;
-	char buf[REQ_MAX];
-	size_t len;
-	uv_write_t wr;
+static char *
+control_answer(const char *req, size_t len, void *arg)
+{
+	struct control *c = arg;
+	const char *nl = memchr(req, '\n', len);
+	char cmd[REQ_MAX];
 	char *reply;
-};
 
-static void
-conn_closed(uv_handle_t *h)
-{
-	struct conn *k = h->data;
-	free(k->reply);
-	free(k);
-}
-
-static void
-conn_written(uv_write_t *w, int status)
-{
-	struct conn *k = w->data;
-	(void)status;
-	uv_close((uv_handle_t *)&k->pipe, conn_closed);
-}
-
-static void
-conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-	struct conn *k = h->data;
-	(void)hint;
-	b->base = k->buf + k->len;
-	b->len = sizeof k->buf - k->len;
-}
-
-static void
-conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct conn *k = s->data;
-	char *nl;
-	uv_buf_t out;
-
-	(void)b;
-	if (n < 0) {
-		uv_close((uv_handle_t *)&k->pipe, conn_closed);
-		return;
-	}
-	k->len += (size_t)n;
-	nl = memchr(k->buf, '\n', k->len);
-	if (nl == NULL) {
-		if (k->len == sizeof k->buf)
-			uv_close((uv_handle_t *)&k->pipe, conn_closed);
-		return;
-	}
-	*nl = '\0';
-	uv_read_stop(s);
-	k->reply = k->c->handler(k->buf, k->c->arg);
-	if (k->reply == NULL)
-		k->reply = xstrdup("error: unknown command\n");
-	out = uv_buf_init(k->reply, (unsigned)strlen(k->reply));
-	k->wr.data = k;
-	uv_write(&k->wr, s, &out, 1, conn_written);
-}
-
-static void
-on_connection(uv_stream_t *server, int status)
-{
-	struct control *c = server->data;
-	struct conn *k;
-
-	if (status < 0)
-		return;
-	k = xcalloc(1, sizeof *k);
-	k->c = c;
-	uv_pipe_init(core_loop(), &k->pipe, 0);
-	k->pipe.data = k;
-	if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
-		uv_close((uv_handle_t *)&k->pipe, conn_closed);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&k->pipe, conn_alloc, conn_read);
-}
-
-static void
-server_closed(uv_handle_t *h)
-{
-	free(h->data);
+	if (nl == NULL)
+		return NULL;
+	memcpy(cmd, req, (size_t)(nl - req));
+	cmd[nl - req] = '\0';
+	reply = c->handler(cmd, c->arg);
+	return reply != NULL ? reply : xstrdup("error: unknown command\n");
 }
 
 struct control *
 control_start(const char *rundir, control_handler_fn handler, void *arg, char *err, size_t errlen)
 {
 	struct control *c = xcalloc(1, sizeof *c);
-	int r;
+	struct reqsrv_opts o = {
+		.what = "control",
+		.max_conns = CONTROL_MAX_CONNS,
+		.max_request = REQ_MAX - 1,
+		.deadline_ms = CONTROL_DEADLINE_MS,
+		.answer = control_answer,
+		.arg = c,
+	};
 
 	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >= sizeof c->path) {
 		snprintf(err, errlen, "control socket path too long under %s", rundir);
@@ -133,17 +73,10 @@ control_start(const char *rundir, control_handler_fn handler, void *arg, char *e
 	c->arg = arg;
 	/* We hold the instance lock: a socket here is a dead daemon's. */
 	unlink(c->path);
-	uv_pipe_init(core_loop(), &c->server, 0);
-	c->server.data = c;
-	r = uv_pipe_bind(&c->server, c->path);
-	if (r == 0)
-		r = chmod(c->path, 0600) == 0 ? 0 : uv_translate_sys_error(errno);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
-	if (r != 0) {
-		snprintf(err, errlen, "control socket %s: %s", c->path, uv_strerror(r));
+	c->srv = reqsrv_pipe(c->path, 0600, &o, err, errlen);
+	if (c->srv == NULL) {
 		unlink(c->path);
-		uv_close((uv_handle_t *)&c->server, server_closed);
+		free(c);
 		return NULL;
 	}
 	return c;
@@ -155,7 +88,8 @@ control_stop(struct control *c)
 	if (c == NULL)
 		return;
 	unlink(c->path);
-	uv_close((uv_handle_t *)&c->server, server_closed);
+	reqsrv_stop(c->srv);
+	free(c);
 }
 
 /* ---- client ---- */
@@ -225,6 +159,7 @@ metric_help(const char *name)
 		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped, 7 failed (configuration can never work)."},
 		{"breaker_open", "1 while the host's circuit breaker is open."},
 		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
+		{"connections_dropped_total", "Control or metrics_listen connections closed unanswered: deadline, cap or request too long."},
 	};
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
 		if (strcmp(h[i].name, name) == 0)
@@ -439,67 +374,27 @@ status_table(json_t *st, FILE *out)
 /* ---- metrics over HTTP (metrics_listen) ---- */
 
 #define HTTP_REQ_MAX 4096
-
-struct http_conn {
-	uv_tcp_t tcp;
-	char buf[HTTP_REQ_MAX];
-	size_t len;
-	uv_write_t wr;
-	char *reply;
-};
+/* Reachable by every local user (and more, on a non-loopback address):
+ * few connections, a short deadline. */
+#define HTTP_MAX_CONNS 64
+#define HTTP_DEADLINE_MS 5000
 
 struct metrics_http {
-	uv_tcp_t server;
+	struct reqsrv *srv;
 };
 
-static void
-http_closed(uv_handle_t *h)
+static char *
+http_answer(const char *req, size_t len, void *arg)
 {
-	struct http_conn *k = h->data;
-	free(k->reply);
-	free(k);
-}
-
-static void
-http_written(uv_write_t *w, int status)
-{
-	struct http_conn *k = w->data;
-	(void)status;
-	uv_close((uv_handle_t *)&k->tcp, http_closed);
-}
-
-static void
-http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-	struct http_conn *k = h->data;
-	(void)hint;
-	b->base = k->buf + k->len;
-	b->len = sizeof k->buf - 1 - k->len;
-}
-
-static void
-http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct http_conn *k = s->data;
-	char *body = NULL, *reply;
+	char *body, *reply;
 	const char *status;
 	size_t cap;
-	uv_buf_t out;
 
-	(void)b;
-	if (n < 0) {
-		uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	k->len += (size_t)n;
-	k->buf[k->len] = '\0';
-	if (strstr(k->buf, "\r\n\r\n") == NULL && strstr(k->buf, "\n\n") == NULL) {
-		if (k->len >= sizeof k->buf - 1)
-			uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	uv_read_stop(s);
-	if (strncmp(k->buf, "GET /metrics ", 13) == 0 || strncmp(k->buf, "GET /metrics?", 13) == 0) {
+	(void)len;
+	(void)arg;
+	if (strstr(req, "\r\n\r\n") == NULL && strstr(req, "\n\n") == NULL)
+		return NULL;
+	if (strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0) {
 		status = "200 OK";
 		body = metrics_text();
 	} else {
@@ -513,33 +408,7 @@ http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	         status, strlen(body), body);
 	free(body);
-	k->reply = reply;
-	out = uv_buf_init(reply, (unsigned)strlen(reply));
-	k->wr.data = k;
-	uv_write(&k->wr, s, &out, 1, http_written);
-}
-
-static void
-http_connection(uv_stream_t *server, int status)
-{
-	struct http_conn *k;
-
-	if (status < 0)
-		return;
-	k = xcalloc(1, sizeof *k);
-	uv_tcp_init(core_loop(), &k->tcp);
-	k->tcp.data = k;
-	if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0) {
-		uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&k->tcp, http_alloc, http_read);
-}
-
-static void
-http_server_closed(uv_handle_t *h)
-{
-	free(h->data);
+	return reply;
 }
 
 struct metrics_http *
@@ -551,6 +420,14 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 	const char *colon = strrchr(listen, ':');
 	size_t hl;
 	int port, r;
+	struct reqsrv_opts o = {
+		.what = "metrics_listen",
+		.max_conns = HTTP_MAX_CONNS,
+		.max_request = HTTP_REQ_MAX - 1,
+		.deadline_ms = HTTP_DEADLINE_MS,
+		.answer = http_answer,
+		.arg = NULL,
+	};
 
 	if (colon == NULL || (hl = (size_t)(colon - listen)) == 0 || hl >= sizeof host) {
 		snprintf(err, errlen, "metrics_listen: bad address '%s'", listen);
@@ -570,14 +447,9 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 		return NULL;
 	}
 	m = xcalloc(1, sizeof *m);
-	uv_tcp_init(core_loop(), &m->server);
-	m->server.data = m;
-	r = uv_tcp_bind(&m->server, (const struct sockaddr *)&ss, 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&m->server, 16, http_connection);
-	if (r != 0) {
-		snprintf(err, errlen, "metrics_listen %s: %s", listen, uv_strerror(r));
-		uv_close((uv_handle_t *)&m->server, http_server_closed);
+	m->srv = reqsrv_tcp((const struct sockaddr *)&ss, &o, err, errlen);
+	if (m->srv == NULL) {
+		free(m);
 		return NULL;
 	}
 	return m;
@@ -586,6 +458,8 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 void
 metrics_http_stop(struct metrics_http *m)
 {
-	if (m != NULL)
-		uv_close((uv_handle_t *)&m->server, http_server_closed);
+	if (m == NULL)
+		return;
+	reqsrv_stop(m->srv);
+	free(m);
 }
