@@ -132,6 +132,9 @@ void host_start(struct host *h);
  * Synchronous; the host may be freed afterwards. */
 void host_stop(struct host *h, const char *reason);
 void host_free(struct host *h);
+/* A runtime lost an event: list again soon (deferred), keeping the
+ * stream.  Ignored unless the host is watching. */
+void host_relist(struct host *h, const char *reason);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
 const struct cfg_host *host_cfg(const struct host *h);

@@ -623,6 +623,13 @@ api_shell_join(const char *const *argv)
 	return shell_join(argv);
 }
 
+static void
+api_resync(struct rdhpf_ctx *ctx, const char *reason)
+{
+	if (ctx != NULL && ctx->host != NULL)
+		host_relist(ctx->host, reason);
+}
+
 const struct rdhpf_host_api core_host_api = {
 	.abi_major = RDHPF_ABI_MAJOR,
 	.abi_minor = RDHPF_ABI_MINOR,
@@ -649,6 +656,7 @@ const struct rdhpf_host_api core_host_api = {
 	.stream_write = api_stream_write,
 	.stream_close = api_stream_close,
 	.shell_join = api_shell_join,
+	.resync = api_resync,
 };
 
 /* ---- ctx ---- */

@@ -94,6 +94,9 @@ struct host {
 	uv_timer_t t_fwd;         /* retry conflicted / failed forwards */
 	uv_timer_t t_down;        /* deferred link failure */
 	uv_timer_t t_reconcile;   /* deferred reconcile */
+	uv_timer_t t_relist;      /* deferred list after a runtime lost an event */
+	int relist_again;         /* lost one while a list ran: list once more */
+	char relist_reason[128];
 	int health_in_flight;
 	uint64_t health_started_ms;
 
@@ -692,6 +695,8 @@ runtime_stop(struct host *h)
 		h->rops->stop(h->rstate);
 	h->watching = 0;
 	h->listing = 0;
+	h->relist_again = 0;
+	uv_timer_stop(&h->t_relist);
 	pend_clear(h);
 }
 
@@ -720,6 +725,8 @@ on_event(void *arg, const struct rdhpf_event *ev)
 
 static void
 sync_retry_cb(uv_timer_t *t);
+static void
+relist_cb(uv_timer_t *t);
 
 static void
 sync_failed(struct host *h, int status, const char *detail)
@@ -790,6 +797,11 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	}
 	pend_clear(h);
 	reconcile_soon(h);
+	if (h->relist_again) {
+		/* An event was lost while this list ran: it may not be in it. */
+		h->relist_again = 0;
+		uv_timer_start(&h->t_relist, relist_cb, 0, 0);
+	}
 	backoff_reset(&h->sync_bo);
 	backoff_reset(&h->bo);
 	breaker_success(&h->br);
@@ -797,6 +809,45 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	snprintf(nb, sizeof nb, "%zu", n);
 	hlog(h, RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
 	set_state(h, HOST_STEADY);
+}
+
+static void
+relist_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	struct op *o;
+	int r;
+
+	if (!h->watching || !link_up(h))
+		return; /* a stream that ended resyncs in full anyway */
+	if (h->listing) {
+		h->relist_again = 1;
+		return;
+	}
+	h->resyncs++;
+	metrics_counter_add(h->name, h->rp->info->name, "resyncs_total", 1);
+	hlog(h, RDHPF_LOG_INFO, "runtime lost an event; listing containers again", "reason",
+	     h->relist_reason, NULL);
+	h->listing = 1;
+	o = op_new(h, 0);
+	r = h->rops->list(h->rstate, on_list_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		h->listing = 0;
+		sync_failed(h, r, "cannot list containers");
+	}
+}
+
+void
+host_relist(struct host *h, const char *reason)
+{
+	if (h == NULL || !h->watching)
+		return;
+	snprintf(h->relist_reason, sizeof h->relist_reason, "%s", reason ? reason : "-");
+	if (h->listing)
+		h->relist_again = 1;
+	else
+		uv_timer_start(&h->t_relist, relist_cb, 0, 0);
 }
 
 static void
@@ -1118,6 +1169,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	timer_init(h, &h->t_fwd);
 	timer_init(h, &h->t_down);
 	timer_init(h, &h->t_reconcile);
+	timer_init(h, &h->t_relist);
 
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
@@ -1169,6 +1221,7 @@ host_stop(struct host *h, const char *reason)
 	uv_timer_stop(&h->t_fwd);
 	uv_timer_stop(&h->t_down);
 	uv_timer_stop(&h->t_reconcile);
+	uv_timer_stop(&h->t_relist);
 	if (h->rstate != NULL) {
 		runtime_stop(h);
 		h->rops->destroy(h->rstate);
@@ -1202,8 +1255,8 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog, &h->t_health, &h->t_fwd, &h->t_down,
-	                        &h->t_reconcile};
+	uv_timer_t *timers[] = {&h->t_retry,  &h->t_watchdog,  &h->t_health, &h->t_fwd,
+	                        &h->t_down,   &h->t_reconcile, &h->t_relist};
 
 	if (h == NULL)
 		return;

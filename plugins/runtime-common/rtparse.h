@@ -48,6 +48,7 @@ struct rt_cont {
 	struct rt_port *ports; /* malloc'd */
 	size_t n_ports;
 	size_t cap_ports;
+	uint64_t dropped_ports; /* mappings past RT_MAX_PORTS: counted, not kept */
 };
 
 void rt_cont_init(struct rt_cont *c);

@@ -5,13 +5,13 @@
 
 out=$("$RDHPF_BIN" plugins)
 echo "$out"
-check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +1\.0 +exec' <<<"$out"
-check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +1\.0 +events' <<<"$out"
+check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +1\.1 +exec' <<<"$out"
+check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +1\.1 +events' <<<"$out"
 
 out=$(RDHPF_PLUGIN_DIR=$RDHPF_BADPLUGIN_DIR "$RDHPF_BIN" plugins)
 echo "$out"
 check "plugin with ABI major 2 refused, naming both versions" \
-	grep -q 'bad-abi.so: plugin ABI 2.0, rdhpf speaks ABI 1.0' <<<"$out"
+	grep -q 'bad-abi.so: plugin ABI 2.0, rdhpf speaks ABI 1.1' <<<"$out"
 check "plugin with a NULL mandatory slot refused" grep -q 'null-slot.so: mandatory slot .* is NULL' <<<"$out"
 
 mkdir -m 755 "$T/ww"

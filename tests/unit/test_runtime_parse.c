@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -840,7 +841,52 @@ test_too_many_ports(void **s)
 	assert_int_equal(rt_docker_list(buf, len, &cs, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
-	assert_int_equal(dg.warn, 10);
+	/* said once, the rest counted (for ports_dropped_total) */
+	assert_int_equal(dg.warn, 1);
+	assert_int_equal(cs[0].dropped_ports, 10);
+	rt_conts_free(cs, n);
+	free(buf);
+}
+
+/* A crafted podman mapping: range 65535 × 64 protocols.  The work is bound
+ * by the cap, not by range × protocols: each protocol once, the range walked
+ * only up to RT_MAX_PORTS, one warning, the rest counted.  (The old loop
+ * went on past the cap, once a port: 4.2 million calls, each a warning.)
+ * The time it takes is printed, not asserted. */
+static void
+test_podman_range_flood(void **s)
+{
+	struct rt_cont *cs;
+	size_t n, len;
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	char protos[64 * 5 + 1], *buf;
+	struct timespec t0, t1;
+	(void)s;
+
+	protos[0] = '\0';
+	for (int i = 0; i < 64; i++)
+		strcat(protos, i == 0 ? "tcp" : i % 3 == 1 ? ",udp" : i % 3 == 2 ? ",sctp" : ",tcp");
+	buf = malloc(4096);
+	assert_non_null(buf);
+	len = (size_t)snprintf(buf, 4096,
+	                       "[{\"Id\":\"" ID_A "\",\"Names\":[\"flood\"],\"State\":\"running\","
+	                       "\"Ports\":[{\"host_ip\":\"\",\"container_port\":1,\"host_port\":1,"
+	                       "\"range\":65535,\"protocol\":\"%s\"}]}]",
+	                       protos);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	print_message("range 65535 x 64 protocols parsed in %.2f ms\n",
+	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
+	/* tcp 1..8192 kept; udp and sctp ranges counted */
+	assert_non_null(find_port(&cs[0], "", 8192, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs[0], "", 1, RDHPF_PROTO_UDP));
+	assert_int_equal(cs[0].dropped_ports, 3u * 65535u - RT_MAX_PORTS);
+	assert_int_equal(dg.warn, 1);
+	assert_true(dg.debug <= 1);
 	rt_conts_free(cs, n);
 	free(buf);
 }
@@ -1122,6 +1168,7 @@ main(void)
 	    cmocka_unit_test(test_docker_ports_crafted),
 	    cmocka_unit_test(test_host_ip_not_an_address),
 	    cmocka_unit_test(test_too_many_ports),
+	    cmocka_unit_test(test_podman_range_flood),
 	    cmocka_unit_test(test_podman4_events_sample),
 	    cmocka_unit_test(test_podman5_events_sample),
 	    cmocka_unit_test(test_podman_events_crafted),
