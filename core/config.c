@@ -846,8 +846,8 @@ ssh_path_ok(const char *p)
 	if (strlen(p) > SSH_PATH_MAX)
 		return false;
 	for (; *p; p++)
-		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f ||
-		    (p[0] == '$' && p[1] == '{'))
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    (unsigned char)*p == 0x7f || (p[0] == '$' && p[1] == '{'))
 			return false;
 	return true;
 }
@@ -987,10 +987,11 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			return false;
 		}
 		if ((k == K_KNOWN_HOSTS || k == K_IDENTITY_FILE) && !ssh_path_ok(sc->str[k])) {
-			perr(ps, label, kd->name,
-			     "'%s' cannot be passed to ssh safely (no \", \\, control characters or "
-			     "${ in these paths, at most %d bytes)",
-			     v, SSH_PATH_MAX);
+			perr(
+			    ps, label, kd->name,
+			    "'%s' cannot be passed to ssh safely (no \", \\, control characters or "
+			    "${ in these paths, at most %d bytes)",
+			    v, SSH_PATH_MAX);
 			free(sc->str[k]);
 			sc->str[k] = NULL;
 			return false;
@@ -1414,17 +1415,19 @@ file_trusted(struct cfg *c, FILE *f)
 	if (!S_ISREG(st.st_mode))
 		return 0; /* reading it fails with the reason */
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		cfg_add_error(c, 0, NULL, NULL,
-		              "bad owner: owned by uid %u, neither you (uid %u) nor root; refusing a "
-		              "config someone else controls",
-		              (unsigned)st.st_uid, (unsigned)geteuid());
+		cfg_add_error(
+		    c, 0, NULL, NULL,
+		    "bad owner: owned by uid %u, neither you (uid %u) nor root; refusing a "
+		    "config someone else controls",
+		    (unsigned)st.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		cfg_add_error(c, 0, NULL, NULL,
-		              "bad permissions: mode %04o lets %s write it; refusing it (chmod go-w)",
-		              (unsigned)(st.st_mode & 07777),
-		              (st.st_mode & S_IWOTH) ? "everyone" : "its group");
+		cfg_add_error(
+		    c, 0, NULL, NULL,
+		    "bad permissions: mode %04o lets %s write it; refusing it (chmod go-w)",
+		    (unsigned)(st.st_mode & 07777),
+		    (st.st_mode & S_IWOTH) ? "everyone" : "its group");
 		return -1;
 	}
 	return 0;

@@ -56,12 +56,12 @@ control_start(const char *rundir, control_handler_fn handler, void *arg, char *e
 {
 	struct control *c = xcalloc(1, sizeof *c);
 	struct reqsrv_opts o = {
-		.what = "control",
-		.max_conns = CONTROL_MAX_CONNS,
-		.max_request = REQ_MAX - 1,
-		.deadline_ms = CONTROL_DEADLINE_MS,
-		.answer = control_answer,
-		.arg = c,
+	    .what = "control",
+	    .max_conns = CONTROL_MAX_CONNS,
+	    .max_request = REQ_MAX - 1,
+	    .deadline_ms = CONTROL_DEADLINE_MS,
+	    .answer = control_answer,
+	    .arg = c,
 	};
 
 	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >= sizeof c->path) {
@@ -148,18 +148,22 @@ metric_help(const char *name)
 	static const struct {
 		const char *name, *help;
 	} h[] = {
-		{"connects_total", "Successful transport connects."},
-		{"disconnects_total", "Links lost after being connected."},
-		{"reconnect_seconds", "Time from link loss to the next successful connect."},
-		{"forward_add_seconds", "Time from asking the transport for a forward to it being active."},
-		{"health_check_seconds", "Duration of transport health checks."},
-		{"events_total", "Container events received from the runtime."},
-		{"resyncs_total", "Event stream failures followed by a full resync."},
-		{"forwards_active", "Forwards currently active."},
-		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped, 7 failed (configuration can never work)."},
-		{"breaker_open", "1 while the host's circuit breaker is open."},
-		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
-		{"connections_dropped_total", "Control or metrics_listen connections closed unanswered: deadline, cap or request too long."},
+	    {"connects_total", "Successful transport connects."},
+	    {"disconnects_total", "Links lost after being connected."},
+	    {"reconnect_seconds", "Time from link loss to the next successful connect."},
+	    {"forward_add_seconds",
+	     "Time from asking the transport for a forward to it being active."},
+	    {"health_check_seconds", "Duration of transport health checks."},
+	    {"events_total", "Container events received from the runtime."},
+	    {"resyncs_total", "Event stream failures followed by a full resync."},
+	    {"forwards_active", "Forwards currently active."},
+	    {"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 "
+	                   "breaker-open, 6 stopped, 7 failed (configuration can never work)."},
+	    {"breaker_open", "1 while the host's circuit breaker is open."},
+	    {"dead_link_detect_seconds",
+	     "Time from the last sign of life to declaring the link dead."},
+	    {"connections_dropped_total", "Control or metrics_listen connections closed "
+	                                  "unanswered: deadline, cap or request too long."},
 	};
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
 		if (strcmp(h[i].name, name) == 0)
@@ -330,8 +334,9 @@ status_table(json_t *st, FILE *out)
 	json_array_foreach(hosts, i, h) {
 		char ago[32];
 		since(json_object_get(h, "connected_since"), ago, sizeof ago);
-		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n", tj(&p, h, "name"),
-		        tj(&p, h, "state"), tj(&p, h, "transport"), tj(&p, h, "runtime"), ago,
+		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n",
+		        tj(&p, h, "name"), tj(&p, h, "state"), tj(&p, h, "transport"),
+		        tj(&p, h, "runtime"), ago,
 		        (long long)json_integer_value(json_object_get(h, "reconnects")),
 		        tj(&p, h, "breaker"));
 		if (json_is_string(json_object_get(h, "last_error")))
@@ -363,7 +368,8 @@ status_table(json_t *st, FILE *out)
 				break;
 			}
 			since(json_object_get(f, "ended"), ago, sizeof ago);
-			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n", tj(&p, f, "host"),
+			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n",
+			        tj(&p, f, "host"),
 			        (long long)json_integer_value(json_object_get(f, "local_port")),
 			        tj(&p, f, "container"), tj(&p, f, "reason"), ago);
 			pool_free(&p);
@@ -421,12 +427,12 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 	size_t hl;
 	int port, r;
 	struct reqsrv_opts o = {
-		.what = "metrics_listen",
-		.max_conns = HTTP_MAX_CONNS,
-		.max_request = HTTP_REQ_MAX - 1,
-		.deadline_ms = HTTP_DEADLINE_MS,
-		.answer = http_answer,
-		.arg = NULL,
+	    .what = "metrics_listen",
+	    .max_conns = HTTP_MAX_CONNS,
+	    .max_request = HTTP_REQ_MAX - 1,
+	    .deadline_ms = HTTP_DEADLINE_MS,
+	    .answer = http_answer,
+	    .arg = NULL,
 	};
 
 	if (colon == NULL || (hl = (size_t)(colon - listen)) == 0 || hl >= sizeof host) {

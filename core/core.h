@@ -18,7 +18,7 @@
 struct plugin {
 	char *path;
 	void *dl;
-	int fd;  /* the file loaded through /proc/self/fd/N; held while loaded (see loader.c) */
+	int fd; /* the file loaded through /proc/self/fd/N; held while loaded (see loader.c) */
 	const struct rdhpf_plugin_info *info;
 };
 
@@ -121,7 +121,7 @@ enum host_state {
 	HOST_BACKOFF,
 	HOST_BREAKER_OPEN,
 	HOST_STOPPED,
-	HOST_FAILED,  /* the configuration can never work: not retried */
+	HOST_FAILED, /* the configuration can never work: not retried */
 };
 const char *host_state_name(enum host_state s);
 

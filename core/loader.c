@@ -175,7 +175,8 @@ dlopen_checked(int fd, const struct stat *st, const char *path, char *why, size_
 		snprintf(why, len, "dlopen failed: %s", e ? e : "unknown error");
 		return NULL;
 	}
-	if (!by_fd && (stat(path, &pst) != 0 || pst.st_dev != st->st_dev || pst.st_ino != st->st_ino)) {
+	if (!by_fd &&
+	    (stat(path, &pst) != 0 || pst.st_dev != st->st_dev || pst.st_ino != st->st_ino)) {
 		snprintf(why, len, "file changed while loading; refusing it");
 		dlclose(dl);
 		return NULL;
@@ -272,13 +273,14 @@ dir_check(const char *p, int final, char *why, size_t len)
 		return -1;
 	}
 	if (!owner_ok(&st)) {
-		snprintf(why, len, "%s%s is owned by uid %u, neither root nor us", final ? "" : "parent ",
-		         p, (unsigned)st.st_uid);
+		snprintf(why, len, "%s%s is owned by uid %u, neither root nor us",
+		         final ? "" : "parent ", p, (unsigned)st.st_uid);
 		return -1;
 	}
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (final || !(st.st_mode & S_ISVTX))) {
-		snprintf(why, len, "%s%s is %s-writable (mode %04o); refusing it", final ? "" : "parent ",
-		         p, (st.st_mode & S_IWOTH) ? "world" : "group", (unsigned)(st.st_mode & 07777));
+		snprintf(why, len, "%s%s is %s-writable (mode %04o); refusing it",
+		         final ? "" : "parent ", p, (st.st_mode & S_IWOTH) ? "world" : "group",
+		         (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -346,9 +348,10 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 	/* Read the directory that was checked, not whatever the path names
 	 * later. */
 	dirfd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0 || fstat(dirfd, &st) != 0 || lstat(real, &cst) != 0 || st.st_dev != cst.st_dev ||
-	    st.st_ino != cst.st_ino) {
-		set_dir_error(set, dir, dirfd < 0 ? strerror(errno) : "changed while being checked");
+	if (dirfd < 0 || fstat(dirfd, &st) != 0 || lstat(real, &cst) != 0 ||
+	    st.st_dev != cst.st_dev || st.st_ino != cst.st_ino) {
+		set_dir_error(set, dir,
+		              dirfd < 0 ? strerror(errno) : "changed while being checked");
 		if (dirfd >= 0)
 			close(dirfd);
 		return -1;

@@ -19,10 +19,10 @@
 typedef char *(*reqsrv_answer_fn)(const char *req, size_t len, void *arg);
 
 struct reqsrv_opts {
-	const char *what;        /* metrics label (plugin="…") and log tag */
-	size_t max_conns;        /* open connections at most */
-	size_t max_request;      /* bytes; a longer request is dropped */
-	uint64_t deadline_ms;    /* from accept to close */
+	const char *what;     /* metrics label (plugin="…") and log tag */
+	size_t max_conns;     /* open connections at most */
+	size_t max_request;   /* bytes; a longer request is dropped */
+	uint64_t deadline_ms; /* from accept to close */
 	reqsrv_answer_fn answer;
 	void *arg;
 };

@@ -159,7 +159,8 @@ host_state_name(enum host_state s)
 	case HOST_BACKOFF: return "backoff";
 	case HOST_BREAKER_OPEN: return "breaker-open";
 	case HOST_STOPPED: return "stopped";
-	case HOST_FAILED: return "failed";
+	case HOST_FAILED:
+		return "failed";
 	}
 	return "?";
 }
@@ -725,8 +726,7 @@ on_event(void *arg, const struct rdhpf_event *ev)
 
 static void
 sync_retry_cb(uv_timer_t *t);
-static void
-relist_cb(uv_timer_t *t);
+static void relist_cb(uv_timer_t *t);
 
 static void
 sync_failed(struct host *h, int status, const char *detail)
@@ -1125,9 +1125,9 @@ try_connect(struct host *h)
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);
 		link_failed(h, r,
-		            r == RDHPF_ERR_INVAL
-		                ? "the transport refused the configuration at connect (its log line says why)"
-		                : "connect could not start");
+		            r == RDHPF_ERR_INVAL ? "the transport refused the configuration at "
+		                                   "connect (its log line says why)"
+		                                 : "connect could not start");
 		return;
 	}
 	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
@@ -1255,8 +1255,8 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry,  &h->t_watchdog,  &h->t_health, &h->t_fwd,
-	                        &h->t_down,   &h->t_reconcile, &h->t_relist};
+	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog,  &h->t_health, &h->t_fwd,
+	                        &h->t_down,  &h->t_reconcile, &h->t_relist};
 
 	if (h == NULL)
 		return;

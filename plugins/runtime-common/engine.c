@@ -402,8 +402,8 @@ ev_line(void *arg, const char *line, size_t len)
 
 	if (line == NULL) {
 		snprintf(mb, sizeof mb, "%zu", len);
-		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again", "max_bytes",
-		       mb);
+		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
+		       "max_bytes", mb);
 		/* The line may have been a start or a stop: the list tells. */
 		rt_resync(r, "oversized event line dropped");
 		return r->gen != gen;

@@ -687,7 +687,8 @@ rt_host_ip_ok(const char *ip)
 {
 	unsigned char bin[16];
 
-	return ip[0] == '\0' || inet_pton(AF_INET, ip, bin) == 1 || inet_pton(AF_INET6, ip, bin) == 1;
+	return ip[0] == '\0' || inet_pton(AF_INET, ip, bin) == 1 ||
+	       inet_pton(AF_INET6, ip, bin) == 1;
 }
 
 static void
@@ -707,8 +708,8 @@ port_cap_hit(struct rt_cont *c, uint64_t n, const struct rt_diag *d)
 	char detail[96];
 
 	if (c->dropped_ports == 0) {
-		snprintf(detail, sizeof detail, "more than %u published ports: the rest are skipped",
-		         RT_MAX_PORTS);
+		snprintf(detail, sizeof detail,
+		         "more than %u published ports: the rest are skipped", RT_MAX_PORTS);
 		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
 	}
 	c->dropped_ports += n;

@@ -582,13 +582,13 @@ static const struct rdhpf_transport_ops ops = {
 };
 
 static const struct rdhpf_option_desc options[] = {
-	{"state_file", "write the forward table here after every change"},
-	{"control_file", "while this file holds \"down\", the link is down"},
-	{"fail_connects", "fail this many connects first"},
-	{"hang_connect", "yes: connect never completes"},
-	{"refuse_connect", "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"},
-	{"bind_ports", "yes: hold each forward's local port with a real listener"},
-	{NULL, NULL},
+    {"state_file", "write the forward table here after every change"},
+    {"control_file", "while this file holds \"down\", the link is down"},
+    {"fail_connects", "fail this many connects first"},
+    {"hang_connect", "yes: connect never completes"},
+    {"refuse_connect", "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"},
+    {"bind_ports", "yes: hold each forward's local port with a real listener"},
+    {NULL, NULL},
 };
 
 static const struct rdhpf_plugin_info info = {

@@ -1107,8 +1107,9 @@ listen_on_io(void *arg, int fd, unsigned rev)
 			H->counter_add(ls->ctx, "relays_dropped_total", 1);
 			snprintf(pb, sizeof pb, "%u", fw->lport);
 			snprintf(mb, sizeof mb, "%u", ls->max_relays);
-			H->log(ls->ctx, RDHPF_LOG_WARN, "too many connections on a forward; closing new ones",
-			       "port", pb, "max_relays", mb, NULL);
+			H->log(ls->ctx, RDHPF_LOG_WARN,
+			       "too many connections on a forward; closing new ones", "port", pb,
+			       "max_relays", mb, NULL);
 			continue;
 		}
 		set_nodelay(cfd);
@@ -3147,7 +3148,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 			ls->window = (uint32_t)n;
 		} else if (strcmp(k, "max_relays") == 0) {
 			if (parse_size(v, 1, 1000000, &n) != 0) {
-				snprintf(err, errlen, "max_relays: '%s' is not a count between 1 and 1000000",
+				snprintf(err, errlen,
+				         "max_relays: '%s' is not a count between 1 and 1000000",
 				         v);
 				t_destroy(ls);
 				return RDHPF_ERR_INVAL;

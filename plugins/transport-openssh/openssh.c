@@ -1562,8 +1562,8 @@ master_start(struct oss *o, char *err, size_t errlen)
 {
 	const char *argv[64];
 	size_t n = 0;
-	char o_alive[48], o_count[48], o_ct[48], o_kh[QPATH_MAX + 40], kh[QPATH_MAX], idf[QPATH_MAX],
-	    o_id[QPATH_MAX + 40], portb[8];
+	char o_alive[48], o_count[48], o_ct[48], o_kh[QPATH_MAX + 40], kh[QPATH_MAX],
+	    idf[QPATH_MAX], o_id[QPATH_MAX + 40], portb[8];
 	struct rdhpf_spawn_opts so;
 	char serr[256];
 	int efd = -1;
@@ -2510,7 +2510,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		snprintf(err, errlen, "known_hosts: path cannot be passed to ssh safely");
 		return RDHPF_ERR_INVAL;
 	}
-	if (p->identity_file != NULL && cfg_quote_path(p->identity_file, qpath, sizeof qpath) != 0) {
+	if (p->identity_file != NULL &&
+	    cfg_quote_path(p->identity_file, qpath, sizeof qpath) != 0) {
 		snprintf(err, errlen, "identity_file: path cannot be passed to ssh safely");
 		return RDHPF_ERR_INVAL;
 	}

@@ -68,7 +68,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t k = size < RT_IP_MAX ? size : RT_IP_MAX;
 		memcpy(ip, s, k);
 		ip[k] = '\0';
-		if (rt_host_ip_ok(ip) && ip[0] != '\0' && strspn(ip, "0123456789abcdefABCDEF.:") != strlen(ip))
+		if (rt_host_ip_ok(ip) && ip[0] != '\0' &&
+		    strspn(ip, "0123456789abcdefABCDEF.:") != strlen(ip))
 			abort();
 	}
 #ifdef FUZZ_PODMAN

@@ -957,7 +957,8 @@ test_ssh_paths(void **s)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		for (int key = 0; key < 2; key++) {
 			const char *k = key ? "identity_file" : "known_hosts";
-			snprintf(text, sizeof text, "[host \"a\"]\nurl = ssh://a\n%s = %s\n", k, bad[i]);
+			snprintf(text, sizeof text, "[host \"a\"]\nurl = ssh://a\n%s = %s\n", k,
+			         bad[i]);
 			assert_int_equal(cfg_parse_string("t.ini", text, &c), -1);
 			assert_int_equal(c.n_errors, 1);
 			snprintf(want, sizeof want, "t.ini:3: [host \"a\"] %s: '", k);
@@ -966,10 +967,10 @@ test_ssh_paths(void **s)
 			cfg_free(&c);
 		}
 	}
-	assert_int_equal(cfg_parse_string("t.ini",
-	                                  "[host \"a\"]\nurl = ssh://a\nknown_hosts = /tmp/k h%%'x\n",
-	                                  &c),
-	                 0);
+	assert_int_equal(
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nknown_hosts = /tmp/k h%%'x\n",
+	                     &c),
+	    0);
 	assert_string_equal(c.hosts[0].known_hosts, "/tmp/k h%%'x");
 	cfg_free(&c);
 }
@@ -1016,10 +1017,11 @@ test_parse_file_trust(void **s)
 	if (geteuid() == 0) {
 		assert_int_equal(chown(path, 65534, 65534), 0);
 		assert_int_equal(cfg_parse_file(path, &c), -1);
-		snprintf(want, sizeof want,
-		         "%s: bad owner: owned by uid 65534, neither you (uid 0) nor root; refusing a "
-		         "config someone else controls",
-		         path);
+		snprintf(
+		    want, sizeof want,
+		    "%s: bad owner: owned by uid 65534, neither you (uid 0) nor root; refusing a "
+		    "config someone else controls",
+		    path);
 		expect_one_error(&c, want);
 		cfg_free(&c);
 	}

@@ -374,12 +374,9 @@ static void
 test_host_ip_must_be_an_address(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"evil.example.com", 8080, 80, TCP},
-		{"-oProxyCommand=x", 8081, 81, TCP},
-		{"10.1.2.3", 8082, 82, TCP},
-		{"localhost", 8083, 83, TCP},
-		{"fe80::1", 8084, 84, TCP},
-		{"1.2.3", 8085, 85, TCP},
+	    {"evil.example.com", 8080, 80, TCP}, {"-oProxyCommand=x", 8081, 81, TCP},
+	    {"10.1.2.3", 8082, 82, TCP},         {"localhost", 8083, 83, TCP},
+	    {"fe80::1", 8084, 84, TCP},          {"1.2.3", 8085, 85, TCP},
 	};
 	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
@@ -833,25 +830,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_remote_host),
-		cmocka_unit_test(test_empty_empty),
-		cmocka_unit_test(test_adds_from_empty),
-		cmocka_unit_test(test_removes_to_empty),
-		cmocka_unit_test(test_dual_stack_dedupe),
-		cmocka_unit_test(test_dual_stack_across_containers_is_a_conflict),
-		cmocka_unit_test(test_udp_skipped_and_counted),
-		cmocka_unit_test(test_ephemeral_zero_skipped),
-		cmocka_unit_test(test_specific_host_ip),
-		cmocka_unit_test(test_host_ip_must_be_an_address),
-		cmocka_unit_test(test_same_port_two_addresses_in_one_container),
-		cmocka_unit_test(test_port_offset_and_map),
-		cmocka_unit_test(test_negative_offset_and_default_policy),
-		cmocka_unit_test(test_map_can_collide_with_offset),
-		cmocka_unit_test(test_last_event_wins_and_ties),
-		cmocka_unit_test(test_ownership_moves),
-		cmocka_unit_test(test_reconcile_mixed_removes_first),
-		cmocka_unit_test(test_reconcile_remote_host_change_is_remove_add),
-		cmocka_unit_test(test_property_converges),
+	    cmocka_unit_test(test_remote_host),
+	    cmocka_unit_test(test_empty_empty),
+	    cmocka_unit_test(test_adds_from_empty),
+	    cmocka_unit_test(test_removes_to_empty),
+	    cmocka_unit_test(test_dual_stack_dedupe),
+	    cmocka_unit_test(test_dual_stack_across_containers_is_a_conflict),
+	    cmocka_unit_test(test_udp_skipped_and_counted),
+	    cmocka_unit_test(test_ephemeral_zero_skipped),
+	    cmocka_unit_test(test_specific_host_ip),
+	    cmocka_unit_test(test_host_ip_must_be_an_address),
+	    cmocka_unit_test(test_same_port_two_addresses_in_one_container),
+	    cmocka_unit_test(test_port_offset_and_map),
+	    cmocka_unit_test(test_negative_offset_and_default_policy),
+	    cmocka_unit_test(test_map_can_collide_with_offset),
+	    cmocka_unit_test(test_last_event_wins_and_ties),
+	    cmocka_unit_test(test_ownership_moves),
+	    cmocka_unit_test(test_reconcile_mixed_removes_first),
+	    cmocka_unit_test(test_reconcile_remote_host_change_is_remove_add),
+	    cmocka_unit_test(test_property_converges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -772,14 +772,15 @@ test_host_ip_not_an_address(void **s)
 	assert_false(rt_host_ip_ok("[::1]"));
 	assert_false(rt_host_ip_ok("1.2.3"));
 
-	const char *list = "[{\"Id\":\"" ID_A "\",\"Names\":[\"/a\"],\"Ports\":["
-	                   "{\"IP\":\"evil.example.com\",\"PrivatePort\":80,\"PublicPort\":8080,"
-	                   "\"Type\":\"tcp\"},"
-	                   "{\"IP\":\"-oProxyCommand=x\",\"PrivatePort\":80,\"PublicPort\":8081,"
-	                   "\"Type\":\"tcp\"},"
-	                   "{\"IP\":\"10.0.0.5\",\"PrivatePort\":80,\"PublicPort\":8082,"
-	                   "\"Type\":\"tcp\"},"
-	                   "{\"IP\":\"::1\",\"PrivatePort\":80,\"PublicPort\":8083,\"Type\":\"tcp\"}]}]";
+	const char *list =
+	    "[{\"Id\":\"" ID_A "\",\"Names\":[\"/a\"],\"Ports\":["
+	    "{\"IP\":\"evil.example.com\",\"PrivatePort\":80,\"PublicPort\":8080,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"-oProxyCommand=x\",\"PrivatePort\":80,\"PublicPort\":8081,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"10.0.0.5\",\"PrivatePort\":80,\"PublicPort\":8082,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"::1\",\"PrivatePort\":80,\"PublicPort\":8083,\"Type\":\"tcp\"}]}]";
 	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(cs[0].n_ports, 2);
@@ -805,19 +806,20 @@ test_host_ip_not_an_address(void **s)
 	rt_conts_free(cs, n);
 
 	/* podman: one reason for a whole range, not one a port. */
-	const char *ps = "[{\"Id\":\"" ID_A "\",\"Names\":[\"p\"],\"State\":\"running\",\"Ports\":["
-	                 "{\"host_ip\":\"evil.example.com\",\"container_port\":80,\"host_port\":9000,"
-	                 "\"range\":1000,\"protocol\":\"tcp,udp\"},"
-	                 "{\"host_ip\":\"\\u001b]0;x\",\"container_port\":80,\"host_port\":9500,"
-	                 "\"range\":1,\"protocol\":\"tcp\"}]}]";
+	const char *ps =
+	    "[{\"Id\":\"" ID_A "\",\"Names\":[\"p\"],\"State\":\"running\",\"Ports\":["
+	    "{\"host_ip\":\"evil.example.com\",\"container_port\":80,\"host_port\":9000,"
+	    "\"range\":1000,\"protocol\":\"tcp,udp\"},"
+	    "{\"host_ip\":\"\\u001b]0;x\",\"container_port\":80,\"host_port\":9500,"
+	    "\"range\":1,\"protocol\":\"tcp\"}]}]";
 	dg.warn = 0;
 	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(cs[0].n_ports, 0);
 	assert_int_equal(dg.warn, 2);
 	/* the value is shown, its control bytes not */
-	assert_string_equal(dg.last, "port mapping skipped [" ID_A
-	                             "] HostIp '?]0;x' is not an IP address");
+	assert_string_equal(dg.last,
+	                    "port mapping skipped [" ID_A "] HostIp '?]0;x' is not an IP address");
 	rt_conts_free(cs, n);
 }
 
@@ -866,7 +868,10 @@ test_podman_range_flood(void **s)
 
 	protos[0] = '\0';
 	for (int i = 0; i < 64; i++)
-		strcat(protos, i == 0 ? "tcp" : i % 3 == 1 ? ",udp" : i % 3 == 2 ? ",sctp" : ",tcp");
+		strcat(protos, i == 0       ? "tcp"
+		               : i % 3 == 1 ? ",udp"
+		               : i % 3 == 2 ? ",sctp"
+		                            : ",tcp");
 	buf = malloc(4096);
 	assert_non_null(buf);
 	len = (size_t)snprintf(buf, 4096,
@@ -878,7 +883,8 @@ test_podman_range_flood(void **s)
 	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	print_message("range 65535 x 64 protocols parsed in %.2f ms\n",
-	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	assert_int_equal(n, 1);
 	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
 	/* tcp 1..8192 kept; udp and sctp ranges counted */
