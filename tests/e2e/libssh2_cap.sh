@@ -8,24 +8,7 @@
 
 rport=$(free_ns_port)
 lport=$(free_port)
-cat >"$LS2_T/echo.py" <<'PY'
-import asyncio, sys
-async def echo(r, w):
-    try:
-        while True:
-            b = await r.read(65536)
-            if not b:
-                break
-            w.write(b)
-            await w.drain()
-    finally:
-        w.close()
-async def main():
-    srv = await asyncio.start_server(echo, "127.0.0.1", int(sys.argv[1]), backlog=256)
-    async with srv:
-        await srv.serve_forever()
-asyncio.run(main())
-PY
+ls2_echo_py
 cat >"$LS2_T/hold.py" <<'PY'
 # Open N clients one after another (each relayed or refused before the
 # next), then ask each for an echo; print how many echoed and how many were
