@@ -34,6 +34,8 @@ struct plugin_set {
 	struct refused *refused;
 	size_t n_refused;
 	char *dir_error;  /* the directory itself could not be used */
+	int *held_fds;    /* of files refused after dlopen (see loader.c) */
+	size_t n_held_fds;
 };
 
 /* Pure check of an info block handed back by a plugin's entry: ABI major

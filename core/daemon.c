@@ -495,6 +495,8 @@ out:
 	plugins_unload(&d.plugins);
 	cfg_free(&d.cfg);
 	metrics_free();
+	/* Handles closed on the way out (hosts checked at startup) finish. */
+	uv_run(core_loop(), UV_RUN_NOWAIT);
 	uv_loop_close(core_loop());
 	g_daemon = NULL;
 	return rc;

@@ -246,8 +246,15 @@ load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
 	set->n++;
 	return 0;
 fail:
-	if (dl != NULL)
+	if (dl != NULL) {
 		dlclose(dl);
+		/* dlclose need not unload (a library with unique symbols stays),
+		 * and one that stays is known by /proc/self/fd/N: that number
+		 * must not name another file in this load. */
+		set->held_fds = xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
+		set->held_fds[set->n_held_fds++] = fd;
+		fd = -1;
+	}
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -448,6 +455,9 @@ plugins_unload(struct plugin_set *set)
 		free(set->refused[i].path);
 		free(set->refused[i].why);
 	}
+	for (size_t i = 0; i < set->n_held_fds; i++)
+		close(set->held_fds[i]);
+	free(set->held_fds);
 	free(set->v);
 	free(set->refused);
 	free(set->dir);
