@@ -866,12 +866,10 @@ test_podman_range_flood(void **s)
 	struct timespec t0, t1;
 	(void)s;
 
-	protos[0] = '\0';
-	for (int i = 0; i < 64; i++)
-		strcat(protos, i == 0       ? "tcp"
-		               : i % 3 == 1 ? ",udp"
-		               : i % 3 == 2 ? ",sctp"
-		                            : ",tcp");
+	/* tcp,udp,sctp,tcp,… : 64 protocols */
+	for (size_t i = 0, o = 0; i < 64; i++)
+		o += (size_t)snprintf(protos + o, sizeof protos - o, "%s%s", i ? "," : "",
+		                      i % 3 == 0 ? "tcp" : i % 3 == 1 ? "udp" : "sctp");
 	buf = malloc(4096);
 	assert_non_null(buf);
 	len = (size_t)snprintf(buf, 4096,
