@@ -155,7 +155,7 @@ metric_help(const char *name)
 	     "Time from asking the transport for a forward to it being active."},
 	    {"health_check_seconds", "Duration of transport health checks."},
 	    {"events_total", "Container events received from the runtime."},
-	    {"resyncs_total", "Event stream failures followed by a full resync."},
+	    {"resyncs_total", "Full resyncs after a stream failure, and lists after a runtime lost an event."},
 	    {"forwards_active", "Forwards currently active."},
 	    {"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 "
 	                   "breaker-open, 6 stopped, 7 failed (configuration can never work)."},
