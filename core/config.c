@@ -27,9 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
+#include "log.h"
 #include "util.h"
 
 #define CFG_MAX_FILE (1024 * 1024)
@@ -426,7 +429,7 @@ cfg_add_error(struct cfg *c, int line, const char *section, const char *key, con
 	const char *path = c->path ? c->path : "config";
 	va_list ap, ap2;
 	int mn;
-	char *text;
+	char *text, *escaped;
 
 	if (line > 0)
 		snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
@@ -454,8 +457,12 @@ cfg_add_error(struct cfg *c, int line, const char *section, const char *key, con
 	text[pn + (size_t)mn] = '\0';
 	va_end(ap2);
 
+	/* Errors quote the config's bytes and go to a terminal: no raw
+	 * controls. */
+	escaped = term_escape_dup(text);
+	free(text);
 	c->errors = xrealloc(c->errors, (c->n_errors + 1) * sizeof *c->errors);
-	c->errors[c->n_errors].text = text;
+	c->errors[c->n_errors].text = escaped;
 	c->errors[c->n_errors].line = line;
 	c->n_errors++;
 }
@@ -842,6 +849,24 @@ plugin_name_ok(const char *s)
 	return true;
 }
 
+/* known_hosts and identity_file reach ssh (and libssh2) as ssh_config
+ * values: quoted, where ", \ and ${ would end or expand the quote and a
+ * control byte would end the line.  Refused here, at FILE:LINE, rather
+ * than when a transport first connects. */
+#define SSH_PATH_MAX 1000
+
+static bool
+ssh_path_ok(const char *p)
+{
+	if (strlen(p) > SSH_PATH_MAX)
+		return false;
+	for (; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    (unsigned char)*p == 0x7f || (p[0] == '$' && p[1] == '{'))
+			return false;
+	return true;
+}
+
 /* "~/x" → "$HOME/x"; the result must be absolute.  NULL + err on failure. */
 static char *
 expand_path(const char *v, char *err, size_t errlen)
@@ -974,6 +999,16 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		sc->str[k] = expand_path(v, err, sizeof err);
 		if (sc->str[k] == NULL) {
 			perr(ps, label, kd->name, "%s", err);
+			return false;
+		}
+		if ((k == K_KNOWN_HOSTS || k == K_IDENTITY_FILE) && !ssh_path_ok(sc->str[k])) {
+			perr(
+			    ps, label, kd->name,
+			    "'%s' cannot be passed to ssh safely (no \", \\, control characters or "
+			    "${ in these paths, at most %d bytes)",
+			    v, SSH_PATH_MAX);
+			free(sc->str[k]);
+			sc->str[k] = NULL;
 			return false;
 		}
 		return true;
@@ -1485,6 +1520,40 @@ cfg_parse_string(const char *name, const char *text, struct cfg *c)
 	return c->n_errors == 0 ? 0 : -1;
 }
 
+/* The config names programs rdhpf runs as the user (ssh_binary) and files
+ * it trusts (known_hosts): like ssh with ~/.ssh/config, refuse one that
+ * someone else owns or may write.  Checked on the open file, so a rename
+ * between the check and the read changes nothing. */
+static int
+file_trusted(struct cfg *c, FILE *f)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) != 0) {
+		cfg_add_error(c, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0; /* reading it fails with the reason */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		cfg_add_error(
+		    c, 0, NULL, NULL,
+		    "bad owner: owned by uid %u, neither you (uid %u) nor root; refusing a "
+		    "config someone else controls",
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		cfg_add_error(
+		    c, 0, NULL, NULL,
+		    "bad permissions: mode %04o lets %s write it; refusing it (chmod go-w)",
+		    (unsigned)(st.st_mode & 07777),
+		    (st.st_mode & S_IWOTH) ? "everyone" : "its group");
+		return -1;
+	}
+	return 0;
+}
+
 int
 cfg_parse_file(const char *path, struct cfg *c)
 {
@@ -1497,6 +1566,10 @@ cfg_parse_file(const char *path, struct cfg *c)
 	f = fopen(path, "r");
 	if (f == NULL) {
 		cfg_add_error(c, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	if (file_trusted(c, f) != 0) {
+		fclose(f);
 		return -1;
 	}
 	for (;;) {
@@ -1785,10 +1858,15 @@ cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg)
 
 /* ---- printing ------------------------------------------------------------ */
 
+/* Values and keys are the config's bytes: escaped for the terminal. */
 static void
 print_kv(FILE *out, const char *key, const char *value, const char *note)
 {
-	fprintf(out, "  %-18s = %s%s%s\n", key, value, note ? "   " : "", note ? note : "");
+	char *k = term_escape_dup(key), *v = term_escape_dup(value);
+
+	fprintf(out, "  %-18s = %s%s%s\n", k, v, note ? "   " : "", note ? note : "");
+	free(k);
+	free(v);
 }
 
 static void
@@ -1868,7 +1946,9 @@ cfg_print(const struct cfg *c, FILE *out)
 		const struct cfg_host *h = &c->hosts[i];
 		const struct rdhpf_policy *p = &h->pol;
 
-		fprintf(out, "%s[host \"%s\"]\n", first ? "" : "\n", h->name);
+		fputs(first ? "[host \"" : "\n[host \"", out);
+		term_fputs(h->name, out);
+		fputs("\"]\n", out);
 		first = false;
 		print_kv(out, "url", h->url ? h->url : "(missing)", NULL);
 		print_kv(out, "transport", h->transport, NULL);

@@ -24,301 +24,90 @@
 #include "control.h"
 #include "core.h"
 #include "log.h"
+#include "reqsrv.h"
 #include "util.h"
 
 #define REQ_MAX 128
+/* The control socket is private to the user; its cap and deadline only
+ * keep a stuck client from holding the daemon's fds or its exit. */
+#define CONTROL_MAX_CONNS 32
+#define CONTROL_DEADLINE_MS 10000
+/* Unsent bytes a stream client may have before it is cut off. */
 #define STREAM_QUEUE_MAX (256 * 1024)
-/* A cut-off client that does not even take its last line. */
-#define STREAM_LINGER_MS 1000
 
 struct control {
-	uv_pipe_t server;
+	struct reqsrv *srv;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	control_handler_fn handler;
 	control_stream_fn stream;
 	void *arg;
-	struct conn *conns;
 };
 
-struct conn {
-	uv_pipe_t pipe;
-	struct control *c;
-	struct conn *next;
-	char buf[REQ_MAX];
-	size_t len;
-	uv_write_t wr;
-	char *reply;
-	/* streams */
-	int streaming;
-	int closing;
-	uv_timer_t linger;
-	int linger_on;
-	void (*on_close)(void *arg);
-	void *close_arg;
-};
-
-struct stream_write {
-	uv_write_t req;
-	struct conn *k;
-	char data[];
-};
-
-static void
-conn_unlink(struct conn *k)
-{
-	if (k->c == NULL)
-		return;
-	for (struct conn **p = &k->c->conns; *p; p = &(*p)->next) {
-		if (*p == k) {
-			*p = k->next;
-			break;
-		}
-	}
-	k->c = NULL;
-}
-
-static void
-conn_free_later(uv_handle_t *h)
-{
-	struct conn *k = h->data;
-	free(k->reply);
-	free(k);
-}
-
-static void
-conn_closed(uv_handle_t *h)
-{
-	struct conn *k = h->data;
-
-	if (k->linger_on) {
-		/* The timer is closed last; it frees. */
-		k->linger.data = k;
-		uv_close((uv_handle_t *)&k->linger, conn_free_later);
-		return;
-	}
-	free(k->reply);
-	free(k);
-}
-
-/* Close a connection once: tell its owner (a stream's subscriber) first. */
-static void
-conn_close(struct conn *k)
-{
-	void (*fn)(void *) = k->on_close;
-
-	if (uv_is_closing((uv_handle_t *)&k->pipe))
-		return;
-	k->on_close = NULL;
-	if (fn != NULL)
-		fn(k->close_arg);
-	conn_unlink(k);
-	if (k->linger_on)
-		uv_timer_stop(&k->linger);
-	uv_close((uv_handle_t *)&k->pipe, conn_closed);
-}
-
-static void
-conn_written(uv_write_t *w, int status)
-{
-	struct conn *k = w->data;
-	(void)status;
-	conn_close(k);
-}
-
-/* ---- streams ---- */
-
-static void
-stream_written(uv_write_t *w, int status)
-{
-	struct stream_write *sw = w->data;
-	struct conn *k = sw->k;
-
-	free(sw);
-	if (status == UV_ECANCELED)
-		return; /* the connection is closing; k may be gone */
-	if (status < 0 || (k->closing && uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe) == 0))
-		conn_close(k);
-}
-
+/* A stream command takes its connection over (see reqsrv_stream). */
 static int
-stream_queue(struct conn *k, const char *line, size_t len)
+control_stream_take(const char *req, size_t len, struct reqsrv_stream *rs, void *arg)
 {
-	struct stream_write *sw = xmalloc(sizeof *sw + len + 1);
-	uv_buf_t b;
+	struct control *c = arg;
+	const char *nl = memchr(req, '\n', len);
+	char cmd[REQ_MAX];
 
-	memcpy(sw->data, line, len);
-	sw->data[len] = '\n';
-	sw->k = k;
-	sw->req.data = sw;
-	b = uv_buf_init(sw->data, (unsigned)(len + 1));
-	if (uv_write(&sw->req, (uv_stream_t *)&k->pipe, &b, 1, stream_written) != 0) {
-		free(sw);
+	if (nl == NULL)
 		return -1;
-	}
-	return 0;
-}
-
-static void
-linger_cb(uv_timer_t *t)
-{
-	conn_close(t->data);
-}
-
-void
-control_stream_close(struct control_stream *s, const char *reason)
-{
-	struct conn *k = (struct conn *)s;
-	char line[256];
-
-	if (k->closing || uv_is_closing((uv_handle_t *)&k->pipe))
-		return;
-	k->closing = 1;
-	if (reason != NULL) {
-		json_t *o = json_pack("{s:s, s:s}", "type", "closed", "reason", reason);
-		char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		snprintf(line, sizeof line, "%s", txt ? txt : "{\"type\":\"closed\"}");
-		free(txt);
-		json_decref(o);
-		if (stream_queue(k, line, strlen(line)) != 0) {
-			conn_close(k);
-			return;
-		}
-	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe) == 0) {
-		conn_close(k);
-		return;
-	}
-	uv_timer_init(core_loop(), &k->linger);
-	k->linger.data = k;
-	k->linger_on = 1;
-	uv_timer_start(&k->linger, linger_cb, STREAM_LINGER_MS, 0);
+	if (c->stream == NULL)
+		return 0;
+	memcpy(cmd, req, (size_t)(nl - req));
+	cmd[nl - req] = '\0';
+	return c->stream(cmd, (struct control_stream *)rs, c->arg);
 }
 
 void
 control_stream_send(struct control_stream *s, const char *line, size_t len)
 {
-	struct conn *k = (struct conn *)s;
-	size_t queued;
-	char why[160];
-
-	if (k->closing || uv_is_closing((uv_handle_t *)&k->pipe))
-		return;
-	queued = uv_stream_get_write_queue_size((uv_stream_t *)&k->pipe);
-	if (queued + len + 1 > STREAM_QUEUE_MAX) {
-		snprintf(why, sizeof why, "client too slow: %zu bytes unread (limit %d); cut off", queued,
-		         STREAM_QUEUE_MAX);
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "control stream client cut off", "reason", why, NULL);
-		control_stream_close(s, why);
-		return;
-	}
-	if (stream_queue(k, line, len) != 0)
-		conn_close(k);
+	reqsrv_stream_send((struct reqsrv_stream *)s, line, len);
 }
 
 void
 control_stream_on_close(struct control_stream *s, void (*fn)(void *arg), void *arg)
 {
-	struct conn *k = (struct conn *)s;
-	k->on_close = fn;
-	k->close_arg = arg;
+	reqsrv_stream_on_close((struct reqsrv_stream *)s, fn, arg);
 }
 
-/* While streaming, reading only tells us the client went away. */
-static void
-stream_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+void
+control_stream_close(struct control_stream *s, const char *reason)
 {
-	struct conn *k = st->data;
-
-	(void)b;
-	if (n < 0)
-		conn_close(k);
-	else
-		k->len = 0;
+	reqsrv_stream_close((struct reqsrv_stream *)s, reason);
 }
 
-static void
-conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static char *
+control_answer(const char *req, size_t len, void *arg)
 {
-	struct conn *k = h->data;
-	(void)hint;
-	b->base = k->buf + k->len;
-	b->len = sizeof k->buf - k->len;
-}
+	struct control *c = arg;
+	const char *nl = memchr(req, '\n', len);
+	char cmd[REQ_MAX];
+	char *reply;
 
-static void
-conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct conn *k = s->data;
-	char *nl;
-	uv_buf_t out;
-
-	(void)b;
-	if (n < 0) {
-		conn_close(k);
-		return;
-	}
-	k->len += (size_t)n;
-	nl = memchr(k->buf, '\n', k->len);
-	if (nl == NULL) {
-		if (k->len == sizeof k->buf)
-			conn_close(k);
-		return;
-	}
-	*nl = '\0';
-	if (k->c->stream != NULL) {
-		char cmd[REQ_MAX];
-		snprintf(cmd, sizeof cmd, "%s", k->buf);
-		k->len = 0;
-		k->streaming = 1;
-		uv_read_stop(s);
-		uv_read_start(s, conn_alloc, stream_read);
-		if (k->c->stream(cmd, (struct control_stream *)k, k->c->arg))
-			return;
-		k->streaming = 0;
-		uv_read_stop(s);
-		snprintf(k->buf, sizeof k->buf, "%s", cmd);
-	}
-	uv_read_stop(s);
-	k->reply = k->c->handler(k->buf, k->c->arg);
-	if (k->reply == NULL)
-		k->reply = xstrdup("error: unknown command\n");
-	out = uv_buf_init(k->reply, (unsigned)strlen(k->reply));
-	k->wr.data = k;
-	uv_write(&k->wr, s, &out, 1, conn_written);
-}
-
-static void
-on_connection(uv_stream_t *server, int status)
-{
-	struct control *c = server->data;
-	struct conn *k;
-
-	if (status < 0)
-		return;
-	k = xcalloc(1, sizeof *k);
-	k->c = c;
-	k->next = c->conns;
-	c->conns = k;
-	uv_pipe_init(core_loop(), &k->pipe, 0);
-	k->pipe.data = k;
-	if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
-		conn_close(k);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&k->pipe, conn_alloc, conn_read);
-}
-
-static void
-server_closed(uv_handle_t *h)
-{
-	free(h->data);
+	if (nl == NULL)
+		return NULL;
+	memcpy(cmd, req, (size_t)(nl - req));
+	cmd[nl - req] = '\0';
+	reply = c->handler(cmd, c->arg);
+	return reply != NULL ? reply : xstrdup("error: unknown command\n");
 }
 
 struct control *
 control_start(const char *rundir, control_handler_fn handler, void *arg, char *err, size_t errlen)
 {
 	struct control *c = xcalloc(1, sizeof *c);
-	int r;
+	struct reqsrv_opts o = {
+	    .what = "control",
+	    .max_conns = CONTROL_MAX_CONNS,
+	    .max_request = REQ_MAX - 1,
+	    .deadline_ms = CONTROL_DEADLINE_MS,
+	    .answer = control_answer,
+	    .stream = control_stream_take,
+	    .stream_queue_max = STREAM_QUEUE_MAX,
+	    .arg = c,
+	};
 
 	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >= sizeof c->path) {
 		snprintf(err, errlen, "control socket path too long under %s", rundir);
@@ -329,17 +118,10 @@ control_start(const char *rundir, control_handler_fn handler, void *arg, char *e
 	c->arg = arg;
 	/* We hold the instance lock: a socket here is a dead daemon's. */
 	unlink(c->path);
-	uv_pipe_init(core_loop(), &c->server, 0);
-	c->server.data = c;
-	r = uv_pipe_bind(&c->server, c->path);
-	if (r == 0)
-		r = chmod(c->path, 0600) == 0 ? 0 : uv_translate_sys_error(errno);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&c->server, 16, on_connection);
-	if (r != 0) {
-		snprintf(err, errlen, "control socket %s: %s", c->path, uv_strerror(r));
+	c->srv = reqsrv_pipe(c->path, 0600, &o, err, errlen);
+	if (c->srv == NULL) {
 		unlink(c->path);
-		uv_close((uv_handle_t *)&c->server, server_closed);
+		free(c);
 		return NULL;
 	}
 	return c;
@@ -356,11 +138,9 @@ control_stop(struct control *c)
 {
 	if (c == NULL)
 		return;
-	/* Open connections (streams above all) must not keep the loop alive. */
-	while (c->conns != NULL)
-		conn_close(c->conns);
 	unlink(c->path);
-	uv_close((uv_handle_t *)&c->server, server_closed);
+	reqsrv_stop(c->srv);
+	free(c);
 }
 
 /* ---- client ---- */
@@ -429,18 +209,25 @@ metric_help(const char *name)
 	static const struct {
 		const char *name, *help;
 	} h[] = {
-		{"connects_total", "Successful transport connects."},
-		{"disconnects_total", "Links lost after being connected."},
-		{"reconnect_seconds", "Time from link loss to the next successful connect."},
-		{"forward_add_seconds", "Time from asking the transport for a forward to it being active."},
-		{"health_check_seconds", "Duration of transport health checks."},
-		{"events_total", "Container events received from the runtime."},
-		{"resyncs_total", "Event stream failures followed by a full resync."},
-		{"forwards_active", "Forwards currently active."},
-		{"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 breaker-open, 6 stopped."},
-		{"breaker_open", "1 while the host's circuit breaker is open."},
-		{"dead_link_detect_seconds", "Time from the last sign of life to declaring the link dead."},
-		{"loop_pauses_total", "Times the loop did not run for a while (sleep, SIGSTOP) and every host was checked."},
+	    {"connects_total", "Successful transport connects."},
+	    {"disconnects_total", "Links lost after being connected."},
+	    {"reconnect_seconds", "Time from link loss to the next successful connect."},
+	    {"forward_add_seconds",
+	     "Time from asking the transport for a forward to it being active."},
+	    {"health_check_seconds", "Duration of transport health checks."},
+	    {"events_total", "Container events received from the runtime."},
+	    {"resyncs_total", "Full resyncs after a stream failure, and lists after a runtime lost an event."},
+	    {"forwards_active", "Forwards currently active."},
+	    {"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 "
+	                   "breaker-open, 6 stopped, 7 failed (configuration can never work)."},
+	    {"breaker_open", "1 while the host's circuit breaker is open."},
+	    {"dead_link_detect_seconds",
+	     "Time from the last sign of life to declaring the link dead."},
+	    {"connections_dropped_total", "Control or metrics_listen connections closed "
+	                                  "unanswered: deadline, cap or request too long."},
+	    {"stream_clients_cut_total", "Event stream clients cut off for not reading."},
+	    {"loop_pauses_total",
+	     "Times the loop did not run for a while (sleep, SIGSTOP) and every host was checked."},
 	};
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++)
 		if (strcmp(h[i].name, name) == 0)
@@ -572,25 +359,56 @@ since(json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "%ldh", d / 3600);
 }
 
+/* String fields of the status escaped for the terminal: container names,
+ * hosts and errors come from the remote engine or the config, and a name
+ * holding ESC ] 0;… would otherwise rewrite the user's terminal.  The
+ * escaped copies live until pool_free. */
+struct pool {
+	char *v[16];
+	size_t n;
+};
+
+static const char *
+tj(struct pool *p, json_t *o, const char *k)
+{
+	char *e;
+
+	if (p->n == sizeof p->v / sizeof p->v[0])
+		return "?";
+	e = term_escape_dup(jstr(o, k));
+	p->v[p->n++] = e;
+	return e;
+}
+
+static void
+pool_free(struct pool *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	p->n = 0;
+}
+
 /* Published ports without a forward: one line each, with why. */
 static void
 status_skipped(json_t *skipped, FILE *out)
 {
 	json_t *f;
 	size_t k;
+	struct pool p = {.n = 0};
 
 	json_array_foreach(skipped, k, f) {
 		char remote[96], why[160];
-		snprintf(remote, sizeof remote, "%s:%lld/%s", jstr(f, "remote_host"),
-		         (long long)json_integer_value(json_object_get(f, "remote_port")), jstr(f, "proto"));
+		snprintf(remote, sizeof remote, "%s:%lld/%s", tj(&p, f, "remote_host"),
+		         (long long)json_integer_value(json_object_get(f, "remote_port")), tj(&p, f, "proto"));
 		if (json_is_string(json_object_get(f, "rule")))
-			snprintf(why, sizeof why, "%s (rule %s)", jstr(f, "reason"), jstr(f, "rule"));
+			snprintf(why, sizeof why, "%s (rule %s)", tj(&p, f, "reason"), tj(&p, f, "rule"));
 		else if (json_is_string(json_object_get(f, "holder")))
-			snprintf(why, sizeof why, "%s (%s)", jstr(f, "reason"), jstr(f, "holder"));
+			snprintf(why, sizeof why, "%s (%s)", tj(&p, f, "reason"), tj(&p, f, "holder"));
 		else
-			snprintf(why, sizeof why, "%s", jstr(f, "reason"));
-		fprintf(out, "  %-21s %-21.21s %-16.16s %-8s %s\n", "-", remote, jstr(f, "container"),
+			snprintf(why, sizeof why, "%s", tj(&p, f, "reason"));
+		fprintf(out, "  %-21s %-21.21s %-16.16s %-8s %s\n", "-", remote, tj(&p, f, "container"),
 		        "skipped", why);
+		pool_free(&p);
 	}
 }
 
@@ -598,32 +416,37 @@ void
 status_table(json_t *st, FILE *out)
 {
 	json_t *hosts = json_object_get(st, "hosts"), *h, *f;
+	struct pool p = {.n = 0};
 	size_t i, k;
 
 	json_array_foreach(hosts, i, h) {
 		char ago[32];
 		since(json_object_get(h, "connected_since"), ago, sizeof ago);
-		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n", jstr(h, "name"),
-		        jstr(h, "state"), jstr(h, "transport"), jstr(h, "runtime"), ago,
-		        (long long)json_integer_value(json_object_get(h, "reconnects")), jstr(h, "breaker"));
+		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n",
+		        tj(&p, h, "name"), tj(&p, h, "state"), tj(&p, h, "transport"),
+		        tj(&p, h, "runtime"), ago,
+		        (long long)json_integer_value(json_object_get(h, "reconnects")),
+		        tj(&p, h, "breaker"));
 		if (json_is_string(json_object_get(h, "last_error")))
-			fprintf(out, "  last error: %.70s\n", jstr(h, "last_error"));
+			fprintf(out, "  last error: %.70s\n", tj(&p, h, "last_error"));
+		pool_free(&p);
 		fprintf(out, "  %-21s %-21s %-16s %-8s %s\n", "LOCAL", "REMOTE", "CONTAINER", "STATE",
 		        "SINCE");
 		json_array_foreach(json_object_get(h, "forwards"), k, f) {
 			char local[64], remote[96], ago2[32];
-			snprintf(local, sizeof local, "%s:%lld", jstr(f, "bind"),
+			snprintf(local, sizeof local, "%s:%lld", tj(&p, f, "bind"),
 			         (long long)json_integer_value(json_object_get(f, "local_port")));
-			snprintf(remote, sizeof remote, "%s:%lld", jstr(f, "remote_host"),
+			snprintf(remote, sizeof remote, "%s:%lld", tj(&p, f, "remote_host"),
 			         (long long)json_integer_value(json_object_get(f, "remote_port")));
 			since(json_object_get(f, "since"), ago2, sizeof ago2);
 			fprintf(out, "  %-21.21s %-21.21s %-16.16s %-8s %s\n", local, remote,
-			        jstr(f, "container"), jstr(f, "state"), ago2);
+			        tj(&p, f, "container"), tj(&p, f, "state"), ago2);
 			if (json_is_string(json_object_get(f, "error")))
-				fprintf(out, "    %.74s\n", jstr(f, "error"));
+				fprintf(out, "    %.74s\n", tj(&p, f, "error"));
 			if (json_is_integer(json_object_get(f, "wanted_port")))
 				fprintf(out, "    wanted local port %lld (taken; on_conflict = next-free)\n",
 				        (long long)json_integer_value(json_object_get(f, "wanted_port")));
+			pool_free(&p);
 		}
 		status_skipped(json_object_get(h, "skipped"), out);
 	}
@@ -637,9 +460,11 @@ status_table(json_t *st, FILE *out)
 				break;
 			}
 			since(json_object_get(f, "ended"), ago, sizeof ago);
-			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n", jstr(f, "host"),
+			fprintf(out, "  %-10.10s %5lld %-16.16s %-32.32s %s ago\n",
+			        tj(&p, f, "host"),
 			        (long long)json_integer_value(json_object_get(f, "local_port")),
-			        jstr(f, "container"), jstr(f, "reason"), ago);
+			        tj(&p, f, "container"), tj(&p, f, "reason"), ago);
+			pool_free(&p);
 		}
 	}
 }
@@ -647,67 +472,27 @@ status_table(json_t *st, FILE *out)
 /* ---- metrics over HTTP (metrics_listen) ---- */
 
 #define HTTP_REQ_MAX 4096
-
-struct http_conn {
-	uv_tcp_t tcp;
-	char buf[HTTP_REQ_MAX];
-	size_t len;
-	uv_write_t wr;
-	char *reply;
-};
+/* Reachable by every local user (and more, on a non-loopback address):
+ * few connections, a short deadline. */
+#define HTTP_MAX_CONNS 64
+#define HTTP_DEADLINE_MS 5000
 
 struct metrics_http {
-	uv_tcp_t server;
+	struct reqsrv *srv;
 };
 
-static void
-http_closed(uv_handle_t *h)
+static char *
+http_answer(const char *req, size_t len, void *arg)
 {
-	struct http_conn *k = h->data;
-	free(k->reply);
-	free(k);
-}
-
-static void
-http_written(uv_write_t *w, int status)
-{
-	struct http_conn *k = w->data;
-	(void)status;
-	uv_close((uv_handle_t *)&k->tcp, http_closed);
-}
-
-static void
-http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-	struct http_conn *k = h->data;
-	(void)hint;
-	b->base = k->buf + k->len;
-	b->len = sizeof k->buf - 1 - k->len;
-}
-
-static void
-http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct http_conn *k = s->data;
-	char *body = NULL, *reply;
+	char *body, *reply;
 	const char *status;
 	size_t cap;
-	uv_buf_t out;
 
-	(void)b;
-	if (n < 0) {
-		uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	k->len += (size_t)n;
-	k->buf[k->len] = '\0';
-	if (strstr(k->buf, "\r\n\r\n") == NULL && strstr(k->buf, "\n\n") == NULL) {
-		if (k->len >= sizeof k->buf - 1)
-			uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	uv_read_stop(s);
-	if (strncmp(k->buf, "GET /metrics ", 13) == 0 || strncmp(k->buf, "GET /metrics?", 13) == 0) {
+	(void)len;
+	(void)arg;
+	if (strstr(req, "\r\n\r\n") == NULL && strstr(req, "\n\n") == NULL)
+		return NULL;
+	if (strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0) {
 		status = "200 OK";
 		body = metrics_text();
 	} else {
@@ -721,33 +506,7 @@ http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	         status, strlen(body), body);
 	free(body);
-	k->reply = reply;
-	out = uv_buf_init(reply, (unsigned)strlen(reply));
-	k->wr.data = k;
-	uv_write(&k->wr, s, &out, 1, http_written);
-}
-
-static void
-http_connection(uv_stream_t *server, int status)
-{
-	struct http_conn *k;
-
-	if (status < 0)
-		return;
-	k = xcalloc(1, sizeof *k);
-	uv_tcp_init(core_loop(), &k->tcp);
-	k->tcp.data = k;
-	if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0) {
-		uv_close((uv_handle_t *)&k->tcp, http_closed);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&k->tcp, http_alloc, http_read);
-}
-
-static void
-http_server_closed(uv_handle_t *h)
-{
-	free(h->data);
+	return reply;
 }
 
 struct metrics_http *
@@ -759,6 +518,14 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 	const char *colon = strrchr(listen, ':');
 	size_t hl;
 	int port, r;
+	struct reqsrv_opts o = {
+	    .what = "metrics_listen",
+	    .max_conns = HTTP_MAX_CONNS,
+	    .max_request = HTTP_REQ_MAX - 1,
+	    .deadline_ms = HTTP_DEADLINE_MS,
+	    .answer = http_answer,
+	    .arg = NULL,
+	};
 
 	if (colon == NULL || (hl = (size_t)(colon - listen)) == 0 || hl >= sizeof host) {
 		snprintf(err, errlen, "metrics_listen: bad address '%s'", listen);
@@ -778,14 +545,9 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 		return NULL;
 	}
 	m = xcalloc(1, sizeof *m);
-	uv_tcp_init(core_loop(), &m->server);
-	m->server.data = m;
-	r = uv_tcp_bind(&m->server, (const struct sockaddr *)&ss, 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&m->server, 16, http_connection);
-	if (r != 0) {
-		snprintf(err, errlen, "metrics_listen %s: %s", listen, uv_strerror(r));
-		uv_close((uv_handle_t *)&m->server, http_server_closed);
+	m->srv = reqsrv_tcp((const struct sockaddr *)&ss, &o, err, errlen);
+	if (m->srv == NULL) {
+		free(m);
 		return NULL;
 	}
 	return m;
@@ -794,6 +556,8 @@ metrics_http_start(const char *listen, char *err, size_t errlen)
 void
 metrics_http_stop(struct metrics_http *m)
 {
-	if (m != NULL)
-		uv_close((uv_handle_t *)&m->server, http_server_closed);
+	if (m == NULL)
+		return;
+	reqsrv_stop(m->srv);
+	free(m);
 }

@@ -18,6 +18,7 @@
 struct plugin {
 	char *path;
 	void *dl;
+	int fd; /* the file loaded through /proc/self/fd/N; held while loaded (see loader.c) */
 	const struct rdhpf_plugin_info *info;
 };
 
@@ -33,6 +34,8 @@ struct plugin_set {
 	struct refused *refused;
 	size_t n_refused;
 	char *dir_error;  /* the directory itself could not be used */
+	int *held_fds;    /* of files refused after dlopen (see loader.c) */
+	size_t n_held_fds;
 };
 
 /* Pure check of an info block handed back by a plugin's entry: ABI major
@@ -120,6 +123,7 @@ enum host_state {
 	HOST_BACKOFF,
 	HOST_BREAKER_OPEN,
 	HOST_STOPPED,
+	HOST_FAILED, /* the configuration can never work: not retried */
 };
 const char *host_state_name(enum host_state s);
 
@@ -130,6 +134,9 @@ void host_start(struct host *h);
  * Synchronous; the host may be freed afterwards. */
 void host_stop(struct host *h, const char *reason);
 void host_free(struct host *h);
+/* A runtime lost an event: list again soon (deferred), keeping the
+ * stream.  Ignored unless the host is watching. */
+void host_relist(struct host *h, const char *reason);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
 /* The host's transport; 1 while its link is up. */
@@ -168,6 +175,11 @@ const char *config_default_path(char *buf, size_t len);
  * it exists; else DOCKER_HOST=ssh://…  0, or -1 with c->errors filled. */
 int config_load(const char *path, const char *host_url, struct cfg *c);
 void cfg_print_errors(const struct cfg *c, FILE *out);
+/* Make and destroy each host's plugin instances (create does no I/O) so
+ * that every value a plugin would refuse at run time is an error now, at
+ * the host's section line.  Hosts whose plugins are missing are skipped
+ * (cfg_check_plugins reports them).  Returns the errors added. */
+size_t cfg_check_hosts(struct cfg *c, const struct plugin_set *ps, const char *rundir);
 /* Command-line values (>= 0) win over the config's. */
 void apply_log_settings(const struct cfg *c, int fmt, int level);
 /* The private runtime directory: created 0700 if missing, refused if it is

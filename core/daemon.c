@@ -97,9 +97,11 @@ static int
 lock_instance(struct daemon *d, char *err, size_t errlen)
 {
 	char buf[32];
-	int fd;
+	struct stat fst, pst;
+	int fd, tries = 0;
 
 	snprintf(d->lockpath, sizeof d->lockpath, "%s/rdhpf.pid", d->rundir);
+again:
 	fd = open(d->lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", d->lockpath, strerror(errno));
@@ -112,6 +114,18 @@ lock_instance(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "another rdhpf (pid %s) already runs with runtime directory %s",
 		         buf[0] ? buf : "?", d->rundir);
 		close(fd);
+		return -1;
+	}
+	/* The previous holder unlinks the pid file as it exits: a lock taken on
+	 * that unlinked file would let a third instance lock a new file beside
+	 * us.  Only a lock on the file still at the path counts. */
+	if (fstat(fd, &fst) != 0 || lstat(d->lockpath, &pst) != 0 || fst.st_dev != pst.st_dev ||
+	    fst.st_ino != pst.st_ino) {
+		close(fd);
+		if (++tries < 5)
+			goto again;
+		snprintf(err, errlen, "%s keeps changing; another rdhpf is starting or stopping",
+		         d->lockpath);
 		return -1;
 	}
 	if (ftruncate(fd, 0) == 0) {
@@ -138,7 +152,10 @@ status_json_text(struct daemon *d)
 		json_array_append_new(hosts, host_status_json(d->hosts[i]));
 	json_object_set_new(o, "hosts", hosts);
 	json_object_set_new(o, "ended", ended_forwards_json());
-	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+	/* ENSURE_ASCII: jansson escapes C0 controls but not C1 (U+0080-009F),
+	 * and this text is printed to terminals by `status --format json`. */
+	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15) |
+	                        JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (txt == NULL)
 		return NULL;
@@ -326,19 +343,45 @@ begin_shutdown(struct daemon *d, const char *why)
 	uv_timer_start(&d->t_shutdown, shutdown_tick, 0, 50);
 }
 
+/* Only the instance that holds the lock owns the runtime files: a refused
+ * second instance must leave the running daemon's socket and pid file be. */
 static void
 remove_runtime_files(struct daemon *d)
 {
 	char sock[600];
 
+	if (d->lockfd < 0)
+		return;
 	snprintf(sock, sizeof sock, "%s/control.sock", d->rundir);
-	if (d->rundir[0])
-		unlink(sock);
-	if (d->lockfd >= 0) {
-		unlink(d->lockpath);
-		close(d->lockfd);
-		d->lockfd = -1;
+	unlink(sock);
+	unlink(d->lockpath);
+	close(d->lockfd);
+	d->lockfd = -1;
+}
+
+size_t
+cfg_check_hosts(struct cfg *c, const struct plugin_set *ps, const char *rundir)
+{
+	size_t before = c->n_errors;
+
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		const struct cfg_host *ch = &c->hosts[i];
+		const struct plugin *tp = plugins_find(ps, RDHPF_KIND_TRANSPORT, ch->transport);
+		const struct plugin *rp = plugins_find(ps, RDHPF_KIND_RUNTIME, ch->runtime);
+		char err[768], label[96];
+		struct host *h;
+
+		if (tp == NULL || rp == NULL)
+			continue; /* cfg_check_plugins said so */
+		h = host_new(ch, tp, rp, rundir, err, sizeof err);
+		if (h == NULL) {
+			snprintf(label, sizeof label, "host \"%s\"", ch->name);
+			cfg_add_error(c, ch->line, label, NULL, "%s", err);
+		} else {
+			host_free(h);
+		}
 	}
+	return c->n_errors - before;
 }
 
 static struct host *
@@ -371,8 +414,9 @@ reload(struct daemon *d)
 		       NULL);
 		return;
 	}
-	if (cfg_parse_file(d->config_file, &nc) == 0)
-		cfg_check_plugins(&nc, plugins_lookup_options, &d->plugins);
+	if (cfg_parse_file(d->config_file, &nc) == 0 &&
+	    cfg_check_plugins(&nc, plugins_lookup_options, &d->plugins) == 0)
+		cfg_check_hosts(&nc, &d->plugins, d->rundir);
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
 			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err", nc.errors[i].text, NULL);
@@ -514,6 +558,13 @@ daemon_run(const struct run_opts *o)
 		rc = 1;
 		goto out;
 	}
+	/* Every value a plugin refuses is refused now, before any host starts,
+	 * as check-config refuses it. */
+	if (cfg_check_hosts(&d.cfg, &d.plugins, d.rundir) != 0) {
+		cfg_print_errors(&d.cfg, stderr);
+		rc = 2;
+		goto out;
+	}
 
 	d.started_wall = (int64_t)time(NULL);
 	d.control = control_start(d.rundir, control_handler, &d, err, sizeof err);
@@ -570,6 +621,8 @@ out:
 	plugins_unload(&d.plugins);
 	cfg_free(&d.cfg);
 	metrics_free();
+	/* Handles closed on the way out (hosts checked at startup) finish. */
+	uv_run(core_loop(), UV_RUN_NOWAIT);
 	uv_loop_close(core_loop());
 	g_daemon = NULL;
 	return rc;

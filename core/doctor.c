@@ -43,10 +43,15 @@ say(struct doc *d, enum verdict v, const char *check, const char *fix, const cha
 	static const char *tag[] = {"[ ok ]", "[FAIL]", "[warn]", "[skip]", "[info]"};
 	va_list ap;
 
+	char text[2048];
+
+	/* Details quote the remote's errors and the config: escaped for the
+	 * terminal. */
 	printf("%s %-22s ", tag[v], check);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	term_fputs(text, stdout);
 	printf("\n");
 	if (fix != NULL && (v == V_FAIL || v == V_WARN || v == V_INFO))
 		printf("       fix: %s\n", fix);

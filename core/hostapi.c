@@ -623,32 +623,40 @@ api_shell_join(const char *const *argv)
 	return shell_join(argv);
 }
 
+static void
+api_resync(struct rdhpf_ctx *ctx, const char *reason)
+{
+	if (ctx != NULL && ctx->host != NULL)
+		host_relist(ctx->host, reason);
+}
+
 const struct rdhpf_host_api core_host_api = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_host_api),
-	.log = api_log,
-	.now_ms = api_now_ms,
-	.wall_ns = api_wall_ns,
-	.io_start = api_io_start,
-	.io_update = api_io_update,
-	.io_stop = api_io_stop,
-	.timer_start = api_timer_start,
-	.timer_stop = api_timer_stop,
-	.spawn = api_spawn,
-	.child_kill = api_child_kill,
-	.child_pid = api_child_pid,
-	.child_detach = api_child_detach,
-	.counter_add = api_counter_add,
-	.gauge_set = api_gauge_set,
-	.observe = api_observe,
-	.option = api_option,
-	.report_down = api_report_down,
-	.stream_exec = api_stream_exec,
-	.stream_open_unix = api_stream_open_unix,
-	.stream_write = api_stream_write,
-	.stream_close = api_stream_close,
-	.shell_join = api_shell_join,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_host_api),
+    .log = api_log,
+    .now_ms = api_now_ms,
+    .wall_ns = api_wall_ns,
+    .io_start = api_io_start,
+    .io_update = api_io_update,
+    .io_stop = api_io_stop,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+    .spawn = api_spawn,
+    .child_kill = api_child_kill,
+    .child_pid = api_child_pid,
+    .child_detach = api_child_detach,
+    .counter_add = api_counter_add,
+    .gauge_set = api_gauge_set,
+    .observe = api_observe,
+    .option = api_option,
+    .report_down = api_report_down,
+    .stream_exec = api_stream_exec,
+    .stream_open_unix = api_stream_open_unix,
+    .stream_write = api_stream_write,
+    .stream_close = api_stream_close,
+    .shell_join = api_shell_join,
+    .resync = api_resync,
 };
 
 /* ---- ctx ---- */

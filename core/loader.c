@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,18 +149,55 @@ owner_ok(const struct stat *st)
 	return st->st_uid == 0 || st->st_uid == geteuid();
 }
 
-/* Load one file; 0 on success, else -1 with why. */
-static int
-load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *api,
-         char *why, size_t len)
+/* dlopen the very file that was checked through its descriptor, so that a
+ * path swapped between the check and the load cannot put someone else's
+ * constructors inside rdhpf.  Where /proc is absent the path is opened
+ * again: the directory chain up to / was found writable only by root and us
+ * (dir_chain_ok), so no one else can swap it, and the inode is compared
+ * after the load as a last line.  The caller keeps fd open while the
+ * plugin stays loaded: the dynamic loader knows a library by the name it was
+ * opened with, and would hand back this one for the next file that got the
+ * same descriptor number. */
+static void *
+dlopen_checked(int fd, const struct stat *st, const char *path, char *why, size_t len)
 {
-	struct stat st, st2;
+	char via[64];
+	struct stat pst;
+	void *dl;
+	const char *e;
+	int by_fd;
+
+	snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+	by_fd = stat(via, &pst) == 0 && pst.st_dev == st->st_dev && pst.st_ino == st->st_ino;
+	dl = dlopen(by_fd ? via : path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		e = dlerror();
+		snprintf(why, len, "dlopen failed: %s", e ? e : "unknown error");
+		return NULL;
+	}
+	if (!by_fd &&
+	    (stat(path, &pst) != 0 || pst.st_dev != st->st_dev || pst.st_ino != st->st_ino)) {
+		snprintf(why, len, "file changed while loading; refusing it");
+		dlclose(dl);
+		return NULL;
+	}
+	return dl;
+}
+
+/* Load one file of the directory open as dirfd; 0 on success, else -1 with
+ * why. */
+static int
+load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
+         const struct rdhpf_host_api *api, char *why, size_t len)
+{
+	struct stat st;
 	int fd = -1;
 	void *dl = NULL;
 	rdhpf_plugin_init_fn init;
 	const struct rdhpf_plugin_info *info;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named *.so must not hang the loader. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(why, len, errno == ELOOP ? "is a symbolic link" : "cannot open: %s",
 		         strerror(errno));
@@ -182,18 +220,9 @@ load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *
 		snprintf(why, len, "owned by uid %u, neither root nor us", (unsigned)st.st_uid);
 		goto fail;
 	}
-	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (dl == NULL) {
-		const char *e = dlerror();
-		snprintf(why, len, "dlopen failed: %s", e ? e : "unknown error");
+	dl = dlopen_checked(fd, &st, path, why, len);
+	if (dl == NULL)
 		goto fail;
-	}
-	/* The file loaded must be the one checked: refuse if the path was
-	 * swapped between the check and dlopen. */
-	if (stat(path, &st2) != 0 || st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
-		snprintf(why, len, "file changed while loading; refusing it");
-		goto fail;
-	}
 	init = (rdhpf_plugin_init_fn)(uintptr_t)dlsym(dl, RDHPF_PLUGIN_ENTRY);
 	if (init == NULL) {
 		snprintf(why, len, "no %s symbol: not an rdhpf plugin", RDHPF_PLUGIN_ENTRY);
@@ -209,16 +238,23 @@ load_one(struct plugin_set *set, const char *path, const struct rdhpf_host_api *
 			goto fail;
 		}
 	}
-	close(fd);
 	set->v = xrealloc(set->v, (set->n + 1) * sizeof *set->v);
 	set->v[set->n].path = xstrdup(path);
 	set->v[set->n].dl = dl;
+	set->v[set->n].fd = fd;
 	set->v[set->n].info = info;
 	set->n++;
 	return 0;
 fail:
-	if (dl != NULL)
+	if (dl != NULL) {
 		dlclose(dl);
+		/* dlclose need not unload (a library with unique symbols stays),
+		 * and one that stays is known by /proc/self/fd/N: that number
+		 * must not name another file in this load. */
+		set->held_fds = xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
+		set->held_fds[set->n_held_fds++] = fd;
+		fd = -1;
+	}
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -230,44 +266,110 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int
+dir_check(const char *p, int final, char *why, size_t len)
+{
+	struct stat st;
+
+	if (lstat(p, &st) != 0) {
+		snprintf(why, len, "%s: %s", p, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, len, "%s: not a directory", p);
+		return -1;
+	}
+	if (!owner_ok(&st)) {
+		snprintf(why, len, "%s%s is owned by uid %u, neither root nor us",
+		         final ? "" : "parent ", p, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (final || !(st.st_mode & S_ISVTX))) {
+		snprintf(why, len, "%s%s is %s-writable (mode %04o); refusing it",
+		         final ? "" : "parent ", p, (st.st_mode & S_IWOTH) ? "world" : "group",
+		         (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Whoever may write to a directory on the way from / to the plugins can
+ * swap what lies below it, so every one must be owned by root or us and
+ * writable by no one else (OpenSSH holds its configs to the same).  Above
+ * the plugin directory a sticky directory such as /tmp passes: in it only
+ * an entry's owner may rename that entry, and the next component is checked
+ * in turn.  real is absolute and free of symlinks (realpath). */
+static int
+dir_chain_ok(const char *real, char *why, size_t len)
+{
+	char sub[PATH_MAX];
+	size_t n = strlen(real);
+
+	if (real[0] != '/' || n >= sizeof sub) {
+		snprintf(why, len, "%s: not an absolute path", real);
+		return -1;
+	}
+	if (dir_check("/", n == 1, why, len) != 0)
+		return -1;
+	for (size_t i = 2; i <= n; i++) {
+		if (i < n && real[i] != '/')
+			continue;
+		memcpy(sub, real, i);
+		sub[i] = '\0';
+		if (dir_check(sub, i == n, why, len) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+set_dir_error(struct plugin_set *set, const char *dir, const char *why)
+{
+	char buf[4600];
+
+	snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, why);
+	set->dir_error = xstrdup(buf);
+}
+
 int
 plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set)
 {
-	struct stat st;
+	struct stat st, cst;
 	DIR *d;
 	struct dirent *e;
 	char **names = NULL;
 	size_t n = 0;
-	char buf[512];
+	char real[PATH_MAX], why[4200];
+	int dirfd, lfd;
 
 	memset(set, 0, sizeof *set);
 	set->dir = xstrdup(dir);
-	if (stat(dir, &st) != 0) {
-		snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, strerror(errno));
-		set->dir_error = xstrdup(buf);
+	if (realpath(dir, real) == NULL) {
+		set_dir_error(set, dir, strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(buf, sizeof buf, "plugin directory %s: not a directory", dir);
-		set->dir_error = xstrdup(buf);
+	if (dir_chain_ok(real, why, sizeof why) != 0) {
+		set_dir_error(set, dir, why);
 		return -1;
 	}
-	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
-		snprintf(buf, sizeof buf, "plugin directory %s is world-writable (mode %04o); refusing it",
-		         dir, (unsigned)(st.st_mode & 07777));
-		set->dir_error = xstrdup(buf);
+	/* Read the directory that was checked, not whatever the path names
+	 * later. */
+	dirfd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0 || fstat(dirfd, &st) != 0 || lstat(real, &cst) != 0 ||
+	    st.st_dev != cst.st_dev || st.st_ino != cst.st_ino) {
+		set_dir_error(set, dir,
+		              dirfd < 0 ? strerror(errno) : "changed while being checked");
+		if (dirfd >= 0)
+			close(dirfd);
 		return -1;
 	}
-	if ((st.st_mode & S_IWOTH) || !owner_ok(&st)) {
-		snprintf(buf, sizeof buf, "plugin directory %s is writable by others or not owned by root or us",
-		         dir);
-		set->dir_error = xstrdup(buf);
-		return -1;
-	}
-	d = opendir(dir);
+	lfd = dup(dirfd);
+	d = lfd >= 0 ? fdopendir(lfd) : NULL;
 	if (d == NULL) {
-		snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, strerror(errno));
-		set->dir_error = xstrdup(buf);
+		set_dir_error(set, dir, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		close(dirfd);
 		return -1;
 	}
 	while ((e = readdir(d)) != NULL) {
@@ -280,13 +382,14 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 	closedir(d);
 	qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		char path[4096], why[512];
+		char path[4096], fwhy[512];
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		if (load_one(set, path, api, why, sizeof why) != 0)
-			refuse(set, path, why);
+		if (load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy) != 0)
+			refuse(set, path, fwhy);
 		free(names[i]);
 	}
 	free(names);
+	close(dirfd);
 	return 0;
 }
 
@@ -345,12 +448,16 @@ plugins_unload(struct plugin_set *set)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		dlclose(set->v[i].dl);
+		close(set->v[i].fd);
 		free(set->v[i].path);
 	}
 	for (size_t i = 0; i < set->n_refused; i++) {
 		free(set->refused[i].path);
 		free(set->refused[i].why);
 	}
+	for (size_t i = 0; i < set->n_held_fds; i++)
+		close(set->held_fds[i]);
+	free(set->held_fds);
 	free(set->v);
 	free(set->refused);
 	free(set->dir);

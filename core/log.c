@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -315,6 +316,48 @@ next_char(const unsigned char *s, size_t n, uint32_t *cp, bool *safe)
 	*cp = v;
 	*safe = !(v <= 0x9f || v == 0x2028 || v == 0x2029);
 	return len;
+}
+
+char *
+term_escape_dup(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)(s ? s : "");
+	size_t n = strlen((const char *)u), o = 0;
+	/* "\xNN" is the longest a byte can become. */
+	char *out = xmalloc(4 * n + 1);
+	static const char hex[] = "0123456789abcdef";
+	uint32_t cp;
+	bool safe;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = next_char(u + i, n - i, &cp, &safe);
+		if (safe) {
+			memcpy(out + o, u + i, k);
+			o += k;
+		} else if (u[i] == '\n' || u[i] == '\r' || u[i] == '\t') {
+			out[o++] = '\\';
+			out[o++] = u[i] == '\n' ? 'n' : u[i] == '\r' ? 'r' : 't';
+		} else {
+			for (size_t j = 0; j < k; j++) {
+				out[o++] = '\\';
+				out[o++] = 'x';
+				out[o++] = hex[u[i + j] >> 4];
+				out[o++] = hex[u[i + j] & 15];
+			}
+		}
+		i += k;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void
+term_fputs(const char *s, FILE *out)
+{
+	char *e = term_escape_dup(s);
+
+	fputs(e, out);
+	free(e);
 }
 
 /* The input length to print, cut at VALUE_CAP on a character boundary. */

@@ -43,4 +43,11 @@ void log_vkv(int level, const char *host, const char *plugin, const char *msg, v
  * (all of them when force). */
 void log_flush_repeats(int force);
 
+/* For a terminal: printable UTF-8 as is, newline, CR and tab as \n \r \t,
+ * every other control (C0, C1, DEL, U+2028/9) and every byte that is not
+ * valid UTF-8 as \xNN, so that text from a config or a remote engine can
+ * neither retitle nor rewrite the user's terminal (ESC ] 0;…).  malloc'd. */
+char *term_escape_dup(const char *s);
+void term_fputs(const char *s, FILE *out);
+
 #endif

@@ -106,8 +106,16 @@ cmd_check_config(const struct run_opts *o, const char *file)
 	if (plugins_load_dir(plugin_dir_choose(&c), &core_host_api, &ps) != 0) {
 		fprintf(stderr, "rdhpf: %s\n", ps.dir_error);
 		rc = 2;
-	} else {
-		cfg_check_plugins(&c, plugins_lookup_options, &ps);
+	} else if (cfg_check_plugins(&c, plugins_lookup_options, &ps) == 0 && c.n_errors == 0) {
+		/* What run would refuse when it starts: the plugins' own checks,
+		 * against the runtime directory run would use. */
+		char dir[512], err[768];
+		if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : c.runtime_dir, dir,
+		                        sizeof dir, err, sizeof err) != 0)
+			cfg_add_error(&c, 0, NULL, NULL, "%s", err);
+		else
+			cfg_check_hosts(&c, &ps, dir);
+		uv_run(core_loop(), UV_RUN_NOWAIT); /* the instances' handles close */
 	}
 	if (c.n_errors > 0) {
 		cfg_print_errors(&c, stderr);

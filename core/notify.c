@@ -107,7 +107,8 @@ notify_update(struct host *const *hosts, size_t n)
 		if (s == HOST_STEADY)
 			up++;
 		active += host_active_forwards(hosts[i]);
-		if (!settled(name) && (s == HOST_STEADY || s == HOST_BACKOFF || s == HOST_BREAKER_OPEN)) {
+		if (!settled(name) && (s == HOST_STEADY || s == HOST_BACKOFF || s == HOST_BREAKER_OPEN ||
+		                       s == HOST_FAILED)) {
 			g_settled = xrealloc(g_settled, (g_n_settled + 1) * sizeof *g_settled);
 			g_settled[g_n_settled++] = xstrdup(name);
 		}

@@ -3,6 +3,7 @@
  * order (or on qsort's instability). */
 #include "reconcile.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,15 @@ rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t max)
 		p += len;
 	}
 	return n;
+}
+
+bool
+rc_host_ip_ok(const char *host_ip)
+{
+	unsigned char bin[16];
+
+	return is_any4(host_ip) || inet_pton(AF_INET, host_ip, bin) == 1 ||
+	       inet_pton(AF_INET6, host_ip, bin) == 1;
 }
 
 /* ---- orders ----------------------------------------------------------- */
@@ -229,6 +239,7 @@ rc_skip_reason(const struct rc_skip *s)
 		       "(or privileged = offset N)";
 	case RC_SKIP_PRIVILEGED_SKIP: return "privileged local port skipped (privileged = skip)";
 	case RC_SKIP_LABEL: return "ignored by label";
+	case RC_SKIP_HOSTIP: return "published on a HostIp that is not an IP address";
 	}
 	return "skipped";
 }
@@ -392,6 +403,14 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 					goto fail;
 				s->why = RC_SKIP_RULE;
 				s->rule_line = r->line;
+				continue;
+			}
+			/* A name (whatever a runtime let through) would point the
+			 * forward anywhere sshd can reach. */
+			if (!rc_host_ip_ok(p->host_ip)) {
+				if ((s = skip_from(&sk, c, p)) == NULL)
+					goto fail;
+				s->why = RC_SKIP_HOSTIP;
 				continue;
 			}
 			if (p->proto != RDHPF_PROTO_TCP) {

@@ -11,6 +11,7 @@
 #ifndef RDHPF_RECONCILE_H
 #define RDHPF_RECONCILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,7 @@ enum rc_skip_why {
 	RC_SKIP_PRIVILEGED = 5, /* local port < unpriv_port_start; never retried */
 	RC_SKIP_PRIVILEGED_SKIP = 6, /* likewise, and privileged = skip says so */
 	RC_SKIP_LABEL = 7, /* the container's label rdhpf.ignore=true (label) */
+	RC_SKIP_HOSTIP = 8, /* the engine's HostIp is not an IP literal */
 };
 
 struct rc_skip {
@@ -111,6 +113,10 @@ size_t rc_bind_expand(const char *spec, int no6, char out[][RC_ADDR_MAX], size_t
 /* Where a port published on the remote's host_ip is reached from the remote
  * sshd: "0.0.0.0", "" → "127.0.0.1"; "::" → "::1"; anything else → itself. */
 const char *rc_remote_host(const char *host_ip);
+/* host_ip is "", NULL or an IPv4/IPv6 literal.  rc_desired refuses any
+ * other port (to *conflicts, local_port 0): the target must never be a
+ * name a runtime was handed by the engine. */
+bool rc_host_ip_ok(const char *host_ip);
 
 /* Build the desired set.  Skips non-TCP ports (counted in *skipped_udp if
  * non-NULL; a 0.0.0.0/:: pair counts once), deduplicates 0.0.0.0/:: pairs,

@@ -105,6 +105,9 @@ struct host {
 	uv_timer_t t_fwd;         /* retry conflicted / failed forwards */
 	uv_timer_t t_down;        /* deferred link failure */
 	uv_timer_t t_reconcile;   /* deferred reconcile */
+	uv_timer_t t_relist;      /* deferred list after a runtime lost an event */
+	int relist_again;         /* lost one while a list ran: list once more */
+	char relist_reason[128];
 	int health_in_flight;
 	uint64_t health_started_ms;
 
@@ -173,6 +176,8 @@ host_state_name(enum host_state s)
 	case HOST_BACKOFF: return "backoff";
 	case HOST_BREAKER_OPEN: return "breaker-open";
 	case HOST_STOPPED: return "stopped";
+	case HOST_FAILED:
+		return "failed";
 	}
 	return "?";
 }
@@ -236,7 +241,8 @@ set_state(struct host *h, enum host_state s)
 	hlog(h, RDHPF_LOG_DEBUG, "state", "from", host_state_name(h->state), "to",
 	     host_state_name(s), NULL);
 	events_host(h->name, host_state_name(h->state), host_state_name(s),
-	            s == HOST_BACKOFF || s == HOST_BREAKER_OPEN ? h->last_error : NULL);
+	            s == HOST_BACKOFF || s == HOST_BREAKER_OPEN || s == HOST_FAILED ? h->last_error
+	                                                                             : NULL);
 	h->state = s;
 	metrics_gauge_set(h->name, h->tp->info->name, "host_state", (double)s);
 }
@@ -841,10 +847,13 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 		snprintf(port, sizeof port, "%u", s->remote_port);
 		snprintf(local, sizeof local, "%u", s->local_port);
 		rule_where(h, s->rule_line, rule, sizeof rule);
-		hlog(h, s->why == RC_SKIP_RANGE || s->why == RC_SKIP_PRIVILEGED ? RDHPF_LOG_WARN
-		                                                                : RDHPF_LOG_INFO,
+		hlog(h,
+		     s->why == RC_SKIP_RANGE || s->why == RC_SKIP_PRIVILEGED || s->why == RC_SKIP_HOSTIP
+		         ? RDHPF_LOG_WARN
+		         : RDHPF_LOG_INFO,
 		     "port not forwarded", "container", s->container_name, "remote_port", port,
 		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s),
+		     "host_ip", s->why == RC_SKIP_HOSTIP ? s->remote_host : NULL,
 		     "bind", s->bind[0] ? s->bind : NULL, "local_port", s->local_port ? local : NULL,
 		     "rule", rule[0] ? rule : NULL,
 		     "holder", s->holder[0] ? s->holder : NULL, "label", s->label[0] ? s->label : NULL,
@@ -1004,6 +1013,8 @@ runtime_stop(struct host *h)
 		h->rops->stop(h->rstate);
 	h->watching = 0;
 	h->listing = 0;
+	h->relist_again = 0;
+	uv_timer_stop(&h->t_relist);
 	pend_clear(h);
 }
 
@@ -1032,6 +1043,7 @@ on_event(void *arg, const struct rdhpf_event *ev)
 
 static void
 sync_retry_cb(uv_timer_t *t);
+static void relist_cb(uv_timer_t *t);
 
 static void
 sync_failed(struct host *h, int status, const char *detail)
@@ -1102,6 +1114,11 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	}
 	pend_clear(h);
 	reconcile_soon(h);
+	if (h->relist_again) {
+		/* An event was lost while this list ran: it may not be in it. */
+		h->relist_again = 0;
+		uv_timer_start(&h->t_relist, relist_cb, 0, 0);
+	}
 	backoff_reset(&h->sync_bo);
 	backoff_reset(&h->bo);
 	breaker_success(&h->br);
@@ -1109,6 +1126,45 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	snprintf(nb, sizeof nb, "%zu", n);
 	hlog(h, RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
 	set_state(h, HOST_STEADY);
+}
+
+static void
+relist_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	struct op *o;
+	int r;
+
+	if (!h->watching || !link_up(h))
+		return; /* a stream that ended resyncs in full anyway */
+	if (h->listing) {
+		h->relist_again = 1;
+		return;
+	}
+	h->resyncs++;
+	metrics_counter_add(h->name, h->rp->info->name, "resyncs_total", 1);
+	hlog(h, RDHPF_LOG_INFO, "runtime lost an event; listing containers again", "reason",
+	     h->relist_reason, NULL);
+	h->listing = 1;
+	o = op_new(h, 0);
+	r = h->rops->list(h->rstate, on_list_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		h->listing = 0;
+		sync_failed(h, r, "cannot list containers");
+	}
+}
+
+void
+host_relist(struct host *h, const char *reason)
+{
+	if (h == NULL || !h->watching)
+		return;
+	snprintf(h->relist_reason, sizeof h->relist_reason, "%s", reason ? reason : "-");
+	if (h->listing)
+		h->relist_again = 1;
+	else
+		uv_timer_start(&h->t_relist, relist_cb, 0, 0);
 }
 
 static void
@@ -1232,9 +1288,15 @@ link_failed(struct host *h, int status, const char *detail)
 {
 	uint64_t delay, now = now_ms();
 	char d[32];
+	bool permanent = false;
 
-	if (h->state == HOST_STOPPED || h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN)
+	if (h->state == HOST_STOPPED || h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN ||
+	    h->state == HOST_FAILED)
 		return;
+	/* A connect refused as invalid: the host's configuration can never
+	 * work, and retrying it with backoff forever would only hide that. */
+	if (status == RDHPF_ERR_INVAL && h->state == HOST_CONNECTING)
+		permanent = true;
 	h->gen++;
 	h->health_in_flight = 0;
 	uv_timer_stop(&h->t_watchdog);
@@ -1254,8 +1316,17 @@ link_failed(struct host *h, int status, const char *detail)
 		metrics_counter_add(h->name, h->tp->info->name, "disconnects_total", 1);
 	}
 	h->connected_since_ms = 0;
-	snprintf(h->last_error, sizeof h->last_error, "%s%s%s", status_name(status),
-	         detail ? ": " : "", detail ? detail : "");
+	snprintf(h->last_error, sizeof h->last_error, "%s%s%s%s", permanent ? "failed: " : "",
+	         status_name(status), detail ? ": " : "", detail ? detail : "");
+	if (permanent) {
+		uv_timer_stop(&h->t_health);
+		set_state(h, HOST_FAILED);
+		hlog(h, RDHPF_LOG_ERROR,
+		     "host failed: its configuration can never work; not retried until it changes "
+		     "(fix it, then SIGHUP)",
+		     "err", status_name(status), "detail", detail, NULL);
+		return;
+	}
 	breaker_failure(&h->br, now);
 	metrics_gauge_set(h->name, h->tp->info->name, "breaker_open", h->br.state == BREAKER_OPEN);
 	if (h->br.state == BREAKER_OPEN) {
@@ -1370,7 +1441,10 @@ try_connect(struct host *h)
 	r = h->tops->connect(h->tstate, on_connect_done, o);
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);
-		link_failed(h, r, "connect could not start");
+		link_failed(h, r,
+		            r == RDHPF_ERR_INVAL ? "the transport refused the configuration at "
+		                                   "connect (its log line says why)"
+		                                 : "connect could not start");
 		return;
 	}
 	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
@@ -1433,6 +1507,7 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	timer_init(h, &h->t_fwd);
 	timer_init(h, &h->t_down);
 	timer_init(h, &h->t_reconcile);
+	timer_init(h, &h->t_relist);
 
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
@@ -1524,6 +1599,7 @@ host_stop(struct host *h, const char *reason)
 	uv_timer_stop(&h->t_fwd);
 	uv_timer_stop(&h->t_down);
 	uv_timer_stop(&h->t_reconcile);
+	uv_timer_stop(&h->t_relist);
 	if (h->rstate != NULL) {
 		runtime_stop(h);
 		h->rops->destroy(h->rstate);
@@ -1558,8 +1634,8 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog, &h->t_health, &h->t_fwd, &h->t_down,
-	                        &h->t_reconcile};
+	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog,  &h->t_health, &h->t_fwd,
+	                        &h->t_down,  &h->t_reconcile, &h->t_relist};
 
 	if (h == NULL)
 		return;
@@ -1636,7 +1712,7 @@ host_events_replay(const struct host *h, struct ev_sub *to)
 		[FWD_CONFLICT] = "conflict",
 		[FWD_FAILED] = "failed",
 	};
-	int down = h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN;
+	int down = h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN || h->state == HOST_FAILED;
 
 	events_host_to(to, h->name, host_state_name(h->state), down ? h->last_error : NULL);
 	for (size_t i = 0; i < h->n_fwds; i++)

@@ -1,4 +1,5 @@
 /* Shared I/O pieces of the runtime plugins; see rtio.h. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,38 @@ rt_q_push(struct rt *r, int type, const struct rt_event *ev)
 	else
 		r->q_head = it;
 	r->q_tail = it;
+	r->q_len++;
 	return it;
+}
+
+void
+rt_resync(struct rt *r, const char *reason)
+{
+	r->H->counter_add(r->ctx, "events_dropped_total", 1);
+	if (r->H->abi_minor >= 1 &&
+	    r->H->struct_size >= offsetof(struct rdhpf_host_api, resync) + sizeof r->H->resync &&
+	    r->H->resync != NULL)
+		r->H->resync(r->ctx, reason);
+	else
+		rt_end(r, RDHPF_ERR_PROTO, reason);
+}
+
+int
+rt_q_room(struct rt *r)
+{
+	char nb[24];
+
+	if (r->q_len < RT_QUEUE_MAX)
+		return 1;
+	if (r->q_overflowed) {
+		r->H->counter_add(r->ctx, "events_dropped_total", 1);
+		return 0;
+	}
+	r->q_overflowed = 1;
+	snprintf(nb, sizeof nb, "%u", RT_QUEUE_MAX);
+	RT_LOG(r, RDHPF_LOG_WARN, "event queue full; dropping events and listing again", "max", nb);
+	rt_resync(r, "event queue full");
+	return 0;
 }
 
 static void
@@ -91,6 +123,8 @@ rt_q_clear(struct rt *r)
 		item_free(it);
 	}
 	r->q_tail = NULL;
+	r->q_len = 0;
+	r->q_overflowed = 0;
 }
 
 void
@@ -101,6 +135,8 @@ rt_item_fill(struct rt *r, struct rt_item *it, struct rt_cont *c)
 		return;
 	}
 	free(it->c.ports);
+	if (c->dropped_ports > 0)
+		r->H->counter_add(r->ctx, "ports_dropped_total", c->dropped_ports);
 	if (c->name[0] == '\0')
 		memcpy(c->name, it->c.name, sizeof c->name);
 	it->c = *c;
@@ -118,8 +154,11 @@ rt_q_flush(struct rt *r)
 	while (r->q_head && r->q_head->state != RT_ITEM_WAITING) {
 		struct rt_item *it = r->q_head;
 		r->q_head = it->next;
-		if (r->q_head == NULL)
+		r->q_len--;
+		if (r->q_head == NULL) {
 			r->q_tail = NULL;
+			r->q_overflowed = 0;
+		}
 		if (it->state == RT_ITEM_READY && r->wcbs != NULL) {
 			struct rdhpf_port *ports = NULL;
 			struct rdhpf_container c;
@@ -171,6 +210,8 @@ rt_list_deliver(struct rt *r, rdhpf_list_fn done, void *arg, const struct rt_con
 	int ok = v != NULL && pv != NULL;
 
 	for (size_t i = 0; ok && i < n; i++) {
+		if (cs[i].dropped_ports > 0)
+			r->H->counter_add(r->ctx, "ports_dropped_total", cs[i].dropped_ports);
 		if (cs[i].n_ports > 0) {
 			pv[i] = calloc(cs[i].n_ports, sizeof **pv);
 			if (pv[i] == NULL) {
@@ -188,7 +229,6 @@ rt_list_deliver(struct rt *r, rdhpf_list_fn done, void *arg, const struct rt_con
 		free(pv[i]);
 	free(pv);
 	free(v);
-	(void)r;
 }
 
 /* ---- collecting a command's output ---- */

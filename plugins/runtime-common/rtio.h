@@ -31,12 +31,20 @@ struct rt_item {
 	struct rt_item *next;
 };
 
+/* Events queued at most: a START waiting for its ports holds up what comes
+ * after it, and an engine that floods events meanwhile must not grow the
+ * queue without bound.  Past it events are dropped, counted
+ * (events_dropped_total) and the core lists again. */
+#define RT_QUEUE_MAX 8192u
+
 struct rt {
 	const struct rdhpf_host_api *H;
 	struct rdhpf_ctx *ctx;
 	const struct rdhpf_watch_cbs *wcbs;
 	void *warg;
 	struct rt_item *q_head, *q_tail;
+	size_t q_len;
+	int q_overflowed; /* since the queue last drained: one resync asked */
 	uint64_t gen; /* bumped by stop(): frames that see it change return */
 	int depth;
 	int dead;
@@ -55,6 +63,14 @@ void rt_destroy(struct rt *r);
 
 /* Queue an event.  NULL on ENOMEM. */
 struct rt_item *rt_q_push(struct rt *r, int type, const struct rt_event *ev);
+/* 1 when one more event fits; else the event is dropped: counted, and a
+ * resync asked once per overflow.  Returns 0 then; the caller drops the
+ * event and checks gen (the fallback of rt_resync may end the watch). */
+int rt_q_room(struct rt *r);
+/* An event was lost (oversized line, full queue): count it and have the
+ * core list again, keeping the stream (host API 1.1), or, with an older
+ * core, end the watch so that it resyncs in full. */
+void rt_resync(struct rt *r, const char *reason);
 /* Hand every ready event at the head to the core.  Returns 0 when stop()
  * ran meanwhile (the queue is gone). */
 int rt_q_flush(struct rt *r);

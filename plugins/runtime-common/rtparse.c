@@ -1,4 +1,5 @@
 /* Pure parsing for the runtime plugins; see rtparse.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -681,6 +682,39 @@ load(const char *buf, size_t len, const struct rt_diag *d, const char *what)
 	return j;
 }
 
+int
+rt_host_ip_ok(const char *ip)
+{
+	unsigned char bin[16];
+
+	return ip[0] == '\0' || inet_pton(AF_INET, ip, bin) == 1 ||
+	       inet_pton(AF_INET6, ip, bin) == 1;
+}
+
+static void
+host_ip_refused(const struct rt_cont *c, const char *ip, const struct rt_diag *d)
+{
+	char detail[120], shown[72];
+
+	short_text(shown, sizeof shown, ip, strlen(ip));
+	snprintf(detail, sizeof detail, "HostIp '%s' is not an IP address", shown);
+	diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+}
+
+/* Past RT_MAX_PORTS: said once per container, the rest only counted. */
+static void
+port_cap_hit(struct rt_cont *c, uint64_t n, const struct rt_diag *d)
+{
+	char detail[96];
+
+	if (c->dropped_ports == 0) {
+		snprintf(detail, sizeof detail,
+		         "more than %u published ports: the rest are skipped", RT_MAX_PORTS);
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+	}
+	c->dropped_ports += n;
+}
+
 /* Add one validated mapping, or report why not. */
 static void
 add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const json_t *hpv,
@@ -701,13 +735,21 @@ add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const 
 		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "host address too long");
 		return;
 	}
+	if (!rt_host_ip_ok(ip)) {
+		host_ip_refused(c, ip, d);
+		return;
+	}
 	if (proto != RDHPF_PROTO_TCP) {
 		snprintf(detail, sizeof detail, "%d/%s: only TCP is forwarded", hp,
 		         proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
 		diag(d, RDHPF_LOG_DEBUG, "port mapping not forwarded", c->id, detail);
 	}
+	if (c->n_ports >= RT_MAX_PORTS) {
+		port_cap_hit(c, 1, d);
+		return;
+	}
 	if (rt_cont_add_port(c, ip, (uint16_t)hp, (uint16_t)cp, proto) != 0)
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "too many ports");
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "out of memory");
 }
 
 /* ---- events ---- */
@@ -1002,22 +1044,45 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 		add_mapping(c, ip, hp, cp, RDHPF_PROTO_TCP, hpv, d);
 		return;
 	}
+	/* Once for the whole range, not once a port. */
+	if (ip != NULL && strlen(ip) <= RT_IP_MAX && !rt_host_ip_ok(ip)) {
+		host_ip_refused(c, ip, d);
+		return;
+	}
+	/* Each protocol once, however often it is listed ("tcp,tcp,…"), and
+	 * the range only up to the container's cap: the rest is counted, not
+	 * walked, so a crafted range × protocols costs no more than the cap. */
+	unsigned seen = 0;
+	int protos_v[3], n_protos = 0, unknown_said = 0;
 	for (const char *s = protos; *s;) {
 		const char *e = strchr(s, ',');
 		size_t l = e ? (size_t)(e - s) : strlen(s);
 		int proto = rt_proto(s, l);
-		if (proto == 0) {
+		if (proto == 0 && !unknown_said) {
 			char detail[40];
 			short_text(detail, sizeof detail, s, l);
 			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
 			     detail);
-		} else {
-			for (json_int_t k = 0; k < range; k++)
-				add_mapping(c, ip, hp + (int)k, cp + (int)k, proto, hpv, d);
+			unknown_said = 1;
+		} else if (proto != 0 && !(seen & (1u << proto)) && n_protos < 3) {
+			seen |= 1u << proto;
+			protos_v[n_protos++] = proto;
 		}
 		s += l;
 		if (*s == ',')
 			s++;
+	}
+	for (int i = 0; i < n_protos; i++) {
+		for (json_int_t k = 0; k < range; k++) {
+			if (c->n_ports >= RT_MAX_PORTS) {
+				port_cap_hit(c,
+				             (uint64_t)(range - k) +
+				                 (uint64_t)range * (uint64_t)(n_protos - 1 - i),
+				             d);
+				return;
+			}
+			add_mapping(c, ip, hp + (int)k, cp + (int)k, protos_v[i], hpv, d);
+		}
 	}
 }
 

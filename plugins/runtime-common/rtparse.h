@@ -48,6 +48,7 @@ struct rt_cont {
 	struct rt_port *ports; /* malloc'd */
 	size_t n_ports;
 	size_t cap_ports;
+	uint64_t dropped_ports; /* mappings past RT_MAX_PORTS: counted, not kept */
 };
 
 void rt_cont_init(struct rt_cont *c);
@@ -63,6 +64,11 @@ void rt_cont_view(const struct rt_cont *c, struct rdhpf_container *out, struct r
 
 /* [0-9a-f]{12,64}: the only ids that ever reach a URL or an argv. */
 int rt_valid_id(const char *s, size_t len);
+
+/* A HostIp the engine reports becomes the forward's target as sshd sees it:
+ * only "" (every address) and IPv4/IPv6 literals pass, never a name
+ * ("evil.example.com") nor anything else a crafted engine could send. */
+int rt_host_ip_ok(const char *ip);
 
 /* "tcp"/"udp"/"sctp" (exactly, lower case) → RDHPF_PROTO_*; 0 otherwise. */
 int rt_proto(const char *s, size_t len);

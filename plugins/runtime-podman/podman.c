@@ -212,8 +212,11 @@ ev_line(void *arg, const char *line, size_t len)
 
 	if (line == NULL) {
 		snprintf(mb, sizeof mb, "%zu", len);
-		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped", "max_bytes", mb);
-		return 0;
+		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
+		       "max_bytes", mb);
+		/* The line may have been a start or a stop: the list tells. */
+		rt_resync(r, "oversized event line dropped");
+		return r->gen != gen;
 	}
 	if (rt_podman_event(line, len, &ev, &r->diag) != 0)
 		return 0;
@@ -222,6 +225,8 @@ ev_line(void *arg, const char *line, size_t len)
 		       ev.id[0] ? ev.id : NULL);
 		return 0;
 	}
+	if (!rt_q_room(r))
+		return r->gen != gen;
 	it = rt_q_push(r, ev.kind == RT_EV_START ? RDHPF_EV_START : RDHPF_EV_STOP, &ev);
 	if (it == NULL) {
 		rt_end(r, RDHPF_ERR_NOMEM, "out of memory");

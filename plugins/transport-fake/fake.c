@@ -6,7 +6,8 @@
  * for.  The link can be made to fail: fail_connects=N fails the first N
  * connects; hang_connect=yes never completes a connect; control_file=PATH
  * is polled, and while it holds "down" the link is down (reported at once,
- * connects fail).  Not installed. */
+ * connects fail); refuse_connect=REASON completes every connect with
+ * RDHPF_ERR_INVAL (a configuration that can never work).  Not installed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -60,6 +61,7 @@ struct fake {
 	struct rdhpf_ctx *ctx;
 	char *state_file;
 	char *control_file;
+	char *refuse_connect;
 	long fail_connects;
 	int hang;
 	int bind_ports;
@@ -73,19 +75,23 @@ struct fake {
 	struct rdhpf_timer *poll;
 };
 
+/* Only an instance that was asked to connect owns the state file: the core
+ * also makes instances just to check a host's options (check-config, start,
+ * reload), and those must not overwrite the running one's. */
 static void
 write_state(struct fake *f)
 {
 	char tmp[4096];
 	FILE *fp;
 
-	if (f->state_file == NULL)
+	if (f->state_file == NULL || f->connect_calls == 0)
 		return;
 	snprintf(tmp, sizeof tmp, "%s.tmp", f->state_file);
 	fp = fopen(tmp, "w");
 	if (fp == NULL)
 		return;
-	fprintf(fp, "connects %lu\nconnected %d\n", f->connects, f->connected);
+	fprintf(fp, "connects %lu\nconnected %d\nconnect_calls %lu\n", f->connects, f->connected,
+	        f->connect_calls);
 	for (size_t i = 0; i < f->n_fw; i++)
 		fprintf(fp, "forward %s:%u %s:%u\n", f->fw[i].bind, f->fw[i].lport, f->fw[i].rhost,
 		        f->fw[i].rport);
@@ -365,6 +371,9 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 	struct fake *f = state;
 
 	f->connect_calls++;
+	write_state(f);
+	if (f->refuse_connect != NULL)
+		return complete_later(f, done, arg, RDHPF_ERR_INVAL, f->refuse_connect);
 	if (f->hang)
 		return RDHPF_OK; /* never completes: the core's watchdog must act */
 	if (f->fail_connects > 0) {
@@ -529,6 +538,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 			f->state_file = strdup(v);
 		} else if (strcmp(k, "control_file") == 0) {
 			f->control_file = strdup(v);
+		} else if (strcmp(k, "refuse_connect") == 0) {
+			f->refuse_connect = strdup(v);
 		} else if (strcmp(k, "fail_connects") == 0) {
 			if (parse_long(v, &f->fail_connects) != 0) {
 				snprintf(err, errlen, "fail_connects: '%s' is not a count", v);
@@ -547,7 +558,6 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		}
 	}
 	f->poll = H->timer_start(ctx, POLL_MS, POLL_MS, poll_cb, f);
-	write_state(f);
 	*state = f;
 	return RDHPF_OK;
 }
@@ -570,6 +580,7 @@ t_destroy(void *state)
 	free(f->fw);
 	free(f->state_file);
 	free(f->control_file);
+	free(f->refuse_connect);
 	free(f);
 }
 
@@ -587,12 +598,13 @@ static const struct rdhpf_transport_ops ops = {
 };
 
 static const struct rdhpf_option_desc options[] = {
-	{"state_file", "write the forward table here after every change"},
-	{"control_file", "while this file holds \"down\", the link is down"},
-	{"fail_connects", "fail this many connects first"},
-	{"hang_connect", "yes: connect never completes"},
-	{"bind_ports", "yes: hold each forward's local port with a real listener"},
-	{NULL, NULL},
+    {"state_file", "write the forward table here after every change"},
+    {"control_file", "while this file holds \"down\", the link is down"},
+    {"fail_connects", "fail this many connects first"},
+    {"hang_connect", "yes: connect never completes"},
+    {"refuse_connect", "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"},
+    {"bind_ports", "yes: hold each forward's local port with a real listener"},
+    {NULL, NULL},
 };
 
 static const struct rdhpf_plugin_info info = {

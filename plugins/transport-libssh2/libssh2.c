@@ -113,6 +113,10 @@
 #define RESOLVE_MAX (64u * 1024u)
 #define ACCEPT_BATCH 256
 #define ACCEPT_PAUSE_MS 100
+/* Open relays per forward at most (max_relays): every one holds an fd and a
+ * channel, and local clients must not take every fd of the daemon.  Past
+ * it a new connection is closed at once and counted. */
+#define RELAYS_MAX_DEFAULT 4096
 #define KA_ENV "RDHPF_KEEPALIVE"
 #define DEFAULT_CIPHERS "aes128-ctr,aes192-ctr,aes256-ctr"
 #define DEFAULT_MACS "hmac-sha2-256,hmac-sha2-512,hmac-sha1"
@@ -305,6 +309,7 @@ struct ls2 {
 	uint64_t connect_timeout_ms, ka_interval_ms;
 	uint32_t ka_count;
 	uint32_t window;
+	uint32_t max_relays;
 	bool use_agent;
 
 	/* connecting */
@@ -1095,6 +1100,17 @@ listen_on_io(void *arg, int fd, unsigned rev)
 				    H->timer_start(ls->ctx, ACCEPT_PAUSE_MS, 0, pause_fire, fw);
 			}
 			break;
+		}
+		if (fw->st.active >= ls->max_relays) {
+			char pb[8], mb[16];
+			close(cfd);
+			H->counter_add(ls->ctx, "relays_dropped_total", 1);
+			snprintf(pb, sizeof pb, "%u", fw->lport);
+			snprintf(mb, sizeof mb, "%u", ls->max_relays);
+			H->log(ls->ctx, RDHPF_LOG_WARN,
+			       "too many connections on a forward; closing new ones", "port", pb,
+			       "max_relays", mb, NULL);
+			continue;
 		}
 		set_nodelay(cfd);
 		if (sa.ss_family == AF_INET)
@@ -3092,6 +3108,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	ls->fd = -1;
 	ls->res_fd = -1;
 	ls->window = WINDOW_DEFAULT;
+	ls->max_relays = RELAYS_MAX_DEFAULT;
 	ls->use_agent = true;
 	if (home == NULL || *home == '\0')
 		home = pw ? pw->pw_dir : "/";
@@ -3129,6 +3146,15 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 				return RDHPF_ERR_INVAL;
 			}
 			ls->window = (uint32_t)n;
+		} else if (strcmp(k, "max_relays") == 0) {
+			if (parse_size(v, 1, 1000000, &n) != 0) {
+				snprintf(err, errlen,
+				         "max_relays: '%s' is not a count between 1 and 1000000",
+				         v);
+				t_destroy(ls);
+				return RDHPF_ERR_INVAL;
+			}
+			ls->max_relays = (uint32_t)n;
 		} else if (strcmp(k, "agent") == 0) {
 			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 				snprintf(err, errlen, "agent: '%s' is not yes or no", v);
@@ -3528,6 +3554,7 @@ static const struct rdhpf_option_desc options[] = {
     {"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
     {"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
     {"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},
+    {"max_relays", "open connections per forward at most (default 4096); more are closed at once"},
     {NULL, NULL},
 };
 

@@ -1526,6 +1526,9 @@ ctl_choose(struct oss *o, char *err, size_t errlen)
 	return -1;
 }
 
+/* A quoted path (known_hosts, identity_file) as ssh gets it. */
+#define QPATH_MAX 1060
+
 /* ssh_config syntax for a path value: quoted, % escaped. */
 static int
 cfg_quote_path(const char *in, char *out, size_t len)
@@ -1559,7 +1562,8 @@ master_start(struct oss *o, char *err, size_t errlen)
 {
 	const char *argv[64];
 	size_t n = 0;
-	char o_alive[48], o_count[48], o_ct[48], o_kh[1100], kh[1060], idf[1060], o_id[1100], portb[8];
+	char o_alive[48], o_count[48], o_ct[48], o_kh[QPATH_MAX + 40], kh[QPATH_MAX],
+	    idf[QPATH_MAX], o_id[QPATH_MAX + 40], portb[8];
 	struct rdhpf_spawn_opts so;
 	char serr[256];
 	int efd = -1;
@@ -2448,7 +2452,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	struct stat st;
 	int oom = 0, pdeath = 1;
 	const char *ssh_bin = "ssh";
-	char portb[8];
+	char portb[8], qpath[QPATH_MAX];
 
 	if (p == NULL || p->hostname == NULL || !word_ok(p->hostname)) {
 		snprintf(err, errlen, "host name missing or unusable");
@@ -2499,6 +2503,17 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 			snprintf(err, errlen, "unknown option '%s'", k);
 			return RDHPF_ERR_INVAL;
 		}
+	}
+	/* Refused now, not at every connect: a path that cannot be quoted
+	 * never will be. */
+	if (p->known_hosts != NULL && cfg_quote_path(p->known_hosts, qpath, sizeof qpath) != 0) {
+		snprintf(err, errlen, "known_hosts: path cannot be passed to ssh safely");
+		return RDHPF_ERR_INVAL;
+	}
+	if (p->identity_file != NULL &&
+	    cfg_quote_path(p->identity_file, qpath, sizeof qpath) != 0) {
+		snprintf(err, errlen, "identity_file: path cannot be passed to ssh safely");
+		return RDHPF_ERR_INVAL;
 	}
 	o = calloc(1, sizeof *o);
 	if (o == NULL)

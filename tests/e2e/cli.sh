@@ -5,13 +5,13 @@
 
 out=$("$RDHPF_BIN" plugins)
 echo "$out"
-check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +1\.0 +exec' <<<"$out"
-check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +1\.0 +events' <<<"$out"
+check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +1\.1 +exec' <<<"$out"
+check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +1\.1 +events' <<<"$out"
 
 out=$(RDHPF_PLUGIN_DIR=$RDHPF_BADPLUGIN_DIR "$RDHPF_BIN" plugins)
 echo "$out"
 check "plugin with ABI major 2 refused, naming both versions" \
-	grep -q 'bad-abi.so: plugin ABI 2.0, rdhpf speaks ABI 1.0' <<<"$out"
+	grep -q 'bad-abi.so: plugin ABI 2.0, rdhpf speaks ABI 1.1' <<<"$out"
 check "plugin with a NULL mandatory slot refused" grep -q 'null-slot.so: mandatory slot .* is NULL' <<<"$out"
 
 mkdir -m 755 "$T/ww"
@@ -64,6 +64,16 @@ echo "$out"
 check "effective policy printed" grep -Eq 'keepalive_interval += 2s' <<<"$out"
 check "plugin key shown" grep -q 'script' <<<"$out"
 
+# A config others may write is refused by check-config and run alike.
+cp "$T/good.ini" "$T/open.ini"
+chmod 0666 "$T/open.ini"
+rc=0; out=$("$RDHPF_BIN" check-config "$T/open.ini" 2>&1) || rc=$?
+check "0666 config refused by check-config, path and mode named" \
+	grep -q "open.ini: bad permissions: mode 0666" <<<"$out"
+rc=0; out=$("$RDHPF_BIN" run --runtime-dir "$T/run-open" --config "$T/open.ini" 2>&1) || rc=$?
+check "0666 config refused by run (exit 2)" test "$rc" -eq 2
+check "run names path and mode" grep -q "open.ini: bad permissions: mode 0666" <<<"$out"
+
 out=$("$RDHPF_BIN" check-config --host ssh://me@example.net:2200 2>&1 || true)
 check "zero-config --host: default transport openssh" grep -Eq 'transport += openssh' <<<"$out"
 out=$(env -u XDG_CONFIG_HOME HOME="$T" DOCKER_HOST=ssh://me@dh.example "$RDHPF_BIN" check-config 2>&1 || true)
@@ -78,6 +88,17 @@ rc=0; out=$("$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/good.ini" 2>&1)
 echo "$out"
 check "second instance refused" test "$rc" -ne 0
 check "refusal names the first pid" grep -q "pid $DAEMON_PID" <<<"$out"
+# The refused instance must not have touched the first one's runtime files.
+check "control socket still there after the refusal" test -S "$T/run/control.sock"
+check "pid file still names the first instance" grep -qx "$DAEMON_PID" "$T/run/rdhpf.pid"
+out=$("$RDHPF_BIN" status --runtime-dir "$T/run" --format json 2>&1 || true)
+check "status still answers after the refusal" grep -q "\"pid\": $DAEMON_PID" <<<"$out"
+out=$("$RDHPF_BIN" metrics --runtime-dir "$T/run" 2>&1 || true)
+check "metrics still answer after the refusal" grep -q '^# TYPE rdhpf_' <<<"$out"
+out=$("$RDHPF_BIN" doctor --runtime-dir "$T/run" --config "$T/good.ini" 2>&1 || true)
+check "doctor still reaches the daemon after the refusal" \
+	grep -Eq 'failure pattern.*(healthy|interruption|serve)' <<<"$out"
+check "doctor does not say nothing runs" eval '! grep -q "no running rdhpf" <<<"$out"'
 check "runtime dir is private" test "$(stat -c %a "$T/run")" = 700
 rc=0; stop_daemon || rc=$?
 check "first instance exits 0" test "$rc" -eq 0

@@ -11,26 +11,7 @@ rport=$(free_ns_port)
 lport=$(free_port)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cat >"$LS2_T/echo.py" <<'PY'
-import asyncio, resource, sys
-_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-async def echo(r, w):
-    try:
-        while True:
-            b = await r.read(65536)
-            if not b:
-                break
-            w.write(b)
-            await w.drain()
-    finally:
-        w.close()
-async def main():
-    srv = await asyncio.start_server(echo, "127.0.0.1", int(sys.argv[1]), backlog=4096)
-    async with srv:
-        await srv.serve_forever()
-asyncio.run(main())
-PY
+ls2_echo_py
 cat >"$LS2_T/client.py" <<'PY'
 import asyncio, os, resource, sys, time
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -87,6 +87,31 @@ free_ns_port() {
 	lab_ns python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# ls2_echo_py: write $LS2_T/echo.py, an echo server for the lab
+# (python3 echo.py PORT, on 127.0.0.1, as many clients as the fd limit).
+ls2_echo_py() {
+	cat >"$LS2_T/echo.py" <<'PY'
+import asyncio, resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+async def echo(r, w):
+    try:
+        while True:
+            b = await r.read(65536)
+            if not b:
+                break
+            w.write(b)
+            await w.drain()
+    finally:
+        w.close()
+async def main():
+    srv = await asyncio.start_server(echo, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+PY
+}
+
 # ls2_driver NAME [tdriver options and commands...]: start tdriver with the
 # libssh2 transport on the lab in the background; its output goes to
 # $LS2_T/NAME.out.  Sets LS2_DRIVER_PID.

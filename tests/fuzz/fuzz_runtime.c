@@ -1,5 +1,6 @@
 /* libFuzzer targets for the runtimes' parsing of remote data (untrusted):
- * event lines through the line splitter, list and inspect bodies, HTTP
+ * event lines through the line splitter, list and inspect bodies (with
+ * their HostIp check and, for podman, port ranges × protocols), HTTP
  * response framing.  FUZZ_PODMAN selects the podman parsers. */
 #include <stddef.h>
 #include <stdint.h>
@@ -60,9 +61,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rt_lines_feed(&l, s + size / 2, size - size / 2, on_line, NULL);
 	rt_lines_free(&l);
 
+	{
+		/* A HostIp as the engine would send it: what passes must be an
+		 * address, never a name or an option. */
+		char ip[RT_IP_MAX + 1];
+		size_t k = size < RT_IP_MAX ? size : RT_IP_MAX;
+		memcpy(ip, s, k);
+		ip[k] = '\0';
+		if (rt_host_ip_ok(ip) && ip[0] != '\0' &&
+		    strspn(ip, "0123456789abcdefABCDEF.:") != strlen(ip))
+			abort();
+	}
 #ifdef FUZZ_PODMAN
-	if (rt_podman_ps(s, size, &cs, &n, &D) == 0)
+	if (rt_podman_ps(s, size, &cs, &n, &D) == 0) {
+		/* the cap holds, however large the ranges */
+		for (size_t i = 0; i < n; i++)
+			if (cs[i].n_ports > RT_MAX_PORTS)
+				abort();
 		rt_conts_free(cs, n);
+	}
 #else
 	if (rt_docker_list(s, size, &cs, &n, &D) == 0)
 		rt_conts_free(cs, n);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -943,6 +944,90 @@ test_parse_file(void **s)
 	cfg_free(&c);
 }
 
+/* Paths handed to ssh as ssh_config values are refused at FILE:LINE when
+ * they could not be quoted, not when a transport first connects. */
+static void
+test_ssh_paths(void **s)
+{
+	static const char *const bad[] = {"/tmp/a\"b", "/tmp/a\\b", "/tmp/${HOME}", "/tmp/a\tb"};
+	struct cfg c;
+	char text[256], want[512];
+	(void)s;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		for (int key = 0; key < 2; key++) {
+			const char *k = key ? "identity_file" : "known_hosts";
+			snprintf(text, sizeof text, "[host \"a\"]\nurl = ssh://a\n%s = %s\n", k,
+			         bad[i]);
+			assert_int_equal(cfg_parse_string("t.ini", text, &c), -1);
+			assert_int_equal(c.n_errors, 1);
+			snprintf(want, sizeof want, "t.ini:3: [host \"a\"] %s: '", k);
+			assert_memory_equal(c.errors[0].text, want, strlen(want));
+			assert_non_null(strstr(c.errors[0].text, "cannot be passed to ssh safely"));
+			cfg_free(&c);
+		}
+	}
+	assert_int_equal(
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nknown_hosts = /tmp/k h%%'x\n",
+	                     &c),
+	    0);
+	assert_string_equal(c.hosts[0].known_hosts, "/tmp/k h%%'x");
+	cfg_free(&c);
+}
+
+/* A config someone else may write or owns is refused, naming the path and
+ * the mode: its ssh_binary would run as the user. */
+static void
+test_parse_file_trust(void **s)
+{
+	char path[] = "/tmp/rdhpf-test-config-XXXXXX";
+	struct cfg c;
+	int fd = mkstemp(path);
+	const char text[] = "[host \"a\"]\nurl = ssh://a\nssh_binary = /tmp/x\n";
+	char want[256];
+	(void)s;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+	close(fd);
+
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(cfg_parse_file(path, &c), -1);
+	assert_int_equal(c.n_hosts, 0);
+	snprintf(want, sizeof want,
+	         "%s: bad permissions: mode 0666 lets everyone write it; refusing it (chmod go-w)",
+	         path);
+	expect_one_error(&c, want);
+	cfg_free(&c);
+
+	assert_int_equal(chmod(path, 0620), 0);
+	assert_int_equal(cfg_parse_file(path, &c), -1);
+	snprintf(want, sizeof want,
+	         "%s: bad permissions: mode 0620 lets its group write it; refusing it (chmod go-w)",
+	         path);
+	expect_one_error(&c, want);
+	cfg_free(&c);
+
+	/* Readable by others is fine (as for ssh): only writing matters. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(cfg_parse_file(path, &c), 0);
+	cfg_free(&c);
+
+	/* A foreign owner: only root can make one here. */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(cfg_parse_file(path, &c), -1);
+		snprintf(
+		    want, sizeof want,
+		    "%s: bad owner: owned by uid 65534, neither you (uid 0) nor root; refusing a "
+		    "config someone else controls",
+		    path);
+		expect_one_error(&c, want);
+		cfg_free(&c);
+	}
+	unlink(path);
+}
+
 static void
 test_print(void **s)
 {
@@ -1064,6 +1149,8 @@ main(void)
 	    cmocka_unit_test(test_check_plugins_default_choices),
 	    cmocka_unit_test(test_from_url),
 	    cmocka_unit_test(test_parse_file),
+	    cmocka_unit_test(test_parse_file_trust),
+	    cmocka_unit_test(test_ssh_paths),
 	    cmocka_unit_test(test_print),
 	    cmocka_unit_test(test_add_error_format),
 	};

@@ -650,32 +650,67 @@ test_outage_two_hosts_interleaved_with_info(void **state)
 	assert_true(lines < 40);
 }
 
+/* Text shown on a terminal (status table, check-config): controls that
+ * could retitle or rewrite it come out as visible escapes. */
+static void
+test_term_escape(void **st)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"web", "web"},
+	    {"a\x1b]0;pwned\x07z", "a\\x1b]0;pwned\\x07z"}, /* OSC: set title */
+	    {"\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"},           /* clear screen */
+	    {"x\xc2\x9b"
+	     "31m",
+	     "x\\xc2\\x9b31m"}, /* C1 CSI, UTF-8 */
+	    {"\x9b"
+	     "31m",
+	     "\\x9b31m"},                                             /* raw 8-bit CSI */
+	    {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"}, /* UTF-8 kept */
+	    {"l1\nl2\r\t", "l1\\nl2\\r\\t"},
+	    {"\x7f\xff", "\\x7f\\xff"},
+	    {"\xe2\x80\xa8", "\\xe2\\x80\\xa8"}, /* U+2028 */
+	    {"", ""},
+	};
+	(void)st;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *e = term_escape_dup(cases[i].in);
+		assert_string_equal(e, cases[i].want);
+		free(e);
+	}
+	char *e = term_escape_dup(NULL);
+	assert_string_equal(e, "");
+	free(e);
+}
+
 int
 main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_logfmt_exact),
-		T(test_logfmt_quoting),
-		T(test_logfmt_hostile_values_cannot_forge_lines),
-		T(test_key_sanitized),
-		T(test_timestamp_format),
-		T(test_json_valid_and_round_trips),
-		T(test_redaction),
-		T(test_level_filtering),
-		T(test_level_names),
-		T(test_huge_values_are_bounded),
-		T(test_repeats_collapse_and_summarize),
-		T(test_signature_fields),
-		T(test_signature_beyond_stored_prefix),
-		T(test_late_occurrence_prints_summary_then_line),
-		T(test_no_summary_without_repeats),
-		T(test_window_setting),
-		T(test_table_is_bounded_lru),
-		T(test_info_lines_never_collapse),
-		T(test_hour_long_outage_logfmt),
-		T(test_hour_long_outage_json),
-		T(test_outage_two_hosts_interleaved_with_info),
+	    T(test_logfmt_exact),
+	    T(test_logfmt_quoting),
+	    T(test_logfmt_hostile_values_cannot_forge_lines),
+	    T(test_key_sanitized),
+	    T(test_timestamp_format),
+	    T(test_json_valid_and_round_trips),
+	    T(test_redaction),
+	    T(test_level_filtering),
+	    T(test_level_names),
+	    T(test_huge_values_are_bounded),
+	    T(test_repeats_collapse_and_summarize),
+	    T(test_signature_fields),
+	    T(test_signature_beyond_stored_prefix),
+	    T(test_late_occurrence_prints_summary_then_line),
+	    T(test_no_summary_without_repeats),
+	    T(test_window_setting),
+	    T(test_table_is_bounded_lru),
+	    T(test_info_lines_never_collapse),
+	    T(test_hour_long_outage_logfmt),
+	    T(test_hour_long_outage_json),
+	    T(test_outage_two_hosts_interleaved_with_info),
+	    T(test_term_escape),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -368,6 +368,54 @@ test_specific_host_ip(void **state)
 	desired_free(&d);
 }
 
+/* A HostIp that is not an IP literal never becomes a target, whatever the
+ * runtime let through: skipped with its reason. */
+static void
+test_host_ip_must_be_an_address(void **state)
+{
+	const struct rdhpf_port pa[] = {
+	    {"evil.example.com", 8080, 80, TCP}, {"-oProxyCommand=x", 8081, 81, TCP},
+	    {"10.1.2.3", 8082, 82, TCP},         {"localhost", 8083, 83, TCP},
+	    {"fe80::1", 8084, 84, TCP},          {"1.2.3", 8085, 85, TCP},
+	};
+	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rc_container cs[] = {{&a, 1}};
+	struct desired d;
+
+	(void)state;
+	assert_true(rc_host_ip_ok(""));
+	assert_true(rc_host_ip_ok(NULL));
+	assert_true(rc_host_ip_ok("::"));
+	assert_true(rc_host_ip_ok("192.168.1.1"));
+	assert_false(rc_host_ip_ok("evil.example.com"));
+	assert_false(rc_host_ip_ok("127.0.0.1 "));
+	desired_of(cs, NELEM(cs), &default_pol, &d);
+	assert_int_equal(d.n, 2);
+	expect_fwd(&d.f[0], "127.0.0.1", 8082, "10.1.2.3", 8082, "aaaa");
+	expect_fwd(&d.f[1], "127.0.0.1", 8084, "fe80::1", 8084, "aaaa");
+	desired_free(&d);
+	/* The four others are skipped, each with the value and why. */
+	{
+		struct rc_forward *out = NULL, *conf = NULL;
+		struct rc_skip *sk = NULL;
+		size_t n_out = 0, n_conf = 0, n_sk = 0;
+		assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &default_pol, &out, &n_out, &conf,
+		                                 &n_conf, &sk, &n_sk),
+		                 0);
+		assert_int_equal(n_out, 2);
+		assert_int_equal(n_sk, 4);
+		for (size_t i = 0; i < n_sk; i++) {
+			assert_int_equal(sk[i].why, RC_SKIP_HOSTIP);
+			assert_false(rc_host_ip_ok(sk[i].remote_host));
+			assert_string_equal(rc_skip_reason(&sk[i]),
+			                    "published on a HostIp that is not an IP address");
+		}
+		free(out);
+		free(conf);
+		free(sk);
+	}
+}
+
 static void
 test_same_port_two_addresses_in_one_container(void **state)
 {
@@ -798,24 +846,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_remote_host),
-		cmocka_unit_test(test_empty_empty),
-		cmocka_unit_test(test_adds_from_empty),
-		cmocka_unit_test(test_removes_to_empty),
-		cmocka_unit_test(test_dual_stack_dedupe),
-		cmocka_unit_test(test_dual_stack_across_containers_is_a_conflict),
-		cmocka_unit_test(test_udp_skipped_and_counted),
-		cmocka_unit_test(test_ephemeral_zero_skipped),
-		cmocka_unit_test(test_specific_host_ip),
-		cmocka_unit_test(test_same_port_two_addresses_in_one_container),
-		cmocka_unit_test(test_port_offset_and_map),
-		cmocka_unit_test(test_negative_offset_and_default_policy),
-		cmocka_unit_test(test_map_can_collide_with_offset),
-		cmocka_unit_test(test_last_event_wins_and_ties),
-		cmocka_unit_test(test_ownership_moves),
-		cmocka_unit_test(test_reconcile_mixed_removes_first),
-		cmocka_unit_test(test_reconcile_remote_host_change_is_remove_add),
-		cmocka_unit_test(test_property_converges),
+	    cmocka_unit_test(test_remote_host),
+	    cmocka_unit_test(test_empty_empty),
+	    cmocka_unit_test(test_adds_from_empty),
+	    cmocka_unit_test(test_removes_to_empty),
+	    cmocka_unit_test(test_dual_stack_dedupe),
+	    cmocka_unit_test(test_dual_stack_across_containers_is_a_conflict),
+	    cmocka_unit_test(test_udp_skipped_and_counted),
+	    cmocka_unit_test(test_ephemeral_zero_skipped),
+	    cmocka_unit_test(test_specific_host_ip),
+	    cmocka_unit_test(test_host_ip_must_be_an_address),
+	    cmocka_unit_test(test_same_port_two_addresses_in_one_container),
+	    cmocka_unit_test(test_port_offset_and_map),
+	    cmocka_unit_test(test_negative_offset_and_default_policy),
+	    cmocka_unit_test(test_map_can_collide_with_offset),
+	    cmocka_unit_test(test_last_event_wins_and_ties),
+	    cmocka_unit_test(test_ownership_moves),
+	    cmocka_unit_test(test_reconcile_mixed_removes_first),
+	    cmocka_unit_test(test_reconcile_remote_host_change_is_remove_add),
+	    cmocka_unit_test(test_property_converges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

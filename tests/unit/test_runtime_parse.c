@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -748,6 +749,80 @@ test_docker_ports_crafted(void **s)
 	assert_int_equal(rt_docker_list("[{\"Id\":", 7, &cs, &n, &d), -1);
 }
 
+/* HostIp from the engine becomes the forward's target: only IP literals
+ * pass; anything else is skipped with a reason naming the value. */
+static void
+test_host_ip_not_an_address(void **s)
+{
+	struct rt_cont *cs;
+	size_t n;
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	(void)s;
+
+	assert_true(rt_host_ip_ok(""));
+	assert_true(rt_host_ip_ok("0.0.0.0"));
+	assert_true(rt_host_ip_ok("::"));
+	assert_true(rt_host_ip_ok("10.0.0.5"));
+	assert_true(rt_host_ip_ok("2001:db8::1"));
+	assert_false(rt_host_ip_ok("evil.example.com"));
+	assert_false(rt_host_ip_ok("-oProxyCommand=x"));
+	assert_false(rt_host_ip_ok("localhost"));
+	assert_false(rt_host_ip_ok("10.0.0.5 "));
+	assert_false(rt_host_ip_ok("[::1]"));
+	assert_false(rt_host_ip_ok("1.2.3"));
+
+	const char *list =
+	    "[{\"Id\":\"" ID_A "\",\"Names\":[\"/a\"],\"Ports\":["
+	    "{\"IP\":\"evil.example.com\",\"PrivatePort\":80,\"PublicPort\":8080,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"-oProxyCommand=x\",\"PrivatePort\":80,\"PublicPort\":8081,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"10.0.0.5\",\"PrivatePort\":80,\"PublicPort\":8082,"
+	    "\"Type\":\"tcp\"},"
+	    "{\"IP\":\"::1\",\"PrivatePort\":80,\"PublicPort\":8083,\"Type\":\"tcp\"}]}]";
+	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 2);
+	assert_non_null(find_port(&cs[0], "10.0.0.5", 8082, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs[0], "::1", 8083, RDHPF_PROTO_TCP));
+	assert_int_equal(dg.warn, 2);
+	assert_string_equal(dg.last, "port mapping skipped [" ID_A
+	                             "] HostIp '-oProxyCommand=x' is not an IP address");
+	rt_conts_free(cs, n);
+
+	const char *insp = "{\"Id\":\"" ID_A "\",\"Name\":\"/i\",\"State\":{\"Running\":true},"
+	                   "\"NetworkSettings\":{\"Ports\":{"
+	                   "\"80/tcp\":[{\"HostIp\":\"evil.example.com\",\"HostPort\":\"8080\"},"
+	                   "{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"8081\"}]}}}";
+	dg.warn = 0;
+	assert_int_equal(rt_inspect(insp, strlen(insp), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 1);
+	assert_non_null(find_port(&cs[0], "127.0.0.1", 8081, RDHPF_PROTO_TCP));
+	assert_int_equal(dg.warn, 1);
+	assert_string_equal(dg.last, "port mapping skipped [" ID_A
+	                             "] HostIp 'evil.example.com' is not an IP address");
+	rt_conts_free(cs, n);
+
+	/* podman: one reason for a whole range, not one a port. */
+	const char *ps =
+	    "[{\"Id\":\"" ID_A "\",\"Names\":[\"p\"],\"State\":\"running\",\"Ports\":["
+	    "{\"host_ip\":\"evil.example.com\",\"container_port\":80,\"host_port\":9000,"
+	    "\"range\":1000,\"protocol\":\"tcp,udp\"},"
+	    "{\"host_ip\":\"\\u001b]0;x\",\"container_port\":80,\"host_port\":9500,"
+	    "\"range\":1,\"protocol\":\"tcp\"}]}]";
+	dg.warn = 0;
+	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, 0);
+	assert_int_equal(dg.warn, 2);
+	/* the value is shown, its control bytes not */
+	assert_string_equal(dg.last,
+	                    "port mapping skipped [" ID_A "] HostIp '?]0;x' is not an IP address");
+	rt_conts_free(cs, n);
+}
+
 static void
 test_too_many_ports(void **s)
 {
@@ -768,7 +843,54 @@ test_too_many_ports(void **s)
 	assert_int_equal(rt_docker_list(buf, len, &cs, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
-	assert_int_equal(dg.warn, 10);
+	/* said once, the rest counted (for ports_dropped_total) */
+	assert_int_equal(dg.warn, 1);
+	assert_int_equal(cs[0].dropped_ports, 10);
+	rt_conts_free(cs, n);
+	free(buf);
+}
+
+/* A crafted podman mapping: range 65535 × 64 protocols.  The work is bound
+ * by the cap, not by range × protocols: each protocol once, the range walked
+ * only up to RT_MAX_PORTS, one warning, the rest counted.  (The old loop
+ * went on past the cap, once a port: 4.2 million calls, each a warning.)
+ * The time it takes is printed, not asserted. */
+static void
+test_podman_range_flood(void **s)
+{
+	struct rt_cont *cs;
+	size_t n, len;
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	char protos[64 * 5 + 1], *buf;
+	struct timespec t0, t1;
+	(void)s;
+
+	/* tcp,udp,sctp,tcp,… : 64 protocols */
+	for (size_t i = 0, o = 0; i < 64; i++)
+		o += (size_t)snprintf(protos + o, sizeof protos - o, "%s%s", i ? "," : "",
+		                      i % 3 == 0 ? "tcp" : i % 3 == 1 ? "udp" : "sctp");
+	buf = malloc(4096);
+	assert_non_null(buf);
+	len = (size_t)snprintf(buf, 4096,
+	                       "[{\"Id\":\"" ID_A "\",\"Names\":[\"flood\"],\"State\":\"running\","
+	                       "\"Ports\":[{\"host_ip\":\"\",\"container_port\":1,\"host_port\":1,"
+	                       "\"range\":65535,\"protocol\":\"%s\"}]}]",
+	                       protos);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	print_message("range 65535 x 64 protocols parsed in %.2f ms\n",
+	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	assert_int_equal(n, 1);
+	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
+	/* tcp 1..8192 kept; udp and sctp ranges counted */
+	assert_non_null(find_port(&cs[0], "", 8192, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs[0], "", 1, RDHPF_PROTO_UDP));
+	assert_int_equal(cs[0].dropped_ports, 3u * 65535u - RT_MAX_PORTS);
+	assert_int_equal(dg.warn, 1);
+	assert_true(dg.debug <= 1);
 	rt_conts_free(cs, n);
 	free(buf);
 }
@@ -1048,7 +1170,9 @@ main(void)
 	    cmocka_unit_test(test_docker_list_sample),
 	    cmocka_unit_test(test_docker_inspect_sample),
 	    cmocka_unit_test(test_docker_ports_crafted),
+	    cmocka_unit_test(test_host_ip_not_an_address),
 	    cmocka_unit_test(test_too_many_ports),
+	    cmocka_unit_test(test_podman_range_flood),
 	    cmocka_unit_test(test_podman4_events_sample),
 	    cmocka_unit_test(test_podman5_events_sample),
 	    cmocka_unit_test(test_podman_events_crafted),

@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define RDHPF_ABI_MAJOR 1
-#define RDHPF_ABI_MINOR 0
+#define RDHPF_ABI_MINOR 1
 #define RDHPF_PLUGIN_ENTRY "rdhpf_plugin_init"
 
 #if defined(__GNUC__)
@@ -242,6 +242,15 @@ struct rdhpf_host_api {
 	/* Quote argv for a POSIX shell as one command line ('…' per word).
 	 * Returns a malloc'd string the caller frees with free(), or NULL. */
 	char *(*shell_join)(const char *const *argv);
+
+	/* -- valid for ABI 1.1 (check abi_minor >= 1 before calling) -- */
+
+	/* For runtimes: the event stream goes on, but an event was lost (a
+	 * line over the length bound, a full queue).  The core lists the
+	 * containers again at once, keeping the stream, and applies the events
+	 * that race that list after it, as at a sync.  Never calls back from
+	 * inside; requests while a list runs are served by one more list. */
+	void (*resync)(struct rdhpf_ctx *ctx, const char *reason);
 };
 
 /* ---- transports -------------------------------------------------------- */
