@@ -858,6 +858,20 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 		     "rule", rule[0] ? rule : NULL,
 		     "holder", s->holder[0] ? s->holder : NULL, "label", s->label[0] ? s->label : NULL,
 		     NULL);
+		if (events_subscribers() > 0) {
+			struct rc_forward f;
+			char why[700];
+			memset(&f, 0, sizeof f);
+			snprintf(f.bind, sizeof f.bind, "%s", s->bind);
+			f.local_port = s->local_port;
+			snprintf(f.remote_host, sizeof f.remote_host, "%s", s->remote_host);
+			f.remote_port = s->remote_port;
+			snprintf(f.container_id, sizeof f.container_id, "%s", s->container_id);
+			snprintf(f.container_name, sizeof f.container_name, "%s", s->container_name);
+			snprintf(why, sizeof why, "%s%s%s%s%s", rc_skip_reason(s), rule[0] ? " (rule " : "",
+			         rule, rule[0] ? ")" : "", s->label[0] ? " (label)" : "");
+			events_forward(h->name, "skipped", &f, why);
+		}
 	}
 	free(h->skips);
 	h->skips = skips;

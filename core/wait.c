@@ -111,12 +111,19 @@ wait_feed(struct wait_state *w, const json_t *ev)
 	if (strcmp(type, "forward") == 0) {
 		const char *bind = js(ev, "bind"), *what = js(ev, "event");
 		int port = (int)json_integer_value(json_object_get(ev, "local_port"));
+		int rport = (int)json_integer_value(json_object_get(ev, "remote_port"));
+		int skipped = strcmp(what, "skipped") == 0;
 		struct wait_fwd *f = NULL;
 
+		/* A forward is (host, bind, local port); a skipped port has no
+		 * forward: it is (host, container, remote port). */
 		for (size_t i = 0; i < w->n_fwds; i++) {
-			if (w->fwds[i].local_port == port && strcmp(w->fwds[i].host, host) == 0 &&
-			    strcmp(w->fwds[i].bind, bind) == 0) {
-				f = &w->fwds[i];
+			struct wait_fwd *x = &w->fwds[i];
+			if (strcmp(x->host, host) != 0 || (strcmp(x->event, "skipped") == 0) != skipped)
+				continue;
+			if (skipped ? x->remote_port == rport && strcmp(x->container, js(ev, "container")) == 0
+			            : x->local_port == port && strcmp(x->bind, bind) == 0) {
+				f = x;
 				break;
 			}
 		}
@@ -162,8 +169,8 @@ wait_check(const struct wait_state *w, struct wait_addr **addrs, size_t *n_addrs
 		size_t found = 0;
 		for (size_t i = 0; i < w->n_fwds; i++) {
 			const struct wait_fwd *f = &w->fwds[i];
-			if (!matches(&w->targets[t], f))
-				continue;
+			if (!matches(&w->targets[t], f) || strcmp(f->event, "skipped") == 0)
+				continue; /* a skipped port is no forward to wait for */
 			if (strcmp(f->event, "active") != 0 || !host_up(w, f->host)) {
 				free(a);
 				return 0;
@@ -214,11 +221,17 @@ wait_explain(const struct wait_state *w, size_t ti, char *buf, size_t len)
 	if (o >= len)
 		return;
 	hosts_down(w, down, sizeof down);
-	for (size_t i = 0; i < w->n_fwds; i++) {
-		const struct wait_fwd *f = &w->fwds[i];
-		if (!matches(t, f) || (strcmp(f->event, "active") == 0 && host_up(w, f->host)))
+	/* Forwards first; a skipped port only when no forward explains it. */
+	for (size_t i = 0; i < 2 * w->n_fwds; i++) {
+		const struct wait_fwd *f = &w->fwds[i % w->n_fwds];
+		int skipped = strcmp(f->event, "skipped") == 0;
+		if (!matches(t, f) || skipped != (i >= w->n_fwds) ||
+		    (strcmp(f->event, "active") == 0 && host_up(w, f->host)))
 			continue;
-		if (strcmp(f->event, "active") == 0 || strcmp(f->event, "added") == 0)
+		if (skipped)
+			snprintf(buf + o, len - o, "remote port %d (%s on %s) skipped: %s", f->remote_port,
+			         f->container, f->host, f->reason);
+		else if (strcmp(f->event, "active") == 0 || strcmp(f->event, "added") == 0)
 			snprintf(buf + o, len - o, "%s:%d (%s on %s) not active yet%s%s", f->bind,
 			         f->local_port, f->container, f->host, down[0] ? ": " : "", down);
 		else

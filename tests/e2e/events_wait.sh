@@ -9,7 +9,7 @@ SCHEMA="$(dirname "$0")/../../docs/events.schema.json"
 # stop afterwards; "busy" publishes a port someone else holds.
 {
 	echo "0     start d1dddddddddd db 18190:5432"
-	echo "1500ms start c1aaaaaaaaaa web 18180:80 18181:81"
+	echo "1500ms start c1aaaaaaaaaa web 18180:80 18181:81 18183:53/udp"
 	for i in $(seq 0 19); do
 		printf '%dms start e%02deeeeeeeeee cyc%02d %d:80\n' $((2000 + i * 100)) "$i" "$i" $((18200 + i))
 		printf '%dms stop e%02deeeeeeeeee\n' $((2050 + i * 100)) "$i"
@@ -143,6 +143,12 @@ adds = sum(e["event"] == "added" for e in cyc)
 rems = sum(e["event"] == "removed" for e in cyc)
 assert adds == 20 and rems == 20, (adds, rems)
 assert all(e["reason"] == "container stopped" for e in cyc if e["event"] == "removed")
+PY
+check "web's UDP port is in the stream as skipped, with the reason" $PY - "$T/events.json" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+sk = [e for e in ev if e.get("event") == "skipped" and e["container"] == "web"]
+assert len(sk) == 1 and sk[0]["remote_port"] == 18183 and sk[0]["reason"].startswith("udp"), sk
 PY
 kill "$HOLDER" 2>/dev/null || true
 finish

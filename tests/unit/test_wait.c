@@ -115,6 +115,28 @@ test_other_hosts_ignored_with_host_filter(void **state)
 }
 
 static void
+test_skipped_ports(void **state)
+{
+	struct wait_target t[] = {{.container = "dns"}, {.port = 5353}};
+	struct wait_state w;
+	char why[256];
+
+	(void)state;
+	wait_init(&w, NULL, t, 2);
+	feed(&w, "{\"type\":\"host\",\"host\":\"lab\",\"state\":\"steady\",\"error\":null}");
+	feed(&w, "{\"type\":\"replay-end\"}");
+	feed(&w, "{\"type\":\"forward\",\"host\":\"lab\",\"event\":\"skipped\",\"container\":\"dns\","
+	         "\"bind\":\"\",\"local_port\":0,\"remote_port\":5353,\"reason\":\"udp: SSH forwards carry TCP only\"}");
+	wait_explain(&w, 0, why, sizeof why);
+	assert_string_equal(why, "container dns: remote port 5353 (dns on lab) skipped: udp: SSH forwards "
+	                         "carry TCP only");
+	/* Its TCP port comes: the skipped UDP one does not hold the container up. */
+	feed(&w, FWD("active", "5353", "dns", "null"));
+	assert_true(ready(&w));
+	wait_free(&w);
+}
+
+static void
 test_wake_gone(void **state)
 {
 	const char *why = NULL;
@@ -139,6 +161,7 @@ main(void)
 		cmocka_unit_test(test_port_ready_only_when_active_and_host_up),
 		cmocka_unit_test(test_container_needs_all_its_ports),
 		cmocka_unit_test(test_other_hosts_ignored_with_host_filter),
+		cmocka_unit_test(test_skipped_ports),
 		cmocka_unit_test(test_wake_gone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
