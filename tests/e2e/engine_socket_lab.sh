@@ -14,17 +14,14 @@ name=rdhpf-e2e-engine-$transport
 $RDHPF_LAB_DOCKER rm -f "$name" >/dev/null 2>&1 || true
 trap '$RDHPF_LAB_DOCKER rm -f "$name" >/dev/null 2>&1 || true; lab_sshd_start >/dev/null 2>&1 || true; cleanup' EXIT
 
-cat >"$T/config.ini" <<C
-[host "lab"]
-url = $RDHPF_LAB_URL
-identity_file = $RDHPF_LAB_KEY
-known_hosts = $RDHPF_LAB_KNOWN_HOSTS
-transport = $transport
-runtime = docker
+{
+	lab_host_section "$transport" docker
+	cat <<C
 engine_socket = $RDHPF_LAB_DOCKER_SOCK
 backoff_initial = 100ms
 backoff_max = 500ms
 C
+} >"$T/config.ini"
 rc=0
 "$RDHPF_BIN" env --config "$T/config.ini" --runtime-dir "$T/run" lab >"$T/env" 2>"$T/env.err" || rc=$?
 check "rdhpf env before the daemon runs: prints the export, warns the socket is not there yet" \

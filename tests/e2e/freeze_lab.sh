@@ -19,19 +19,16 @@ $RDHPF_LAB_DOCKER rm -f "$name" >/dev/null 2>&1 || true
 trap '$RDHPF_LAB_DOCKER rm -f "$name" >/dev/null 2>&1 || true; kill -CONT "$DAEMON_PID" 2>/dev/null || true; cleanup' EXIT
 serves() { lab_http_ok 127.0.0.1 "$port"; }
 
-cat >"$T/config.ini" <<C
-[host "lab"]
-url = $RDHPF_LAB_URL
-identity_file = $RDHPF_LAB_KEY
-known_hosts = $RDHPF_LAB_KNOWN_HOSTS
-transport = $transport
-runtime = docker
+{
+	lab_host_section "$transport" docker
+	cat <<C
 backoff_initial = 100ms
 backoff_max = 500ms
 health_interval = 1s
 keepalive_interval = 5s
 keepalive_count = 3
 C
+} >"$T/config.ini"
 $RDHPF_LAB_DOCKER run -d --name "$name" -p "$port:80" "$RDHPF_LAB_IMAGE" >/dev/null
 start_daemon --config "$T/config.ini"
 check "forward serves" wait_for 10000 serves

@@ -58,3 +58,16 @@ stop_daemon() { # SIGTERM; returns the exit status; fails after 5 s
 	return $rc
 }
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+
+# lab_host_section TRANSPORT RUNTIME: the [host "lab"] lines a lab test's
+# config starts from (after tests/lab/lib.sh's lab_require).
+lab_host_section() {
+	cat <<C
+[host "lab"]
+url = $RDHPF_LAB_URL
+identity_file = $RDHPF_LAB_KEY
+known_hosts = $RDHPF_LAB_KNOWN_HOSTS
+transport = $1
+runtime = $2
+C
+}
