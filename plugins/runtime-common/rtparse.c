@@ -810,6 +810,19 @@ out:
 	return r;
 }
 
+/* 4.x sends "restart" before stop/died/start; "cleanup" follows "died";
+ * "exec_died" concerns an exec session. */
+static int
+podman_kind(const char *status)
+{
+	if (strcmp(status, "start") == 0 || strcmp(status, "restore") == 0)
+		return RT_EV_START;
+	if (strcmp(status, "died") == 0 || strcmp(status, "die") == 0 ||
+	    strcmp(status, "stop") == 0 || strcmp(status, "remove") == 0)
+		return RT_EV_STOP;
+	return RT_EV_IGNORE;
+}
+
 int
 rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
 {
@@ -839,19 +852,96 @@ rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct 
 		goto out;
 	set_name(ev->name, jstr(o, "Name"));
 	ev->time_ns = ev_time(o, 1);
-	/* 4.x sends "restart" before stop/died/start; "cleanup" follows
-	 * "died"; "exec_died" concerns an exec session. */
-	if (strcmp(status, "start") == 0 || strcmp(status, "restore") == 0)
-		ev->kind = RT_EV_START;
-	else if (strcmp(status, "died") == 0 || strcmp(status, "die") == 0 ||
-	         strcmp(status, "stop") == 0 || strcmp(status, "remove") == 0)
-		ev->kind = RT_EV_STOP;
-	else
-		ev->kind = RT_EV_IGNORE;
+	ev->kind = podman_kind(status);
 	r = 0;
 out:
 	json_decref(o);
 	return r;
+}
+
+int
+rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
+                        const struct rt_diag *d)
+{
+	json_t *o = load(line, len, d, "journal entry");
+	const char *type, *status, *s;
+	int64_t t;
+	int r = -1;
+
+	ev_init(ev);
+	if (o == NULL)
+		return -1;
+	if (!json_is_object(o)) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
+		goto out;
+	}
+	/* journalctl prints a field that is not valid UTF-8 as an array of
+	 * bytes: jstr() then sees no string and the entry is skipped. */
+	type = jstr(o, "PODMAN_TYPE");
+	status = jstr(o, "PODMAN_EVENT");
+	if (status == NULL || type == NULL) {
+		diag(d, RDHPF_LOG_WARN, "event skipped: no PODMAN_EVENT or PODMAN_TYPE", NULL,
+		     NULL);
+		goto out;
+	}
+	if (strcmp(type, "container") != 0) {
+		snprintf(ev->action, sizeof ev->action, "%s", status);
+		r = 0;
+		goto out;
+	}
+	if (ev_finish(ev, jstr(o, "PODMAN_ID"), status, d) != 0)
+		goto out;
+	set_name(ev->name, jstr(o, "PODMAN_NAME"));
+	s = jstr(o, "PODMAN_TIME");
+	if (s != NULL && rt_rfc3339_ns(s, &t) == 0) {
+		ev->time_ns = t;
+	} else if ((s = jstr(o, "__REALTIME_TIMESTAMP")) != NULL) {
+		/* microseconds since the epoch, as a decimal string */
+		uint64_t us = 0;
+		size_t i;
+		for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 17; i++)
+			us = us * 10 + (uint64_t)(s[i] - '0');
+		if (s[i] == '\0' && i > 0)
+			ev->time_ns = (int64_t)us * 1000;
+	}
+	ev->kind = podman_kind(status);
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int
+rt_podman_reader_line(const char *line, size_t len, int *kind, char *rest, size_t restlen)
+{
+	static const struct {
+		const char *word;
+		int kind;
+	} kinds[] = {
+	    {"file", RT_PM_FILE},
+	    {"journald", RT_PM_JOURNALD},
+	    {"podman", RT_PM_EVENTS},
+	};
+	static const char tag[] = "rdhpf-events ";
+	size_t tl = sizeof tag - 1;
+
+	if (restlen > 0)
+		rest[0] = '\0';
+	if (len < tl || memcmp(line, tag, tl) != 0)
+		return -1;
+	line += tl;
+	len -= tl;
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		size_t wl = strlen(kinds[i].word);
+		if (len < wl || memcmp(line, kinds[i].word, wl) != 0 ||
+		    (len > wl && line[wl] != ' '))
+			continue;
+		*kind = kinds[i].kind;
+		if (len > wl && restlen > 0)
+			short_text(rest, restlen, line + wl + 1, len - wl - 1);
+		return 0;
+	}
+	return -1;
 }
 
 /* ---- lists ---- */

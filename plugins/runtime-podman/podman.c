@@ -2,18 +2,30 @@
  * Podman 4.x / 5.x, and their start/stop events.
  *
  * api = cli (default) drives the podman command, which needs no service:
- *   watch   one long-lived `podman events --format json --filter
- *           type=container --since 5s` (the replay window covers the time
- *           podman takes to start, so nothing that raced the list is missed;
- *           replayed events are harmless: a START is always answered with
- *           the container's current state)
+ *   watch   one long-lived remote command, PM_SCRIPT below, that picks the
+ *           reader at each sync and says which on its first line:
+ *           - events_logger = file: `tail -F` on the events log, from the
+ *             byte where the log ended when the reader started.  GNU tail
+ *             follows a local file with inotify, so a line is read the
+ *             moment podman appends it; `podman events` polls the file
+ *             instead (it handed lines over 48-229 ms late).
+ *           - journald: `journalctl -f -o json` on podman's fields, from one
+ *             second before the reader started.
+ *           - else (or when the above are missing): `podman events --format
+ *             json --filter type=container --since 5s`, as before.
+ *           The list waits for that first line, so every event written
+ *           after the list began is read (the replay windows only repeat
+ *           events, which is harmless: a START is always answered with the
+ *           container's current state).
  *   list    `podman ps --format json`, once per (re)sync
  *   start   `podman container inspect ID…`: one remote process per burst of
  *           starts (ids that arrive while one runs are batched into the next)
  * api = unix speaks Podman's Docker-compatible API over the remote socket
  * (podman.socket; the transport must open remote Unix sockets), with no
  * process started per event: see runtime-common/engine.h.
- * Ids reach argv only after validation as hex; no word passes a shell. */
+ * Ids reach argv only after validation as hex; no remote string is ever
+ * part of a shell's program text (PM_SCRIPT is constant; what it reads
+ * stays in quoted variables). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +38,75 @@ static const struct rdhpf_host_api *H;
 
 #define PM_REPLAY "5s"
 #define PM_BATCH 64
+/* A log line older than the newest one read by more than this means the
+ * log was rotated and tail reads the retained part again: resync instead
+ * of replaying it.  The slack absorbs two podman processes appending out
+ * of order (each stamps its event before it takes the file lock). */
+#define PM_ROTATE_SLACK_NS (1000LL * 1000 * 1000)
+
+/* The events reader, run as `sh -c PM_SCRIPT rdhpf-podman PODMAN MODE LOG`
+ * (MODE auto|file|journald|podman; LOG the events log, "" to find it as
+ * podman does: events_logfile_path, else tmp_dir/events/events.log, from
+ * the containers.conf files podman reads).  The first line it prints is
+ * "rdhpf-events KIND[ DETAIL]"; then the reader's own output. */
+static const char PM_SCRIPT[] =
+    "p=$1 mode=$2 log=$3\n"
+    "hdr() { printf 'rdhpf-events %s\\n' \"$*\"; }\n"
+    "events() {\n"
+    "\thdr podman \"$1\"\n"
+    "\texec \"$p\" events --format json --filter type=container --since " PM_REPLAY "\n"
+    "}\n"
+    "conf() {\n"
+    "\tk=$1; shift; v=\n"
+    "\tfor f in \"$@\"; do\n"
+    "\t\t[ -r \"$f\" ] || continue\n"
+    "\t\tx=$(sed -n \"s/^[[:space:]]*$k[[:space:]]*=[[:space:]]*[\\\"']\\([^\\\"']*\\)[\\\"'].*/\\1/p\" "
+    "\"$f\" | tail -n 1)\n"
+    "\t\t[ -n \"$x\" ] && v=$x\n"
+    "\tdone\n"
+    "\tprintf '%s' \"$v\"\n"
+    "}\n"
+    "if [ \"$mode\" = auto ]; then\n"
+    "\tmode=$(\"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || "
+    "events 'podman info failed'\n"
+    "fi\n"
+    "case $mode in\n"
+    "file)\n"
+    "\tif [ -z \"$log\" ]; then\n"
+    "\t\tif [ -n \"${CONTAINERS_CONF:-}\" ]; then\n"
+    "\t\t\tset -- \"$CONTAINERS_CONF\"\n"
+    "\t\telse\n"
+    "\t\t\tu=${XDG_CONFIG_HOME:-$HOME/.config}/containers\n"
+    "\t\t\tset -- /usr/share/containers/containers.conf /etc/containers/containers.conf "
+    "/etc/containers/containers.conf.d/*.conf\n"
+    "\t\t\t[ \"$(id -u)\" = 0 ] || set -- \"$@\" \"$u/containers.conf\" "
+    "\"$u\"/containers.conf.d/*.conf\n"
+    "\t\tfi\n"
+    "\t\t[ -n \"${CONTAINERS_CONF_OVERRIDE:-}\" ] && set -- \"$@\" \"$CONTAINERS_CONF_OVERRIDE\"\n"
+    "\t\tlog=$(conf events_logfile_path \"$@\")\n"
+    "\t\tif [ -z \"$log\" ]; then\n"
+    "\t\t\tt=$(conf tmp_dir \"$@\")\n"
+    "\t\t\tif [ -n \"$t\" ]; then :\n"
+    "\t\t\telif [ \"$(id -u)\" = 0 ]; then t=/run/libpod\n"
+    "\t\t\telse t=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/libpod/tmp\n"
+    "\t\t\tfi\n"
+    "\t\t\tlog=$t/events/events.log\n"
+    "\t\tfi\n"
+    "\tfi\n"
+    "\tsize=$(stat -c %s -- \"$log\" 2>/dev/null) || events \"no events log at $log\"\n"
+    "\thdr file \"$log\"\n"
+    "\texec tail -c \"+$((size + 1))\" -F -- \"$log\"\n"
+    "\t;;\n"
+    "journald)\n"
+    "\tcommand -v journalctl >/dev/null 2>&1 || events 'no journalctl'\n"
+    "\tnow=$(date +%s)\n"
+    "\thdr journald\n"
+    "\texec journalctl -q -f -o json --since \"@$((now - 1))\" PODMAN_TYPE=container\n"
+    "\t;;\n"
+    "*)\n"
+    "\tevents \"events_logger is '$mode'\"\n"
+    "\t;;\n"
+    "esac\n";
 
 /* {"type":["container"]} */
 #define PODMAN_EVENT_FILTERS "%7B%22type%22%3A%5B%22container%22%5D%7D"
@@ -48,6 +129,12 @@ struct pm {
 	struct rt_item **want; /* starts waiting for the next inspect */
 	size_t n_want, cap_want;
 	uint64_t insp_started_ms;
+
+	char *events_mode; /* auto, file, journald or podman */
+	char *events_log;  /* "" to find it */
+	int reader;        /* RT_PM_*: RT_PM_NONE until the script's first line */
+	int64_t newest_ns; /* the newest event time read from the log file */
+	int list_waits;    /* a list waits for the reader to start */
 };
 
 static void unwatch(struct pm *p);
@@ -62,6 +149,8 @@ pm_free(struct rt *r)
 	free(p->insp);
 	free(p->want);
 	free(p->podman);
+	free(p->events_mode);
+	free(p->events_log);
 	free(p);
 }
 
@@ -78,6 +167,7 @@ p_stop(void *state)
 	rt_collect_cancel(p->list_c);
 	p->list_c = NULL;
 	p->list_done = NULL;
+	p->list_waits = 0;
 }
 
 static void
@@ -200,6 +290,80 @@ want_inspect(struct pm *p, struct rt_item *it)
 
 /* ---- events ---- */
 
+static int list_run(struct pm *p);
+
+/* Remote text for a log line: printable, truncated. */
+static void
+short_line(char *out, size_t n, const char *s, size_t len)
+{
+	size_t k = len < n - 1 ? len : n - 1;
+
+	for (size_t i = 0; i < k; i++)
+		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	out[k] = '\0';
+}
+
+/* The list waited for the reader; run it now.  Returns nonzero when stop()
+ * ran meanwhile. */
+static int
+list_release(struct pm *p)
+{
+	struct rt *r = &p->r;
+	uint64_t gen = r->gen;
+	rdhpf_list_fn done = p->list_done;
+	void *darg = p->list_arg;
+	int rc;
+
+	if (!p->list_waits)
+		return 0;
+	p->list_waits = 0;
+	rc = list_run(p);
+	if (rc != RDHPF_OK) {
+		p->list_done = NULL;
+		done(darg, rc, "cannot run podman ps", NULL, 0);
+	}
+	return r->gen != gen;
+}
+
+/* The script's first line: which reader runs, now reading. */
+static int
+reader_started(struct pm *p, const char *line, size_t len)
+{
+	static const char *const names[] = {
+	    [RT_PM_FILE] = "file",
+	    [RT_PM_JOURNALD] = "journald",
+	    [RT_PM_EVENTS] = "podman-events",
+	};
+	struct rt *r = &p->r;
+	uint64_t gen = r->gen;
+	char rest[300];
+	int kind;
+
+	if (line == NULL || rt_podman_reader_line(line, len, &kind, rest, sizeof rest) != 0) {
+		if (line != NULL)
+			short_line(rest, sizeof rest, line, len);
+		else
+			snprintf(rest, sizeof rest, "(an oversized line)");
+		rt_end(r, RDHPF_ERR_PROTO, "podman events reader: unexpected first line");
+		RT_LOG(r, RDHPF_LOG_WARN, "podman events reader: unexpected first line", "line",
+		       rest);
+		return 1;
+	}
+	p->reader = kind;
+	p->newest_ns = 0;
+	/* Which reader runs decides the event latency: say it once per sync. */
+	if (kind == RT_PM_FILE)
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the events log",
+		       "reader", names[kind], "path", rest);
+	else if (kind == RT_PM_JOURNALD)
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the journal", "reader",
+		       names[kind]);
+	else
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: running podman events", "reader",
+		       names[kind], "why", rest[0] ? rest : NULL);
+	return list_release(p) || r->gen != gen;
+}
+
 static int
 ev_line(void *arg, const char *line, size_t len)
 {
@@ -210,13 +374,30 @@ ev_line(void *arg, const char *line, size_t len)
 	struct rt_item *it;
 	char mb[24];
 
+	if (line == NULL && p->reader == RT_PM_NONE)
+		return reader_started(p, NULL, len);
 	if (line == NULL) {
 		snprintf(mb, sizeof mb, "%zu", len);
 		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped", "max_bytes", mb);
 		return 0;
 	}
-	if (rt_podman_event(line, len, &ev, &r->diag) != 0)
+	if (p->reader == RT_PM_NONE)
+		return reader_started(p, line, len);
+	if (p->reader == RT_PM_JOURNALD) {
+		if (rt_podman_journal_event(line, len, &ev, &r->diag) != 0)
+			return 0;
+	} else if (rt_podman_event(line, len, &ev, &r->diag) != 0) {
 		return 0;
+	}
+	if (p->reader == RT_PM_FILE && ev.time_ns > 0) {
+		if (p->newest_ns > 0 && ev.time_ns < p->newest_ns - PM_ROTATE_SLACK_NS) {
+			rt_end(r, RDHPF_ERR_CLOSED,
+			       "podman events log rotated (an older event was read again)");
+			return 1;
+		}
+		if (ev.time_ns > p->newest_ns)
+			p->newest_ns = ev.time_ns;
+	}
 	if (ev.kind == RT_EV_IGNORE) {
 		RT_LOG(r, RDHPF_LOG_TRACE, "event ignored", "action", ev.action, "container",
 		       ev.id[0] ? ev.id : NULL);
@@ -262,8 +443,8 @@ ev_close(void *arg, int status, int exit_code, const char *detail)
 
 	rt_enter(r);
 	p->ev = NULL; /* the core freed it */
-	snprintf(msg, sizeof msg, "podman events exited (%d)%s%s", exit_code, detail ? ": " : "",
-	         detail ? detail : "");
+	snprintf(msg, sizeof msg, "podman events reader exited (%d)%s%s", exit_code,
+	         detail ? ": " : "", detail ? detail : "");
 	size_t l = strlen(msg);
 	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
 		msg[--l] = '\0';
@@ -286,6 +467,7 @@ unwatch(struct pm *p)
 		p->ev = NULL;
 	}
 	rt_lines_free(&p->lines);
+	p->reader = RT_PM_NONE;
 	rt_collect_cancel(p->insp_c);
 	p->insp_c = NULL;
 	p->n_insp = 0;
@@ -297,8 +479,8 @@ static int
 p_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {p->podman,        "events",  "--format", "json", "--filter",
-	                      "type=container", "--since", PM_REPLAY,  NULL};
+	const char *argv[] = {"sh", "-c", PM_SCRIPT, "rdhpf-podman", p->podman, p->events_mode,
+	                      p->events_log, NULL};
 	int rc;
 
 	if (p->r.wcbs != NULL)
@@ -351,19 +533,32 @@ list_done(void *arg, int status, int exit_code, const char *detail, const char *
 }
 
 static int
+list_run(struct pm *p)
+{
+	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
+
+	return rt_collect_start(&p->r, argv, list_done, p, &p->list_c);
+}
+
+static int
 p_list(void *state, rdhpf_list_fn done, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
 	int rc;
 
 	if (p->e)
 		return eng_list(p->e, done, arg);
 	if (p->list_done != NULL)
 		return RDHPF_ERR_BUSY;
-	rc = rt_collect_start(&p->r, argv, list_done, p, &p->list_c);
-	if (rc != RDHPF_OK)
-		return rc;
+	/* While the events reader has not said it reads, an event written
+	 * after ps looked could be before where the reader starts: ps waits. */
+	if (p->ev != NULL && p->reader == RT_PM_NONE) {
+		p->list_waits = 1;
+	} else {
+		rc = list_run(p);
+		if (rc != RDHPF_OK)
+			return rc;
+	}
 	p->list_done = done;
 	p->list_arg = arg;
 	return RDHPF_OK;
@@ -376,6 +571,7 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
          size_t errlen)
 {
 	const char *api = "cli", *socket = "/run/podman/podman.sock", *podman = "podman";
+	const char *events = "auto", *events_log = "";
 	struct pm *p;
 
 	for (size_t i = 0; i < hp->n_options; i++) {
@@ -386,6 +582,10 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 			socket = v;
 		else if (strcmp(k, "podman") == 0)
 			podman = v;
+		else if (strcmp(k, "events") == 0)
+			events = v;
+		else if (strcmp(k, "events_log") == 0)
+			events_log = v;
 	}
 	if (strcmp(api, "cli") != 0 && strcmp(api, "unix") != 0) {
 		snprintf(err, errlen, "api: '%s' is not cli or unix", api);
@@ -400,14 +600,25 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 		snprintf(err, errlen, "podman: empty command");
 		return RDHPF_ERR_INVAL;
 	}
+	if (strcmp(events, "auto") != 0 && strcmp(events, "file") != 0 &&
+	    strcmp(events, "journald") != 0 && strcmp(events, "podman") != 0) {
+		snprintf(err, errlen, "events: '%s' is not auto, file, journald or podman", events);
+		return RDHPF_ERR_INVAL;
+	}
+	if (events_log[0] != '\0' && events_log[0] != '/') {
+		snprintf(err, errlen, "events_log: '%s' is not an absolute path", events_log);
+		return RDHPF_ERR_INVAL;
+	}
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return RDHPF_ERR_NOMEM;
 	rt_base_init(&p->r, H, ctx, pm_free);
 	rt_lines_init(&p->lines, RT_LINE_MAX);
 	p->podman = strdup(podman);
-	if (p->podman == NULL) {
-		free(p);
+	p->events_mode = strdup(events);
+	p->events_log = strdup(events_log);
+	if (p->podman == NULL || p->events_mode == NULL || p->events_log == NULL) {
+		pm_free(&p->r);
 		return RDHPF_ERR_NOMEM;
 	}
 	if (strcmp(api, "unix") == 0) {
@@ -421,8 +632,7 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 		};
 		p->e = eng_new(&p->r, &o);
 		if (p->e == NULL) {
-			free(p->podman);
-			free(p);
+			pm_free(&p->r);
 			return RDHPF_ERR_NOMEM;
 		}
 	}
@@ -445,6 +655,11 @@ static const struct rdhpf_option_desc options[] = {
     {"socket", "the Podman API socket on the remote, for api = unix (default "
                "/run/podman/podman.sock)"},
     {"podman", "the podman command on the remote (default podman)"},
+    {"events", "api = cli: how events are read: auto (default: as podman info's "
+               "eventLogger says), file (tail -F on the events log), journald "
+               "(journalctl -f) or podman (podman events, which polls the file)"},
+    {"events_log", "the events log for events = file/auto, when podman's containers.conf "
+                   "files do not say it (default: found as podman does)"},
     {NULL, NULL},
 };
 
