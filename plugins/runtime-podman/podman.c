@@ -54,7 +54,8 @@ static const struct rdhpf_host_api *H;
  * (MODE auto|file|journald|podman; LOG the events log, "" to find it as
  * podman does: events_logfile_path, else tmp_dir/events/events.log, from
  * the containers.conf files podman reads).  The first line it prints is
- * "rdhpf-events KIND[ DETAIL]"; then the reader's own output. */
+ * "rdhpf-events KIND[ DETAIL]" (for file: the remote's clock in seconds,
+ * then the path); then the reader's own output. */
 static const char PM_SCRIPT[] =
     "p=$1 mode=$2 log=$3\n"
     "hdr() { printf 'rdhpf-events %s\\n' \"$*\"; }\n"
@@ -100,7 +101,7 @@ static const char PM_SCRIPT[] =
     "\t\tfi\n"
     "\tfi\n"
     "\tsize=$(stat -c %s -- \"$log\" 2>/dev/null) || events \"no events log at $log\"\n"
-    "\thdr file \"$log\"\n"
+    "\thdr file \"$(date +%s)\" \"$log\"\n"
     "\texec tail -c \"+$((size + 1))\" -F -- \"$log\"\n"
     "\t;;\n"
     "journald)\n"
@@ -574,6 +575,19 @@ reader_started(struct pm *p, const char *line, size_t len)
 	}
 	p->reader = kind;
 	p->newest_ns = 0;
+	if (kind == RT_PM_FILE) {
+		/* Every line read from now on was appended after this moment (by
+		 * the remote's clock): one older by more than the slack is the
+		 * log read again after a rotation, even before any other line. */
+		int64_t t = 0;
+		size_t i = 0;
+		for (; rest[i] >= '0' && rest[i] <= '9' && i < 12; i++)
+			t = t * 10 + (rest[i] - '0');
+		if (rest[i] == ' ') {
+			p->newest_ns = t * 1000000000LL;
+			memmove(rest, rest + i + 1, strlen(rest + i + 1) + 1);
+		}
+	}
 	/* Which reader runs decides the event latency: say it once per sync. */
 	if (kind == RT_PM_FILE)
 		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the events log",
