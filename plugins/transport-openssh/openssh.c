@@ -568,6 +568,7 @@ struct oss {
 	uint64_t lv_last_ms;     /* the last answer (or the master coming up) */
 	uint32_t lv_unanswered;  /* intervals without an answer, in a row */
 	int lv_off;              /* the master cannot do it: ServerAlive only */
+	int lv_never;            /* option liveness = no */
 };
 
 static void master_stop(struct oss *o);
@@ -2281,7 +2282,7 @@ lv_start(struct oss *o)
 	o->lv_off = 0;
 	o->lv_unanswered = 0;
 	o->lv_last_ms = H->now_ms(o->ctx);
-	if (o->keepalive_interval_ms == 0 || o->keepalive_count == 0)
+	if (o->lv_never || o->keepalive_interval_ms == 0 || o->keepalive_count == 0)
 		return;
 	o->lv_tick_t = H->timer_start(o->ctx, o->keepalive_interval_ms, o->keepalive_interval_ms,
 	                              lv_tick, o);
@@ -2696,7 +2697,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 {
 	struct oss *o;
 	struct stat st;
-	int oom = 0, pdeath = 1;
+	int oom = 0, pdeath = 1, no_liveness = 0;
 	const char *ssh_bin = "ssh";
 	char portb[8];
 
@@ -2745,6 +2746,12 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 				return RDHPF_ERR_INVAL;
 			}
 			pdeath = strcmp(v, "yes") == 0;
+		} else if (strcmp(k, "liveness") == 0) {
+			if (v == NULL || (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)) {
+				snprintf(err, errlen, "liveness: '%s' is not yes or no", v ? v : "");
+				return RDHPF_ERR_INVAL;
+			}
+			no_liveness = strcmp(v, "no") == 0;
 		} else {
 			snprintf(err, errlen, "unknown option '%s'", k);
 			return RDHPF_ERR_INVAL;
@@ -2756,6 +2763,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	o->ctx = ctx;
 	o->err_fd = -1;
 	o->lv_fd = -1;
+	o->lv_never = no_liveness;
 	o->mux.fd = -1;
 	o->host_name = dup_or_null(p->host_name, &oom);
 	o->user = dup_or_null(p->user, &oom);
@@ -2880,6 +2888,11 @@ static const struct rdhpf_option_desc options[] = {
 	{"pdeathsig",
 	 "yes (default): on Linux, run ssh under setpriv --pdeathsig so that the master dies with "
 	 "rdhpf even if rdhpf is killed; no: plain ssh"},
+	{"liveness",
+	 "yes (default): every keepalive_interval, check through the master that sshd answers "
+	 "(a channel open sshd refuses: one \"connect_to 127.0.0.1 port 0: failed.\" line in "
+	 "its log each time); the link is dead after keepalive_count intervals unanswered; "
+	 "no: ssh's ServerAlive only (slower under load)"},
 	{NULL, NULL},
 };
 
