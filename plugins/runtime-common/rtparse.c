@@ -823,49 +823,44 @@ podman_kind(const char *status)
 	return RT_EV_IGNORE;
 }
 
-int
-rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
-{
-	json_t *o = load(line, len, d, "event");
-	const char *type, *status;
-	int r = -1;
+/* Where a podman event keeps its fields: the events JSON / log file, or
+ * podman's journal entry. */
+struct pm_keys {
+	const char *what, *type, *status, *id, *name, *missing;
+	int journal;
+};
 
-	ev_init(ev);
-	if (o == NULL)
-		return -1;
-	if (!json_is_object(o)) {
-		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
-		goto out;
-	}
-	type = jstr(o, "Type");
-	status = jstr(o, "Status");
-	if (status == NULL || type == NULL) {
-		diag(d, RDHPF_LOG_WARN, "event skipped: no Status or Type", NULL, NULL);
-		goto out;
-	}
-	if (strcmp(type, "container") != 0) {
-		snprintf(ev->action, sizeof ev->action, "%s", status);
-		r = 0;
-		goto out;
-	}
-	if (ev_finish(ev, jstr(o, "ID"), status, d) != 0)
-		goto out;
-	set_name(ev->name, jstr(o, "Name"));
-	ev->time_ns = ev_time(o, 1);
-	ev->kind = podman_kind(status);
-	r = 0;
-out:
-	json_decref(o);
-	return r;
+static const struct pm_keys pm_json = {"event", "Type", "Status", "ID", "Name",
+                                       "event skipped: no Status or Type", 0};
+static const struct pm_keys pm_journal = {"journal entry", "PODMAN_TYPE", "PODMAN_EVENT",
+                                          "PODMAN_ID", "PODMAN_NAME",
+                                          "event skipped: no PODMAN_EVENT or PODMAN_TYPE", 1};
+
+/* A journal entry's time: PODMAN_TIME, else __REALTIME_TIMESTAMP
+ * (microseconds since the epoch, a decimal string); 0 if neither. */
+static int64_t
+journal_time(const json_t *o)
+{
+	const char *s = jstr(o, "PODMAN_TIME");
+	uint64_t us = 0;
+	int64_t t;
+	size_t i;
+
+	if (s != NULL && rt_rfc3339_ns(s, &t) == 0)
+		return t;
+	if ((s = jstr(o, "__REALTIME_TIMESTAMP")) == NULL)
+		return 0;
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 17; i++)
+		us = us * 10 + (uint64_t)(s[i] - '0');
+	return s[i] == '\0' && i > 0 ? (int64_t)us * 1000 : 0;
 }
 
-int
-rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
-                        const struct rt_diag *d)
+static int
+podman_event(const struct pm_keys *k, const char *line, size_t len, struct rt_event *ev,
+             const struct rt_diag *d)
 {
-	json_t *o = load(line, len, d, "journal entry");
-	const char *type, *status, *s;
-	int64_t t;
+	json_t *o = load(line, len, d, k->what);
+	const char *type, *status;
 	int r = -1;
 
 	ev_init(ev);
@@ -877,11 +872,10 @@ rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
 	}
 	/* journalctl prints a field that is not valid UTF-8 as an array of
 	 * bytes: jstr() then sees no string and the entry is skipped. */
-	type = jstr(o, "PODMAN_TYPE");
-	status = jstr(o, "PODMAN_EVENT");
+	type = jstr(o, k->type);
+	status = jstr(o, k->status);
 	if (status == NULL || type == NULL) {
-		diag(d, RDHPF_LOG_WARN, "event skipped: no PODMAN_EVENT or PODMAN_TYPE", NULL,
-		     NULL);
+		diag(d, RDHPF_LOG_WARN, k->missing, NULL, NULL);
 		goto out;
 	}
 	if (strcmp(type, "container") != 0) {
@@ -889,26 +883,35 @@ rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
 		r = 0;
 		goto out;
 	}
-	if (ev_finish(ev, jstr(o, "PODMAN_ID"), status, d) != 0)
+	if (ev_finish(ev, jstr(o, k->id), status, d) != 0)
 		goto out;
-	set_name(ev->name, jstr(o, "PODMAN_NAME"));
-	s = jstr(o, "PODMAN_TIME");
-	if (s != NULL && rt_rfc3339_ns(s, &t) == 0) {
-		ev->time_ns = t;
-	} else if ((s = jstr(o, "__REALTIME_TIMESTAMP")) != NULL) {
-		/* microseconds since the epoch, as a decimal string */
-		uint64_t us = 0;
-		size_t i;
-		for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 17; i++)
-			us = us * 10 + (uint64_t)(s[i] - '0');
-		if (s[i] == '\0' && i > 0)
-			ev->time_ns = (int64_t)us * 1000;
-	}
+	set_name(ev->name, jstr(o, k->name));
+	ev->time_ns = k->journal ? journal_time(o) : ev_time(o, 1);
 	ev->kind = podman_kind(status);
 	r = 0;
 out:
 	json_decref(o);
 	return r;
+}
+
+int
+rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
+{
+	return podman_event(&pm_json, line, len, ev, d);
+}
+
+int
+rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
+                        const struct rt_diag *d)
+{
+	return podman_event(&pm_journal, line, len, ev, d);
+}
+
+void
+rt_printable(char *out, size_t outlen, const char *s, size_t len)
+{
+	if (outlen > 0)
+		short_text(out, outlen, s, len);
 }
 
 int

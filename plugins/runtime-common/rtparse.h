@@ -168,6 +168,10 @@ int rt_podman_event(const char *line, size_t len, struct rt_event *ev, const str
 int rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
                             const struct rt_diag *d);
 
+/* Remote text for a log: copied printable (others become '?'), truncated
+ * to outlen - 1 bytes, terminated. */
+void rt_printable(char *out, size_t outlen, const char *s, size_t len);
+
 /* Which reader the podman plugin's remote events script chose. */
 enum { RT_PM_NONE = 0, RT_PM_FILE, RT_PM_JOURNALD, RT_PM_EVENTS };
 /* The script's first line, "rdhpf-events KIND[ REST]" with KIND file,

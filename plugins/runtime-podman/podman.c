@@ -516,17 +516,6 @@ pre_done(void *arg, int status, int exit_code, const char *detail, const char *o
 
 static int list_run(struct pm *p);
 
-/* Remote text for a log line: printable, truncated. */
-static void
-short_line(char *out, size_t n, const char *s, size_t len)
-{
-	size_t k = len < n - 1 ? len : n - 1;
-
-	for (size_t i = 0; i < k; i++)
-		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	out[k] = '\0';
-}
-
 /* The list waited for the reader; run it now.  Returns nonzero when stop()
  * ran meanwhile. */
 static int
@@ -565,12 +554,12 @@ reader_started(struct pm *p, const char *line, size_t len)
 
 	if (line == NULL || rt_podman_reader_line(line, len, &kind, rest, sizeof rest) != 0) {
 		if (line != NULL)
-			short_line(rest, sizeof rest, line, len);
+			rt_printable(rest, sizeof rest, line, len);
 		else
 			snprintf(rest, sizeof rest, "(an oversized line)");
-		rt_end(r, RDHPF_ERR_PROTO, "podman events reader: unexpected first line");
 		RT_LOG(r, RDHPF_LOG_WARN, "podman events reader: unexpected first line", "line",
 		       rest);
+		rt_end(r, RDHPF_ERR_PROTO, "podman events reader: unexpected first line");
 		return 1;
 	}
 	p->reader = kind;
