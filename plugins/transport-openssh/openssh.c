@@ -2220,8 +2220,15 @@ lv_send(struct oss *o)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return;
 	fd = unix_connect(o->ctl);
-	if (fd < 0)
-		goto out; /* the health check sees an unreachable socket */
+	if (fd < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		/* Nobody listens there any more: the link is unusable (as for
+		 * exec); a full backlog is tried again at the next tick. */
+		if (fd == -ENOENT || fd == -ECONNREFUSED)
+			link_broken(o);
+		return;
+	}
 	o->lv_rid = ++o->next_rid;
 	pkt_u32(&p, MUX_C_NEW_STDIO_FWD);
 	pkt_u32(&p, o->lv_rid);
@@ -2284,9 +2291,10 @@ lv_start(struct oss *o)
 	o->lv_last_ms = H->now_ms(o->ctx);
 	if (o->lv_never || o->keepalive_interval_ms == 0 || o->keepalive_count == 0)
 		return;
+	/* The first probe goes at the first tick: this runs inside the mux
+	 * reply that brought the master up. */
 	o->lv_tick_t = H->timer_start(o->ctx, o->keepalive_interval_ms, o->keepalive_interval_ms,
 	                              lv_tick, o);
-	lv_send(o);
 }
 
 /* unix streams */
