@@ -78,6 +78,7 @@ breaker_success(struct breaker *k)
 {
 	k->state = BREAKER_CLOSED;
 	k->failures = 0;
+	k->cooled = false;
 }
 
 static void
@@ -85,6 +86,7 @@ breaker_open(struct breaker *k, uint64_t now_ms)
 {
 	k->state = BREAKER_OPEN;
 	k->opened_ms = now_ms;
+	k->cooled = false;
 	if (k->opens < UINT32_MAX)
 		k->opens++;
 }
@@ -122,9 +124,10 @@ breaker_allow(struct breaker *k, uint64_t now_ms)
 	case BREAKER_CLOSED:
 		return true;
 	case BREAKER_OPEN:
-		if (elapsed(k->opened_ms, now_ms) < k->cooldown_ms)
+		if (!k->cooled && elapsed(k->opened_ms, now_ms) < k->cooldown_ms)
 			return false;
 		k->state = BREAKER_HALF_OPEN;
+		k->cooled = false;
 		return true;
 	case BREAKER_HALF_OPEN:
 		return false; /* the one trial is in flight */
@@ -142,13 +145,20 @@ breaker_wait_ms(const struct breaker *k, uint64_t now_ms)
 		return 0;
 	case BREAKER_OPEN:
 		e = elapsed(k->opened_ms, now_ms);
-		return e >= k->cooldown_ms ? 0 : k->cooldown_ms - e;
+		return k->cooled || e >= k->cooldown_ms ? 0 : k->cooldown_ms - e;
 	case BREAKER_HALF_OPEN:
 		/* Unknown until the trial ends; if it fails the breaker opens
 		 * for a full cooldown, so that is the honest upper bound. */
 		return k->cooldown_ms;
 	}
 	return 0;
+}
+
+void
+breaker_cool(struct breaker *k)
+{
+	if (k->state == BREAKER_OPEN)
+		k->cooled = true;
 }
 
 const char *

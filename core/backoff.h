@@ -30,6 +30,7 @@ struct breaker {
 	uint32_t failures;    /* consecutive */
 	uint64_t opened_ms;
 	uint32_t opens;       /* times it opened, for metrics */
+	bool cooled;          /* open, but the cooldown was ended early */
 };
 
 void breaker_init(struct breaker *k, uint32_t threshold, uint64_t cooldown_ms);
@@ -39,6 +40,12 @@ void breaker_failure(struct breaker *k, uint64_t now_ms); /* may open; half-open
 bool breaker_allow(struct breaker *k, uint64_t now_ms);
 /* ms until an open breaker lets a try through (0 if it does now). */
 uint64_t breaker_wait_ms(const struct breaker *k, uint64_t now_ms);
+/* End an open breaker's cooldown now: the next breaker_allow starts the
+ * one half-open trial.  For when the host was seen unreachable and then
+ * reachable again (its TCP port refused, then accepted): the failures that
+ * opened it said nothing about the host as it is now.  A failed trial
+ * opens it again for a full cooldown.  No effect unless open. */
+void breaker_cool(struct breaker *k);
 const char *breaker_state_name(enum breaker_state s);
 
 #endif

@@ -501,6 +501,7 @@ enum key_id {
 	K_BACKOFF_JITTER,
 	K_BREAKER_THRESHOLD,
 	K_BREAKER_COOLDOWN,
+	K_RECONNECT_PROBE,
 	K_PORT_OFFSET,
 	K_PORT_MAP,
 	K_PRIVILEGED,
@@ -549,6 +550,7 @@ struct key_def {
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const on_conflicts[] = {"wait", "next-free", NULL};
+static const char *const yes_no[] = {"yes", "no", NULL};
 
 static const struct key_def keys[K__COUNT] = {
 	[K_URL] = {.name = "url", .where = W_HOST, .type = T_URL},
@@ -571,6 +573,8 @@ static const struct key_def keys[K__COUNT] = {
 	[K_BREAKER_THRESHOLD] = {.name = "breaker_threshold", .where = W_BOTH, .type = T_UINT,
 	                         .min = 1, .max = 1000},
 	[K_BREAKER_COOLDOWN] = {.name = "breaker_cooldown", .where = W_BOTH, .type = T_DURATION},
+	[K_RECONNECT_PROBE] = {.name = "reconnect_probe", .where = W_BOTH, .type = T_CHOICE,
+	                       .choices = yes_no, .choices_text = "yes or no"},
 	[K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
 	[K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
 	[K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
@@ -1264,6 +1268,7 @@ policy_defaults(struct rdhpf_policy *p)
 	    .backoff_jitter = 0.2,
 	    .breaker_threshold = 10,
 	    .breaker_cooldown_ms = 2 * 60 * 1000,
+	    .reconnect_probe = 1,
 	};
 }
 
@@ -1324,6 +1329,8 @@ apply_policy(struct rdhpf_policy *p, const struct scope *hs, const struct scope 
 		p->backoff_multiplier = src->real[K_BACKOFF_MULTIPLIER];
 	if ((src = pick(hs, ds, K_BACKOFF_JITTER)) != NULL)
 		p->backoff_jitter = src->real[K_BACKOFF_JITTER];
+	if ((src = pick(hs, ds, K_RECONNECT_PROBE)) != NULL)
+		p->reconnect_probe = strcmp(src->str[K_RECONNECT_PROBE], "yes") == 0;
 }
 
 /* backoff_max >= backoff_initial, reported where the offending value was
@@ -1720,7 +1727,8 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	    p->backoff_initial_ms != q->backoff_initial_ms || p->backoff_max_ms != q->backoff_max_ms ||
 	    p->backoff_multiplier != q->backoff_multiplier || p->backoff_jitter != q->backoff_jitter ||
 	    p->breaker_threshold != q->breaker_threshold ||
-	    p->breaker_cooldown_ms != q->breaker_cooldown_ms)
+	    p->breaker_cooldown_ms != q->breaker_cooldown_ms ||
+	    p->reconnect_probe != q->reconnect_probe)
 		return false;
 	if (a->port_offset != b->port_offset || a->n_port_map != b->n_port_map ||
 	    (a->n_port_map > 0 &&
@@ -1970,6 +1978,7 @@ cfg_print(const struct cfg *c, FILE *out)
 		print_num(out, "backoff_jitter", "%g", p->backoff_jitter);
 		print_num(out, "breaker_threshold", "%" PRIu32, p->breaker_threshold);
 		print_ms(out, "breaker_cooldown", p->breaker_cooldown_ms);
+		print_kv(out, "reconnect_probe", p->reconnect_probe ? "yes" : "no", NULL);
 		print_num(out, "port_offset", "%" PRId32, h->port_offset);
 		if (h->n_port_map > 0) {
 			fprintf(out, "  %-18s =", "port_map");

@@ -41,6 +41,7 @@ struct rdhpf_policy {
 	double backoff_jitter;          /* default 0.2, 0..1 */
 	uint32_t breaker_threshold;     /* default 10, >= 1 */
 	uint64_t breaker_cooldown_ms;   /* default 2m */
+	int reconnect_probe;            /* default 1: probe the TCP port while down */
 };
 
 /* A port_map entry: remote port REMOTE is forwarded from local port LOCAL. */

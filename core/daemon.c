@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -516,6 +517,35 @@ report_refused(const struct plugin_set *ps)
 		       ps->refused[i].why, NULL);
 }
 
+/* Every forward costs a listening socket (libssh2: in rdhpf; openssh: in
+ * the ssh master, which inherits the limit) and each connection through it
+ * one or two more, so the soft limit (often 1024) is the first wall a
+ * thousand forwards hit.  Raise it to the hard limit and say what it is,
+ * so that running out is a number in the log, not a silent failure. */
+static void
+fd_limit_raise(void)
+{
+	struct rlimit rl;
+	char cur[24], was[24];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	snprintf(was, sizeof was, "%llu", (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+		if (want == RLIM_INFINITY || want > (rlim_t)1 << 20)
+			want = (rlim_t)1 << 20; /* a sane bound for fd tables */
+		if (want > rl.rlim_cur) {
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	snprintf(cur, sizeof cur, "%llu", (unsigned long long)rl.rlim_cur);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "file descriptor limit", "nofile", cur, "was",
+	       strcmp(cur, was) != 0 ? was : NULL, NULL);
+}
+
 int
 daemon_run(const struct run_opts *o)
 {
@@ -540,6 +570,7 @@ daemon_run(const struct run_opts *o)
 		return 2;
 	}
 	apply_log_settings(&d.cfg, o->log_format, o->log_level);
+	fd_limit_raise();
 	if (plugins_load_dir(plugin_dir_choose(&d.cfg), &core_host_api, &d.plugins) != 0) {
 		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err", d.plugins.dir_error, NULL);
 		rc = 2;

@@ -4,6 +4,14 @@
  *   any link failure → backoff (exponential, jitter, cap) → connecting
  *   breaker_threshold consecutive failures → breaker open for the cooldown,
  *   then one half-open try.
+ *   While down after a connection-level failure (refused, unreachable,
+ *   timed out, lost), the host's TCP port is probed every PROBE_MS
+ *   (reconnect_probe): when a port seen closed accepts again, the handshake
+ *   starts then, not at the next backoff step or at the end of the
+ *   cooldown (measured: sshd back → forwards serving p99 2.7-3.0 s in the
+ *   long A/B run, the breaker's 3 s cooldown after a 10 s outage).  Backoff
+ *   still spaces the handshakes; a port open all along changes nothing, so
+ *   a host refusing authentication is not tried more often.
  *
  * Every (re)connect does list-then-watch: start the event stream, list the
  * running containers, replace the container set with the list, apply the
@@ -17,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -29,12 +38,14 @@
 #include "core.h"
 #include "engine_sock.h"
 #include "events.h"
+#include "tcpprobe.h"
 #include "log.h"
 #include "reconcile.h"
 #include "util.h"
 
 #define FWD_RETRY_MS 2000
 #define CONNECT_GRACE_MS 2000
+#define PROBE_MS 100
 
 enum fwd_state { FWD_PENDING = 0, FWD_ACTIVE, FWD_CONFLICT, FWD_FAILED };
 
@@ -108,6 +119,8 @@ struct host {
 	uv_timer_t t_relist;      /* deferred list after a runtime lost an event */
 	int relist_again;         /* lost one while a list ran: list once more */
 	char relist_reason[128];
+	struct tcp_probe *probe;  /* while down: the TCP port watched */
+	uint64_t last_try_ms;     /* the last handshake started */
 	int health_in_flight;
 	uint64_t health_started_ms;
 
@@ -161,6 +174,7 @@ static struct ended g_ended[ENDED_MAX];
 static size_t g_ended_next, g_ended_n;
 
 static void try_connect(struct host *h);
+static void probe_update(struct host *h, int status);
 static void start_sync(struct host *h);
 static void link_failed(struct host *h, int status, const char *detail);
 static void reconcile_apply(struct host *h);
@@ -1298,6 +1312,65 @@ retry_connect_cb(uv_timer_t *t)
 }
 
 static void
+probe_stop(struct host *h)
+{
+	tcp_probe_stop(h->probe);
+	h->probe = NULL;
+}
+
+/* The port was seen closed and now accepts: connect now (or as soon as
+ * backoff_initial has passed since the last handshake began). */
+static void
+on_probe_open(void *arg)
+{
+	struct host *h = arg;
+	uint64_t now = now_ms(), since = now - h->last_try_ms, wait = 0;
+	char w[24];
+
+	probe_stop(h);
+	if (h->state != HOST_BACKOFF && h->state != HOST_BREAKER_OPEN)
+		return;
+	if (since < h->cfg->pol.backoff_initial_ms)
+		wait = h->cfg->pol.backoff_initial_ms - since;
+	snprintf(w, sizeof w, "%llu", (unsigned long long)wait);
+	hlog(h, RDHPF_LOG_INFO, "port accepts again: connecting", "wait_ms", w, NULL);
+	metrics_counter_add(h->name, h->tp->info->name, "reconnect_probe_hits_total", 1);
+	breaker_cool(&h->br);
+	uv_timer_stop(&h->t_retry);
+	h->t_retry.data = h;
+	uv_timer_start(&h->t_retry, retry_connect_cb, wait, 0);
+}
+
+/* A name under .invalid (RFC 6761) never resolves: no lookup for it (the
+ * test configurations use such names with the fake transport). */
+static int
+name_invalid(const char *host)
+{
+	size_t n = strlen(host);
+
+	return n >= 8 && strcasecmp(host + n - 8, ".invalid") == 0;
+}
+
+/* After a failure: watch the port if the failure was the connection's
+ * (its port may be closed now and open later); not after the server
+ * answered and refused (authentication, host key, protocol). */
+static void
+probe_update(struct host *h, int status)
+{
+	int conn = status == RDHPF_ERR_CONNECT || status == RDHPF_ERR_TIMEOUT ||
+	           status == RDHPF_ERR_CLOSED || status == RDHPF_ERR_NOTCONN;
+
+	if (!h->cfg->pol.reconnect_probe || !conn || name_invalid(h->cfg->u.host)) {
+		probe_stop(h);
+		return;
+	}
+	if (h->probe == NULL)
+		h->probe = tcp_probe_start(core_loop(), h->cfg->u.host,
+		                           h->cfg->u.port ? h->cfg->u.port : 22, PROBE_MS,
+		                           on_probe_open, h);
+}
+
+static void
 link_failed(struct host *h, int status, const char *detail)
 {
 	uint64_t delay, now = now_ms();
@@ -1358,6 +1431,7 @@ link_failed(struct host *h, int status, const char *detail)
 	}
 	h->t_retry.data = h;
 	uv_timer_start(&h->t_retry, retry_connect_cb, delay, 0);
+	probe_update(h, status);
 }
 
 static void
@@ -1407,6 +1481,7 @@ on_connect_done(void *arg, int status, const char *detail)
 		link_failed_later(h, status, detail);
 		return;
 	}
+	probe_stop(h);
 	h->connects++;
 	if (h->down_since_ms != 0) {
 		h->reconnects++;
@@ -1451,6 +1526,7 @@ try_connect(struct host *h)
 	}
 	h->gen++;
 	set_state(h, HOST_CONNECTING);
+	h->last_try_ms = now;
 	o = op_new(h, 0);
 	r = h->tops->connect(h->tstate, on_connect_done, o);
 	if (r != RDHPF_OK) {
@@ -1607,6 +1683,7 @@ host_stop(struct host *h, const char *reason)
 	/* Before the transport goes: its streams are closed from here. */
 	engine_sock_stop(h->engine);
 	h->engine = NULL;
+	probe_stop(h);
 	uv_timer_stop(&h->t_retry);
 	uv_timer_stop(&h->t_watchdog);
 	uv_timer_stop(&h->t_health);

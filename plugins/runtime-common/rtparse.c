@@ -852,10 +852,56 @@ out:
 	return r;
 }
 
-int
-rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
+/* 4.x sends "restart" before stop/died/start; "cleanup" follows "died";
+ * "exec_died" concerns an exec session. */
+static int
+podman_kind(const char *status)
 {
-	json_t *o = load(line, len, d, "event");
+	if (strcmp(status, "start") == 0 || strcmp(status, "restore") == 0)
+		return RT_EV_START;
+	if (strcmp(status, "died") == 0 || strcmp(status, "die") == 0 ||
+	    strcmp(status, "stop") == 0 || strcmp(status, "remove") == 0)
+		return RT_EV_STOP;
+	return RT_EV_IGNORE;
+}
+
+/* Where a podman event keeps its fields: the events JSON / log file, or
+ * podman's journal entry. */
+struct pm_keys {
+	const char *what, *type, *status, *id, *name, *missing;
+	int journal;
+};
+
+static const struct pm_keys pm_json = {"event", "Type", "Status", "ID", "Name",
+                                       "event skipped: no Status or Type", 0};
+static const struct pm_keys pm_journal = {"journal entry", "PODMAN_TYPE", "PODMAN_EVENT",
+                                          "PODMAN_ID", "PODMAN_NAME",
+                                          "event skipped: no PODMAN_EVENT or PODMAN_TYPE", 1};
+
+/* A journal entry's time: PODMAN_TIME, else __REALTIME_TIMESTAMP
+ * (microseconds since the epoch, a decimal string); 0 if neither. */
+static int64_t
+journal_time(const json_t *o)
+{
+	const char *s = jstr(o, "PODMAN_TIME");
+	uint64_t us = 0;
+	int64_t t;
+	size_t i;
+
+	if (s != NULL && rt_rfc3339_ns(s, &t) == 0)
+		return t;
+	if ((s = jstr(o, "__REALTIME_TIMESTAMP")) == NULL)
+		return 0;
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 17; i++)
+		us = us * 10 + (uint64_t)(s[i] - '0');
+	return s[i] == '\0' && i > 0 ? (int64_t)us * 1000 : 0;
+}
+
+static int
+podman_event(const struct pm_keys *k, const char *line, size_t len, struct rt_event *ev,
+             const struct rt_diag *d)
+{
+	json_t *o = load(line, len, d, k->what);
 	const char *type, *status;
 	int r = -1;
 
@@ -866,10 +912,12 @@ rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct 
 		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
 		goto out;
 	}
-	type = jstr(o, "Type");
-	status = jstr(o, "Status");
+	/* journalctl prints a field that is not valid UTF-8 as an array of
+	 * bytes: jstr() then sees no string and the entry is skipped. */
+	type = jstr(o, k->type);
+	status = jstr(o, k->status);
 	if (status == NULL || type == NULL) {
-		diag(d, RDHPF_LOG_WARN, "event skipped: no Status or Type", NULL, NULL);
+		diag(d, RDHPF_LOG_WARN, k->missing, NULL, NULL);
 		goto out;
 	}
 	if (strcmp(type, "container") != 0) {
@@ -877,23 +925,68 @@ rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct 
 		r = 0;
 		goto out;
 	}
-	if (ev_finish(ev, jstr(o, "ID"), status, d) != 0)
+	if (ev_finish(ev, jstr(o, k->id), status, d) != 0)
 		goto out;
-	set_name(ev->name, jstr(o, "Name"));
-	ev->time_ns = ev_time(o, 1);
-	/* 4.x sends "restart" before stop/died/start; "cleanup" follows
-	 * "died"; "exec_died" concerns an exec session. */
-	if (strcmp(status, "start") == 0 || strcmp(status, "restore") == 0)
-		ev->kind = RT_EV_START;
-	else if (strcmp(status, "died") == 0 || strcmp(status, "die") == 0 ||
-	         strcmp(status, "stop") == 0 || strcmp(status, "remove") == 0)
-		ev->kind = RT_EV_STOP;
-	else
-		ev->kind = RT_EV_IGNORE;
+	set_name(ev->name, jstr(o, k->name));
+	ev->time_ns = k->journal ? journal_time(o) : ev_time(o, 1);
+	ev->kind = podman_kind(status);
 	r = 0;
 out:
 	json_decref(o);
 	return r;
+}
+
+int
+rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
+{
+	return podman_event(&pm_json, line, len, ev, d);
+}
+
+int
+rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
+                        const struct rt_diag *d)
+{
+	return podman_event(&pm_journal, line, len, ev, d);
+}
+
+void
+rt_printable(char *out, size_t outlen, const char *s, size_t len)
+{
+	if (outlen > 0)
+		short_text(out, outlen, s, len);
+}
+
+int
+rt_podman_reader_line(const char *line, size_t len, int *kind, char *rest, size_t restlen)
+{
+	static const struct {
+		const char *word;
+		int kind;
+	} kinds[] = {
+	    {"file", RT_PM_FILE},
+	    {"journald", RT_PM_JOURNALD},
+	    {"podman", RT_PM_EVENTS},
+	};
+	static const char tag[] = "rdhpf-events ";
+	size_t tl = sizeof tag - 1;
+
+	if (restlen > 0)
+		rest[0] = '\0';
+	if (len < tl || memcmp(line, tag, tl) != 0)
+		return -1;
+	line += tl;
+	len -= tl;
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		size_t wl = strlen(kinds[i].word);
+		if (len < wl || memcmp(line, kinds[i].word, wl) != 0 ||
+		    (len > wl && line[wl] != ' '))
+			continue;
+		*kind = kinds[i].kind;
+		if (len > wl && restlen > 0)
+			short_text(rest, restlen, line + wl + 1, len - wl - 1);
+		return 0;
+	}
+	return -1;
 }
 
 /* ---- lists ---- */

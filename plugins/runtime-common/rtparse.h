@@ -165,8 +165,25 @@ struct rt_event {
  * a diag). */
 int rt_docker_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d);
 /* One line of `podman events --format json`, 4.x ("Time" string) or 5.x
- * ("time"/"timeNano" integers). */
+ * ("time"/"timeNano" integers); also a line of podman's events log file
+ * (events_logger = file), which holds the same object with "Time". */
 int rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d);
+/* One entry of `journalctl -o json` written by podman's journald events
+ * logger: PODMAN_TYPE, PODMAN_EVENT, PODMAN_ID, PODMAN_NAME, PODMAN_TIME
+ * (else __REALTIME_TIMESTAMP).  0 or -1 (malformed, with a diag). */
+int rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
+                            const struct rt_diag *d);
+
+/* Remote text for a log: copied printable (others become '?'), truncated
+ * to outlen - 1 bytes, terminated. */
+void rt_printable(char *out, size_t outlen, const char *s, size_t len);
+
+/* Which reader the podman plugin's remote events script chose. */
+enum { RT_PM_NONE = 0, RT_PM_FILE, RT_PM_JOURNALD, RT_PM_EVENTS };
+/* The script's first line, "rdhpf-events KIND[ REST]" with KIND file,
+ * journald or podman; REST (what it follows, or why it fell back) is
+ * copied printable and truncated into rest.  -1 if line is not one. */
+int rt_podman_reader_line(const char *line, size_t len, int *kind, char *rest, size_t restlen);
 
 /* GET /containers/json: running containers with Ports[{IP, PrivatePort,
  * PublicPort, Type}].  Entries and ports that fail validation are skipped

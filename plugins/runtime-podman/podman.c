@@ -2,18 +2,35 @@
  * Podman 4.x / 5.x, and their start/stop events.
  *
  * api = cli (default) drives the podman command, which needs no service:
- *   watch   one long-lived `podman events --format json --filter
- *           type=container --since 5s` (the replay window covers the time
- *           podman takes to start, so nothing that raced the list is missed;
- *           replayed events are harmless: a START is always answered with
- *           the container's current state)
+ *   watch   one long-lived remote command, PM_SCRIPT below, that picks the
+ *           reader at each sync and says which on its first line:
+ *           - events_logger = file: `tail -F` on the events log, from the
+ *             byte where the log ended when the reader started.  GNU tail
+ *             follows a local file with inotify, so a line is read the
+ *             moment podman appends it; `podman events` polls the file
+ *             instead (it handed lines over 48-229 ms late).
+ *           - journald: `journalctl -f -o json` on podman's fields, from one
+ *             second before the reader started.
+ *           - else (or when the above are missing): `podman events --format
+ *             json --filter type=container --since 5s`, as before.
+ *           The list waits for that first line, so every event written
+ *           after the list began is read (the replay windows only repeat
+ *           events, which is harmless: a START is always answered with the
+ *           container's current state).
  *   list    `podman ps --format json`, once per (re)sync
  *   start   `podman container inspect ID…`: one remote process per burst of
- *           starts (ids that arrive while one runs are batched into the next)
+ *           starts (ids that arrive while one runs are batched into the next),
+ *           run ahead at the container's "create" or "init" event: podman
+ *           fixes a container's published ports (ephemeral ones too) when it
+ *           creates it, and writes "init" before "start", so by the start
+ *           its ports are usually known and the START goes out at once
+ *           instead of waiting a podman process (~40-100 ms).
  * api = unix speaks Podman's Docker-compatible API over the remote socket
  * (podman.socket; the transport must open remote Unix sockets), with no
  * process started per event: see runtime-common/engine.h.
- * Ids reach argv only after validation as hex; no word passes a shell. */
+ * Ids reach argv only after validation as hex; no remote string is ever
+ * part of a shell's program text (PM_SCRIPT is constant; what it reads
+ * stays in quoted variables). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +43,88 @@ static const struct rdhpf_host_api *H;
 
 #define PM_REPLAY "5s"
 #define PM_BATCH 64
+#define PM_PRE_MAX 256 /* containers whose ports are known ahead of their start */
+/* A log line older than the newest one read by more than this means the
+ * log was rotated and tail reads the retained part again: resync instead
+ * of replaying it.  The slack absorbs two podman processes appending out
+ * of order (each stamps its event before it takes the file lock). */
+#define PM_ROTATE_SLACK_NS (1000LL * 1000 * 1000)
+
+/* The events reader, run as `sh -c PM_SCRIPT rdhpf-podman PODMAN MODE LOG`
+ * (MODE auto|file|journald|podman; LOG the events log, "" to find it as
+ * podman does: events_logfile_path, else tmp_dir/events/events.log, from
+ * the containers.conf files podman reads).  The first line it prints is
+ * "rdhpf-events KIND[ DETAIL]" (for file: the remote's clock in seconds,
+ * then the path); then the reader's own output. */
+static const char PM_SCRIPT[] =
+    "p=$1 mode=$2 log=$3\n"
+    "hdr() { printf 'rdhpf-events %s\\n' \"$*\"; }\n"
+    "events() {\n"
+    "\thdr podman \"$1\"\n"
+    "\texec \"$p\" events --format json --filter type=container --since " PM_REPLAY "\n"
+    "}\n"
+    "conf() {\n"
+    "\tk=$1; shift; v=\n"
+    "\tfor f in \"$@\"; do\n"
+    "\t\t[ -r \"$f\" ] || continue\n"
+    "\t\tx=$(sed -n \"s/^[[:space:]]*$k[[:space:]]*=[[:space:]]*[\\\"']\\([^\\\"']*\\)[\\\"'].*/\\1/p\" "
+    "\"$f\" | tail -n 1)\n"
+    "\t\t[ -n \"$x\" ] && v=$x\n"
+    "\tdone\n"
+    "\tprintf '%s' \"$v\"\n"
+    "}\n"
+    "if [ \"$mode\" = auto ]; then\n"
+    "\tmode=$(\"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || "
+    "events 'podman info failed'\n"
+    "fi\n"
+    "case $mode in\n"
+    "file)\n"
+    "\tif [ -z \"$log\" ]; then\n"
+    "\t\tif [ -n \"${CONTAINERS_CONF:-}\" ]; then\n"
+    "\t\t\tset -- \"$CONTAINERS_CONF\"\n"
+    "\t\telse\n"
+    "\t\t\tu=${XDG_CONFIG_HOME:-$HOME/.config}/containers\n"
+    "\t\t\tset -- /usr/share/containers/containers.conf /etc/containers/containers.conf "
+    "/etc/containers/containers.conf.d/*.conf\n"
+    "\t\t\t[ \"$(id -u)\" = 0 ] || set -- \"$@\" \"$u/containers.conf\" "
+    "\"$u\"/containers.conf.d/*.conf\n"
+    "\t\tfi\n"
+    "\t\t[ -n \"${CONTAINERS_CONF_OVERRIDE:-}\" ] && set -- \"$@\" \"$CONTAINERS_CONF_OVERRIDE\"\n"
+    "\t\tlog=$(conf events_logfile_path \"$@\")\n"
+    "\t\tif [ -z \"$log\" ]; then\n"
+    "\t\t\tt=$(conf tmp_dir \"$@\")\n"
+    "\t\t\tif [ -n \"$t\" ]; then :\n"
+    "\t\t\telif [ \"$(id -u)\" = 0 ]; then t=/run/libpod\n"
+    "\t\t\telse t=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/libpod/tmp\n"
+    "\t\t\tfi\n"
+    "\t\t\tlog=$t/events/events.log\n"
+    "\t\tfi\n"
+    "\tfi\n"
+    "\tsize=$(stat -c %s -- \"$log\" 2>/dev/null) || events \"no events log at $log\"\n"
+    "\thdr file \"$(date +%s)\" \"$log\"\n"
+    "\texec tail -c \"+$((size + 1))\" -F -- \"$log\"\n"
+    "\t;;\n"
+    "journald)\n"
+    "\tcommand -v journalctl >/dev/null 2>&1 || events 'no journalctl'\n"
+    "\tnow=$(date +%s)\n"
+    "\thdr journald\n"
+    "\texec journalctl -q -f -o json --since \"@$((now - 1))\" PODMAN_TYPE=container\n"
+    "\t;;\n"
+    "*)\n"
+    "\tevents \"events_logger is '$mode'\"\n"
+    "\t;;\n"
+    "esac\n";
 
 /* {"type":["container"]} */
 #define PODMAN_EVENT_FILTERS "%7B%22type%22%3A%5B%22container%22%5D%7D"
+
+/* A container's ports looked up ahead of its start. */
+enum { PRE_WANT = 0, PRE_RUNNING, PRE_READY };
+struct pm_pre {
+	struct rt_cont c; /* id; ports once PRE_READY */
+	int state;
+	uint64_t stamp; /* for eviction: the oldest goes first */
+};
 
 struct pm {
 	struct rt r;   /* first: rt_destroy frees through it */
@@ -48,6 +144,19 @@ struct pm {
 	struct rt_item **want; /* starts waiting for the next inspect */
 	size_t n_want, cap_want;
 	uint64_t insp_started_ms;
+
+	char *events_mode; /* auto, file, journald or podman */
+	char *events_log;  /* "" to find it */
+	int reader;        /* RT_PM_*: RT_PM_NONE until the script's first line */
+	int64_t newest_ns; /* the newest event time read from the log file */
+	int list_waits;    /* a list waits for the reader to start */
+
+	struct pm_pre *pre; /* PM_PRE_MAX entries, n_pre used */
+	size_t n_pre;
+	uint64_t pre_stamp;
+	struct rt_collect *pre_c;    /* the look-ahead inspect running */
+	struct rt_item **pre_wait;   /* starts waiting for a look-ahead */
+	size_t n_pre_wait, cap_pre_wait;
 };
 
 static void unwatch(struct pm *p);
@@ -62,6 +171,10 @@ pm_free(struct rt *r)
 	free(p->insp);
 	free(p->want);
 	free(p->podman);
+	free(p->events_mode);
+	free(p->events_log);
+	free(p->pre);
+	free(p->pre_wait);
 	free(p);
 }
 
@@ -78,6 +191,7 @@ p_stop(void *state)
 	rt_collect_cancel(p->list_c);
 	p->list_c = NULL;
 	p->list_done = NULL;
+	p->list_waits = 0;
 }
 
 static void
@@ -198,7 +312,283 @@ want_inspect(struct pm *p, struct rt_item *it)
 	return inspect_next(p);
 }
 
+/* ---- ports looked up ahead ---- */
+
+static struct pm_pre *
+pre_find(struct pm *p, const char *id)
+{
+	for (size_t i = 0; i < p->n_pre; i++)
+		if (strcmp(p->pre[i].c.id, id) == 0)
+			return &p->pre[i];
+	return NULL;
+}
+
+static void
+pre_drop(struct pm *p, struct pm_pre *e)
+{
+	rt_cont_clear(&e->c);
+	*e = p->pre[--p->n_pre];
+}
+
+static void
+pre_clear(struct pm *p)
+{
+	rt_collect_cancel(p->pre_c);
+	p->pre_c = NULL;
+	while (p->n_pre > 0)
+		pre_drop(p, &p->pre[0]);
+	p->n_pre_wait = 0;
+}
+
+static void pre_done(void *arg, int status, int exit_code, const char *detail, const char *out,
+                     size_t len);
+
+/* Start one inspect for the entries that want one.  Failing is not an
+ * error: their starts are looked up as before. */
+static void
+pre_next(struct pm *p)
+{
+	const char *argv[PM_BATCH + 4];
+	size_t n = 0;
+
+	if (p->pre_c != NULL)
+		return;
+	argv[n++] = p->podman;
+	argv[n++] = "container";
+	argv[n++] = "inspect";
+	for (size_t i = 0; i < p->n_pre && n < PM_BATCH + 3; i++)
+		if (p->pre[i].state == PRE_WANT)
+			argv[n++] = p->pre[i].c.id; /* validated hex */
+	if (n == 3)
+		return;
+	argv[n] = NULL;
+	if (rt_collect_start(&p->r, argv, pre_done, p, &p->pre_c) != RDHPF_OK) {
+		p->pre_c = NULL;
+		return;
+	}
+	for (size_t i = 3; i < n; i++)
+		pre_find(p, argv[i])->state = PRE_RUNNING;
+}
+
+/* A container was created or initialised: look its ports up now. */
+static void
+pre_want(struct pm *p, const char *id)
+{
+	struct pm_pre *e = pre_find(p, id);
+
+	if (e != NULL) {
+		if (e->state != PRE_READY)
+			return;
+		/* "init" again (a restart): the ports are the same, keep them. */
+		e->stamp = ++p->pre_stamp;
+		return;
+	}
+	if (p->pre == NULL) {
+		p->pre = calloc(PM_PRE_MAX, sizeof *p->pre);
+		if (p->pre == NULL)
+			return;
+	}
+	if (p->n_pre == PM_PRE_MAX) {
+		/* Full: forget the oldest known one (never one being looked up,
+		 * a start may wait for it). */
+		struct pm_pre *old = NULL;
+		for (size_t i = 0; i < p->n_pre; i++)
+			if (p->pre[i].state == PRE_READY &&
+			    (old == NULL || p->pre[i].stamp < old->stamp))
+				old = &p->pre[i];
+		if (old == NULL)
+			return;
+		pre_drop(p, old);
+	}
+	e = &p->pre[p->n_pre++];
+	rt_cont_init(&e->c);
+	memcpy(e->c.id, id, strlen(id) + 1);
+	e->state = PRE_WANT;
+	e->stamp = ++p->pre_stamp;
+	pre_next(p);
+}
+
+static int
+pre_copy(struct rt_cont *dst, const struct rt_cont *src)
+{
+	rt_cont_init(dst);
+	memcpy(dst->id, src->id, sizeof dst->id);
+	memcpy(dst->name, src->name, sizeof dst->name);
+	dst->running = 1;
+	for (size_t i = 0; i < src->n_ports; i++) {
+		const struct rt_port *q = &src->ports[i];
+		if (rt_cont_add_port(dst, q->ip, q->host_port, q->container_port, q->proto) != 0) {
+			rt_cont_clear(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Give a START its ports if they were looked up ahead: 1 when done (or
+ * waiting for the look-ahead), 0 when the start needs its own inspect. */
+static int
+pre_take(struct pm *p, struct rt_item *it)
+{
+	struct pm_pre *e = pre_find(p, it->c.id);
+	struct rt_cont c;
+
+	if (e == NULL)
+		return 0;
+	if (e->state != PRE_READY) {
+		if (p->n_pre_wait == p->cap_pre_wait) {
+			size_t cap = p->cap_pre_wait ? p->cap_pre_wait * 2 : 16;
+			struct rt_item **v = realloc(p->pre_wait, cap * sizeof *v);
+			if (v == NULL)
+				return 0;
+			p->pre_wait = v;
+			p->cap_pre_wait = cap;
+		}
+		p->pre_wait[p->n_pre_wait++] = it;
+		return 1;
+	}
+	if (pre_copy(&c, &e->c) != 0)
+		return 0;
+	e->stamp = ++p->pre_stamp;
+	rt_item_fill(&p->r, it, &c);
+	rt_cont_clear(&c);
+	return 1;
+}
+
+static int want_inspect(struct pm *p, struct rt_item *it);
+
+static void
+pre_done(void *arg, int status, int exit_code, const char *detail, const char *out, size_t len)
+{
+	struct pm *p = arg;
+	struct rt *r = &p->r;
+	uint64_t gen = r->gen;
+	struct rt_cont *cs = NULL;
+	size_t n = 0, nw;
+	struct rt_item **w;
+
+	(void)detail;
+	p->pre_c = NULL;
+	if (status == RDHPF_OK && len > 0 && rt_inspect(out, len, &cs, &n, NULL) != 0)
+		n = 0;
+	(void)exit_code; /* a container gone meanwhile only makes podman exit 125 */
+	for (size_t i = 0; i < p->n_pre;) {
+		struct pm_pre *e = &p->pre[i];
+		size_t k;
+		if (e->state != PRE_RUNNING) {
+			i++;
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			if (strcmp(cs[k].id, e->c.id) == 0)
+				break;
+		if (k == n) {
+			pre_drop(p, e); /* its start, if any, is looked up as before */
+			continue;
+		}
+		e->c = cs[k];
+		rt_cont_init(&cs[k]);
+		e->state = PRE_READY;
+		i++;
+	}
+	rt_conts_free(cs, n);
+	/* The starts that waited: take their ports, or look them up. */
+	w = p->pre_wait;
+	nw = p->n_pre_wait;
+	p->pre_wait = NULL;
+	p->n_pre_wait = p->cap_pre_wait = 0;
+	for (size_t i = 0; i < nw; i++) {
+		if (pre_take(p, w[i]))
+			continue;
+		if (want_inspect(p, w[i]) != RDHPF_OK) {
+			free(w);
+			rt_end(r, RDHPF_ERR_REMOTE, "cannot run podman inspect");
+			return;
+		}
+	}
+	free(w);
+	if (!rt_q_flush(r) || r->gen != gen)
+		return;
+	pre_next(p);
+}
+
 /* ---- events ---- */
+
+static int list_run(struct pm *p);
+
+/* The list waited for the reader; run it now.  Returns nonzero when stop()
+ * ran meanwhile. */
+static int
+list_release(struct pm *p)
+{
+	struct rt *r = &p->r;
+	uint64_t gen = r->gen;
+	rdhpf_list_fn done = p->list_done;
+	void *darg = p->list_arg;
+	int rc;
+
+	if (!p->list_waits)
+		return 0;
+	p->list_waits = 0;
+	rc = list_run(p);
+	if (rc != RDHPF_OK) {
+		p->list_done = NULL;
+		done(darg, rc, "cannot run podman ps", NULL, 0);
+	}
+	return r->gen != gen;
+}
+
+/* The script's first line: which reader runs, now reading. */
+static int
+reader_started(struct pm *p, const char *line, size_t len)
+{
+	static const char *const names[] = {
+	    [RT_PM_FILE] = "file",
+	    [RT_PM_JOURNALD] = "journald",
+	    [RT_PM_EVENTS] = "podman-events",
+	};
+	struct rt *r = &p->r;
+	uint64_t gen = r->gen;
+	char rest[300];
+	int kind;
+
+	if (line == NULL || rt_podman_reader_line(line, len, &kind, rest, sizeof rest) != 0) {
+		if (line != NULL)
+			rt_printable(rest, sizeof rest, line, len);
+		else
+			snprintf(rest, sizeof rest, "(an oversized line)");
+		RT_LOG(r, RDHPF_LOG_WARN, "podman events reader: unexpected first line", "line",
+		       rest);
+		rt_end(r, RDHPF_ERR_PROTO, "podman events reader: unexpected first line");
+		return 1;
+	}
+	p->reader = kind;
+	p->newest_ns = 0;
+	if (kind == RT_PM_FILE) {
+		/* Every line read from now on was appended after this moment (by
+		 * the remote's clock): one older by more than the slack is the
+		 * log read again after a rotation, even before any other line. */
+		int64_t t = 0;
+		size_t i = 0;
+		for (; rest[i] >= '0' && rest[i] <= '9' && i < 12; i++)
+			t = t * 10 + (rest[i] - '0');
+		if (rest[i] == ' ') {
+			p->newest_ns = t * 1000000000LL;
+			memmove(rest, rest + i + 1, strlen(rest + i + 1) + 1);
+		}
+	}
+	/* Which reader runs decides the event latency: say it once per sync. */
+	if (kind == RT_PM_FILE)
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the events log",
+		       "reader", names[kind], "path", rest);
+	else if (kind == RT_PM_JOURNALD)
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the journal", "reader",
+		       names[kind]);
+	else
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: running podman events", "reader",
+		       names[kind], "why", rest[0] ? rest : NULL);
+	return list_release(p) || r->gen != gen;
+}
 
 static int
 ev_line(void *arg, const char *line, size_t len)
@@ -210,6 +600,8 @@ ev_line(void *arg, const char *line, size_t len)
 	struct rt_item *it;
 	char mb[24];
 
+	if (line == NULL && p->reader == RT_PM_NONE)
+		return reader_started(p, NULL, len);
 	if (line == NULL) {
 		snprintf(mb, sizeof mb, "%zu", len);
 		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
@@ -218,12 +610,34 @@ ev_line(void *arg, const char *line, size_t len)
 		rt_resync(r, "oversized event line dropped");
 		return r->gen != gen;
 	}
-	if (rt_podman_event(line, len, &ev, &r->diag) != 0)
+	if (p->reader == RT_PM_NONE)
+		return reader_started(p, line, len);
+	if (p->reader == RT_PM_JOURNALD) {
+		if (rt_podman_journal_event(line, len, &ev, &r->diag) != 0)
+			return 0;
+	} else if (rt_podman_event(line, len, &ev, &r->diag) != 0) {
 		return 0;
+	}
+	if (p->reader == RT_PM_FILE && ev.time_ns > 0) {
+		if (p->newest_ns > 0 && ev.time_ns < p->newest_ns - PM_ROTATE_SLACK_NS) {
+			rt_end(r, RDHPF_ERR_CLOSED,
+			       "podman events log rotated (an older event was read again)");
+			return 1;
+		}
+		if (ev.time_ns > p->newest_ns)
+			p->newest_ns = ev.time_ns;
+	}
 	if (ev.kind == RT_EV_IGNORE) {
 		RT_LOG(r, RDHPF_LOG_TRACE, "event ignored", "action", ev.action, "container",
 		       ev.id[0] ? ev.id : NULL);
+		if (ev.id[0] && (strcmp(ev.action, "create") == 0 || strcmp(ev.action, "init") == 0))
+			pre_want(p, ev.id);
 		return 0;
+	}
+	if (ev.kind == RT_EV_STOP && strcmp(ev.action, "remove") == 0) {
+		struct pm_pre *e = pre_find(p, ev.id);
+		if (e != NULL && e->state == PRE_READY)
+			pre_drop(p, e);
 	}
 	if (!rt_q_room(r))
 		return r->gen != gen;
@@ -233,12 +647,11 @@ ev_line(void *arg, const char *line, size_t len)
 		return r->gen != gen;
 	}
 	if (ev.kind == RT_EV_START) {
-		int rc = want_inspect(p, it);
+		int rc = pre_take(p, it) ? RDHPF_OK : want_inspect(p, it);
 		if (rc != RDHPF_OK) {
 			rt_end(r, rc, "cannot run podman inspect");
 			return r->gen != gen;
 		}
-		return 0;
 	}
 	return !rt_q_flush(r);
 }
@@ -267,8 +680,8 @@ ev_close(void *arg, int status, int exit_code, const char *detail)
 
 	rt_enter(r);
 	p->ev = NULL; /* the core freed it */
-	snprintf(msg, sizeof msg, "podman events exited (%d)%s%s", exit_code, detail ? ": " : "",
-	         detail ? detail : "");
+	snprintf(msg, sizeof msg, "podman events reader exited (%d)%s%s", exit_code,
+	         detail ? ": " : "", detail ? detail : "");
 	size_t l = strlen(msg);
 	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
 		msg[--l] = '\0';
@@ -291,6 +704,8 @@ unwatch(struct pm *p)
 		p->ev = NULL;
 	}
 	rt_lines_free(&p->lines);
+	p->reader = RT_PM_NONE;
+	pre_clear(p);
 	rt_collect_cancel(p->insp_c);
 	p->insp_c = NULL;
 	p->n_insp = 0;
@@ -302,8 +717,8 @@ static int
 p_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {p->podman,        "events",  "--format", "json", "--filter",
-	                      "type=container", "--since", PM_REPLAY,  NULL};
+	const char *argv[] = {"sh", "-c", PM_SCRIPT, "rdhpf-podman", p->podman, p->events_mode,
+	                      p->events_log, NULL};
 	int rc;
 
 	if (p->r.wcbs != NULL)
@@ -356,19 +771,32 @@ list_done(void *arg, int status, int exit_code, const char *detail, const char *
 }
 
 static int
+list_run(struct pm *p)
+{
+	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
+
+	return rt_collect_start(&p->r, argv, list_done, p, &p->list_c);
+}
+
+static int
 p_list(void *state, rdhpf_list_fn done, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
 	int rc;
 
 	if (p->e)
 		return eng_list(p->e, done, arg);
 	if (p->list_done != NULL)
 		return RDHPF_ERR_BUSY;
-	rc = rt_collect_start(&p->r, argv, list_done, p, &p->list_c);
-	if (rc != RDHPF_OK)
-		return rc;
+	/* While the events reader has not said it reads, an event written
+	 * after ps looked could be before where the reader starts: ps waits. */
+	if (p->ev != NULL && p->reader == RT_PM_NONE) {
+		p->list_waits = 1;
+	} else {
+		rc = list_run(p);
+		if (rc != RDHPF_OK)
+			return rc;
+	}
 	p->list_done = done;
 	p->list_arg = arg;
 	return RDHPF_OK;
@@ -381,6 +809,7 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
          size_t errlen)
 {
 	const char *api = "cli", *socket = "/run/podman/podman.sock", *podman = "podman";
+	const char *events = "auto", *events_log = "";
 	struct pm *p;
 
 	for (size_t i = 0; i < hp->n_options; i++) {
@@ -391,6 +820,10 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 			socket = v;
 		else if (strcmp(k, "podman") == 0)
 			podman = v;
+		else if (strcmp(k, "events") == 0)
+			events = v;
+		else if (strcmp(k, "events_log") == 0)
+			events_log = v;
 	}
 	if (strcmp(api, "cli") != 0 && strcmp(api, "unix") != 0) {
 		snprintf(err, errlen, "api: '%s' is not cli or unix", api);
@@ -405,14 +838,25 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 		snprintf(err, errlen, "podman: empty command");
 		return RDHPF_ERR_INVAL;
 	}
+	if (strcmp(events, "auto") != 0 && strcmp(events, "file") != 0 &&
+	    strcmp(events, "journald") != 0 && strcmp(events, "podman") != 0) {
+		snprintf(err, errlen, "events: '%s' is not auto, file, journald or podman", events);
+		return RDHPF_ERR_INVAL;
+	}
+	if (events_log[0] != '\0' && events_log[0] != '/') {
+		snprintf(err, errlen, "events_log: '%s' is not an absolute path", events_log);
+		return RDHPF_ERR_INVAL;
+	}
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return RDHPF_ERR_NOMEM;
 	rt_base_init(&p->r, H, ctx, pm_free);
 	rt_lines_init(&p->lines, RT_LINE_MAX);
 	p->podman = strdup(podman);
-	if (p->podman == NULL) {
-		free(p);
+	p->events_mode = strdup(events);
+	p->events_log = strdup(events_log);
+	if (p->podman == NULL || p->events_mode == NULL || p->events_log == NULL) {
+		pm_free(&p->r);
 		return RDHPF_ERR_NOMEM;
 	}
 	if (strcmp(api, "unix") == 0) {
@@ -426,8 +870,7 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 		};
 		p->e = eng_new(&p->r, &o);
 		if (p->e == NULL) {
-			free(p->podman);
-			free(p);
+			pm_free(&p->r);
 			return RDHPF_ERR_NOMEM;
 		}
 	}
@@ -450,6 +893,11 @@ static const struct rdhpf_option_desc options[] = {
     {"socket", "the Podman API socket on the remote, for api = unix (default "
                "/run/podman/podman.sock)"},
     {"podman", "the podman command on the remote (default podman)"},
+    {"events", "api = cli: how events are read: auto (default: as podman info's "
+               "eventLogger says), file (tail -F on the events log), journald "
+               "(journalctl -f) or podman (podman events, which polls the file)"},
+    {"events_log", "the events log for events = file/auto, when podman's containers.conf "
+                   "files do not say it (default: found as podman does)"},
     {NULL, NULL},
 };
 

@@ -14,8 +14,9 @@
 #      at the end, no ssh left, control socket removed
 #   6. the driver killed with SIGKILL: its master does not outlive it
 #   7. an unresponsive server (our own sshd session frozen with SIGSTOP, so
-#      other lab users are not disturbed): the master's keepalive gives up
-#      within interval x (count + 1) and the link is reported down
+#      other lab users are not disturbed): the liveness probes through the
+#      master go unanswered and the link is reported down within interval x
+#      (count + 1)
 # Needs root (exit 77 otherwise).  meson passes RDHPF_TDRIVER and
 # RDHPF_PLUGIN_DIR; by hand they default to build/.
 set -euo pipefail
@@ -337,7 +338,10 @@ if wait_line "$T/ka.out" 'print ready' 10; then
 		dt=$((${t_down:-99999999999999} - t_stop))
 		echo "# sshd session ${SPIDS[*]} frozen at $t_stop; down after ${dt} ms"
 		check "frozen server detected within interval x (count + 1) = 3 s (+0.5 s slack)" [ "$dt" -le 3500 ]
-		check "down says the server stopped responding" has_line "$T/ka.out" 'down CLOSED .*not responding'
+		# Found by the plugin's liveness probes through the master (before
+		# ssh's ServerAlive, which would say "not responding").
+		check "down says sshd stopped answering the liveness probes" \
+			has_line "$T/ka.out" 'down TIMEOUT .*no answer from sshd.*the link is dead'
 	else
 		not_ok "could not find our sshd session process"
 	fi

@@ -23,6 +23,15 @@ check "blackhole detected (link down logged) within 8 s" detect_down "$t0" 8000
 check "detection within keepalive 1s x (3 + 1) = 4 s (+250 ms for polling) (took $R_DETECT ms)" \
 	test "$R_DETECT" -ge 0 -a "$R_DETECT" -le 4250
 check "status shows the host not steady" wait_for 2000 state_not steady
+if [ "$TRANSPORT" = openssh ]; then
+	# Found by the plugin's own probes through the master (each interval
+	# unanswered is logged), not by ssh's ServerAlive.
+	check "openssh: unanswered liveness probes counted" \
+		test "$(log_count 'ssh liveness probe unanswered')" -ge 1
+	check "openssh: the link declared dead by the liveness probes" \
+		test "$(log_count 'ssh link dead: liveness probes unanswered')" -ge 1
+	check "openssh: not by ServerAlive" test "$(log_count 'not responding')" -eq 0
+fi
 echo "# holding the blackhole for ${hold}s"
 while [ "$(ms_since "$t0")" -lt $((hold * 1000)) ]; do
 	alive || break

@@ -58,6 +58,8 @@ check "keeps retrying: more than one attempt in ${hold}s ($attempts)" test "$att
 check "bounded retry rate: at most one attempt per 100 ms backoff_initial ($attempts in ${hold}s)" \
 	test "$attempts" -le $((hold * 10))
 check "never authenticated (never accepted the key): 0 sessions accepted" test "$(conn_delta)" -eq 0
+check "a port open all along never shortens the backoff (no reconnect_probe hit)" \
+	test "$(log_count 'port accepts again')" -eq 0
 check "known_hosts byte-identical" cmp -s "$kh" "$T/known_hosts.orig"
 check "known_hosts not rewritten (mtime unchanged)" test "$(stat -c %Y.%N "$kh")" = "$mtime0"
 check "the lab's known_hosts files unchanged" \

@@ -25,4 +25,6 @@ echo "# (design target: all forwards serving <= 1 s after sshd is back; backoff_
 check "host steady again" wait_for 3000 state_is steady
 check_conns 2
 check "reconnects counted in status (>= 1)" test "$(st 'h["reconnects"]')" -ge 1
+check "the reconnect started when the port accepted again (reconnect_probe)" \
+	test "$(log_count 'port accepts again: connecting')" -ge 1
 fault_end

@@ -213,6 +213,42 @@ test_breaker_opens_after_threshold(void **state)
 	assert_false(breaker_allow(&k, 300));
 }
 
+/* The port was seen closed, then open: the cooldown ends at once, for one
+ * trial; a failed trial opens it for a full cooldown again. */
+static void
+test_breaker_cool(void **state)
+{
+	struct breaker k;
+
+	(void)state;
+	breaker_init(&k, 2, 60000);
+	breaker_cool(&k); /* closed: no effect */
+	assert_int_equal(k.state, BREAKER_CLOSED);
+	assert_false(k.cooled);
+	breaker_failure(&k, 100);
+	breaker_failure(&k, 200);
+	assert_int_equal(k.state, BREAKER_OPEN);
+	assert_false(breaker_allow(&k, 300));
+	assert_int_equal(breaker_wait_ms(&k, 300), 59900);
+	breaker_cool(&k);
+	assert_int_equal(breaker_wait_ms(&k, 300), 0);
+	assert_true(breaker_allow(&k, 300));
+	assert_int_equal(k.state, BREAKER_HALF_OPEN);
+	assert_false(breaker_allow(&k, 301)); /* one trial */
+	breaker_failure(&k, 400);
+	assert_int_equal(k.state, BREAKER_OPEN);
+	assert_false(k.cooled);
+	assert_false(breaker_allow(&k, 500));
+	assert_int_equal(breaker_wait_ms(&k, 500), 59900);
+	assert_int_equal(k.opens, 2);
+	/* half-open: cooling has nothing to end */
+	assert_true(breaker_allow(&k, 60400));
+	breaker_cool(&k);
+	assert_false(breaker_allow(&k, 60401));
+	breaker_success(&k);
+	assert_int_equal(k.state, BREAKER_CLOSED);
+}
+
 static void
 test_breaker_success_resets_consecutive_count(void **state)
 {
@@ -405,6 +441,7 @@ main(void)
 		cmocka_unit_test(test_breaker_zero_threshold_is_one),
 		cmocka_unit_test(test_breaker_zero_cooldown),
 		cmocka_unit_test(test_breaker_state_names),
+		cmocka_unit_test(test_breaker_cool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,7 @@ expect_policy(const struct rdhpf_policy *a, const struct rdhpf_policy *b)
 	assert_true(a->backoff_jitter == b->backoff_jitter);
 	assert_int_equal(a->breaker_threshold, b->breaker_threshold);
 	assert_int_equal(a->breaker_cooldown_ms, b->breaker_cooldown_ms);
+	assert_int_equal(a->reconnect_probe, b->reconnect_probe);
 }
 
 static const struct cfg_host *
@@ -294,6 +295,7 @@ test_builtin_defaults(void **s)
 	assert_true(p.backoff_jitter == 0.2);
 	assert_int_equal(p.breaker_threshold, 10);
 	assert_int_equal(p.breaker_cooldown_ms, 120000);
+	assert_int_equal(p.reconnect_probe, 1);
 	expect_policy(&h->pol, &p);
 	cfg_free(&c);
 }
@@ -330,6 +332,28 @@ static const char full_config[] =
     "bind_address = ::1\n"                                      /* 29 */
     "frobnicate = no\n"                                         /* 30 */
     "some_plugin_key = value\n";                                /* 31 */
+
+static void
+test_reconnect_probe(void **s)
+{
+	struct cfg c;
+
+	(void)s;
+	assert_int_equal(cfg_parse_string("t.ini",
+	                                  "[defaults]\nreconnect_probe = no\n"
+	                                  "[host \"a\"]\nurl = ssh://a\n"
+	                                  "[host \"b\"]\nurl = ssh://b\nreconnect_probe = yes\n",
+	                                  &c),
+	                 0);
+	assert_int_equal(host_named(&c, "a")->pol.reconnect_probe, 0);
+	assert_int_equal(host_named(&c, "b")->pol.reconnect_probe, 1);
+	cfg_free(&c);
+	assert_int_not_equal(
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nreconnect_probe = maybe\n", &c), 0);
+	assert_int_equal(c.n_errors, 1);
+	assert_non_null(strstr(c.errors[0].text, "yes or no"));
+	cfg_free(&c);
+}
 
 static void
 test_defaults_after_hosts_and_override(void **s)
@@ -1063,6 +1087,7 @@ test_print(void **s)
 	    "  backoff_jitter     = 0.25\n"
 	    "  breaker_threshold  = 20\n"
 	    "  breaker_cooldown   = 1h\n"
+	    "  reconnect_probe    = yes\n"
 	    "  port_offset        = 0\n"
 	    "  frobnicate         = yes   (plugin)\n"
 	    "  some_plugin_key    = value   (plugin, from [defaults])\n"
@@ -1082,6 +1107,7 @@ test_print(void **s)
 	    "  backoff_jitter     = 0.25\n"
 	    "  breaker_threshold  = 20\n"
 	    "  breaker_cooldown   = 1h\n"
+	    "  reconnect_probe    = yes\n"
 	    "  port_offset        = 0\n"
 	    "  frobnicate         = no   (plugin, from [defaults])\n"
 	    "  some_plugin_key    = value   (plugin, from [defaults])\n";
@@ -1135,6 +1161,7 @@ main(void)
 	    cmocka_unit_test(test_format_duration_round_trip),
 	    cmocka_unit_test(test_builtin_defaults),
 	    cmocka_unit_test(test_defaults_after_hosts_and_override),
+	    cmocka_unit_test(test_reconnect_probe),
 	    cmocka_unit_test(test_keys_before_any_section_are_defaults),
 	    cmocka_unit_test(test_tilde_expansion_and_paths),
 	    cmocka_unit_test(test_three_errors_exactly),

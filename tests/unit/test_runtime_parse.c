@@ -1006,6 +1006,101 @@ test_podman_events_crafted(void **s)
 	}
 }
 
+/* The events log itself (events_logger = file), as the plugin's tail -F
+ * reader reads it: recorded from the lab's podman 4.3.1 through run -p,
+ * restart, stop and rm.  Non-container lines (the image "pull") are
+ * ignored; the pull line is stamped before the create line above it. */
+static void
+test_podman4_events_file_sample(void **s)
+{
+	int st, sp, ig;
+	int64_t t0;
+	(void)s;
+	count_podman("podman-4.3-events-file.log", &st, &sp, &ig, &t0);
+	/* start ×2; died ×2 + stop + remove; create, pull, init ×2, restart,
+	 * cleanup ×3 ignored */
+	assert_int_equal(st, 2);
+	assert_int_equal(sp, 4);
+	assert_int_equal(ig, 8);
+	/* "Time":"2026-12-01T03:14:56.338909752Z" */
+	assert_int_equal(t0, 1796094896338909752LL);
+}
+
+static void
+test_podman_journal_events(void **s)
+{
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	struct rt_event ev;
+	const char *l;
+	(void)s;
+
+	/* What journalctl -o json prints for podman's journald events logger
+	 * (constructed from libpod/events/journal_linux.go: PODMAN_* fields). */
+	l = "{\"__CURSOR\":\"s=1;i=2\",\"__REALTIME_TIMESTAMP\":\"1796094896499581\","
+	    "\"SYSLOG_IDENTIFIER\":\"podman\",\"PODMAN_EVENT\":\"start\","
+	    "\"PODMAN_TYPE\":\"container\",\"PODMAN_ID\":\"" ID_A "\",\"PODMAN_NAME\":\"web\","
+	    "\"PODMAN_IMAGE\":\"localhost/bb:latest\","
+	    "\"PODMAN_TIME\":\"2026-12-01T03:14:56.499581844Z\",\"MESSAGE\":\"x\"}";
+	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal(ev.kind, RT_EV_START);
+	assert_string_equal(ev.id, ID_A);
+	assert_string_equal(ev.name, "web");
+	assert_int_equal(ev.time_ns, 1796094896499581844LL);
+	/* No PODMAN_TIME: the journal's own timestamp (microseconds). */
+	l = "{\"__REALTIME_TIMESTAMP\":\"1796094896499581\",\"PODMAN_EVENT\":\"died\","
+	    "\"PODMAN_TYPE\":\"container\",\"PODMAN_ID\":\"" ID_A "\"}";
+	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal(ev.kind, RT_EV_STOP);
+	assert_int_equal(ev.time_ns, 1796094896499581000LL);
+	l = "{\"PODMAN_EVENT\":\"pull\",\"PODMAN_TYPE\":\"image\"}";
+	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal(ev.kind, RT_EV_IGNORE);
+	assert_int_equal(dg.warn, 0);
+	const char *bad[] = {
+	    /* not UTF-8: journalctl prints the field as an array of bytes */
+	    "{\"PODMAN_EVENT\":[115,116],\"PODMAN_TYPE\":\"container\"}",
+	    "{\"PODMAN_EVENT\":\"start\",\"PODMAN_TYPE\":\"container\",\"PODMAN_ID\":\"../x\"}",
+	    "{\"MESSAGE\":\"no podman fields\"}",
+	    "[1]",
+	    "{\"PODMAN_EV",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		int before = dg.warn;
+		assert_int_equal(rt_podman_journal_event(bad[i], strlen(bad[i]), &ev, &d), -1);
+		assert_int_equal(dg.warn, before + 1);
+	}
+}
+
+static void
+test_podman_reader_line(void **s)
+{
+	char rest[16];
+	int kind = -1;
+	const char *l;
+	(void)s;
+
+	l = "rdhpf-events file /var/tmp/rdhpf-lab/podman/events.log";
+	assert_int_equal(rt_podman_reader_line(l, strlen(l), &kind, rest, sizeof rest), 0);
+	assert_int_equal(kind, RT_PM_FILE);
+	assert_string_equal(rest, "/var/tmp/rdhpf-"); /* truncated */
+	l = "rdhpf-events journald";
+	assert_int_equal(rt_podman_reader_line(l, strlen(l), &kind, rest, sizeof rest), 0);
+	assert_int_equal(kind, RT_PM_JOURNALD);
+	assert_string_equal(rest, "");
+	l = "rdhpf-events podman no events log at \x01x";
+	assert_int_equal(rt_podman_reader_line(l, strlen(l), &kind, rest, sizeof rest), 0);
+	assert_int_equal(kind, RT_PM_EVENTS);
+	assert_string_equal(rest, "no events log a");
+	const char *bad[] = {
+	    "rdhpf-events filex /p", "rdhpf-events ", "rdhpf-event file", "",
+	    "{\"ID\":\"" ID_A "\",\"Status\":\"start\",\"Type\":\"container\"}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(rt_podman_reader_line(bad[i], strlen(bad[i]), &kind, rest, sizeof rest),
+		                 -1);
+}
+
 static void
 test_podman4_ps_sample(void **s)
 {
@@ -1176,6 +1271,9 @@ main(void)
 	    cmocka_unit_test(test_podman4_events_sample),
 	    cmocka_unit_test(test_podman5_events_sample),
 	    cmocka_unit_test(test_podman_events_crafted),
+	    cmocka_unit_test(test_podman4_events_file_sample),
+	    cmocka_unit_test(test_podman_journal_events),
+	    cmocka_unit_test(test_podman_reader_line),
 	    cmocka_unit_test(test_podman4_ps_sample),
 	    cmocka_unit_test(test_podman5_ps_sample),
 	    cmocka_unit_test(test_podman_ps_crafted),

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# podman's events read where podman writes them, against the lab (events_logger
+# = file):   podman_events_lab.sh openssh|libssh2
+# The plugin says it follows the events log; the remote reader is one tail
+# whose follow is inotify-driven (an inotify fd with a watch, no polling) and
+# no `podman events` runs; starts and stops arrive through it; the log
+# replaced by a rotation is not replayed as events but resynced, and events
+# arrive again after it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lab/lib.sh"
+lab_require
+
+transport=${1:?transport}
+case $transport in
+openssh) base=23400 ;;
+libssh2) base=24400 ;;
+*) echo "unknown transport $transport"; exit 2 ;;
+esac
+[ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }
+log=$RDHPF_LAB_PODMAN_EVENTS_LOG
+pfx=rdhpf-pev-$transport
+engine() { $RDHPF_LAB_PODMAN "$@"; }
+rmc() { engine rm -f -t 0 "$@" >/dev/null 2>&1 || true; }
+cleanup_containers() { for c in $(engine ps -aq --filter "name=$pfx" 2>/dev/null); do rmc "$c"; done; }
+cleanup_containers
+trap 'cleanup_containers; cleanup' EXIT
+serves() { lab_http_ok 127.0.0.1 "$1"; }
+refuses() { ! lab_http_ok 127.0.0.1 "$1"; }
+# The remote readers of the lab's events log: tail processes on that path.
+readers() { pgrep -f -x "tail -c \+[0-9]+ -F -- $log" | sort || true; }
+logged() { grep -c -F -- "$1" "$T/log" || true; }
+
+cat >"$T/config.ini" <<C
+[host "lab"]
+url = $RDHPF_LAB_URL
+identity_file = $RDHPF_LAB_KEY
+known_hosts = $RDHPF_LAB_KNOWN_HOSTS
+transport = $transport
+runtime = podman
+backoff_initial = 100ms
+backoff_max = 500ms
+backoff_jitter = 0
+connect_timeout = 5s
+C
+
+readers >"$T/readers.before"
+start_daemon --config "$T/config.ini"
+check "synced" wait_for 15000 grep -q 'msg="synced"' "$T/log"
+check "the plugin says it follows the events log" \
+	grep -q "msg=\"podman events: following the events log\".*reader=file path=$log" "$T/log"
+new_readers() { readers >"$T/readers.now"; comm -13 "$T/readers.before" "$T/readers.now"; }
+wait_for 3000 test -n "$(new_readers)" || true
+mapfile -t tails < <(new_readers)
+check "one remote tail -F reads the events log" test "${#tails[@]}" -eq 1
+if [ "${#tails[@]}" -eq 1 ]; then
+	# An inotify instance shows in fdinfo as "inotify wd:…" lines: tail
+	# waits on it, it does not poll the file.
+	check "the tail follows the log with inotify" \
+		bash -c "cat /proc/${tails[0]}/fdinfo/* 2>/dev/null | grep -q '^inotify wd:'"
+fi
+check "no podman events process is the reader" test "$(logged 'reader=podman-events')" -eq 0
+
+engine run -d --name "$pfx-a" -p $((base + 1)):80 "$RDHPF_LAB_IMAGE" >/dev/null
+check "start arrives: forward serves" wait_for 5000 serves $((base + 1))
+rmc "$pfx-a"
+check "stop arrives: forward removed" wait_for 5000 refuses $((base + 1))
+
+# A rotation as podman does it: the log replaced by a new file that starts
+# with events already read.  Same bytes, so nothing is lost for anyone.
+synced=$(logged 'msg="synced"')
+cp -p "$log" "$log.rdhpf-rot" && mv -f "$log.rdhpf-rot" "$log"
+check "rotation: resync, not a replay" wait_for 8000 grep -q 'podman events log rotated' "$T/log"
+check "rotation: synced again" wait_for 8000 bash -c "[ \$(grep -c 'msg=\"synced\"' '$T/log') -gt $synced ]"
+engine run -d --name "$pfx-b" -p $((base + 2)):80 "$RDHPF_LAB_IMAGE" >/dev/null
+check "after the rotation: start arrives" wait_for 5000 serves $((base + 2))
+rmc "$pfx-b"
+check "after the rotation: stop arrives" wait_for 5000 refuses $((base + 2))
+
+check "clean SIGTERM" stop_daemon
+check "the remote tail ended with the daemon" wait_for 5000 bash -c "[ -z \"\$(comm -13 '$T/readers.before' <(pgrep -f -x 'tail -c \\+[0-9]+ -F -- $log' | sort))\" ]"
+finish
