@@ -178,10 +178,12 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 	h->t = H->timer_start(ls->ctx, to, 0, health_timeout, h);
 	h->next = ls->health;
 	ls->health = h;
-	if (lsh_enter(ls)) {
-		lsh_keepalive_send(ls);
-		lsh_leave(ls);
-	}
+	/* Not through lsh_leave: a dead session found there would complete
+	 * this very check before we returned.  The io watch sees it instead. */
+	ls->depth++;
+	lsh_keepalive_send(ls);
+	ls->depth--;
+	lsh_sess_update_io(ls);
 	return RDHPF_OK;
 }
 

@@ -7,16 +7,23 @@
  * value it meets for each keyword (like ssh), with one libssh quirk: a
  * HostName line changes the name later Host lines match against.
  *
- * Honoured from ssh_config (libssh 0.10's parser): Host, Match (partly),
+ * Honoured from ssh_config (libssh 0.10's parser): Host, Match (not exec),
  * HostName, Port, User, IdentityFile, Ciphers, MACs, KexAlgorithms,
  * HostKeyAlgorithms, PubkeyAcceptedKeyTypes, UserKnownHostsFile,
- * GlobalKnownHostsFile, Include, Compression, RekeyLimit, BindAddress.
+ * GlobalKnownHostsFile, Include, Compression, RekeyLimit.
  * Not honoured: StrictHostKeyChecking (always strict here), ConnectTimeout
  * (connect_timeout is rdhpf's), IdentityAgent (SSH_AUTH_SOCK is probed),
- * ServerAlive* (keepalive_* are rdhpf's), and ProxyCommand / ProxyJump:
+ * ServerAlive* (keepalive_* are rdhpf's), BindAddress (dial.c makes the
+ * socket, libssh never connects), and ProxyCommand / ProxyJump:
  * libssh would run the proxy itself, forked outside the core's loop and
  * with a blocking connect, so a host that needs one fails to connect with
- * an error saying so (use the openssh transport for it). */
+ * an error saying so (use the openssh transport for it).
+ *
+ * Blocking: parsing reads local files only, except `Match exec CMD`, which
+ * libssh 0.10 runs synchronously (fork, exec, waitpid) inside
+ * ssh_options_parse_config, as ssh does: the loop waits for CMD once per
+ * connect attempt.  Hosts whose config uses Match exec should point the
+ * ssh_config option at a file without it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

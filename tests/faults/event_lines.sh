@@ -17,7 +17,7 @@
 #     the next resync (the list is the truth) the container is forwarded;
 #     after the next resync that follows its removal, its forward is gone.
 #     Ideally dropping a line would itself trigger that resync (GAP lines).
-#   event_lines.sh openssh|libssh2
+#   event_lines.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init event_lines "${1:-}"
 
