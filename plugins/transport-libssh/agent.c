@@ -22,6 +22,7 @@
 #define H lsh_H
 #define AGENTC_REQUEST_IDENTITIES 11
 #define AGENT_IDENTITIES_ANSWER 12
+#define NO_AGENT "/proc/self/rdhpf-no-agent"
 
 void
 lsh_agent_stop(struct lsh *ls)
@@ -46,12 +47,18 @@ probe_end(struct lsh *ls, int keys, const char *note)
 	lsh_agent_stop(ls);
 	ls->ag_keys = keys;
 	snprintf(ls->ag_note, sizeof ls->ag_note, "%s", note);
-	/* libssh uses the agent only when it answered with keys. */
-	if (keys > 0) {
-		const char *sock = getenv("SSH_AUTH_SOCK");
-		ssh_options_set(ls->s, SSH_OPTIONS_IDENTITY_AGENT, sock);
-	} else {
-		ssh_options_set(ls->s, SSH_OPTIONS_IDENTITY_AGENT, "");
+	/* libssh uses the agent only when it answered with keys.  Otherwise it
+	 * gets a socket path that cannot exist (nothing can be created under
+	 * /proc/self): its agent connect fails at once with ENOENT, and it
+	 * skips the agent.  ("" is refused by ssh_options_set, and leaving the
+	 * option unset would make libssh fall back to SSH_AUTH_SOCK — the
+	 * very agent that did not answer.) */
+	if (ssh_options_set(ls->s, SSH_OPTIONS_IDENTITY_AGENT,
+	                    keys > 0 ? getenv("SSH_AUTH_SOCK") : NO_AGENT) != SSH_OK) {
+		lsh_connect_finish(ls, RDHPF_ERR_GENERIC,
+		                   "cannot set libssh's agent socket (refusing to risk a blocking "
+		                   "agent)");
+		return;
 	}
 	lsh_agent_done(ls);
 }
