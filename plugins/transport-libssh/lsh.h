@@ -112,6 +112,7 @@ struct lsh_relay {
 	uint16_t peer_port;
 	uint64_t t_accept;
 	struct lsh_buf down; /* channel → local, taken from libssh, not yet sent */
+	struct lsh_buf up;   /* local → channel, refused during a key re-exchange */
 	bool held;           /* libssh holds channel bytes we could not send yet */
 	bool l_rd;           /* local fd readable (until recv says EAGAIN) */
 	bool l_eof, eof_sent, shut_wr, l_err;

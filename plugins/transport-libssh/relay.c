@@ -52,6 +52,7 @@ lsh_relay_free(struct lsh_relay *r)
 	if (fw->st.active > 0)
 		fw->st.active--;
 	lsh_buf_free(&r->down);
+	lsh_buf_free(&r->up);
 	free(r);
 }
 
@@ -78,7 +79,7 @@ relay_update_io(struct lsh_relay *r)
 
 	if (r->c.state != CS_OPEN || r->io == NULL)
 		return;
-	if (!r->l_eof && !r->c.win_wait && !r->c.throttled && !r->c.r_closed)
+	if (!r->l_eof && r->up.len == 0 && !r->c.win_wait && !r->c.throttled && !r->c.r_closed)
 		ev |= RDHPF_IO_READ;
 	if (r->down.len > 0 || r->held)
 		ev |= RDHPF_IO_WRITE;
@@ -113,6 +114,12 @@ relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_st
 	(void)s;
 	(void)ch;
 	(void)is_stderr;
+	if (r->c.state == CS_OPENING) {
+		/* Data may follow the open confirmation in the same read, before
+		 * lsh_relay_open_step saw it: libssh keeps it for relay_down. */
+		r->held = true;
+		return 0;
+	}
 	if (r->c.state != CS_OPEN || r->l_err || r->shut_wr)
 		return (int)len; /* nobody to deliver to: drop, keep the window moving */
 	if (r->down.len > 0) {
@@ -252,6 +259,28 @@ relay_down(struct lsh_relay *r)
 	return 0;
 }
 
+/* Write to the channel what it takes now.  ssh_channel_write returns short
+ * while a key re-exchange is in progress (libssh 0.10 does not queue
+ * channel data then): the rest waits in r->up, and the relay waits on the
+ * throttled list, which every session io event wakes. */
+static int
+chan_put(struct lsh_relay *r, const char *p, size_t n)
+{
+	int w = ssh_channel_write(r->c.ch, p, (uint32_t)n);
+
+	if (w < 0)
+		return -1;
+	r->fw->st.bytes_out += (uint64_t)w;
+	if ((size_t)w < n) {
+		if (lsh_buf_append(&r->up, p + w, n - (size_t)w) != 0)
+			return -1;
+		lsh_throttle(&r->c);
+	} else if (lsh_out_blocked(r->c.ls)) {
+		lsh_throttle(&r->c);
+	}
+	return 0;
+}
+
 /* Local → remote, within the peer's window and the turn's budget. */
 static int
 relay_up(struct lsh_relay *r)
@@ -259,7 +288,31 @@ relay_up(struct lsh_relay *r)
 	struct lsh *ls = r->c.ls;
 	size_t moved = 0;
 
-	while (r->l_rd && !r->l_eof && !r->c.win_wait && !r->c.throttled && !r->c.r_closed) {
+	if (r->up.len > 0 && !r->c.throttled && !r->c.r_closed) {
+		uint32_t win = ssh_channel_window_size(r->c.ch);
+		struct lsh_buf b = r->up;
+		size_t n = b.len < win ? b.len : win;
+		if (n == 0) {
+			r->c.win_wait = true;
+			return 0;
+		}
+		memset(&r->up, 0, sizeof r->up);
+		if (chan_put(r, lsh_buf_data(&b), n) != 0 ||
+		    lsh_buf_append(&r->up, lsh_buf_data(&b) + n, b.len - n) != 0) {
+			lsh_buf_free(&b);
+			return -1;
+		}
+		lsh_buf_free(&b);
+		if (r->up.len > 0)
+			return 0;
+	}
+	if (r->l_eof && r->up.len == 0 && !r->eof_sent) {
+		if (ssh_channel_send_eof(r->c.ch) == SSH_ERROR)
+			return -1;
+		r->eof_sent = true;
+	}
+	while (r->l_rd && !r->l_eof && r->up.len == 0 && !r->c.win_wait && !r->c.throttled &&
+	       !r->c.r_closed) {
 		uint32_t win = ssh_channel_window_size(r->c.ch);
 		size_t want = LSH_SCRATCH;
 		ssize_t n;
@@ -276,13 +329,9 @@ relay_up(struct lsh_relay *r)
 			want = win;
 		n = recv(r->fd, ls->scratch, want, 0);
 		if (n > 0) {
-			int w = ssh_channel_write(r->c.ch, ls->scratch, (uint32_t)n);
-			if (w != (int)n)
+			if (chan_put(r, ls->scratch, (size_t)n) != 0)
 				return -1;
-			r->fw->st.bytes_out += (uint64_t)n;
 			moved += (size_t)n;
-			if (lsh_out_blocked(ls))
-				lsh_throttle(&r->c);
 			continue;
 		}
 		if (n == 0) {
@@ -323,7 +372,7 @@ lsh_relay_service(struct lsh_relay *r)
 		shutdown(r->fd, SHUT_WR);
 		r->shut_wr = true;
 	}
-	if (delivered && (r->c.r_closed || (r->l_eof && r->shut_wr))) {
+	if (delivered && (r->c.r_closed || (r->eof_sent && r->shut_wr))) {
 		lsh_relay_free(r);
 		return;
 	}

@@ -206,6 +206,11 @@ lsh_stream_service(struct lsh_stream *x)
 			return;
 		}
 		lsh_buf_consume(&x->in, (size_t)w);
+		if ((size_t)w < n) {
+			/* A key re-exchange: retried on the next session io event. */
+			lsh_throttle(&x->c);
+			break;
+		}
 	}
 	/* The end: the channel closed, or EOF with (for commands) the exit
 	 * status in; sshd may hold its close until we close too. */
