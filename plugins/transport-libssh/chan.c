@@ -70,11 +70,13 @@ lsh_ready_remove(struct lsh_chan *c)
 	c->rnext = NULL;
 }
 
-/* A writer found the session's output backed up: it waits until the
- * socket drained (lsh_unthrottle_all from the session's io). */
+/* Park c until the session's output drained (out) or the peer's window
+ * opened (c->win_wait): lsh_unthrottle_all, after every session io event. */
 void
-lsh_throttle(struct lsh_chan *c)
+lsh_throttle(struct lsh_chan *c, bool out)
 {
+	if (out)
+		c->out_wait = true;
 	if (c->throttled)
 		return;
 	c->throttled = true;
@@ -93,17 +95,35 @@ throttle_remove(struct lsh_chan *c)
 			break;
 		}
 	}
-	c->throttled = false;
+	c->throttled = c->out_wait = false;
 	c->tnext = NULL;
 }
 
+/* After the session read or wrote: wake the parked chans that can go on —
+ * those waiting for the session's output to drain (unless it is still
+ * backed up) and those waiting for the peer's window (libssh 0.10 has no
+ * callback for a window adjust: its write_wontblock callback is about the
+ * socket, and runs for every channel on every flush).  Also after each
+ * service turn: a window adjust may have been read by another channel's
+ * libssh call, with no io event to follow. */
 void
-lsh_unthrottle_all(struct lsh *ls)
+lsh_unthrottle_all(struct lsh *ls, bool io_event)
 {
-	while (ls->throttled) {
-		struct lsh_chan *c = ls->throttled;
-		ls->throttled = c->tnext;
-		c->throttled = false;
+	/* Outside a session io event only windows are looked at: waking an
+	 * out_wait chan then could spin through a key re-exchange. */
+	bool blocked = !io_event || lsh_out_blocked(ls);
+	struct lsh_chan **pp = &ls->throttled;
+
+	while (*pp) {
+		struct lsh_chan *c = *pp;
+		if (c->win_wait && c->ch && ssh_channel_window_size(c->ch) > 0)
+			c->win_wait = false;
+		if (c->win_wait || (blocked && c->out_wait)) {
+			pp = &c->tnext;
+			continue;
+		}
+		*pp = c->tnext;
+		c->throttled = c->out_wait = false;
 		c->tnext = NULL;
 		lsh_chan_ready(c);
 	}
@@ -168,21 +188,6 @@ cb_close(ssh_session s, ssh_channel ch, void *ud)
 	lsh_chan_ready(c);
 }
 
-static int
-cb_wontblock(ssh_session s, ssh_channel ch, uint32_t bytes, void *ud)
-{
-	struct lsh_chan *c = ud;
-
-	(void)s;
-	(void)ch;
-	(void)bytes;
-	if (c->win_wait) {
-		c->win_wait = false;
-		lsh_chan_ready(c);
-	}
-	return 0;
-}
-
 int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
                   void *ud);
 int stream_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
@@ -201,7 +206,6 @@ lsh_chan_new(struct lsh_chan *c)
 	c->cb.userdata = c;
 	c->cb.channel_eof_function = cb_eof;
 	c->cb.channel_close_function = cb_close;
-	c->cb.channel_write_wontblock_function = cb_wontblock;
 	if (c->kind == CK_RELAY) {
 		c->cb.channel_data_function = relay_cb_data;
 	} else {

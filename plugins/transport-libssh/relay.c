@@ -12,8 +12,8 @@
  *   steps into r->down.
  * - local → remote: we read from the local socket only as much as the
  *   peer's window allows (so ssh_channel_write never waits for a window
- *   adjust; an empty window parks the relay until libssh's write_wontblock
- *   callback), and only while the session's output is not backed up (else
+ *   adjust; an empty window parks the relay until a session io event finds
+ *   it open again, lsh_unthrottle_all), and only while the session's output is not backed up (else
  *   the relay is throttled until the session socket drains).
  *
  * Relays never free themselves from a libssh callback: they are marked
@@ -274,9 +274,9 @@ chan_put(struct lsh_relay *r, const char *p, size_t n)
 	if ((size_t)w < n) {
 		if (lsh_buf_append(&r->up, p + w, n - (size_t)w) != 0)
 			return -1;
-		lsh_throttle(&r->c);
+		lsh_throttle(&r->c, true);
 	} else if (lsh_out_blocked(r->c.ls)) {
-		lsh_throttle(&r->c);
+		lsh_throttle(&r->c, true);
 	}
 	return 0;
 }
@@ -294,6 +294,7 @@ relay_up(struct lsh_relay *r)
 		size_t n = b.len < win ? b.len : win;
 		if (n == 0) {
 			r->c.win_wait = true;
+			lsh_throttle(&r->c, false);
 			return 0;
 		}
 		memset(&r->up, 0, sizeof r->up);
@@ -319,6 +320,7 @@ relay_up(struct lsh_relay *r)
 
 		if (win == 0) {
 			r->c.win_wait = true;
+			lsh_throttle(&r->c, false);
 			break;
 		}
 		if (moved >= LSH_RELAY_BUDGET) {

@@ -113,6 +113,7 @@ static void
 service_body(struct lsh *ls)
 {
 	struct lsh_chan *c;
+	uint64_t rx0 = ls->cnt_sock.in_bytes;
 	int n = 0;
 
 	lsh_drive_opens(ls);
@@ -122,6 +123,13 @@ service_body(struct lsh *ls)
 		else
 			lsh_stream_service((struct lsh_stream *)c);
 	}
+	if (ls->phase == PH_READY && ls->throttled)
+		lsh_unthrottle_all(ls, false);
+	/* Any libssh call above may have read packets for others — an open
+	 * confirmation, an exec reply — that no io event will announce (the
+	 * socket is drained).  Another turn looks at them. */
+	if (ls->phase == PH_READY && ls->cnt_sock.in_bytes != rx0 && ls->opening)
+		lsh_kick(ls);
 }
 
 /* Nothing may touch ls after lsh_leave(): it may have freed it. */
@@ -178,8 +186,8 @@ lsh_sess_on_io(void *arg, int fd, unsigned rev)
 			break;
 	}
 	(void)rev;
-	if (ls->throttled && !lsh_out_blocked(ls))
-		lsh_unthrottle_all(ls);
+	if (ls->throttled)
+		lsh_unthrottle_all(ls, true);
 	lsh_note_rx(ls);
 	if (ls->phase == PH_READY && !sess_broken(ls))
 		service_body(ls);

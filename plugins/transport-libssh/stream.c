@@ -188,12 +188,13 @@ lsh_stream_service(struct lsh_stream *x)
 	}
 	if (x->c.state != CS_OPEN)
 		return;
-	while (x->in.len > 0 && !x->c.r_closed) {
+	while (x->in.len > 0 && !x->c.r_closed && !x->c.throttled) {
 		uint32_t win = ssh_channel_window_size(x->c.ch);
 		size_t n = x->in.len;
 		int w;
 		if (win == 0) {
 			x->c.win_wait = true;
+			lsh_throttle(&x->c, false);
 			break;
 		}
 		if (n > win)
@@ -208,7 +209,7 @@ lsh_stream_service(struct lsh_stream *x)
 		lsh_buf_consume(&x->in, (size_t)w);
 		if ((size_t)w < n) {
 			/* A key re-exchange: retried on the next session io event. */
-			lsh_throttle(&x->c);
+			lsh_throttle(&x->c, true);
 			break;
 		}
 	}
