@@ -47,6 +47,7 @@
 #define LSH_ACCEPT_BATCH 256
 #define LSH_ACCEPT_PAUSE_MS 100
 #define LSH_AGENT_PROBE_MS 1000
+#define LSH_OPEN_RECHECK_MS 20
 
 extern const struct rdhpf_host_api *lsh_H;
 
@@ -220,6 +221,7 @@ struct lsh {
 	struct rdhpf_io *io;
 	unsigned io_ev;
 	uint64_t rx_seen, last_rx_ms;
+	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
 	struct rdhpf_timer *ka_timer;
 
 	/* channels */
@@ -232,6 +234,7 @@ struct lsh {
 	struct lsh_pending *pend;
 	struct lsh_health *health;
 	struct rdhpf_timer *kick_t;
+	struct rdhpf_timer *open_t; /* re-checks opens in flight */
 	char *scratch;
 
 	int depth;      /* our frames on the stack that use the session */
@@ -277,6 +280,7 @@ void lsh_session_dead(struct lsh *ls, int status, const char *detail);
 void lsh_keepalive_send(struct lsh *ls);
 void lsh_service(struct lsh *ls);
 void lsh_kick(struct lsh *ls);
+void lsh_kick_if_needed(struct lsh *ls);
 bool lsh_out_blocked(struct lsh *ls);
 void lsh_note_rx(struct lsh *ls);
 bool lsh_enter(struct lsh *ls);

@@ -183,6 +183,7 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 	ls->depth++;
 	lsh_keepalive_send(ls);
 	ls->depth--;
+	lsh_kick_if_needed(ls);
 	lsh_sess_update_io(ls);
 	return RDHPF_OK;
 }

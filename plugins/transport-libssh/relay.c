@@ -167,6 +167,8 @@ lsh_relay_new(struct lsh_fwd *fw, int cfd, uint16_t peer_port)
 	fw->relays = r;
 	fw->st.connections++;
 	fw->st.active++;
+	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay accepted", "bind", fw->bind,
+	       "session", ls->phase == PH_READY ? "up" : "waiting", NULL);
 	if (ls->phase == PH_READY)
 		lsh_relay_open(r);
 	else
@@ -212,6 +214,7 @@ lsh_relay_open_step(struct lsh_relay *r)
 		return -1;
 	}
 	fw->warned_open = false;
+	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay channel open", "remote_host", fw->rhost, NULL);
 	r->c.state = CS_OPEN;
 	r->l_rd = true; /* the client may have written while we waited */
 	r->io_ev = RDHPF_IO_READ;
