@@ -13,6 +13,7 @@ transport=${1:?transport}
 case "$transport" in
 openssh) base=28000 ;;
 libssh2) base=28100 ;;
+libssh) base=30000 ;;
 *) echo "unknown transport $transport"; exit 2 ;;
 esac
 [ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }

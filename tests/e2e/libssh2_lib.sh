@@ -1,11 +1,14 @@
 # shellcheck shell=bash
-# Sourced by tests/e2e/libssh2_*.sh: the libssh2 transport against the lab,
-# driven by tdriver.  Needs root (the lab); skips with 77 otherwise (a
+# Sourced by tests/e2e/libssh2_*.sh: an in-process transport (libssh2 by
+# default; LS2_TRANSPORT=libssh for transport-libssh) against the lab,
+# driven by tdriver.  libssh2_lab.sh is libssh2's own; integrity, conc,
+# outage and blackhole run for both.  Needs root (the lab); skips with 77 otherwise (a
 # failure in CI, as lab_require decides).
 #
 # Environment (meson passes them; defaults fit a build in build/):
 #   RDHPF_TDRIVER     tdriver binary
-#   RDHPF_PLUGIN_DIR  directory holding transport-libssh2.so
+#   RDHPF_PLUGIN_DIR  directory holding transport-$LS2_TRANSPORT.so
+#   LS2_TRANSPORT     libssh2 (default) or libssh
 #   RDHPF_CONF_BIN    conformance-transport binary (conformance test only)
 set -euo pipefail
 
@@ -16,8 +19,9 @@ source "$LS2_ROOT/tests/lab/lib.sh"
 
 : "${RDHPF_TDRIVER:=$LS2_ROOT/build/tests/e2e/tdriver}"
 : "${RDHPF_PLUGIN_DIR:=$LS2_ROOT/build/plugins}"
-if [[ ! -x "$RDHPF_TDRIVER" || ! -f "$RDHPF_PLUGIN_DIR/transport-libssh2.so" ]]; then
-	echo "SKIP: tdriver or transport-libssh2.so not built ($RDHPF_TDRIVER, $RDHPF_PLUGIN_DIR)"
+: "${LS2_TRANSPORT:=libssh2}"
+if [[ ! -x "$RDHPF_TDRIVER" || ! -f "$RDHPF_PLUGIN_DIR/transport-$LS2_TRANSPORT.so" ]]; then
+	echo "SKIP: tdriver or transport-$LS2_TRANSPORT.so not built ($RDHPF_TDRIVER, $RDHPF_PLUGIN_DIR)"
 	exit 77
 fi
 
@@ -113,12 +117,12 @@ PY
 }
 
 # ls2_driver NAME [tdriver options and commands...]: start tdriver with the
-# libssh2 transport on the lab in the background; its output goes to
+# $LS2_TRANSPORT transport on the lab in the background; its output goes to
 # $LS2_T/NAME.out.  Sets LS2_DRIVER_PID.
 ls2_driver() {
 	local name=$1
 	shift
-	"$RDHPF_TDRIVER" --plugin-dir "$RDHPF_PLUGIN_DIR" --transport libssh2 \
+	"$RDHPF_TDRIVER" --plugin-dir "$RDHPF_PLUGIN_DIR" --transport "$LS2_TRANSPORT" \
 		--url "$RDHPF_LAB_URL" --identity "$RDHPF_LAB_KEY" \
 		--known-hosts "$RDHPF_LAB_KNOWN_HOSTS" --runtime-dir "$LS2_T/run-$name" \
 		"$@" >"$LS2_T/$name.out" 2>"$LS2_T/$name.err" &

@@ -14,6 +14,7 @@ transport=${1:?transport}
 case $transport in
 openssh) base=23400 ;;
 libssh2) base=24400 ;;
+libssh) base=30500 ;;
 *) echo "unknown transport $transport"; exit 2 ;;
 esac
 [ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }

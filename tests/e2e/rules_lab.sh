@@ -12,6 +12,7 @@ transport=${1:?transport}
 case "$transport" in
 openssh) B=28200 ;;
 libssh2) B=28400 ;;
+libssh) B=30200 ;;
 *) echo "unknown transport $transport"; exit 2 ;;
 esac
 [ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real binary against the lab, for one runtime over one transport:
-#   runtime_lab.sh docker|podman openssh|libssh2
+#   runtime_lab.sh docker|podman openssh|libssh2|libssh
 # Every published port is forwarded and only while its container runs:
 # started before rdhpf, -p, three ports, -p 0:80, -P, a port on the remote's
 # 127.0.0.1, UDP skipped with a reason, start/stop cycles over one SSH
@@ -16,6 +16,8 @@ docker/openssh) base=21000 ;;
 docker/libssh2) base=22000 ;;
 podman/openssh) base=23000 ;;
 podman/libssh2) base=24000 ;;
+docker/libssh) base=24100 ;;
+podman/libssh) base=24200 ;;
 *) echo "unknown combination $runtime/$transport"; exit 2 ;;
 esac
 [ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }

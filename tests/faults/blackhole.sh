@@ -5,7 +5,7 @@
 # reconnect attempts run into the void meanwhile (connect_timeout 3 s), and
 # after the rule is lifted every forward serves again over one new SSH
 # connection.  BLACKHOLE_S overrides the 30 s.
-#   blackhole.sh openssh|libssh2
+#   blackhole.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init blackhole "${1:-}"
 hold=${BLACKHOLE_S:-30}

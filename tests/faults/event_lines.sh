@@ -16,7 +16,7 @@
 #     host), the runtime has the core list again at once (the stream goes
 #     on), so the container is forwarded within moments; its removal (whose
 #     lines carry the label too) is seen the same way.  No resync loop.
-#   event_lines.sh openssh|libssh2
+#   event_lines.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init event_lines "${1:-}"
 

@@ -8,7 +8,7 @@
 # into the same known_hosts file: rdhpf connects and forwards.
 # known_hosts is a copy of the lab's RDHPF_LAB_KNOWN_HOSTS_WRONG (unrelated
 # keys for the same host), so the lab's sshd is not touched.
-#   hostkey_changed.sh openssh|libssh2
+#   hostkey_changed.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init hostkey_changed "${1:-}"
 hold=${HOLD_S:-6}

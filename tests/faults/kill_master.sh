@@ -2,12 +2,12 @@
 # Fault: the SSH connection dies abruptly, three times.
 #   openssh: kill -9 of the ControlMaster (ssh -M), our own child; its control
 #            socket is left behind, stale.
-#   libssh2: there is no master process; the nearest equivalent is done
+#   libssh2, libssh: there is no master process; the nearest equivalent is done
 #            instead: kill -9 of the lab sshd processes serving our one
 #            connection (the server side of the session dies).
 # Each time every forward must serve again, over exactly one new SSH
 # connection, and the old master must be reaped (no zombie, no orphan).
-#   kill_master.sh openssh|libssh2
+#   kill_master.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init kill_master "${1:-}"
 

@@ -2,7 +2,7 @@
 # Fault: sshd dies (listener and every session: established connections
 # drop) and comes back 3 s later.  Every forward must serve again soon after
 # sshd is back, over one new SSH connection.
-#   kill_sshd.sh openssh|libssh2
+#   kill_sshd.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init kill_sshd "${1:-}"
 

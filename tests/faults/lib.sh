@@ -3,7 +3,7 @@
 # lab, one transport per run.  A scenario script does
 #
 #   . "$(dirname "$0")/lib.sh"
-#   fault_init NAME "$1"         # transport: openssh | libssh2
+#   fault_init NAME "$1"         # transport: openssh | libssh2 | libssh
 #   fault_config; fault_start    # short policy, wait until steady
 #   ... inject the fault, measure, check ...
 #   fault_end                    # common end checks, RESULT line, exit
@@ -16,7 +16,7 @@
 # end exits 0, leaves no ssh child and an empty runtime directory).
 #
 # Isolation: each transport binds its forwards on its own loopback address
-# (openssh 127.0.0.21, libssh2 127.0.0.22) and uses its own remote port
+# (openssh 127.0.0.21, libssh2 127.0.0.22, libssh 127.0.0.23) and uses its own remote port
 # range, so another rdhpf running against the same lab (other tests, other
 # engineers) never answers a probe in our place.  Containers are named
 # rdhpf-fault-TRANSPORT-SCENARIO-*, and removed on exit; the lab (sshd,
@@ -45,7 +45,8 @@ fault_init() { # fault_init SCENARIO TRANSPORT
 	case "$TRANSPORT" in
 	openssh) BIND=127.0.0.21 PORT_BASE=26000 ;;
 	libssh2) BIND=127.0.0.22 PORT_BASE=27000 ;;
-	*) echo "usage: $0 openssh|libssh2"; exit 2 ;;
+	libssh) BIND=127.0.0.23 PORT_BASE=29000 ;;
+	*) echo "usage: $0 openssh|libssh2|libssh"; exit 2 ;;
 	esac
 	if [ ! -f "$RDHPF_PLUGIN_DIR/transport-$TRANSPORT.so" ]; then
 		echo "SKIP: transport $TRANSPORT not built ($RDHPF_PLUGIN_DIR/transport-$TRANSPORT.so)"

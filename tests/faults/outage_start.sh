@@ -5,7 +5,7 @@
 # container is forwarded, the removed one's forward is gone, the untouched
 # one serves again.  (The predecessor never re-listed after a reconnect:
 # containers started during a reconnect never got a forward.)
-#   outage_start.sh openssh|libssh2
+#   outage_start.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init outage_start "${1:-}"
 

@@ -7,7 +7,7 @@
 # forwards match what runs: the --restart=always container serves again,
 # the one without a policy (now stopped) has no forward, and a container
 # started after the restart is forwarded.
-#   restart_engine.sh openssh|libssh2
+#   restart_engine.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init restart_engine "${1:-}"
 

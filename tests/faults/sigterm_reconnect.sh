@@ -5,7 +5,7 @@
 #      once); SIGTERM must end it within 2 s.
 #   b. the link is blackholed: a connect hangs in SYN retransmits; SIGTERM
 #      must end it within 2 s, at worst within connect_timeout (3 s).
-#   sigterm_reconnect.sh openssh|libssh2
+#   sigterm_reconnect.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init sigterm_reconnect "${1:-}"
 

@@ -10,9 +10,9 @@
 #      connect and forward.
 #   3. openssh: a live socket at the ControlPath (someone else's) must be
 #      left alone and the next name used.
-# libssh2 has no ControlPath: steps 2-3 do not apply; step 1 and the restart
+# libssh2 and libssh have no ControlPath: steps 2-3 do not apply; step 1 and the restart
 # on the stale runtime dir are run for it all the same.
-#   stale_socket.sh openssh|libssh2
+#   stale_socket.sh openssh|libssh2|libssh
 . "$(dirname "$0")/lib.sh"
 fault_init stale_socket "${1:-}"
 
@@ -55,7 +55,7 @@ if [ "$TRANSPORT" = openssh ]; then
 	$PY -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$ctl"
 	check "a dangling socket sits at the ControlPath" test -S "$ctl"
 else
-	echo "# libssh2: no ControlPath; restarting on the stale runtime dir only"
+	echo "# $TRANSPORT: no ControlPath; restarting on the stale runtime dir only"
 fi
 restart 1
 if [ "$TRANSPORT" = openssh ]; then

@@ -1,0 +1,328 @@
+/* transport-libssh: the objects every file of the plugin shares.
+ *
+ * One in-process SSH session per host on libssh 0.10, in non-blocking mode,
+ * driven by the core's loop.  rdhpf listens on every forward's local port
+ * and relays each accepted connection through a direct-tcpip channel.
+ *
+ * Files, one concept each:
+ *   plugin.c   ops table, options, create/destroy, deferred completions, health
+ *   sshconf.c  the libssh session's options: ssh_config, ciphers, identities
+ *   dial.c     name resolution (a getent child) and the non-blocking TCP connect
+ *   agent.c    asynchronous ssh-agent probe (libssh's own agent I/O blocks)
+ *   hostkey.c  strict host key verification against known_hosts
+ *   connect.c  the connect state machine: TCP, handshake, host key, auth
+ *   session.c  the ready session: pumping libssh, keepalive, teardown
+ *   chan.c     channels common to relays and streams: opens, ready list
+ *   forward.c  forwards' books and their local listeners
+ *   relay.c    one accepted connection relayed through its channel
+ *   stream.c   remote commands and direct-streamlocal streams for runtimes
+ *
+ * The rule that keeps libssh re-entrancy safe: libssh calls our channel
+ * callbacks from inside any libssh call that reads packets (even from
+ * ssh_channel_write).  Those callbacks only record what happened, copy
+ * stream bytes, or hand relay bytes straight to a local socket; anything
+ * that frees a channel, or calls back into the core, happens later in
+ * lsh_service(), outside every libssh call. */
+#ifndef LSH_H
+#define LSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include "rdhpf/plugin.h"
+
+#define LSH_VERSION "1.0.0"
+
+#define LSH_SCRATCH (256u * 1024u)      /* one read from a local socket */
+#define LSH_RELAY_BUDGET (1024u * 1024u) /* bytes one relay moves per turn */
+#define LSH_PUMP_ROUNDS 64              /* libssh reads 4 KiB per poll: 256 KiB per turn */
+#define LSH_SERVICE_BATCH 256           /* ready channels per turn, then a zero timer */
+#define LSH_TAIL_MAX 1024
+#define LSH_MAX_ADDRS 8
+#define LSH_ACCEPT_BATCH 256
+#define LSH_ACCEPT_PAUSE_MS 100
+#define LSH_AGENT_PROBE_MS 1000
+#define LSH_OPEN_RECHECK_MS 20
+
+extern const struct rdhpf_host_api *lsh_H;
+
+struct lsh_buf {
+	char *p;
+	size_t off, len, cap;
+};
+int lsh_buf_append(struct lsh_buf *b, const void *d, size_t n);
+void lsh_buf_consume(struct lsh_buf *b, size_t n);
+void lsh_buf_free(struct lsh_buf *b);
+static inline const char *
+lsh_buf_data(const struct lsh_buf *b)
+{
+	return b->p + b->off;
+}
+
+enum lsh_phase {
+	PH_DOWN = 0,
+	PH_RESOLVING,
+	PH_TCP,
+	PH_HANDSHAKE,
+	PH_AGENT,
+	PH_AUTH,
+	PH_READY,
+};
+
+enum lsh_chan_kind { CK_RELAY = 1, CK_EXEC, CK_UNIX };
+
+enum lsh_chan_state {
+	CS_WAIT = 0, /* relay: waiting for the session to come (back) */
+	CS_OPENING,  /* channel open in flight */
+	CS_REQ,      /* exec: the exec request in flight */
+	CS_OPEN,
+	CS_DONE, /* finished: freed by the next service turn */
+};
+
+struct lsh;
+
+/* What relays and streams share: the channel, its libssh callbacks (whose
+ * userdata is this chan), and the session's lists. */
+struct lsh_chan {
+	struct lsh *ls;
+	int kind;
+	int state;
+	ssh_channel ch;
+	struct ssh_channel_callbacks_struct cb;
+	struct lsh_chan *onext, *oprev; /* ls->opening */
+	struct lsh_chan *rnext;         /* ls->ready */
+	struct lsh_chan *tnext;         /* ls->throttled */
+	bool opening, ready, throttled;
+	bool r_eof, r_closed;           /* seen by libssh callbacks */
+	bool win_wait;                  /* a write found the peer's window empty */
+	bool out_wait;                  /* waits for the session's output to drain */
+};
+
+struct lsh_fwd;
+
+struct lsh_relay {
+	struct lsh_chan c; /* first */
+	struct lsh_fwd *fw;
+	int fd;
+	struct rdhpf_io *io;
+	unsigned io_ev;
+	uint16_t peer_port;
+	uint64_t t_accept;
+	struct lsh_buf down; /* channel → local, taken from libssh, not yet sent */
+	struct lsh_buf up;   /* local → channel, refused during a key re-exchange */
+	bool held;           /* libssh holds channel bytes we could not send yet */
+	bool l_rd;           /* local fd readable (until recv says EAGAIN) */
+	bool l_eof, eof_sent, shut_wr, l_err;
+	struct lsh_relay *fnext, *fprev;
+};
+
+struct lsh_fwd {
+	struct lsh *ls;
+	char bind[64];
+	uint16_t lport;
+	char rhost[256];
+	uint16_t rport;
+	int lfd;
+	struct rdhpf_io *lio;
+	struct rdhpf_timer *pause_t;
+	struct lsh_relay *relays;
+	struct rdhpf_forward_stats st;
+	bool warned_open;
+	struct lsh_fwd *next;
+};
+
+struct lsh_stream {
+	struct lsh_chan c; /* first */
+	const struct rdhpf_stream_cbs *cbs;
+	void *arg;
+	char *cmd;  /* exec: the command line */
+	char *path; /* unix: the remote socket */
+	struct lsh_buf in;  /* to the remote's stdin / socket */
+	struct lsh_buf out; /* from the remote, not yet delivered */
+	char tail[LSH_TAIL_MAX + 1];
+	size_t tail_len;
+	int exit_code;
+	bool in_cb, user_closed;
+	bool torn; /* its session is gone; the teardown frees it */
+	char why[200]; /* set when the stream failed (open refused) */
+	struct lsh_stream *snext, *sprev;
+};
+
+struct lsh_pending {
+	struct lsh *ls;
+	rdhpf_done_fn done;
+	void *arg;
+	int status;
+	char *detail;
+	struct rdhpf_timer *t;
+	struct lsh_pending *next;
+};
+
+struct lsh_health {
+	struct lsh *ls;
+	rdhpf_done_fn done;
+	void *arg;
+	struct rdhpf_timer *t;
+	struct lsh_health *next;
+};
+
+struct lsh {
+	struct rdhpf_ctx *ctx;
+
+	/* configuration (create) */
+	char *host_name; /* the config section */
+	char *alias;     /* what ssh_config's Host lines match: the URL's host */
+	char *user;      /* NULL: ssh_config's User, else the local user */
+	char *identity;  /* identity_file, or NULL */
+	char *known_hosts;
+	char *bind_addr;
+	char *ciphers; /* the `ciphers` option, or NULL */
+	char *ssh_config; /* NULL: user's and system's; "none"; or one file */
+	uint16_t port;    /* 0: ssh_config's Port, else 22 */
+	uint64_t connect_timeout_ms, ka_interval_ms;
+	uint32_t ka_count;
+	bool use_agent;
+
+	/* connecting */
+	int phase;
+	rdhpf_done_fn cdone;
+	void *carg;
+	struct rdhpf_timer *ctimer;
+	char target[256]; /* host name after ssh_config's HostName */
+	uint16_t tport;
+	struct rdhpf_child *resolver;
+	int res_fd;
+	struct rdhpf_io *res_io;
+	struct lsh_buf resbuf;
+	struct sockaddr_storage addr[LSH_MAX_ADDRS];
+	socklen_t addrlen[LSH_MAX_ADDRS];
+	int naddr, iaddr;
+	char last_err[256];
+	/* ssh-agent probe */
+	int ag_fd;
+	struct rdhpf_io *ag_io;
+	struct rdhpf_timer *ag_timer;
+	unsigned char ag_rx[9];
+	size_t ag_rx_len, ag_tx_off;
+	int ag_keys; /* keys the agent offered (-1: not usable) */
+	char ag_note[160];
+
+	/* the session */
+	ssh_session s;
+	ssh_event ev;
+	struct ssh_callbacks_struct scb;
+	struct ssh_counter_struct cnt_sock, cnt_raw;
+	int fd; /* ours; libssh has a dup of it */
+	struct rdhpf_io *io;
+	unsigned io_ev;
+	uint64_t rx_seen, last_rx_ms;
+	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
+	struct rdhpf_timer *ka_timer;
+
+	/* channels */
+	struct lsh_chan *opening;
+	struct lsh_chan *ready, *ready_tail;
+	struct lsh_chan *throttled;
+	struct lsh_fwd *fwds;
+	struct rdhpf_timer *wait_timer;
+	struct lsh_stream *streams;
+	struct lsh_pending *pend;
+	struct lsh_health *health;
+	struct rdhpf_timer *kick_t;
+	struct rdhpf_timer *open_t; /* re-checks opens in flight */
+	char *scratch;
+
+	int depth;      /* our frames on the stack that use the session */
+	bool destroyed; /* destroy() ran inside a callback: free at depth 0 */
+};
+
+/* plugin.c */
+uint64_t lsh_now(struct lsh *ls);
+int lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status,
+                       const char *detail);
+void lsh_health_complete(struct lsh *ls, int status, const char *detail);
+void lsh_really_destroy(struct lsh *ls);
+
+/* sshconf.c */
+int lsh_session_new(struct lsh *ls, char *err, size_t errlen);
+const char *lsh_default_ciphers(void);
+int lsh_check_ciphers(const char *list, char *err, size_t errlen);
+
+/* dial.c */
+int lsh_dial_start(struct lsh *ls, char *err, size_t errlen);
+int lsh_tcp_check(struct lsh *ls);
+void lsh_dial_stop(struct lsh *ls);
+
+/* agent.c */
+void lsh_agent_probe(struct lsh *ls);
+void lsh_agent_stop(struct lsh *ls);
+
+/* hostkey.c */
+int lsh_hostkey_verify(struct lsh *ls, char *detail, size_t dlen);
+
+/* connect.c */
+void lsh_conn_step(struct lsh *ls);
+void lsh_connect_finish(struct lsh *ls, int status, const char *detail);
+void lsh_agent_done(struct lsh *ls);
+
+/* session.c */
+enum { TD_DISCONNECT = 0, TD_LOST, TD_FAILED };
+void lsh_sess_on_io(void *arg, int fd, unsigned rev);
+void lsh_sess_update_io(struct lsh *ls);
+void lsh_became_ready(struct lsh *ls);
+void lsh_teardown(struct lsh *ls, int why);
+void lsh_session_dead(struct lsh *ls, int status, const char *detail);
+void lsh_keepalive_send(struct lsh *ls);
+void lsh_service(struct lsh *ls);
+void lsh_kick(struct lsh *ls);
+void lsh_kick_if_needed(struct lsh *ls);
+bool lsh_out_blocked(struct lsh *ls);
+void lsh_note_rx(struct lsh *ls);
+bool lsh_enter(struct lsh *ls);
+void lsh_leave(struct lsh *ls);
+
+/* chan.c */
+void lsh_chan_ready(struct lsh_chan *c);
+struct lsh_chan *lsh_ready_pop(struct lsh *ls);
+void lsh_ready_remove(struct lsh_chan *c);
+void lsh_throttle(struct lsh_chan *c, bool out);
+void lsh_unthrottle_all(struct lsh *ls, bool io_event);
+void lsh_opening_add(struct lsh_chan *c);
+void lsh_opening_remove(struct lsh_chan *c);
+int lsh_chan_new(struct lsh_chan *c);
+void lsh_chan_release(struct lsh_chan *c);
+void lsh_drive_opens(struct lsh *ls);
+
+/* forward.c */
+struct lsh_fwd *lsh_fwd_find(struct lsh *ls, const struct rdhpf_forward *f);
+int lsh_fwd_add(struct lsh *ls, const struct rdhpf_forward *f, char *err, size_t errlen);
+void lsh_fwd_free(struct lsh *ls, struct lsh_fwd *fw);
+void lsh_wake_waiters(struct lsh *ls);
+void lsh_wait_timer_arm(struct lsh *ls);
+
+/* relay.c */
+void lsh_relay_new(struct lsh_fwd *fw, int cfd, uint16_t peer_port);
+void lsh_relay_open(struct lsh_relay *r);
+int lsh_relay_open_step(struct lsh_relay *r);
+void lsh_relay_service(struct lsh_relay *r);
+void lsh_relay_free(struct lsh_relay *r);
+void lsh_relay_lost(struct lsh_relay *r);
+
+/* stream.c */
+int lsh_stream_open_step(struct lsh_stream *x);
+void lsh_stream_service(struct lsh_stream *x);
+void lsh_stream_free(struct lsh *ls, struct lsh_stream *x);
+void lsh_streams_teardown(struct lsh *ls, bool tell);
+int lsh_exec(struct lsh *ls, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
+             void *arg, void **stream);
+int lsh_open_unix(struct lsh *ls, const char *path, const struct rdhpf_stream_cbs *cbs,
+                  void *arg, void **stream);
+int lsh_stream_write(struct lsh *ls, void *stream, const void *buf, size_t len);
+void lsh_stream_close(struct lsh *ls, void *stream);
+
+#endif

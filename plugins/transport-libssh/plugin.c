@@ -1,0 +1,499 @@
+/* transport-libssh: the ops table, per-host options, instance lifetime,
+ * deferred completions and health checks.  See lsh.h for the map. */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lsh.h"
+
+const struct rdhpf_host_api *lsh_H;
+#define H lsh_H
+
+static bool g_ssh_ready;
+
+/* ---- byte buffer --------------------------------------------------------- */
+
+int
+lsh_buf_append(struct lsh_buf *b, const void *d, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (b->off > 0 && b->off + b->len + n > b->cap) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	if (b->off + b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->off + b->len, d, n);
+	b->len += n;
+	return 0;
+}
+
+void
+lsh_buf_consume(struct lsh_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->off = b->len = 0;
+		/* Idle relays should not pin a large buffer. */
+		if (b->cap > 64u * 1024u)
+			lsh_buf_free(b);
+		return;
+	}
+	b->off += n;
+	b->len -= n;
+}
+
+void
+lsh_buf_free(struct lsh_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+uint64_t
+lsh_now(struct lsh *ls)
+{
+	return H->now_ms(ls->ctx);
+}
+
+static void
+pending_fire(void *arg)
+{
+	struct lsh_pending *p = arg;
+	struct lsh *ls = p->ls;
+
+	for (struct lsh_pending **pp = &ls->pend; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	H->timer_stop(p->t);
+	p->done(p->arg, p->status, p->detail);
+	free(p->detail);
+	free(p);
+}
+
+/* The ABI forbids calling back before the operation returned: results that
+ * are known at once go out on a zero timer. */
+int
+lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status, const char *detail)
+{
+	struct lsh_pending *p = calloc(1, sizeof *p);
+
+	if (p == NULL)
+		return RDHPF_ERR_NOMEM;
+	p->ls = ls;
+	p->done = done;
+	p->arg = arg;
+	p->status = status;
+	p->detail = detail ? strdup(detail) : NULL;
+	p->t = H->timer_start(ls->ctx, 0, 0, pending_fire, p);
+	if (p->t == NULL) {
+		free(p->detail);
+		free(p);
+		return RDHPF_ERR_NOMEM;
+	}
+	p->next = ls->pend;
+	ls->pend = p;
+	return RDHPF_OK;
+}
+
+static void
+cancel_pending(struct lsh *ls)
+{
+	while (ls->pend) {
+		struct lsh_pending *p = ls->pend;
+		ls->pend = p->next;
+		H->timer_stop(p->t);
+		free(p->detail);
+		free(p);
+	}
+}
+
+/* ---- health ---------------------------------------------------------------- */
+
+void
+lsh_health_complete(struct lsh *ls, int status, const char *detail)
+{
+	while (ls->health) {
+		struct lsh_health *h = ls->health;
+		ls->health = h->next;
+		H->timer_stop(h->t);
+		h->done(h->arg, status, detail);
+		free(h);
+	}
+}
+
+static void
+health_timeout(void *arg)
+{
+	struct lsh_health *h = arg;
+	struct lsh *ls = h->ls;
+
+	for (struct lsh_health **pp = &ls->health; *pp; pp = &(*pp)->next) {
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	}
+	H->timer_stop(h->t);
+	h->done(h->arg, RDHPF_ERR_TIMEOUT, "no answer from the ssh server");
+	free(h);
+}
+
+static int
+t_health(void *state, rdhpf_done_fn done, void *arg)
+{
+	struct lsh *ls = state;
+	struct lsh_health *h;
+	uint64_t to;
+
+	if (ls->phase != PH_READY)
+		return lsh_complete_later(ls, done, arg, RDHPF_ERR_NOTCONN, "not connected");
+	if (lsh_now(ls) < ls->last_rx_ms + 1000)
+		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
+	/* Ask the server something; any byte back answers (lsh_note_rx). */
+	h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return RDHPF_ERR_NOMEM;
+	to = ls->ka_interval_ms ? ls->ka_interval_ms * (ls->ka_count ? ls->ka_count : 1)
+	                        : ls->connect_timeout_ms;
+	h->ls = ls;
+	h->done = done;
+	h->arg = arg;
+	h->t = H->timer_start(ls->ctx, to, 0, health_timeout, h);
+	h->next = ls->health;
+	ls->health = h;
+	/* Not through lsh_leave: a dead session found there would complete
+	 * this very check before we returned.  The io watch sees it instead. */
+	ls->depth++;
+	lsh_keepalive_send(ls);
+	ls->depth--;
+	lsh_kick_if_needed(ls);
+	lsh_sess_update_io(ls);
+	return RDHPF_OK;
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void t_destroy(void *state);
+
+static int
+opt_yesno(const char *k, const char *v, bool *out, char *err, size_t errlen)
+{
+	if (strcmp(v, "yes") == 0)
+		*out = true;
+	else if (strcmp(v, "no") == 0)
+		*out = false;
+	else {
+		snprintf(err, errlen, "%s: '%s' is not yes or no", k, v);
+		return RDHPF_ERR_INVAL;
+	}
+	return RDHPF_OK;
+}
+
+static int
+t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
+         size_t errlen)
+{
+	struct lsh *ls;
+	int r;
+
+	if (!g_ssh_ready) {
+		/* Initialises libcrypto once; starts no thread. */
+		if (ssh_init() != SSH_OK) {
+			snprintf(err, errlen, "ssh_init failed");
+			return RDHPF_ERR_GENERIC;
+		}
+		g_ssh_ready = true;
+	}
+	if (p->hostname == NULL || *p->hostname == '\0') {
+		snprintf(err, errlen, "no host name");
+		return RDHPF_ERR_INVAL;
+	}
+	ls = calloc(1, sizeof *ls);
+	if (ls == NULL)
+		return RDHPF_ERR_NOMEM;
+	ls->ctx = ctx;
+	ls->fd = ls->res_fd = ls->ag_fd = -1;
+	ls->use_agent = true;
+	ls->host_name = strdup(p->host_name ? p->host_name : p->hostname);
+	ls->alias = strdup(p->hostname);
+	ls->user = p->user ? strdup(p->user) : NULL;
+	ls->identity = p->identity_file ? strdup(p->identity_file) : NULL;
+	ls->known_hosts = p->known_hosts ? strdup(p->known_hosts) : NULL;
+	ls->bind_addr = strdup(p->bind_address ? p->bind_address : "127.0.0.1");
+	ls->port = p->port;
+	ls->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000;
+	ls->ka_interval_ms = p->keepalive_interval_ms;
+	ls->ka_count = p->keepalive_count;
+	ls->scratch = malloc(LSH_SCRATCH);
+	if (!ls->host_name || !ls->alias || (p->user && !ls->user) ||
+	    (p->identity_file && !ls->identity) || (p->known_hosts && !ls->known_hosts) ||
+	    !ls->bind_addr || !ls->scratch) {
+		t_destroy(ls);
+		return RDHPF_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < p->n_options; i++) {
+		const char *k = p->options[i].key, *v = p->options[i].value;
+		if (strcmp(k, "agent") == 0) {
+			r = opt_yesno(k, v, &ls->use_agent, err, errlen);
+			if (r != RDHPF_OK) {
+				t_destroy(ls);
+				return r;
+			}
+		} else if (strcmp(k, "ciphers") == 0) {
+			r = lsh_check_ciphers(v, err, errlen);
+			if (r != RDHPF_OK || (ls->ciphers = strdup(v)) == NULL) {
+				t_destroy(ls);
+				return r != RDHPF_OK ? r : RDHPF_ERR_NOMEM;
+			}
+		} else if (strcmp(k, "ssh_config") == 0) {
+			if (*v == '\0') {
+				snprintf(err, errlen, "ssh_config: empty (use 'none' for no file)");
+				t_destroy(ls);
+				return RDHPF_ERR_INVAL;
+			}
+			if ((ls->ssh_config = strdup(v)) == NULL) {
+				t_destroy(ls);
+				return RDHPF_ERR_NOMEM;
+			}
+		}
+	}
+	*state = ls;
+	return RDHPF_OK;
+}
+
+void
+lsh_really_destroy(struct lsh *ls)
+{
+	free(ls->host_name);
+	free(ls->alias);
+	free(ls->user);
+	free(ls->identity);
+	free(ls->known_hosts);
+	free(ls->bind_addr);
+	free(ls->ciphers);
+	free(ls->ssh_config);
+	free(ls->scratch);
+	free(ls);
+}
+
+static void
+t_disconnect(void *state)
+{
+	struct lsh *ls = state;
+
+	cancel_pending(ls);
+	while (ls->health) {
+		struct lsh_health *h = ls->health;
+		ls->health = h->next;
+		H->timer_stop(h->t);
+		free(h);
+	}
+	ls->cdone = NULL;
+	lsh_teardown(ls, TD_DISCONNECT);
+}
+
+static void
+t_destroy(void *state)
+{
+	struct lsh *ls = state;
+
+	if (ls == NULL)
+		return;
+	t_disconnect(ls);
+	while (ls->fwds)
+		lsh_fwd_free(ls, ls->fwds);
+	if (ls->wait_timer) {
+		H->timer_stop(ls->wait_timer);
+		ls->wait_timer = NULL;
+	}
+	if (ls->depth > 0) {
+		ls->destroyed = true; /* freed when the last frame returns */
+		return;
+	}
+	lsh_really_destroy(ls);
+}
+
+static void
+ctimer_fire(void *arg)
+{
+	struct lsh *ls = arg;
+	static const char *const names[] = {"down",          "resolving the host name",
+	                                    "TCP connect",   "SSH handshake",
+	                                    "ssh-agent probe", "authentication",
+	                                    "ready"};
+	char d[600];
+
+	snprintf(d, sizeof d, "connecting to %s:%u timed out after %llu ms (during %s)%s%s",
+	         ls->target[0] ? ls->target : ls->alias, ls->tport,
+	         (unsigned long long)ls->connect_timeout_ms,
+	         ls->phase >= 0 && ls->phase <= PH_READY ? names[ls->phase] : "?",
+	         ls->last_err[0] ? "; last error: " : "", ls->last_err);
+	lsh_connect_finish(ls, RDHPF_ERR_TIMEOUT, d);
+}
+
+static int
+t_connect(void *state, rdhpf_done_fn done, void *arg)
+{
+	struct lsh *ls = state;
+	char err[700];
+	int r;
+
+	if (ls->phase == PH_READY)
+		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
+	if (ls->phase != PH_DOWN)
+		return RDHPF_ERR_BUSY;
+	ls->last_err[0] = '\0';
+	ls->ag_note[0] = '\0';
+	r = lsh_session_new(ls, err, sizeof err);
+	if (r == RDHPF_OK)
+		r = lsh_dial_start(ls, err, sizeof err);
+	if (r != RDHPF_OK) {
+		lsh_teardown(ls, TD_FAILED);
+		return lsh_complete_later(ls, done, arg, r, err);
+	}
+	ls->cdone = done;
+	ls->carg = arg;
+	ls->ctimer = H->timer_start(ls->ctx, ls->connect_timeout_ms, 0, ctimer_fire, ls);
+	return RDHPF_OK;
+}
+
+/* ---- forwards ----------------------------------------------------------------- */
+
+static int
+t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
+{
+	struct lsh *ls = state;
+	struct lsh_fwd *fw;
+	char err[300];
+	int r;
+
+	if (f == NULL || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
+	    *f->remote_host == '\0' || strlen(f->remote_host) >= sizeof fw->rhost ||
+	    (f->bind_address && strlen(f->bind_address) >= sizeof fw->bind))
+		return RDHPF_ERR_INVAL;
+	fw = lsh_fwd_find(ls, f);
+	if (fw != NULL) {
+		/* Idempotent; a changed target applies to new connections. */
+		snprintf(fw->rhost, sizeof fw->rhost, "%s", f->remote_host);
+		fw->rport = f->remote_port;
+		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
+	}
+	r = lsh_fwd_add(ls, f, err, sizeof err);
+	return lsh_complete_later(ls, done, arg, r, r == RDHPF_OK ? NULL : err);
+}
+
+static int
+t_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
+{
+	struct lsh *ls = state;
+	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+
+	/* The port is closed before the callback: a connect now is refused. */
+	if (fw != NULL) {
+		lsh_fwd_free(ls, fw);
+		lsh_kick(ls);
+	}
+	return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
+}
+
+static int
+t_forward_stats(void *state, const struct rdhpf_forward *f, struct rdhpf_forward_stats *out)
+{
+	struct lsh *ls = state;
+	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+
+	if (fw == NULL)
+		return RDHPF_ERR_INVAL;
+	*out = fw->st;
+	return RDHPF_OK;
+}
+
+/* ---- streams ---------------------------------------------------------------- */
+
+static int
+t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs, void *arg,
+       void **stream)
+{
+	return lsh_exec(state, argv, cbs, arg, stream);
+}
+
+static int
+t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, void *arg,
+            void **stream)
+{
+	return lsh_open_unix(state, path, cbs, arg, stream);
+}
+
+static int
+t_stream_write(void *state, void *stream, const void *buf, size_t len)
+{
+	return lsh_stream_write(state, stream, buf, len);
+}
+
+static void
+t_stream_close(void *state, void *stream)
+{
+	lsh_stream_close(state, stream);
+}
+
+static const struct rdhpf_transport_ops ops = {
+    .create = t_create,
+    .destroy = t_destroy,
+    .connect = t_connect,
+    .disconnect = t_disconnect,
+    .health_check = t_health,
+    .forward_add = t_forward_add,
+    .forward_remove = t_forward_remove,
+    .exec = t_exec,
+    .stream_write = t_stream_write,
+    .stream_close = t_stream_close,
+    .open_unix = t_open_unix,
+    .forward_stats = t_forward_stats,
+};
+
+static const struct rdhpf_option_desc options[] = {
+    {"ssh_config", "ssh_config file to read (default: ~/.ssh/config then /etc/ssh/ssh_config; "
+                   "none: no file)"},
+    {"ciphers", "cipher preference list (default: AES-GCM first where the CPU has AES-NI, "
+                "else chacha20-poly1305 first)"},
+    {"agent", "yes (default): try ssh-agent keys first; no: never use the agent"},
+    {NULL, NULL},
+};
+
+static const struct rdhpf_plugin_info info = {
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "libssh",
+    .version = LSH_VERSION,
+    .description = "in-process SSH (libssh): AEAD ciphers, ssh_config, own listeners relayed "
+                   "on the core loop",
+    .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
+            RDHPF_TCAP_HOLD_LISTENERS,
+    .options = options,
+    .ops.transport = &ops,
+};
+
+RDHPF_PLUGIN_DECLARE
+{
+	lsh_H = host;
+	return &info;
+}
