@@ -28,8 +28,9 @@
  *     dead when no answer came for keepalive_interval × keepalive_count
  *     (plus half an interval), the libssh2 transport's rule; each interval
  *     that passes unanswered is counted and logged.  The mux alive check
- *     and ssh's own ServerAlive stay as they were; ServerAlive is late
- *     under load (a blackhole took 5.8-6.8 s to find with 1 s × 3).
+ *     stays as it was; ssh's own ServerAlive gets two more misses than
+ *     the probe, as a backstop (it is late under load: a blackhole took
+ *     5.8-6.8 s to find with 1 s × 3, and idle it raced the probe).
  *
  * Behaviour of the master verified against OpenSSH 9.2: an identical
  * MUX_C_OPEN_FWD is answered MUX_S_OK (idempotent); another target on a
@@ -1642,7 +1643,11 @@ master_start(struct oss *o, char *err, size_t errlen)
 	argv[n++] = "LogLevel=INFO";
 	snprintf(o_alive, sizeof o_alive, "ServerAliveInterval=%llu",
 	         (unsigned long long)((o->keepalive_interval_ms + 999) / 1000));
-	snprintf(o_count, sizeof o_count, "ServerAliveCountMax=%u", o->keepalive_count);
+	/* With the liveness probe, ServerAlive is the backstop, not a racer:
+	 * two more misses, so that the probe's bound (interval × count + 1/2)
+	 * is what finds a dead link, idle or loaded, every time. */
+	snprintf(o_count, sizeof o_count, "ServerAliveCountMax=%u",
+	         o->keepalive_count + (o->lv_never ? 0u : 2u));
 	snprintf(o_ct, sizeof o_ct, "ConnectTimeout=%llu",
 	         (unsigned long long)((o->connect_timeout_ms + 999) / 1000));
 	argv[n++] = "-o";
