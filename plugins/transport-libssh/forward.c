@@ -225,7 +225,7 @@ lsh_wait_timer_arm(struct lsh *ls)
 	ls->wait_timer = H->timer_start(ls->ctx, first > now ? first - now : 0, 0, wait_fire, ls);
 }
 
-/* The session is up: everyone who waited gets a channel, oldest first. */
+/* The session is up: those who waited get channels, oldest first. */
 void
 lsh_wake_waiters(struct lsh *ls)
 {
@@ -233,12 +233,6 @@ lsh_wake_waiters(struct lsh *ls)
 		H->timer_stop(ls->wait_timer);
 		ls->wait_timer = NULL;
 	}
-	for (struct lsh_fwd *fw = ls->fwds; fw; fw = fw->next) {
-		struct lsh_relay *r = fw->relays; /* newest first: walk from the tail */
-		while (r && r->fnext)
-			r = r->fnext;
-		for (; r; r = r->fprev)
-			if (r->c.state == CS_WAIT)
-				lsh_relay_open(r);
-	}
+	for (struct lsh_fwd *fw = ls->fwds; fw; fw = fw->next)
+		lsh_fwd_open_waiting(fw);
 }

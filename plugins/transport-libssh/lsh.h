@@ -48,6 +48,7 @@
 #define LSH_ACCEPT_PAUSE_MS 100
 #define LSH_AGENT_PROBE_MS 1000
 #define LSH_OPEN_RECHECK_MS 20
+#define LSH_OPENS_PER_FWD 8 /* channel opens in flight per forward */
 
 extern const struct rdhpf_host_api *lsh_H;
 
@@ -133,6 +134,8 @@ struct lsh_fwd {
 	struct lsh_relay *relays;
 	struct rdhpf_forward_stats st;
 	bool warned_open;
+	bool open_more;     /* an open ended: start waiting ones */
+	unsigned n_opening; /* relays with an open in flight */
 	struct lsh_fwd *next;
 };
 
@@ -303,6 +306,7 @@ struct lsh_fwd *lsh_fwd_find(struct lsh *ls, const struct rdhpf_forward *f);
 int lsh_fwd_add(struct lsh *ls, const struct rdhpf_forward *f, char *err, size_t errlen);
 void lsh_fwd_free(struct lsh *ls, struct lsh_fwd *fw);
 void lsh_wake_waiters(struct lsh *ls);
+void lsh_fwd_open_waiting(struct lsh_fwd *fw);
 void lsh_wait_timer_arm(struct lsh *ls);
 
 /* relay.c */

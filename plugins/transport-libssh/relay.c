@@ -38,6 +38,8 @@ lsh_relay_free(struct lsh_relay *r)
 {
 	struct lsh_fwd *fw = r->fw;
 
+	if (r->c.state == CS_OPENING && fw->n_opening > 0)
+		fw->n_opening--;
 	lsh_chan_release(&r->c);
 	if (r->io)
 		H->io_stop(r->io);
@@ -67,6 +69,8 @@ lsh_relay_lost(struct lsh_relay *r)
 	if (r->c.state == CS_OPENING) {
 		lsh_chan_release(&r->c);
 		r->c.state = CS_WAIT;
+		if (r->fw->n_opening > 0)
+			r->fw->n_opening--;
 		return;
 	}
 	lsh_relay_free(r);
@@ -170,9 +174,29 @@ lsh_relay_new(struct lsh_fwd *fw, int cfd, uint16_t peer_port)
 	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay accepted", "bind", fw->bind,
 	       "session", ls->phase == PH_READY ? "up" : "waiting", NULL);
 	if (ls->phase == PH_READY)
-		lsh_relay_open(r);
+		lsh_fwd_open_waiting(fw);
 	else
 		lsh_wait_timer_arm(ls);
+}
+
+/* Open channels for the forward's waiting clients, oldest first, at most
+ * LSH_OPENS_PER_FWD in flight: sshd connects to the target for each open
+ * at once, and a burst (say twenty clients held through an outage) would
+ * overflow a small accept backlog on the target (busybox httpd: 9), whose
+ * dropped SYNs come back only after the kernel's 1 s retransmit.  Never
+ * frees a relay. */
+void
+lsh_fwd_open_waiting(struct lsh_fwd *fw)
+{
+	struct lsh_relay *r = fw->relays;
+
+	if (fw->ls->phase != PH_READY || fw->n_opening >= LSH_OPENS_PER_FWD)
+		return;
+	while (r && r->fnext) /* newest first: start from the tail */
+		r = r->fnext;
+	for (; r && fw->n_opening < LSH_OPENS_PER_FWD; r = r->fprev)
+		if (r->c.state == CS_WAIT)
+			lsh_relay_open(r);
 }
 
 /* Never frees r (callers walk relay lists): failures are marked CS_DONE
@@ -186,6 +210,7 @@ lsh_relay_open(struct lsh_relay *r)
 		return;
 	}
 	r->c.state = CS_OPENING;
+	r->fw->n_opening++;
 	lsh_opening_add(&r->c);
 	lsh_relay_open_step(r);
 }
@@ -200,6 +225,9 @@ lsh_relay_open_step(struct lsh_relay *r)
 	if (rc == SSH_AGAIN)
 		return 0;
 	lsh_opening_remove(&r->c);
+	if (fw->n_opening > 0)
+		fw->n_opening--;
+	fw->open_more = true; /* the next waiting client may go */
 	if (rc != SSH_OK) {
 		if (!fw->warned_open) {
 			char p[8];

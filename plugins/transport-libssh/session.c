@@ -129,6 +129,12 @@ service_body(struct lsh *ls)
 	int n = 0;
 
 	lsh_drive_opens(ls);
+	for (struct lsh_fwd *fw = ls->fwds; fw && ls->phase == PH_READY; fw = fw->next) {
+		if (fw->open_more) {
+			fw->open_more = false;
+			lsh_fwd_open_waiting(fw);
+		}
+	}
 	while (ls->phase == PH_READY && n++ < LSH_SERVICE_BATCH && (c = lsh_ready_pop(ls))) {
 		if (c->kind == CK_RELAY)
 			lsh_relay_service((struct lsh_relay *)c);
