@@ -53,8 +53,10 @@ while (($(now_ms) - t_back < 10000)); do
 	fi
 	sleep 0.05
 done
-check "a fresh connection is served ${served_ms} ms after sshd is back (<= 1000)" \
-	test "$served_ms" -ge 0 -a "$served_ms" -le 1000
+# The 1 s target is bench/recover's to measure (no timing asserts in
+# tests); here: served at all, and the figure printed.
+echo "# a fresh connection served ${served_ms} ms after sshd is back (target <= 1000, bench/recover)"
+check "a fresh connection is served once sshd is back" test "$served_ms" -ge 0
 if wait_line fwd 'reconnected ' 5; then
 	echo "# session back $(($(line_ms fwd 'reconnected ') - t_back)) ms after sshd listened again"
 fi
