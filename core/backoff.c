@@ -71,6 +71,7 @@ breaker_init(struct breaker *k, uint32_t threshold, uint64_t cooldown_ms)
 	k->failures = 0;
 	k->opened_ms = 0;
 	k->opens = 0;
+	k->cooled = false;
 }
 
 void
