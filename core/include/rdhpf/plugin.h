@@ -392,9 +392,9 @@ struct rdhpf_transport_ops {
 	 * follow; destroy removes everything. */
 	void (*disconnect)(void *state);
 
-	/* Mandatory, asynchronous.  Is the link alive right now?  Must need
-	 * the remote to answer (an end-to-end probe); the core runs it every
-	 * health_interval and counts failures against keepalive_count. */
+	/* Mandatory, asynchronous.  Is the link alive right now?  It should
+	 * need the remote to answer (end to end), not only a local process;
+	 * the core runs it every health_interval and before each sync. */
 	int (*health_check)(void *state, rdhpf_done_fn done, void *arg);
 
 	/* Mandatory, asynchronous, idempotent: adding a forward that exists
