@@ -716,10 +716,11 @@ ev_time(const json_t *o, int podman)
 
 /* Docker's Actor.Attributes of a container event: the container's labels
  * plus these, which the engine adds (a label of the same name cannot be
- * told apart and is dropped with them). */
+ * told apart and is dropped with them; a START takes its labels from
+ * inspect, which has them all). */
 static const char *const docker_not_labels[] = {
     "name", "image", "exitCode", "signal", "execDuration", "execID", "destination",
-    "container", NULL,
+    "container", "containerExitCode", "podId", NULL, /* the last two: podman's compat API */
 };
 
 int

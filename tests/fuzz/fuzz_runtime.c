@@ -43,6 +43,7 @@ on_line(void *arg, const char *line, size_t len)
 	return 0;
 }
 
+#ifndef FUZZ_PODMAN
 static int
 on_body(void *arg, const char *buf, size_t len)
 {
@@ -51,6 +52,7 @@ on_body(void *arg, const char *buf, size_t len)
 	(void)len;
 	return 0;
 }
+#endif
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
