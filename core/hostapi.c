@@ -869,11 +869,12 @@ ctx_free(struct rdhpf_ctx *ctx)
 		return 0;
 	while (ctx->handles) {
 		struct ctx_handle *h = ctx->handles;
-		char what[256];
+		char what[256], msg[300];
 		handle_describe(h, what, sizeof what);
-		/* Named one by one: the conformance suite shows these. */
-		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx),
-		       "plugin left a handle open; the core closed it", "leaked", what, NULL);
+		/* Named one by one, each its own message so that repeats do
+		 * not collapse them: the conformance suite shows these. */
+		snprintf(msg, sizeof msg, "leaked %s", what);
+		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx), msg, NULL);
 		leaked++;
 		switch (h->type) {
 		case HANDLE_IO:
