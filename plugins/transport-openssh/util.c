@@ -1,0 +1,96 @@
+/* transport-openssh: small helpers: strings, stderr tails, timers. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ossh.h"
+
+/* Copy src into dst, truncated to fit; always terminated. */
+void
+copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void
+tail_add(char *tail, size_t *tail_len, const char *p, size_t k)
+{
+	if (k >= TAIL_MAX) {
+		memcpy(tail, p + k - TAIL_MAX, TAIL_MAX);
+		*tail_len = TAIL_MAX;
+	} else {
+		if (*tail_len + k > TAIL_MAX) {
+			size_t drop = *tail_len + k - TAIL_MAX;
+			memmove(tail, tail + drop, *tail_len - drop);
+			*tail_len -= drop;
+		}
+		memcpy(tail + *tail_len, p, k);
+		*tail_len += k;
+	}
+	tail[*tail_len] = '\0';
+}
+
+/* The most telling line of ssh's stderr, for a detail. */
+void
+tail_pick(const char *tail, const char *prefer, char *out, size_t len)
+{
+	const char *best = NULL, *p = tail, *last = NULL;
+	size_t best_len = 0, last_len = 0;
+
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '))
+			n--;
+		if (n > 0 && p[0] != '@') {
+			last = p;
+			last_len = n;
+			if (prefer != NULL && best == NULL && strstr(p, prefer) != NULL &&
+			    (size_t)(strstr(p, prefer) - p) < n) {
+				best = p;
+				best_len = n;
+			}
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	if (best == NULL) {
+		best = last;
+		best_len = last_len;
+	}
+	if (best == NULL) {
+		snprintf(out, len, "no message");
+		return;
+	}
+	if (best_len > 5 && strncmp(best, "ssh: ", 5) == 0) {
+		best += 5; /* ssh's own prefix: the caller adds one */
+		best_len -= 5;
+	}
+	if (best_len >= len)
+		best_len = len - 1;
+	memcpy(out, best, best_len);
+	out[best_len] = '\0';
+}
+
+void
+stop_timer(struct rdhpf_timer **t)
+{
+	if (*t != NULL)
+		H->timer_stop(*t);
+	*t = NULL;
+}
+
+void
+io_close(struct rdhpf_io **io, int *fd)
+{
+	if (*io)
+		H->io_stop(*io);
+	if (*fd >= 0)
+		close(*fd);
+	*io = NULL;
+	*fd = -1;
+}
