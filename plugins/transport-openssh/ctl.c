@@ -9,21 +9,21 @@
 
 #include "ossh.h"
 
-static void mux_io_cb(void *arg, int fd, unsigned rev);
+static void ctl_io_cb(void *arg, int fd, unsigned rev);
 
 static void
-mux_watch(struct oss *o)
+ctl_watch(struct oss *o)
 {
-	if (o->mux.io != NULL)
-		H->io_update(o->mux.io, RDHPF_IO_READ | (buf_avail(&o->mux.w) ? RDHPF_IO_WRITE : 0));
+	if (o->cc.io != NULL)
+		H->io_update(o->cc.io, RDHPF_IO_READ | (buf_avail(&o->cc.w) ? RDHPF_IO_WRITE : 0));
 }
 
 void
-mux_drop_ops(struct oss *o, int status, const char *detail, int call)
+ctl_drop_ops(struct oss *o, int status, const char *detail, int call)
 {
-	struct mop *m = o->mux.head;
+	struct mop *m = o->cc.head;
 
-	o->mux.head = o->mux.tail = NULL;
+	o->cc.head = o->cc.tail = NULL;
 	while (m) {
 		struct mop *next = m->next;
 		if (call && m->done != NULL)
@@ -38,71 +38,75 @@ mux_drop_ops(struct oss *o, int status, const char *detail, int call)
 /* Close the control connection; outstanding requests fail with status
  * (call) or are dropped silently (!call). */
 void
-mux_close(struct oss *o, int status, const char *detail, int call)
+ctl_close(struct oss *o, int status, const char *detail, int call)
 {
-	if (o->mux.io)
-		H->io_stop(o->mux.io);
-	if (o->mux.fd >= 0)
-		close(o->mux.fd);
-	o->mux.io = NULL;
-	o->mux.fd = -1;
-	o->mux.hello = 0;
-	o->mux.answers = 0;
-	buf_free(&o->mux.r);
-	buf_free(&o->mux.w);
-	mux_drop_ops(o, status, detail, call);
+	if (o->cc.io)
+		H->io_stop(o->cc.io);
+	if (o->cc.fd >= 0)
+		close(o->cc.fd);
+	o->cc.io = NULL;
+	o->cc.fd = -1;
+	o->cc.hello = 0;
+	o->cc.answers = 0;
+	buf_free(&o->cc.r);
+	buf_free(&o->cc.w);
+	ctl_drop_ops(o, status, detail, call);
 }
 
 /* Connect the control connection: 0, or -errno (-ENOENT, -ECONNREFUSED:
  * no master listening there). */
 int
-mux_open(struct oss *o)
+ctl_open(struct oss *o)
 {
 	int fd = unix_connect(o->ctl);
 
 	if (fd < 0)
 		return fd;
-	o->mux.fd = fd;
-	o->mux.io = H->io_start(o->ctx, fd, RDHPF_IO_READ, mux_io_cb, o);
-	if (o->mux.io == NULL || mux_hello(&o->mux.w) != 0) {
-		mux_close(o, RDHPF_ERR_IO, NULL, 0);
+	o->cc.fd = fd;
+	o->cc.io = H->io_start(o->ctx, fd, RDHPF_IO_READ, ctl_io_cb, o);
+	if (o->cc.io == NULL || mux_enc_hello(&o->cc.w) != 0) {
+		ctl_close(o, RDHPF_ERR_IO, NULL, 0);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-/* Queue one request: the op (taken over) and its packet.  0, or -1 when
- * the connection cannot be had (m freed). */
+/* The connection, opened if needed.  0, or -1 (logged). */
 static int
-mux_send(struct oss *o, struct mop *m, struct pkt *p)
+ctl_ensure(struct oss *o)
 {
 	int r;
 
-	if (o->mux.fd < 0 && (r = mux_open(o)) != 0) {
+	if (o->cc.fd >= 0)
+		return 0;
+	r = ctl_open(o);
+	if (r != 0) {
 		H->log(o->ctx, RDHPF_LOG_WARN, "cannot reach the ssh control socket", "path", o->ctl,
 		       "err", strerror(-r), NULL);
-		buf_free(&p->b);
-		free(m);
 		return -1;
 	}
-	if (pkt_finish(p, &o->mux.w) != 0) {
-		free(m);
-		return -1;
-	}
+	return 0;
+}
+
+/* Queue the op (taken over) whose packet is in the write buffer. */
+static void
+ctl_queue(struct oss *o, struct mop *m)
+{
+	int r;
+
 	m->next = NULL;
-	if (o->mux.tail)
-		o->mux.tail->next = m;
+	if (o->cc.tail)
+		o->cc.tail->next = m;
 	else
-		o->mux.head = m;
-	o->mux.tail = m;
-	r = sock_flush(o->mux.fd, &o->mux.w);
+		o->cc.head = m;
+	o->cc.tail = m;
+	r = sock_flush(o->cc.fd, &o->cc.w);
 	if (r != 0) {
 		/* The op is queued: it fails with the connection, later. */
 		H->log(o->ctx, RDHPF_LOG_WARN, "ssh control socket write failed", "err", strerror(-r),
 		       NULL);
 	}
-	mux_watch(o);
-	return 0;
+	ctl_watch(o);
 }
 
 static struct mop *
@@ -119,53 +123,53 @@ mop_new(struct oss *o, int kind, rdhpf_done_fn done, void *arg)
 	return m;
 }
 
+/* A request that carries only its id.  0, or -1 when the connection
+ * cannot be had. */
 int
-mux_request_simple(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *arg)
+ctl_request(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *arg)
 {
-	struct mop *m = mop_new(o, kind, done, arg);
-	struct pkt p = {0};
+	struct mop *m;
 
-	if (m == NULL)
+	if (ctl_ensure(o) != 0)
 		return -1;
-	pkt_u32(&p, type);
-	pkt_u32(&p, m->rid);
-	return mux_send(o, m, &p);
+	m = mop_new(o, kind, done, arg);
+	if (m == NULL || mux_enc_request(&o->cc.w, type, m->rid) != 0) {
+		free(m);
+		return -1;
+	}
+	ctl_queue(o, m);
+	return 0;
 }
 
 int
-mux_request_fwd(struct oss *o, int kind, uint32_t type, const char *lhost, uint32_t lport,
+ctl_request_fwd(struct oss *o, int kind, uint32_t type, const char *lhost, uint32_t lport,
                 const char *chost, uint32_t cport, const struct fwd_key *fk, struct ulisten *ul,
                 rdhpf_done_fn done, void *arg)
 {
-	struct mop *m = mop_new(o, kind, done, arg);
-	struct pkt p = {0};
+	struct mop *m;
 
-	if (m == NULL)
+	if (ctl_ensure(o) != 0)
 		return -1;
+	m = mop_new(o, kind, done, arg);
+	if (m == NULL || mux_enc_fwd(&o->cc.w, type, m->rid, lhost, lport, chost, cport) != 0) {
+		free(m);
+		return -1;
+	}
 	if (fk != NULL)
 		m->fk = *fk;
 	m->ul = ul;
-	pkt_u32(&p, type);
-	pkt_u32(&p, m->rid);
-	pkt_u32(&p, MUX_FWD_LOCAL);
-	pkt_str(&p, lhost);
-	pkt_u32(&p, lport);
-	pkt_str(&p, chost);
-	pkt_u32(&p, cport);
-	return mux_send(o, m, &p);
+	ctl_queue(o, m);
+	return 0;
 }
 
 static void
-on_reply(struct oss *o, struct mop *m, uint32_t type, struct rd *r)
+on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 {
 	char reason[256] = "", d[512];
-	uint32_t pid = 0;
+	uint32_t type = msg->type, pid = msg->value;
 	int st;
 
-	if (type == MUX_S_FAILURE || type == MUX_S_PERMISSION_DENIED)
-		rd_str(r, reason, sizeof reason);
-	else if (type == MUX_S_ALIVE || type == MUX_S_REMOTE_PORT)
-		pid = rd_u32(r);
+	mux_str_printable(&msg->reason, reason, sizeof reason);
 	switch (m->kind) {
 	case MOP_READY:
 		on_ready(o, type, pid, reason);
@@ -228,83 +232,83 @@ on_reply(struct oss *o, struct mop *m, uint32_t type, struct rd *r)
 }
 
 static void
-mux_parse(struct oss *o)
+ctl_parse(struct oss *o)
 {
-	while (buf_avail(&o->mux.r) >= 4) {
-		const unsigned char *p = o->mux.r.d + o->mux.r.off;
-		uint32_t len = get_u32(p);
-		struct rd r;
-		uint32_t type, rid;
+	struct mux_msg msg;
+	size_t used;
+	char err[200];
+	int r;
 
-		if (len < 4 || len > MUX_PACKET_MAX) {
-			H->log(o->ctx, RDHPF_LOG_ERROR, "malformed packet from the ssh master", NULL);
-			mux_close(o, RDHPF_ERR_PROTO, "malformed packet from the ssh master", 1);
-			return;
-		}
-		if (buf_avail(&o->mux.r) < 4 + (size_t)len)
-			return;
-		r.p = p + 4;
-		r.n = len;
-		r.err = 0;
-		type = rd_u32(&r);
-		if (type == MUX_MSG_HELLO) {
-			uint32_t v = rd_u32(&r);
-			if (v != MUX_VERSION) {
+	while ((r = mux_decode(o->cc.r.d + o->cc.r.off, buf_avail(&o->cc.r), &msg, &used, err,
+	                       sizeof err)) == 1) {
+		if (msg.type == MUX_MSG_HELLO) {
+			if (msg.version != MUX_VERSION) {
 				char d[96];
-				snprintf(d, sizeof d, "ssh master speaks mux protocol %u, not %u", v,
-				         MUX_VERSION);
-				buf_consume(&o->mux.r, 4 + (size_t)len);
-				mux_close(o, RDHPF_ERR_PROTO, d, 1);
+				snprintf(d, sizeof d, "ssh master speaks mux protocol %u, not %u",
+				         msg.version, MUX_VERSION);
+				buf_consume(&o->cc.r, used);
+				ctl_close(o, RDHPF_ERR_PROTO, d, 1);
 				return;
 			}
-			o->mux.hello = 1;
-		} else {
+			o->cc.hello = 1;
+		} else if (mux_is_reply(msg.type)) {
 			struct mop *m, *prev = NULL;
-			rid = rd_u32(&r);
-			o->mux.answers++;
-			for (m = o->mux.head; m; prev = m, m = m->next)
-				if (m->rid == rid)
+			o->cc.answers++;
+			for (m = o->cc.head; m; prev = m, m = m->next)
+				if (m->rid == msg.id)
 					break;
 			if (m != NULL) {
 				if (prev)
 					prev->next = m->next;
 				else
-					o->mux.head = m->next;
-				if (o->mux.tail == m)
-					o->mux.tail = prev;
-				on_reply(o, m, type, &r);
+					o->cc.head = m->next;
+				if (o->cc.tail == m)
+					o->cc.tail = prev;
+				on_reply(o, m, &msg);
 				free(m);
 			}
+		} else {
+			snprintf(err, sizeof err, "mux request 0x%08x sent by the master to its client",
+			         msg.type);
+			r = -1;
+			break;
 		}
 		/* on_reply may have closed the connection (master_stop keeps it,
 		 * but be safe). */
-		if (o->mux.fd < 0)
+		if (o->cc.fd < 0)
 			return;
-		buf_consume(&o->mux.r, 4 + (size_t)len);
+		buf_consume(&o->cc.r, used);
+	}
+	if (r < 0) {
+		char d[260];
+		snprintf(d, sizeof d, "malformed packet from the ssh master: %.150s", err);
+		H->log(o->ctx, RDHPF_LOG_ERROR, "malformed packet from the ssh master", "err", err,
+		       NULL);
+		ctl_close(o, RDHPF_ERR_PROTO, d, 1);
 	}
 }
 
 static void
-mux_io_cb(void *arg, int fd, unsigned rev)
+ctl_io_cb(void *arg, int fd, unsigned rev)
 {
 	struct oss *o = arg;
 	unsigned char tmp[4096];
 
 	if (rev & RDHPF_IO_WRITE) {
-		int r = sock_flush(fd, &o->mux.w);
+		int r = sock_flush(fd, &o->cc.w);
 		if (r != 0) {
-			mux_close(o, RDHPF_ERR_CLOSED, "ssh control connection lost", 1);
+			ctl_close(o, RDHPF_ERR_CLOSED, "ssh control connection lost", 1);
 			return;
 		}
-		mux_watch(o);
+		ctl_watch(o);
 	}
 	if (!(rev & (RDHPF_IO_READ | RDHPF_IO_ERROR)))
 		return;
 	for (;;) {
 		ssize_t n = recv(fd, tmp, sizeof tmp, 0);
 		if (n > 0) {
-			if (buf_put(&o->mux.r, tmp, (size_t)n) != 0) {
-				mux_close(o, RDHPF_ERR_NOMEM, "out of memory", 1);
+			if (buf_put(&o->cc.r, tmp, (size_t)n) != 0) {
+				ctl_close(o, RDHPF_ERR_NOMEM, "out of memory", 1);
 				return;
 			}
 			if ((size_t)n < sizeof tmp)
@@ -317,10 +321,10 @@ mux_io_cb(void *arg, int fd, unsigned rev)
 			break;
 		/* EOF or error: the master closed the connection or is gone.
 		 * Its exit (if that is it) is seen by the child watch. */
-		mux_parse(o);
-		if (o->mux.fd >= 0)
-			mux_close(o, RDHPF_ERR_CLOSED, "ssh master closed the control connection", 1);
+		ctl_parse(o);
+		if (o->cc.fd >= 0)
+			ctl_close(o, RDHPF_ERR_CLOSED, "ssh master closed the control connection", 1);
 		return;
 	}
-	mux_parse(o);
+	ctl_parse(o);
 }

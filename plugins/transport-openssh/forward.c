@@ -111,7 +111,7 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 	if (e != NULL && !fwkey_same_target(&e->k, &k)) {
 		/* Same local port, new target: the master would refuse to bind
 		 * it twice, so close the old forward first (FIFO order). */
-		if (mux_request_fwd(o, MOP_CLOSE_QUIET, MUX_C_CLOSE_FWD, e->k.bind, e->k.lport,
+		if (ctl_request_fwd(o, MOP_CLOSE_QUIET, MUX_C_CLOSE_FWD, e->k.bind, e->k.lport,
 		                    e->k.rhost, e->k.rport, &e->k, NULL, NULL, NULL) != 0) {
 			link_broken(o);
 			return complete_later(o, done, arg, RDHPF_ERR_CLOSED, "control socket unreachable");
@@ -127,7 +127,7 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 	}
 	/* Always asked of the master: it answers an identical forward with
 	 * OK, and it is the one that knows. */
-	if (mux_request_fwd(o, MOP_OPEN, MUX_C_OPEN_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
+	if (ctl_request_fwd(o, MOP_OPEN, MUX_C_OPEN_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
 	                    done, arg) != 0) {
 		link_broken(o);
 		return complete_later(o, done, arg, RDHPF_ERR_CLOSED, "control socket unreachable");
@@ -152,7 +152,7 @@ t_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done,
 	if (o->st != M_UP)
 		return complete_later(o, done, arg, RDHPF_OK, NULL); /* gone with the master */
 	/* Asked even when not in the books: "not forwarded" is success. */
-	if (mux_request_fwd(o, MOP_CLOSE, MUX_C_CLOSE_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
+	if (ctl_request_fwd(o, MOP_CLOSE, MUX_C_CLOSE_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
 	                    done, arg) != 0) {
 		link_broken(o);
 		return complete_later(o, done, arg, RDHPF_OK, NULL);

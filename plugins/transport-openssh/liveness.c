@@ -66,31 +66,27 @@ lv_dead_cb(void *arg)
 static int
 lv_parse(struct oss *o, char *why, size_t whylen)
 {
-	while (buf_avail(&o->lv_r) >= 4) {
-		const unsigned char *p = o->lv_r.d + o->lv_r.off;
-		uint32_t len = get_u32(p), type, rid;
-		struct rd r;
+	struct mux_msg msg;
+	size_t used;
+	char err[200];
+	int r;
 
-		if (len < 4 || len > MUX_PACKET_MAX) {
-			snprintf(why, whylen, "malformed packet from the ssh master");
-			return -1;
-		}
-		if (buf_avail(&o->lv_r) < 4 + (size_t)len)
-			return 0;
-		r.p = p + 4;
-		r.n = len;
-		r.err = 0;
-		type = rd_u32(&r);
-		rid = rd_u32(&r);
-		if (type == MUX_S_SESSION_OPENED && rid == o->lv_rid)
+	while ((r = mux_decode(o->lv_r.d + o->lv_r.off, buf_avail(&o->lv_r), &msg, &used, err,
+	                       sizeof err)) == 1) {
+		if (msg.type == MUX_S_SESSION_OPENED && msg.id == o->lv_rid)
 			return 1; /* something listens on port 0?  sshd answered anyway */
-		if ((type == MUX_S_FAILURE || type == MUX_S_PERMISSION_DENIED) && rid == o->lv_rid) {
-			rd_str(&r, why, whylen);
+		if ((msg.type == MUX_S_FAILURE || msg.type == MUX_S_PERMISSION_DENIED) &&
+		    msg.id == o->lv_rid) {
+			mux_str_printable(&msg.reason, why, whylen);
 			/* "Session open refused by peer": sshd's refusal, sent after
 			 * the round trip.  Anything else the master said itself. */
 			return strstr(why, "refused by peer") != NULL ? 1 : -1;
 		}
-		buf_consume(&o->lv_r, 4 + (size_t)len); /* the hello */
+		buf_consume(&o->lv_r, used); /* the hello */
+	}
+	if (r < 0) {
+		snprintf(why, whylen, "malformed packet from the ssh master: %.150s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -148,7 +144,6 @@ static void
 lv_send(struct oss *o)
 {
 	struct buf out = {0};
-	struct pkt p = {0};
 	int sv[2] = {-1, -1}, fd;
 	ssize_t n;
 
@@ -165,12 +160,7 @@ lv_send(struct oss *o)
 		return;
 	}
 	o->lv_rid = ++o->next_rid;
-	pkt_u32(&p, MUX_C_NEW_STDIO_FWD);
-	pkt_u32(&p, o->lv_rid);
-	pkt_str(&p, ""); /* reserved */
-	pkt_str(&p, LV_HOST);
-	pkt_u32(&p, LV_PORT);
-	if (mux_hello(&out) != 0 || pkt_finish(&p, &out) != 0)
+	if (mux_enc_hello(&out) != 0 || mux_enc_stdio_fwd(&out, o->lv_rid, LV_HOST, LV_PORT) != 0)
 		goto out;
 	/* The stdio fds: the master owns its copies and closes them when the
 	 * open is refused. */
@@ -186,7 +176,6 @@ lv_send(struct oss *o)
 	o->lv_sent_ms = H->now_ms(o->ctx);
 out:
 	buf_free(&out);
-	buf_free(&p.b);
 	if (fd >= 0)
 		close(fd);
 	close(sv[0]);

@@ -207,7 +207,7 @@ master_gone(struct oss *o, int code, int sig)
 	lv_stop(o);
 	o->st = M_NONE;
 	o->pid = 0;
-	mux_close(o, RDHPF_ERR_CLOSED, "ssh master exited", 1);
+	ctl_close(o, RDHPF_ERR_CLOSED, "ssh master exited", 1);
 	ul_drop_all(o);
 	/* kill -9 leaves the socket behind; nobody listens on it now. */
 	if (unlink_if_stale(o->ctl))
@@ -286,12 +286,12 @@ master_stop(struct oss *o)
 	}
 	if (o->st == M_DYING)
 		return;
-	mux_drop_ops(o, RDHPF_ERR_CANCELLED, NULL, 0);
+	ctl_drop_ops(o, RDHPF_ERR_CANCELLED, NULL, 0);
 	if (o->st == M_UP) {
 		/* The connection stays open until the master is gone: it drops a
 		 * terminate followed at once by EOF. */
-		if (o->mux.fd >= 0 || mux_open(o) == 0)
-			sent = mux_request_simple(o, MOP_TERMINATE, MUX_C_TERMINATE, NULL, NULL) == 0;
+		if (o->cc.fd >= 0 || ctl_open(o) == 0)
+			sent = ctl_request(o, MOP_TERMINATE, MUX_C_TERMINATE, NULL, NULL) == 0;
 	}
 	if (!sent)
 		H->child_kill(o->child, SIGTERM);
@@ -307,14 +307,14 @@ poll_cb(void *arg)
 	struct oss *o = arg;
 	int r;
 
-	if (o->st != M_STARTING || o->mux.fd >= 0)
+	if (o->st != M_STARTING || o->cc.fd >= 0)
 		return;
-	r = mux_open(o);
+	r = ctl_open(o);
 	if (r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN)
 		return; /* not listening yet */
 	if (r == 0) {
 		stop_timer(&o->poll_t);
-		if (mux_request_simple(o, MOP_READY, MUX_C_ALIVE_CHECK, NULL, NULL) == 0)
+		if (ctl_request(o, MOP_READY, MUX_C_ALIVE_CHECK, NULL, NULL) == 0)
 			return;
 		r = -EIO;
 	}
@@ -357,7 +357,7 @@ deadline_cb(void *arg)
  * live socket is another process's master (another rdhpf, or a user's
  * ssh): never touched, never used. */
 static int
-ctl_choose(struct oss *o, char *err, size_t errlen)
+master_ctl_path(struct oss *o, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < CTL_CANDIDATES; i++) {
 		char path[SUN_PATH_PORTABLE];
@@ -431,7 +431,7 @@ master_start(struct oss *o, char *err, size_t errlen)
 	char serr[256];
 	int efd = -1;
 
-	if (ctl_choose(o, err, errlen) != 0)
+	if (master_ctl_path(o, err, errlen) != 0)
 		return RDHPF_ERR_BUSY;
 	if (o->setpriv[0]) {
 		/* Linux: the master dies with us even if we are SIGKILLed. */

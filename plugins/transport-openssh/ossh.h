@@ -136,7 +136,7 @@ struct mop {
 	struct mop *next;
 };
 
-struct mux {
+struct ctl_conn {
 	int fd;
 	struct rdhpf_io *io;
 	struct buf r, w;
@@ -229,7 +229,7 @@ struct oss {
 	void *carg;
 	int connect_queued;
 	uint64_t connect_started_ms;
-	struct mux mux;
+	struct ctl_conn cc;
 	uint32_t next_rid;
 	unsigned ul_seq;
 	/* books and streams */
@@ -272,11 +272,11 @@ void complete_soon(struct oss *o, rdhpf_done_fn done, void *arg, int status, con
 void pending_cancel_all(struct oss *o);
 
 /* ctl.c: the persistent control connection */
-void mux_drop_ops(struct oss *o, int status, const char *detail, int call);
-void mux_close(struct oss *o, int status, const char *detail, int call);
-int mux_open(struct oss *o);
-int mux_request_simple(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *arg);
-int mux_request_fwd(struct oss *o, int kind, uint32_t type, const char *lhost, uint32_t lport,
+void ctl_drop_ops(struct oss *o, int status, const char *detail, int call);
+void ctl_close(struct oss *o, int status, const char *detail, int call);
+int ctl_open(struct oss *o);
+int ctl_request(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *arg);
+int ctl_request_fwd(struct oss *o, int kind, uint32_t type, const char *lhost, uint32_t lport,
                     const char *chost, uint32_t cport, const struct fwd_key *fk, struct ulisten *ul,
                     rdhpf_done_fn done, void *arg);
 

@@ -59,7 +59,7 @@ t_disconnect(void *state)
 	} else if (o->st == M_DYING) {
 		stop_timer(&o->deadline_t);
 	}
-	mux_drop_ops(o, RDHPF_ERR_CANCELLED, NULL, 0);
+	ctl_drop_ops(o, RDHPF_ERR_CANCELLED, NULL, 0);
 }
 
 static int
@@ -77,7 +77,7 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 		snprintf(d, sizeof d, "control socket %.100s was removed", o->ctl);
 		return complete_later(o, done, arg, RDHPF_ERR_CLOSED, d);
 	}
-	if (mux_request_simple(o, MOP_HEALTH, MUX_C_ALIVE_CHECK, done, arg) != 0)
+	if (ctl_request(o, MOP_HEALTH, MUX_C_ALIVE_CHECK, done, arg) != 0)
 		return complete_later(o, done, arg, RDHPF_ERR_CLOSED,
 		                      "ssh master's control socket cannot be reached");
 	return RDHPF_OK;
@@ -212,7 +212,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	o->err_fd = -1;
 	o->lv_fd = -1;
 	o->lv_never = no_liveness;
-	o->mux.fd = -1;
+	o->cc.fd = -1;
 	o->host_name = dup_or_null(p->host_name, &oom);
 	o->user = dup_or_null(p->user, &oom);
 	o->hostname = dup_or_null(p->hostname, &oom);
@@ -278,13 +278,10 @@ t_destroy(void *state)
 		 * the child, and SIGKILLs it at shutdown if it lingers. */
 		int sent = 0;
 		if (o->st != M_DYING) {
-			if (o->mux.fd >= 0 && o->mux.answers > 0 && o->mux.head == NULL &&
-			    buf_avail(&o->mux.w) == 0) {
-				struct pkt p = {0};
-				pkt_u32(&p, MUX_C_TERMINATE);
-				pkt_u32(&p, ++o->next_rid);
-				if (pkt_finish(&p, &o->mux.w) == 0 && sock_flush(o->mux.fd, &o->mux.w) == 0 &&
-				    buf_avail(&o->mux.w) == 0)
+			if (o->cc.fd >= 0 && o->cc.answers > 0 && o->cc.head == NULL &&
+			    buf_avail(&o->cc.w) == 0) {
+				if (mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) == 0 && sock_flush(o->cc.fd, &o->cc.w) == 0 &&
+				    buf_avail(&o->cc.w) == 0)
 					sent = 1;
 			}
 		}
@@ -295,7 +292,7 @@ t_destroy(void *state)
 	} else {
 		unlink_if_stale(o->ctl);
 	}
-	mux_close(o, RDHPF_ERR_CANCELLED, NULL, 0);
+	ctl_close(o, RDHPF_ERR_CANCELLED, NULL, 0);
 	if (o->err_io)
 		H->io_stop(o->err_io);
 	if (o->err_fd >= 0)

@@ -197,56 +197,45 @@ exec_err_cb(void *arg, int fd, unsigned rev)
 static void
 exec_ctl_parse(struct ostream *s)
 {
-	while (buf_avail(&s->cr) >= 4) {
-		const unsigned char *p = s->cr.d + s->cr.off;
-		uint32_t len = get_u32(p), type;
-		struct rd r;
+	struct mux_msg msg;
+	size_t used;
+	char err[200];
+	int r;
 
-		if (len < 4 || len > MUX_PACKET_MAX) {
-			s->status = RDHPF_ERR_PROTO;
-			snprintf(s->reason, sizeof s->reason, "malformed packet from the ssh master");
-			s->ctl_eof = 1;
-			io_close(&s->cio, &s->cfd);
-			return;
-		}
-		if (buf_avail(&s->cr) < 4 + (size_t)len)
-			return;
-		r.p = p + 4;
-		r.n = len;
-		r.err = 0;
-		type = rd_u32(&r);
-		switch (type) {
+	while ((r = mux_decode(s->cr.d + s->cr.off, buf_avail(&s->cr), &msg, &used, err,
+	                       sizeof err)) == 1) {
+		switch (msg.type) {
 		case MUX_MSG_HELLO:
 			break; /* a master of another version refuses our hello */
 		case MUX_S_SESSION_OPENED:
-			(void)rd_u32(&r);
 			s->opened = 1;
 			break;
 		case MUX_S_FAILURE:
 		case MUX_S_PERMISSION_DENIED: {
 			char why[200];
-			(void)rd_u32(&r);
-			rd_str(&r, why, sizeof why);
+			mux_str_printable(&msg.reason, why, sizeof why);
 			s->status = RDHPF_ERR_REMOTE;
 			snprintf(s->reason, sizeof s->reason, "ssh master refused the session: %s", why);
 			s->exited = 1;
 			s->exit_code = -1;
 			break;
 		}
-		case MUX_S_EXIT_MESSAGE: {
-			uint32_t v;
-			(void)rd_u32(&r);
-			v = rd_u32(&r);
-			if (!r.err && !s->exited) {
+		case MUX_S_EXIT_MESSAGE:
+			if (!s->exited) {
 				s->exited = 1;
-				s->exit_code = (int)(v & 0xff);
+				s->exit_code = (int)(msg.value & 0xff);
 			}
 			break;
-		}
 		default:
 			break; /* TTY_ALLOC_FAIL and the like */
 		}
-		buf_consume(&s->cr, 4 + (size_t)len);
+		buf_consume(&s->cr, used);
+	}
+	if (r < 0) {
+		s->status = RDHPF_ERR_PROTO;
+		snprintf(s->reason, sizeof s->reason, "malformed packet from the ssh master: %.150s", err);
+		s->ctl_eof = 1;
+		io_close(&s->cio, &s->cfd);
 	}
 }
 
@@ -295,7 +284,6 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	struct ostream *s;
 	char *cmd;
 	struct buf out = {0};
-	struct pkt p = {0};
 	int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, r = RDHPF_ERR_IO, fd = -1;
 	int gone = 0;
 	ssize_t n;
@@ -339,17 +327,7 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 		fd = -1;
 		goto fail;
 	}
-	pkt_u32(&p, MUX_C_NEW_SESSION);
-	pkt_u32(&p, ++o->next_rid);
-	pkt_str(&p, "");          /* reserved */
-	pkt_u32(&p, 0);           /* want tty */
-	pkt_u32(&p, 0);           /* want X11 forwarding */
-	pkt_u32(&p, 0);           /* want agent forwarding */
-	pkt_u32(&p, 0);           /* subsystem */
-	pkt_u32(&p, 0xffffffffu); /* no escape character */
-	pkt_str(&p, "");          /* terminal type */
-	pkt_str(&p, cmd);
-	if (mux_hello(&out) != 0 || pkt_finish(&p, &out) != 0) {
+	if (mux_enc_hello(&out) != 0 || mux_enc_session(&out, ++o->next_rid, cmd) != 0) {
 		r = RDHPF_ERR_NOMEM;
 		goto fail;
 	}
@@ -386,7 +364,6 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	return RDHPF_OK;
 fail:
 	buf_free(&out);
-	buf_free(&p.b);
 	free(cmd);
 	for (int i = 0; i < 2; i++) {
 		if (sv[i] >= 0)
@@ -548,7 +525,7 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 		ul->state = UL_PENDING;
 		ul->next = o->ul;
 		o->ul = ul;
-		if (mux_request_fwd(o, MOP_UNIX_OPEN, MUX_C_OPEN_FWD, ul->lpath, MUX_PORT_STREAMLOCAL,
+		if (ctl_request_fwd(o, MOP_UNIX_OPEN, MUX_C_OPEN_FWD, ul->lpath, MUX_PORT_STREAMLOCAL,
 		                    ul->rpath, MUX_PORT_STREAMLOCAL, NULL, ul, NULL, NULL) != 0) {
 			ul_free(o, ul);
 			free(s->rpath);
