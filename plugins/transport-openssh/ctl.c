@@ -15,7 +15,7 @@ static void
 ctl_watch(struct oss *o)
 {
 	if (o->cc.io != NULL)
-		H->io_update(o->cc.io, RDHPF_IO_READ | (buf_avail(&o->cc.w) ? RDHPF_IO_WRITE : 0));
+		H->io_update(o->cc.io, RDHPF_IO_READ | (rsdk_buf_size(&o->cc.w) ? RDHPF_IO_WRITE : 0));
 }
 
 void
@@ -26,8 +26,10 @@ ctl_drop_ops(struct oss *o, int status, const char *detail, int call)
 	o->cc.head = o->cc.tail = NULL;
 	while (m) {
 		struct mop *next = m->next;
-		if (call && m->done != NULL)
-			complete_soon(o, m->done, m->arg, status, detail);
+		if (call)
+			op_answer(&m->op, status, detail);
+		else
+			rsdk_op_cancel(m->op);
 		if (call && m->kind == MOP_UNIX_OPEN && m->ul != NULL)
 			ul_ready(o, m->ul, status, detail);
 		free(m);
@@ -46,10 +48,9 @@ ctl_close(struct oss *o, int status, const char *detail, int call)
 		close(o->cc.fd);
 	o->cc.io = NULL;
 	o->cc.fd = -1;
-	o->cc.hello = 0;
 	o->cc.answers = 0;
-	buf_free(&o->cc.r);
-	buf_free(&o->cc.w);
+	rsdk_buf_free(&o->cc.r);
+	rsdk_buf_free(&o->cc.w);
 	ctl_drop_ops(o, status, detail, call);
 }
 
@@ -116,11 +117,34 @@ mop_new(struct oss *o, int kind, rdhpf_done_fn done, void *arg)
 
 	if (m == NULL)
 		return NULL;
+	if (done != NULL && (m->op = rsdk_op_start(&o->pend, done, arg, 0, NULL)) == NULL) {
+		free(m);
+		return NULL;
+	}
 	m->rid = ++o->next_rid;
 	m->kind = kind;
-	m->done = done;
-	m->arg = arg;
 	return m;
+}
+
+/* A request that was never sent: its caller hears nothing (the slot
+ * fails instead). */
+static void
+mop_free(struct mop *m)
+{
+	if (m != NULL)
+		rsdk_op_cancel(m->op);
+	free(m);
+}
+
+/* disconnect/destroy: no callback may follow, but the requests stay
+ * queued (destroy looks at whether any are). */
+void
+ctl_forget_callers(struct oss *o)
+{
+	for (struct mop *m = o->cc.head; m; m = m->next) {
+		rsdk_op_cancel(m->op);
+		m->op = NULL;
+	}
 }
 
 /* A request that carries only its id.  0, or -1 when the connection
@@ -134,7 +158,7 @@ ctl_request(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *ar
 		return -1;
 	m = mop_new(o, kind, done, arg);
 	if (m == NULL || mux_enc_request(&o->cc.w, type, m->rid) != 0) {
-		free(m);
+		mop_free(m);
 		return -1;
 	}
 	ctl_queue(o, m);
@@ -152,7 +176,7 @@ ctl_request_fwd(struct oss *o, int kind, uint32_t type, const char *lhost, uint3
 		return -1;
 	m = mop_new(o, kind, done, arg);
 	if (m == NULL || mux_enc_fwd(&o->cc.w, type, m->rid, lhost, lport, chost, cport) != 0) {
-		free(m);
+		mop_free(m);
 		return -1;
 	}
 	if (fk != NULL)
@@ -169,23 +193,23 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 	uint32_t type = msg->type, pid = msg->value;
 	int st;
 
-	mux_str_printable(&msg->reason, reason, sizeof reason);
+	rsdk_printable(reason, sizeof reason, msg->reason.p, msg->reason.len);
 	switch (m->kind) {
 	case MOP_READY:
 		on_ready(o, type, pid, reason);
 		break;
 	case MOP_HEALTH:
 		if (type == MUX_S_ALIVE && (int)pid == o->pid)
-			complete_soon(o, m->done, m->arg, RDHPF_OK, NULL);
+			op_answer(&m->op, RDHPF_OK, NULL);
 		else {
 			snprintf(d, sizeof d, "ssh master alive check: unexpected answer 0x%08x %s", type,
 			         reason);
-			complete_soon(o, m->done, m->arg, RDHPF_ERR_PROTO, d);
+			op_answer(&m->op, RDHPF_ERR_PROTO, d);
 		}
 		break;
 	case MOP_OPEN:
 		if (type == MUX_S_OK) {
-			complete_soon(o, m->done, m->arg, RDHPF_OK, NULL);
+			op_answer(&m->op, RDHPF_OK, NULL);
 			break;
 		}
 		{
@@ -198,7 +222,7 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 			if (e != NULL && fwkey_same_target(&e->k, &m->fk))
 				fw_drop(o, e);
 			snprintf(d, sizeof d, "ssh master: %s (%s)", reason[0] ? reason : "failed", why);
-			complete_soon(o, m->done, m->arg, st, d);
+			op_answer(&m->op, st, d);
 		}
 		break;
 	case MOP_CLOSE:
@@ -211,7 +235,7 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 		if (st != RDHPF_OK)
 			snprintf(d, sizeof d, "ssh master: %s", reason);
 		if (m->kind == MOP_CLOSE)
-			complete_soon(o, m->done, m->arg, st, st == RDHPF_OK ? NULL : d);
+			op_answer(&m->op, st, st == RDHPF_OK ? NULL : d);
 		else if (st != RDHPF_OK)
 			H->log(o->ctx, RDHPF_LOG_WARN, "replacing a forward: closing the old one failed",
 			       "err", d, NULL);
@@ -239,18 +263,17 @@ ctl_parse(struct oss *o)
 	char err[200];
 	int r;
 
-	while ((r = mux_decode(o->cc.r.d + o->cc.r.off, buf_avail(&o->cc.r), &msg, &used, err,
+	while ((r = mux_decode(rsdk_buf_str(&o->cc.r), rsdk_buf_size(&o->cc.r), &msg, &used, err,
 	                       sizeof err)) == 1) {
 		if (msg.type == MUX_MSG_HELLO) {
 			if (msg.version != MUX_VERSION) {
 				char d[96];
 				snprintf(d, sizeof d, "ssh master speaks mux protocol %u, not %u",
 				         msg.version, MUX_VERSION);
-				buf_consume(&o->cc.r, used);
+				rsdk_buf_consume(&o->cc.r, used);
 				ctl_close(o, RDHPF_ERR_PROTO, d, 1);
 				return;
 			}
-			o->cc.hello = 1;
 		} else if (mux_is_reply(msg.type)) {
 			struct mop *m, *prev = NULL;
 			o->cc.answers++;
@@ -277,7 +300,7 @@ ctl_parse(struct oss *o)
 		 * but be safe). */
 		if (o->cc.fd < 0)
 			return;
-		buf_consume(&o->cc.r, used);
+		rsdk_buf_consume(&o->cc.r, used);
 	}
 	if (r < 0) {
 		char d[260];
@@ -307,7 +330,7 @@ ctl_io_cb(void *arg, int fd, unsigned rev)
 	for (;;) {
 		ssize_t n = recv(fd, tmp, sizeof tmp, 0);
 		if (n > 0) {
-			if (buf_put(&o->cc.r, tmp, (size_t)n) != 0) {
+			if (rsdk_buf_append(&o->cc.r, tmp, (size_t)n) != 0) {
 				ctl_close(o, RDHPF_ERR_NOMEM, "out of memory", 1);
 				return;
 			}

@@ -80,17 +80,19 @@ bind_probe(const char *addr, uint16_t port, char *why, size_t len)
 	return r;
 }
 
+/* The core's forward, read only inside its struct_size: every member we
+ * use is 2.0, so a shorter struct is a broken caller. */
 static int
 fwd_key_make(const struct rdhpf_forward *f, struct fwd_key *k)
 {
-	if (f == NULL || f->bind_address == NULL || f->remote_host == NULL || f->local_port == 0 ||
+	if (f == NULL || !RDHPF_HAS(f, remote_port) || f->bind_address == NULL || f->remote_host == NULL || f->local_port == 0 ||
 	    f->remote_port == 0 || strlen(f->bind_address) >= sizeof k->bind ||
 	    strlen(f->remote_host) >= sizeof k->rhost || f->bind_address[0] == '\0' ||
 	    f->remote_host[0] == '\0')
 		return -1;
 	memset(k, 0, sizeof *k);
-	copy_str(k->bind, sizeof k->bind, f->bind_address);
-	copy_str(k->rhost, sizeof k->rhost, f->remote_host);
+	snprintf(k->bind, sizeof k->bind, "%s", f->bind_address);
+	snprintf(k->rhost, sizeof k->rhost, "%s", f->remote_host);
 	k->lport = f->local_port;
 	k->rport = f->remote_port;
 	return 0;

@@ -11,7 +11,7 @@ static void
 lv_close(struct oss *o)
 {
 	io_close(&o->lv_io, &o->lv_fd);
-	buf_free(&o->lv_r);
+	rsdk_buf_free(&o->lv_r);
 }
 
 void
@@ -71,18 +71,18 @@ lv_parse(struct oss *o, char *why, size_t whylen)
 	char err[200];
 	int r;
 
-	while ((r = mux_decode(o->lv_r.d + o->lv_r.off, buf_avail(&o->lv_r), &msg, &used, err,
+	while ((r = mux_decode(rsdk_buf_str(&o->lv_r), rsdk_buf_size(&o->lv_r), &msg, &used, err,
 	                       sizeof err)) == 1) {
 		if (msg.type == MUX_S_SESSION_OPENED && msg.id == o->lv_rid)
 			return 1; /* something listens on port 0?  sshd answered anyway */
 		if ((msg.type == MUX_S_FAILURE || msg.type == MUX_S_PERMISSION_DENIED) &&
 		    msg.id == o->lv_rid) {
-			mux_str_printable(&msg.reason, why, whylen);
+			rsdk_printable(why, whylen, msg.reason.p, msg.reason.len);
 			/* "Session open refused by peer": sshd's refusal, sent after
 			 * the round trip.  Anything else the master said itself. */
 			return strstr(why, "refused by peer") != NULL ? 1 : -1;
 		}
-		buf_consume(&o->lv_r, used); /* the hello */
+		rsdk_buf_consume(&o->lv_r, used); /* the hello */
 	}
 	if (r < 0) {
 		snprintf(why, whylen, "malformed packet from the ssh master: %.150s", err);
@@ -103,7 +103,7 @@ lv_io_cb(void *arg, int fd, unsigned rev)
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);
 		if (n > 0) {
-			if (buf_put(&o->lv_r, buf, (size_t)n) != 0)
+			if (rsdk_buf_append(&o->lv_r, buf, (size_t)n) != 0)
 				break;
 			got = lv_parse(o, why, sizeof why);
 			if (got != 0)
@@ -143,7 +143,7 @@ lv_io_cb(void *arg, int fd, unsigned rev)
 static void
 lv_send(struct oss *o)
 {
-	struct buf out = {0};
+	struct rsdk_buf out = {0};
 	int sv[2] = {-1, -1}, fd;
 	ssize_t n;
 
@@ -164,8 +164,8 @@ lv_send(struct oss *o)
 		goto out;
 	/* The stdio fds: the master owns its copies and closes them when the
 	 * open is refused. */
-	n = send(fd, out.d + out.off, buf_avail(&out), MSG_NOSIGNAL);
-	if (n < 0 || (size_t)n != buf_avail(&out) || send_fd(fd, sv[1]) != 0 ||
+	n = send(fd, rsdk_buf_str(&out), rsdk_buf_size(&out), MSG_NOSIGNAL);
+	if (n < 0 || (size_t)n != rsdk_buf_size(&out) || send_fd(fd, sv[1]) != 0 ||
 	    send_fd(fd, sv[1]) != 0)
 		goto out;
 	o->lv_io = H->io_start(o->ctx, fd, RDHPF_IO_READ, lv_io_cb, o);
@@ -175,7 +175,7 @@ lv_send(struct oss *o)
 	fd = -1;
 	o->lv_sent_ms = H->now_ms(o->ctx);
 out:
-	buf_free(&out);
+	rsdk_buf_free(&out);
 	if (fd >= 0)
 		close(fd);
 	close(sv[0]);

@@ -30,31 +30,27 @@ on_ready(struct oss *o, uint32_t type, uint32_t pid, const char *reason)
 	} else {
 		char ms[24];
 		uint64_t took = H->now_ms(o->ctx) - o->connect_started_ms;
-		rdhpf_done_fn done = o->cdone;
-		void *arg = o->carg;
+		struct rsdk_op *op = o->cop;
 
 		o->st = M_UP;
 		H->timer_stop(o->poll_t);
 		H->timer_stop(o->deadline_t);
 		o->poll_t = o->deadline_t = NULL;
-		o->cdone = NULL;
+		o->cop = NULL;
 		lv_start(o);
 		snprintf(ms, sizeof ms, "%llu", (unsigned long long)took);
 		H->log(o->ctx, RDHPF_LOG_INFO, "ssh master connected", "dest", o->where, "pid",
 		       (snprintf(d, sizeof d, "%d", o->pid), d), "took_ms", ms, NULL);
 		H->observe(o->ctx, "ssh_master_connect_seconds", (double)took / 1000.0);
-		if (done != NULL)
-			complete_soon(o, done, arg, RDHPF_OK, NULL);
+		op_answer(&op, RDHPF_OK, NULL);
 		return;
 	}
 	{
-		rdhpf_done_fn done = o->cdone;
-		void *arg = o->carg;
-		o->cdone = NULL;
+		struct rsdk_op *op = o->cop;
+		o->cop = NULL;
 		H->log(o->ctx, RDHPF_LOG_ERROR, "ssh master unusable", "err", d, NULL);
 		master_stop(o);
-		if (done != NULL)
-			complete_soon(o, done, arg, RDHPF_ERR_GENERIC, d);
+		op_answer(&op, RDHPF_ERR_GENERIC, d);
 	}
 }
 
@@ -186,8 +182,7 @@ master_gone(struct oss *o, int code, int sig)
 {
 	enum mstate was = o->st;
 	char d[768], cs[16], ss[16];
-	rdhpf_done_fn done = o->cdone;
-	void *carg = o->carg;
+	struct rsdk_op *op = o->cop;
 
 	master_err_drain(o);
 	if (o->line_len > 0) {
@@ -218,11 +213,10 @@ master_gone(struct oss *o, int code, int sig)
 
 	if (was == M_STARTING) {
 		int st = master_classify(o, code, sig, d, sizeof d);
-		o->cdone = NULL;
+		o->cop = NULL;
 		H->log(o->ctx, RDHPF_LOG_WARN, "ssh master failed to connect", "dest", o->where,
 		       "status", cs, "signal", ss, "err", d, NULL);
-		if (done != NULL)
-			complete_soon(o, done, carg, st, d);
+		op_answer(&op, st, d);
 		return;
 	}
 	if (was == M_UP) {
@@ -242,9 +236,8 @@ master_gone(struct oss *o, int code, int sig)
 		o->connect_queued = 0;
 		r = master_start(o, err, sizeof err);
 		if (r != RDHPF_OK) {
-			o->cdone = NULL;
-			if (done != NULL)
-				complete_soon(o, done, carg, r, err);
+			o->cop = NULL;
+			op_answer(&op, r, err);
 		}
 	}
 }
@@ -286,7 +279,9 @@ master_stop(struct oss *o)
 	}
 	if (o->st == M_DYING)
 		return;
-	ctl_drop_ops(o, RDHPF_ERR_CANCELLED, NULL, 0);
+	/* Requests in flight get their answer now (disconnect forgot their
+	 * callers already). */
+	ctl_drop_ops(o, RDHPF_ERR_CLOSED, "the ssh master is being stopped", 1);
 	if (o->st == M_UP) {
 		/* The connection stays open until the master is gone: it drops a
 		 * terminate followed at once by EOF. */
@@ -320,13 +315,11 @@ poll_cb(void *arg)
 	}
 	{
 		char d[256];
-		rdhpf_done_fn done = o->cdone;
-		void *carg = o->carg;
+		struct rsdk_op *op = o->cop;
 		snprintf(d, sizeof d, "cannot use the control socket %s: %s", o->ctl, strerror(-r));
-		o->cdone = NULL;
+		o->cop = NULL;
 		master_stop(o);
-		if (done != NULL)
-			complete_soon(o, done, carg, RDHPF_ERR_IO, d);
+		op_answer(&op, RDHPF_ERR_IO, d);
 	}
 }
 
@@ -335,8 +328,7 @@ deadline_cb(void *arg)
 {
 	struct oss *o = arg;
 	char d[640], line[300];
-	rdhpf_done_fn done = o->cdone;
-	void *carg = o->carg;
+	struct rsdk_op *op = o->cop;
 
 	stop_timer(&o->deadline_t);
 	if (o->st != M_STARTING && o->st != M_DYING)
@@ -345,12 +337,11 @@ deadline_cb(void *arg)
 	tail_pick(o->tail, NULL, line, sizeof line);
 	snprintf(d, sizeof d, "ssh master for %.120s not ready within %llu ms (ssh: %.300s)", o->where,
 	         (unsigned long long)o->connect_timeout_ms, o->tail_len ? line : "no message");
-	o->cdone = NULL;
+	o->cop = NULL;
 	o->connect_queued = 0;
 	H->log(o->ctx, RDHPF_LOG_WARN, "ssh master connect timed out", "err", d, NULL);
 	master_stop(o);
-	if (done != NULL)
-		complete_soon(o, done, carg, RDHPF_ERR_TIMEOUT, d);
+	op_answer(&op, RDHPF_ERR_TIMEOUT, d);
 }
 
 /* Pick the control path: our name if free or stale, else the next one.  A
@@ -370,7 +361,7 @@ master_ctl_path(struct oss *o, char *err, size_t errlen)
 		if (lstat(path, &st) != 0) {
 			if (errno != ENOENT)
 				continue;
-			copy_str(o->ctl, sizeof o->ctl, path);
+			snprintf(o->ctl, sizeof o->ctl, "%s", path);
 			return 0;
 		}
 		if (!S_ISSOCK(st.st_mode)) {
@@ -380,7 +371,7 @@ master_ctl_path(struct oss *o, char *err, size_t errlen)
 		}
 		if (unlink_if_stale(path)) {
 			H->log(o->ctx, RDHPF_LOG_INFO, "removed a stale control socket", "path", path, NULL);
-			copy_str(o->ctl, sizeof o->ctl, path);
+			snprintf(o->ctl, sizeof o->ctl, "%s", path);
 			return 0;
 		}
 		H->log(o->ctx, RDHPF_LOG_WARN,

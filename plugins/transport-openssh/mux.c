@@ -9,7 +9,7 @@
 
 /* A packet under construction: length (filled in last), then the body. */
 struct enc {
-	struct buf b;
+	struct rsdk_buf b;
 	int err;
 };
 
@@ -34,7 +34,7 @@ enc_u32(struct enc *e, uint32_t v)
 	unsigned char x[4];
 
 	put_u32(x, v);
-	if (e->err == 0 && buf_put(&e->b, x, 4) != 0)
+	if (e->err == 0 && rsdk_buf_append(&e->b, x, 4) != 0)
 		e->err = 1;
 }
 
@@ -48,22 +48,22 @@ enc_str(struct enc *e, const char *s)
 		return;
 	}
 	enc_u32(e, (uint32_t)n);
-	if (e->err == 0 && buf_put(&e->b, s, n) != 0)
+	if (e->err == 0 && rsdk_buf_append(&e->b, s, n) != 0)
 		e->err = 1;
 }
 
 /* Append the packet to out (one append: all or nothing) and free it. */
 static int
-enc_finish(struct enc *e, struct buf *out)
+enc_finish(struct enc *e, struct rsdk_buf *out)
 {
-	size_t n = buf_avail(&e->b);
+	size_t n = rsdk_buf_size(&e->b);
 	int r = -1;
 
 	if (e->err == 0 && n >= 4 && n - 4 <= MUX_PACKET_MAX) {
-		put_u32(e->b.d + e->b.off, (uint32_t)(n - 4));
-		r = buf_put(out, e->b.d + e->b.off, n) == 0 ? 0 : -1;
+		put_u32((unsigned char *)e->b.data + e->b.off, (uint32_t)(n - 4));
+		r = rsdk_buf_append(out, rsdk_buf_str(&e->b), n) == 0 ? 0 : -1;
 	}
-	buf_free(&e->b);
+	rsdk_buf_free(&e->b);
 	return r;
 }
 
@@ -74,13 +74,13 @@ enc_begin(struct enc *e, uint32_t type)
 	static const unsigned char len[4];
 
 	memset(e, 0, sizeof *e);
-	if (buf_put(&e->b, len, 4) != 0)
+	if (rsdk_buf_append(&e->b, len, 4) != 0)
 		e->err = 1;
 	enc_u32(e, type);
 }
 
 int
-mux_enc_hello(struct buf *out)
+mux_enc_hello(struct rsdk_buf *out)
 {
 	struct enc e;
 
@@ -90,7 +90,7 @@ mux_enc_hello(struct buf *out)
 }
 
 int
-mux_enc_request(struct buf *out, uint32_t type, uint32_t id)
+mux_enc_request(struct rsdk_buf *out, uint32_t type, uint32_t id)
 {
 	struct enc e;
 
@@ -100,7 +100,7 @@ mux_enc_request(struct buf *out, uint32_t type, uint32_t id)
 }
 
 int
-mux_enc_fwd(struct buf *out, uint32_t type, uint32_t id, const char *lhost, uint32_t lport,
+mux_enc_fwd(struct rsdk_buf *out, uint32_t type, uint32_t id, const char *lhost, uint32_t lport,
             const char *chost, uint32_t cport)
 {
 	struct enc e;
@@ -116,7 +116,7 @@ mux_enc_fwd(struct buf *out, uint32_t type, uint32_t id, const char *lhost, uint
 }
 
 int
-mux_enc_session(struct buf *out, uint32_t id, const char *cmd)
+mux_enc_session(struct rsdk_buf *out, uint32_t id, const char *cmd)
 {
 	struct enc e;
 
@@ -134,7 +134,7 @@ mux_enc_session(struct buf *out, uint32_t id, const char *cmd)
 }
 
 int
-mux_enc_stdio_fwd(struct buf *out, uint32_t id, const char *host, uint32_t port)
+mux_enc_stdio_fwd(struct rsdk_buf *out, uint32_t id, const char *host, uint32_t port)
 {
 	struct enc e;
 
@@ -345,18 +345,4 @@ mux_decode(const void *buf, size_t n, struct mux_msg *m, size_t *used, char *err
 	}
 	*used = 4 + (size_t)len;
 	return 1;
-}
-
-void
-mux_str_printable(const struct mux_str *s, char *out, size_t outlen)
-{
-	size_t k = 0;
-
-	if (outlen == 0)
-		return;
-	for (uint32_t i = 0; i < s->len && k + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)s->p[i];
-		out[k++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	out[k] = '\0';
 }

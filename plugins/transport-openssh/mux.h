@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "rdhpf/sdk.h"
 
 #define MUX_MSG_HELLO 0x00000001u
 #define MUX_C_NEW_SESSION 0x10000002u
@@ -33,7 +33,7 @@
 #define MUX_PACKET_MAX (256u * 1024u)
 
 /* A string inside the decoded packet: not NUL-terminated, valid as long
- * as the bytes given to mux_decode. */
+ * as the bytes given to mux_decode; raw (rsdk_printable before logging). */
 struct mux_str {
 	const char *p;
 	uint32_t len;
@@ -69,18 +69,18 @@ struct mux_msg {
 
 /* Encoders: append one whole packet (length, then body) to out.  0, or -1
  * on ENOMEM or a packet over MUX_PACKET_MAX; out is unchanged then. */
-int mux_enc_hello(struct buf *out);
+int mux_enc_hello(struct rsdk_buf *out);
 /* A request that carries only its id: C_ALIVE_CHECK, C_TERMINATE. */
-int mux_enc_request(struct buf *out, uint32_t type, uint32_t id);
+int mux_enc_request(struct rsdk_buf *out, uint32_t type, uint32_t id);
 /* C_OPEN_FWD / C_CLOSE_FWD of a local forward (MUX_FWD_LOCAL); a port of
  * MUX_PORT_STREAMLOCAL makes that side a Unix socket path. */
-int mux_enc_fwd(struct buf *out, uint32_t type, uint32_t id, const char *lhost, uint32_t lport,
+int mux_enc_fwd(struct rsdk_buf *out, uint32_t type, uint32_t id, const char *lhost, uint32_t lport,
                 const char *chost, uint32_t cport);
 /* C_NEW_SESSION running cmd: no tty, no X11, no agent, no escape
  * character; the three stdio fds follow the packet (SCM_RIGHTS). */
-int mux_enc_session(struct buf *out, uint32_t id, const char *cmd);
+int mux_enc_session(struct rsdk_buf *out, uint32_t id, const char *cmd);
 /* C_NEW_STDIO_FWD to host:port (`ssh -W`); two fds follow the packet. */
-int mux_enc_stdio_fwd(struct buf *out, uint32_t id, const char *host, uint32_t port);
+int mux_enc_stdio_fwd(struct rsdk_buf *out, uint32_t id, const char *host, uint32_t port);
 
 /* Decode the packet at the start of p[0..n).  Returns 1 with *m filled
  * and *used = its size in bytes; 0 when p holds only part of it (read
@@ -93,9 +93,5 @@ int mux_decode(const void *p, size_t n, struct mux_msg *m, size_t *used, char *e
 /* Is type an answer of the master (S_*), as opposed to a request (C_*)
  * or the hello? */
 int mux_is_reply(uint32_t type);
-
-/* Copy s into out (truncated, NUL-terminated), control characters
- * replaced by '?': the master's words end up in logs. */
-void mux_str_printable(const struct mux_str *s, char *out, size_t outlen);
 
 #endif

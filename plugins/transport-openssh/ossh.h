@@ -8,10 +8,11 @@
  *   liveness.c  the end-to-end liveness probe and its keepalive counting
  *   stream.c    exec and open_unix streams over mux sessions
  *   forward.c   forwards: the books, open/close through the master
- *   pending.c   deferred completions
  *   sock.c      Unix sockets and descriptors
- *   buf.c       byte buffers
- *   util.c      small helpers (strings, stderr tails, timers)
+ *   util.c      small helpers (answers, stderr tails, timers)
+ *
+ * From the plugin SDK (rdhpf/sdk.h): byte buffers (rsdk_buf) and the
+ * books of callers waiting for an answer (rsdk_pending).
  *
  * The system ssh client as a ControlMaster, one TCP connection per host.
  * Like the docker CLI's ssh://, it honours the user's ssh_config, agent and
@@ -69,8 +70,8 @@
 #include <stdint.h>
 
 #include "rdhpf/plugin.h"
+#include "rdhpf/sdk.h"
 
-#include "buf.h"
 #include "mux.h"
 
 #define POLL_MS 20             /* while the master comes up */
@@ -129,8 +130,7 @@ struct fwd_key {
 struct mop {
 	uint32_t rid;
 	int kind;
-	rdhpf_done_fn done;
-	void *arg;
+	struct rsdk_op *op; /* the caller's done, if any (in o->pend) */
 	struct fwd_key fk;
 	struct ulisten *ul;
 	struct mop *next;
@@ -139,8 +139,7 @@ struct mop {
 struct ctl_conn {
 	int fd;
 	struct rdhpf_io *io;
-	struct buf r, w;
-	int hello;          /* the master's hello arrived */
+	struct rsdk_buf r, w;
 	unsigned long answers; /* replies seen: our hello was processed */
 	struct mop *head, *tail;
 };
@@ -161,29 +160,20 @@ struct ulisten {
 	struct ulisten *next;
 };
 
-struct pending {
-	struct oss *o;
-	rdhpf_done_fn done;
-	void *arg;
-	int status;
-	int has_detail;
-	char detail[512];
-	struct rdhpf_timer *t;
-	struct pending *next;
-};
-
 enum { S_EXEC = 1, S_UNIX };
 
 struct ostream {
 	struct oss *o;
 	int kind;
-	const struct rdhpf_stream_cbs *cbs;
+	/* the opener's callbacks, copied (RDHPF_HAS-checked) at open */
+	void (*on_data)(void *arg, const char *buf, size_t len);
+	void (*on_close)(void *arg, int status, int exit_code, const char *detail);
 	void *arg;
 	/* exec: the session's control connection; unix: the data socket */
 	int cfd;
 	struct rdhpf_io *cio;
-	struct buf cr;     /* exec: control bytes read */
-	struct buf w;      /* bytes for the remote (stdin / socket) */
+	struct rsdk_buf cr;     /* exec: control bytes read */
+	struct rsdk_buf w;      /* bytes for the remote (stdin / socket) */
 	int in_fd;         /* exec: our end of stdin */
 	struct rdhpf_io *in_io;
 	int out_fd, err_fd;
@@ -225,8 +215,7 @@ struct oss {
 	size_t line_len;
 	struct rdhpf_timer *poll_t, *deadline_t, *kill_t;
 	int kill_stage;
-	rdhpf_done_fn cdone;
-	void *carg;
+	struct rsdk_op *cop; /* connect's caller, while it waits */
 	int connect_queued;
 	uint64_t connect_started_ms;
 	struct ctl_conn cc;
@@ -236,12 +225,12 @@ struct oss {
 	struct fwd_entry *fw;
 	struct ulisten *ul;
 	struct ostream *streams;
-	struct pending *pend;
+	struct rsdk_pending pend; /* every caller's done waits here */
 	/* end-to-end liveness (see the top of this file) */
 	struct rdhpf_timer *lv_tick_t, *lv_dead_t;
 	int lv_fd;               /* the probe's control connection, -1 if none */
 	struct rdhpf_io *lv_io;
-	struct buf lv_r;
+	struct rsdk_buf lv_r;
 	uint32_t lv_rid;
 	uint64_t lv_sent_ms;     /* when the probe in flight went out */
 	uint64_t lv_last_ms;     /* the last answer (or the master coming up) */
@@ -256,23 +245,21 @@ int fd_prepare(int fd, int nonblock);
 int unix_connect(const char *path);
 int pipe_pair(int *rd_end, int *wr_end, int ours_is_read);
 int send_fd(int sock, int fd);
-int sock_flush(int fd, struct buf *b);
+int sock_flush(int fd, struct rsdk_buf *b);
 int unlink_if_stale(const char *path);
 
 /* util.c: small helpers */
-void copy_str(char *dst, size_t len, const char *src);
+int complete_later(struct oss *o, rdhpf_done_fn done, void *arg, int status, const char *detail);
+void op_answer(struct rsdk_op **op, int status, const char *detail);
 void tail_add(char *tail, size_t *tail_len, const char *p, size_t k);
 void tail_pick(const char *tail, const char *prefer, char *out, size_t len);
 void stop_timer(struct rdhpf_timer **t);
 void io_close(struct rdhpf_io **io, int *fd);
 
-/* pending.c: deferred completions (never call back before the op returns) */
-int complete_later(struct oss *o, rdhpf_done_fn done, void *arg, int status, const char *detail);
-void complete_soon(struct oss *o, rdhpf_done_fn done, void *arg, int status, const char *detail);
-void pending_cancel_all(struct oss *o);
 
 /* ctl.c: the persistent control connection */
 void ctl_drop_ops(struct oss *o, int status, const char *detail, int call);
+void ctl_forget_callers(struct oss *o);
 void ctl_close(struct oss *o, int status, const char *detail, int call);
 int ctl_open(struct oss *o);
 int ctl_request(struct oss *o, int kind, uint32_t type, rdhpf_done_fn done, void *arg);

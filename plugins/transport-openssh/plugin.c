@@ -11,6 +11,69 @@
 
 const struct rdhpf_host_api *H;
 
+/* The per-host options; opt_check has a case for each. */
+static const struct rdhpf_option_desc *const options[] = {
+	RDHPF_OPTION("ssh_binary", "the ssh client to run (default: ssh from PATH)"),
+	RDHPF_OPTION("ssh_config",
+	             "ssh_config file passed as -F (default: the user's and the system's)"),
+	RDHPF_OPTION("pdeathsig",
+	             "yes (default): on Linux, run ssh under setpriv --pdeathsig so that the master "
+	             "dies with rdhpf even if rdhpf is killed; no: plain ssh"),
+	RDHPF_OPTION("liveness",
+	             "yes (default): every keepalive_interval, check through the master that sshd "
+	             "answers (a channel open sshd refuses: one \"connect_to 127.0.0.1 port 0: "
+	             "failed.\" line in its log each time); the link is dead after keepalive_count "
+	             "intervals unanswered; no: ssh's ServerAlive only (slower under load)"),
+	NULL,
+};
+
+/* A word ssh gets as one argument (a program, a file): not empty, not
+ * taken for an option, no control characters.  The reason names the bad
+ * part. */
+static int
+check_arg(const char *what, const char *v, char *err, size_t errlen)
+{
+	if (v[0] == '\0') {
+		snprintf(err, errlen, "empty: %s expected", what);
+		return RDHPF_ERR_INVAL;
+	}
+	if (v[0] == '-') {
+		snprintf(err, errlen, "'%.100s' starts with '-': ssh would take it for an option, not %s",
+		         v, what);
+		return RDHPF_ERR_INVAL;
+	}
+	for (size_t i = 0; v[i] != '\0'; i++) {
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			snprintf(err, errlen, "control character 0x%02x at byte %zu", (unsigned char)v[i],
+			         i + 1);
+			return RDHPF_ERR_INVAL;
+		}
+	}
+	return RDHPF_OK;
+}
+
+/* One option's value, without I/O: what create refuses, and why (the
+ * caller adds the key). */
+static int
+opt_check(const char *key, const char *v, char *err, size_t errlen)
+{
+	int b;
+
+	if (key == NULL || v == NULL) {
+		snprintf(err, errlen, "no %s", key == NULL ? "key" : "value");
+		return RDHPF_ERR_INVAL;
+	}
+	if (strcmp(key, "ssh_binary") == 0)
+		return check_arg("a program", v, err, errlen);
+	if (strcmp(key, "ssh_config") == 0)
+		return check_arg("a file", v, err, errlen);
+	if (strcmp(key, "pdeathsig") == 0 || strcmp(key, "liveness") == 0)
+		return rsdk_parse_bool(v, &b, err, errlen);
+	snprintf(err, errlen,
+	         "not an option of the openssh transport (ssh_binary, ssh_config, pdeathsig, liveness)");
+	return RDHPF_ERR_INVAL;
+}
+
 static void t_destroy(void *state);
 
 static int
@@ -22,10 +85,11 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 
 	if (o->st == M_UP)
 		return complete_later(o, done, arg, RDHPF_OK, NULL);
-	if (o->st == M_STARTING || o->cdone != NULL)
+	if (o->st == M_STARTING || o->cop != NULL)
 		return RDHPF_ERR_BUSY;
-	o->cdone = done;
-	o->carg = arg;
+	o->cop = rsdk_op_start(&o->pend, done, arg, 0, NULL);
+	if (o->cop == NULL)
+		return RDHPF_ERR_NOMEM;
 	if (o->st == M_DYING) {
 		/* One master per host: the next starts when the last is reaped
 		 * (its control socket is gone then). */
@@ -37,7 +101,8 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 	}
 	r = master_start(o, err, sizeof err);
 	if (r != RDHPF_OK) {
-		o->cdone = NULL;
+		rsdk_op_cancel(o->cop);
+		o->cop = NULL;
 		H->log(o->ctx, RDHPF_LOG_ERROR, "cannot start the ssh master", "err", err, NULL);
 		return r;
 	}
@@ -49,8 +114,10 @@ t_disconnect(void *state)
 {
 	struct oss *o = state;
 
-	pending_cancel_all(o);
-	o->cdone = NULL;
+	/* No callback follows disconnect/destroy: forget every caller. */
+	ctl_forget_callers(o);
+	o->cop = NULL;
+	rsdk_pending_cancel_all(&o->pend);
 	o->connect_queued = 0;
 	close_streams(o);
 	if (o->st == M_STARTING || o->st == M_UP) {
@@ -134,8 +201,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 {
 	struct oss *o;
 	struct stat st;
-	int oom = 0, pdeath = 1, no_liveness = 0;
-	const char *ssh_bin = "ssh";
+	int oom = 0, pdeath = 1, liveness = 1;
+	const char *ssh_bin = "ssh", *ssh_config = NULL;
 	char portb[8], qpath[QPATH_MAX];
 
 	if (p == NULL || p->hostname == NULL || !word_ok(p->hostname)) {
@@ -164,35 +231,23 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		         p->runtime_dir);
 		return RDHPF_ERR_INVAL;
 	}
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
-		if (strcmp(k, "ssh_binary") == 0) {
-			if (v == NULL || v[0] == '\0' || v[0] == '-') {
-				snprintf(err, errlen, "ssh_binary: '%s' is not a program", v ? v : "");
-				return RDHPF_ERR_INVAL;
-			}
-			ssh_bin = v;
-		} else if (strcmp(k, "ssh_config") == 0) {
-			if (v == NULL || v[0] == '\0' || v[0] == '-') {
-				snprintf(err, errlen, "ssh_config: '%s' is not a file", v ? v : "");
-				return RDHPF_ERR_INVAL;
-			}
-		} else if (strcmp(k, "pdeathsig") == 0) {
-			if (v == NULL || (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)) {
-				snprintf(err, errlen, "pdeathsig: '%s' is not yes or no", v ? v : "");
-				return RDHPF_ERR_INVAL;
-			}
-			pdeath = strcmp(v, "yes") == 0;
-		} else if (strcmp(k, "liveness") == 0) {
-			if (v == NULL || (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)) {
-				snprintf(err, errlen, "liveness: '%s' is not yes or no", v ? v : "");
-				return RDHPF_ERR_INVAL;
-			}
-			no_liveness = strcmp(v, "no") == 0;
-		} else {
-			snprintf(err, errlen, "unknown option '%s'", k);
+	for (size_t i = 0; options[i] != NULL; i++) {
+		const char *k = options[i]->name, *v = H->option(ctx, k);
+		char why[200];
+		if (v == NULL)
+			continue;
+		if (opt_check(k, v, why, sizeof why) != RDHPF_OK) {
+			snprintf(err, errlen, "%s: %s", k, why);
 			return RDHPF_ERR_INVAL;
 		}
+		if (strcmp(k, "ssh_binary") == 0)
+			ssh_bin = v;
+		else if (strcmp(k, "ssh_config") == 0)
+			ssh_config = v;
+		else if (strcmp(k, "pdeathsig") == 0)
+			(void)rsdk_parse_bool(v, &pdeath, why, sizeof why);
+		else if (strcmp(k, "liveness") == 0)
+			(void)rsdk_parse_bool(v, &liveness, why, sizeof why);
 	}
 	/* Refused now, not at every connect: a path that cannot be quoted
 	 * never will be. */
@@ -209,9 +264,10 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	if (o == NULL)
 		return RDHPF_ERR_NOMEM;
 	o->ctx = ctx;
+	rsdk_pending_init(&o->pend, H, ctx);
 	o->err_fd = -1;
 	o->lv_fd = -1;
-	o->lv_never = no_liveness;
+	o->lv_never = !liveness;
 	o->cc.fd = -1;
 	o->host_name = dup_or_null(p->host_name, &oom);
 	o->user = dup_or_null(p->user, &oom);
@@ -220,9 +276,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	o->known_hosts = dup_or_null(p->known_hosts, &oom);
 	o->runtime_dir = dup_or_null(p->runtime_dir, &oom);
 	o->ssh_bin = dup_or_null(ssh_bin, &oom);
-	for (size_t i = 0; i < p->n_options; i++)
-		if (strcmp(p->options[i].key, "ssh_config") == 0)
-			o->ssh_config = dup_or_null(p->options[i].value, &oom);
+	o->ssh_config = dup_or_null(ssh_config, &oom);
 	if (oom) {
 		t_destroy(o);
 		return RDHPF_ERR_NOMEM;
@@ -261,8 +315,10 @@ t_destroy(void *state)
 
 	if (o == NULL)
 		return;
-	pending_cancel_all(o);
-	o->cdone = NULL;
+	/* No callback follows disconnect/destroy: forget every caller. */
+	ctl_forget_callers(o);
+	o->cop = NULL;
+	rsdk_pending_cancel_all(&o->pend);
 	o->connect_queued = 0;
 	close_streams(o);
 	ul_drop_all(o);
@@ -279,9 +335,9 @@ t_destroy(void *state)
 		int sent = 0;
 		if (o->st != M_DYING) {
 			if (o->cc.fd >= 0 && o->cc.answers > 0 && o->cc.head == NULL &&
-			    buf_avail(&o->cc.w) == 0) {
+			    rsdk_buf_size(&o->cc.w) == 0) {
 				if (mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) == 0 && sock_flush(o->cc.fd, &o->cc.w) == 0 &&
-				    buf_avail(&o->cc.w) == 0)
+				    rsdk_buf_size(&o->cc.w) == 0)
 					sent = 1;
 			}
 		}
@@ -314,6 +370,7 @@ t_destroy(void *state)
 }
 
 static const struct rdhpf_transport_ops ops = {
+	RDHPF_INIT(rdhpf_transport_ops),
 	.create = t_create,
 	.destroy = t_destroy,
 	.connect = t_connect,
@@ -327,20 +384,6 @@ static const struct rdhpf_transport_ops ops = {
 	.open_unix = t_open_unix,
 };
 
-static const struct rdhpf_option_desc options[] = {
-	{"ssh_binary", "the ssh client to run (default: ssh from PATH)"},
-	{"ssh_config", "ssh_config file passed as -F (default: the user's and the system's)"},
-	{"pdeathsig",
-	 "yes (default): on Linux, run ssh under setpriv --pdeathsig so that the master dies with "
-	 "rdhpf even if rdhpf is killed; no: plain ssh"},
-	{"liveness",
-	 "yes (default): every keepalive_interval, check through the master that sshd answers "
-	 "(a channel open sshd refuses: one \"connect_to 127.0.0.1 port 0: failed.\" line in "
-	 "its log each time); the link is dead after keepalive_count intervals unanswered; "
-	 "no: ssh's ServerAlive only (slower under load)"},
-	{NULL, NULL},
-};
-
 static const struct rdhpf_plugin_info info = {
 	.abi_major = RDHPF_ABI_MAJOR,
 	.abi_minor = RDHPF_ABI_MINOR,
@@ -351,6 +394,7 @@ static const struct rdhpf_plugin_info info = {
 	.description = "system ssh as a ControlMaster; mux protocol over its control socket",
 	.caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM,
 	.options = options,
+	.validate_option = opt_check,
 	.ops.transport = &ops,
 };
 

@@ -122,10 +122,10 @@ send_fd(int sock, int fd)
 /* Write as much of b as the socket takes.  0 (done or would block), or
  * -errno. */
 int
-sock_flush(int fd, struct buf *b)
+sock_flush(int fd, struct rsdk_buf *b)
 {
-	while (buf_avail(b) > 0) {
-		ssize_t n = send(fd, b->d + b->off, buf_avail(b), MSG_NOSIGNAL);
+	while (rsdk_buf_size(b) > 0) {
+		ssize_t n = send(fd, rsdk_buf_str(b), rsdk_buf_size(b), MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -133,7 +133,7 @@ sock_flush(int fd, struct buf *b)
 				return 0;
 			return -errno;
 		}
-		buf_consume(b, (size_t)n);
+		rsdk_buf_consume(b, (size_t)n);
 	}
 	return 0;
 }

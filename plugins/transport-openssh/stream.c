@@ -34,6 +34,9 @@ ul_drop_all(struct oss *o)
 			stream_fail_later(s, RDHPF_ERR_CLOSED, "ssh master went away");
 		}
 	}
+	/* Requests still waiting for the master must not reach them. */
+	for (struct mop *m = o->cc.head; m; m = m->next)
+		m->ul = NULL;
 	while (o->ul) {
 		struct ulisten *ul = o->ul;
 		o->ul = ul->next;
@@ -86,8 +89,8 @@ stream_free(struct ostream *s)
 	io_close(&s->err_io, &s->err_fd);
 	if (s->fail_t)
 		H->timer_stop(s->fail_t);
-	buf_free(&s->cr);
-	buf_free(&s->w);
+	rsdk_buf_free(&s->cr);
+	rsdk_buf_free(&s->w);
 	free(s->rpath);
 	free(s);
 }
@@ -96,15 +99,15 @@ stream_free(struct ostream *s)
 static void
 stream_finish(struct ostream *s, int status, int code, const char *detail)
 {
-	const struct rdhpf_stream_cbs *cbs = s->cbs;
+	void (*on_close)(void *, int, int, const char *) = s->on_close;
 	void *arg = s->arg;
 	char d[TAIL_MAX + 300];
 	int has = detail != NULL;
 
 	if (has)
-		copy_str(d, sizeof d, detail);
+		snprintf(d, sizeof d, "%s", detail);
 	stream_free(s);
-	cbs->on_close(arg, status, code, has ? d : NULL);
+	on_close(arg, status, code, has ? d : NULL);
 }
 
 static void
@@ -125,7 +128,7 @@ stream_in_watch(struct ostream *s)
 	unsigned ev = s->kind == S_EXEC ? 0 : RDHPF_IO_READ;
 
 	if (io != NULL)
-		H->io_update(io, ev | (buf_avail(&s->w) ? RDHPF_IO_WRITE : 0));
+		H->io_update(io, ev | (rsdk_buf_size(&s->w) ? RDHPF_IO_WRITE : 0));
 }
 
 /* Write what is buffered.  0, or -errno when the remote side is gone. */
@@ -139,7 +142,7 @@ stream_flush(struct ostream *s)
 		return 0; /* unix stream still waiting for its listener */
 	r = sock_flush(fd, &s->w);
 	if (r != 0)
-		buf_free(&s->w);
+		rsdk_buf_free(&s->w);
 	stream_in_watch(s);
 	return r;
 }
@@ -165,7 +168,7 @@ exec_out_cb(void *arg, int fd, unsigned rev)
 	(void)rev;
 	if (n > 0) {
 		s->got += (uint64_t)n;
-		s->cbs->on_data(s->arg, buf, (size_t)n);
+		s->on_data(s->arg, buf, (size_t)n);
 		return; /* s may be gone (stream_close from on_data) */
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -202,7 +205,7 @@ exec_ctl_parse(struct ostream *s)
 	char err[200];
 	int r;
 
-	while ((r = mux_decode(s->cr.d + s->cr.off, buf_avail(&s->cr), &msg, &used, err,
+	while ((r = mux_decode(rsdk_buf_str(&s->cr), rsdk_buf_size(&s->cr), &msg, &used, err,
 	                       sizeof err)) == 1) {
 		switch (msg.type) {
 		case MUX_MSG_HELLO:
@@ -213,7 +216,7 @@ exec_ctl_parse(struct ostream *s)
 		case MUX_S_FAILURE:
 		case MUX_S_PERMISSION_DENIED: {
 			char why[200];
-			mux_str_printable(&msg.reason, why, sizeof why);
+			rsdk_printable(why, sizeof why, msg.reason.p, msg.reason.len);
 			s->status = RDHPF_ERR_REMOTE;
 			snprintf(s->reason, sizeof s->reason, "ssh master refused the session: %s", why);
 			s->exited = 1;
@@ -229,7 +232,7 @@ exec_ctl_parse(struct ostream *s)
 		default:
 			break; /* TTY_ALLOC_FAIL and the like */
 		}
-		buf_consume(&s->cr, used);
+		rsdk_buf_consume(&s->cr, used);
 	}
 	if (r < 0) {
 		s->status = RDHPF_ERR_PROTO;
@@ -249,7 +252,7 @@ exec_ctl_cb(void *arg, int fd, unsigned rev)
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);
 		if (n > 0) {
-			if (buf_put(&s->cr, buf, (size_t)n) != 0)
+			if (rsdk_buf_append(&s->cr, buf, (size_t)n) != 0)
 				break;
 			exec_ctl_parse(s);
 			if (s->cfd < 0)
@@ -276,6 +279,15 @@ exec_ctl_cb(void *arg, int fd, unsigned rev)
 	stream_exec_maybe_done(s);
 }
 
+/* The opener's callbacks, both mandatory, read only inside what it
+ * knew (struct_size). */
+static int
+cbs_usable(const struct rdhpf_stream_cbs *cbs)
+{
+	return cbs != NULL && RDHPF_HAS(cbs, on_data) && RDHPF_HAS(cbs, on_close) &&
+	       cbs->on_data != NULL && cbs->on_close != NULL;
+}
+
 int
 t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs, void *arg,
        void **stream)
@@ -283,15 +295,14 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	struct oss *o = state;
 	struct ostream *s;
 	char *cmd;
-	struct buf out = {0};
+	struct rsdk_buf out = {0};
 	int sv[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1}, r = RDHPF_ERR_IO, fd = -1;
 	int gone = 0;
 	ssize_t n;
 
 	if (o->st != M_UP)
 		return RDHPF_ERR_NOTCONN;
-	if (argv == NULL || argv[0] == NULL || cbs == NULL || cbs->on_data == NULL ||
-	    cbs->on_close == NULL)
+	if (argv == NULL || argv[0] == NULL || !cbs_usable(cbs))
 		return RDHPF_ERR_INVAL;
 	cmd = H->shell_join(argv);
 	if (cmd == NULL)
@@ -307,7 +318,8 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	}
 	s->o = o;
 	s->kind = S_EXEC;
-	s->cbs = cbs;
+	s->on_data = cbs->on_data;
+	s->on_close = cbs->on_close;
 	s->arg = arg;
 	s->cfd = s->in_fd = s->out_fd = s->err_fd = -1;
 	s->status = RDHPF_OK;
@@ -333,13 +345,13 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	}
 	/* A fresh socket's buffer takes the whole request at once; the master
 	 * reads the packet, then the three descriptors. */
-	n = send(fd, out.d + out.off, buf_avail(&out), MSG_NOSIGNAL);
-	if (n < 0 || (size_t)n != buf_avail(&out) || send_fd(fd, sv[1]) != 0 ||
+	n = send(fd, rsdk_buf_str(&out), rsdk_buf_size(&out), MSG_NOSIGNAL);
+	if (n < 0 || (size_t)n != rsdk_buf_size(&out) || send_fd(fd, sv[1]) != 0 ||
 	    send_fd(fd, po[1]) != 0 || send_fd(fd, pe[1]) != 0) {
 		r = RDHPF_ERR_BUSY;
 		goto fail;
 	}
-	buf_free(&out);
+	rsdk_buf_free(&out);
 	free(cmd);
 	close(sv[1]);
 	close(po[1]);
@@ -363,7 +375,7 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	*stream = s;
 	return RDHPF_OK;
 fail:
-	buf_free(&out);
+	rsdk_buf_free(&out);
 	free(cmd);
 	for (int i = 0; i < 2; i++) {
 		if (sv[i] >= 0)
@@ -399,7 +411,7 @@ unix_io_cb(void *arg, int fd, unsigned rev)
 	n = recv(fd, buf, sizeof buf, 0);
 	if (n > 0) {
 		s->got += (uint64_t)n;
-		s->cbs->on_data(s->arg, buf, (size_t)n);
+		s->on_data(s->arg, buf, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -430,7 +442,7 @@ static void
 stream_fail_later(struct ostream *s, int status, const char *why)
 {
 	s->fail_status = status;
-	copy_str(s->reason, sizeof s->reason, why ? why : "failed");
+	snprintf(s->reason, sizeof s->reason, "%s", why ? why : "failed");
 	if (s->fail_t == NULL)
 		s->fail_t = H->timer_start(s->o->ctx, 0, 0, stream_fail_cb, s);
 }
@@ -477,8 +489,7 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 
 	if (o->st != M_UP)
 		return RDHPF_ERR_NOTCONN;
-	if (path == NULL || path[0] != '/' || strlen(path) >= sizeof ul->rpath || cbs == NULL ||
-	    cbs->on_data == NULL || cbs->on_close == NULL)
+	if (path == NULL || path[0] != '/' || strlen(path) >= sizeof ul->rpath || !cbs_usable(cbs))
 		return RDHPF_ERR_INVAL;
 	for (const char *c = path; *c; c++)
 		if ((unsigned char)*c < 0x20)
@@ -491,7 +502,8 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 		return RDHPF_ERR_NOMEM;
 	s->o = o;
 	s->kind = S_UNIX;
-	s->cbs = cbs;
+	s->on_data = cbs->on_data;
+	s->on_close = cbs->on_close;
 	s->arg = arg;
 	s->cfd = s->in_fd = s->out_fd = s->err_fd = -1;
 	s->rpath = strdup(path);
@@ -511,7 +523,7 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 			free(s);
 			return RDHPF_ERR_NOMEM;
 		}
-		copy_str(ul->rpath, sizeof ul->rpath, path);
+		snprintf(ul->rpath, sizeof ul->rpath, "%s", path);
 		/* Next to the control socket, named after it: unique among live
 		 * instances because the control path is. */
 		if ((size_t)snprintf(ul->lpath, sizeof ul->lpath, "%.*s.u%u", (int)(strlen(o->ctl) - 5),
@@ -553,9 +565,9 @@ t_stream_write(void *state, void *stream, const void *buf, size_t len)
 	(void)state;
 	if (s->kind == S_EXEC && s->in_fd < 0)
 		return RDHPF_ERR_CLOSED;
-	if (buf_avail(&s->w) + len > STREAM_WBUF_MAX)
+	if (rsdk_buf_size(&s->w) + len > STREAM_WBUF_MAX)
 		return RDHPF_ERR_BUSY;
-	if (buf_put(&s->w, buf, len) != 0)
+	if (rsdk_buf_append(&s->w, buf, len) != 0)
 		return RDHPF_ERR_NOMEM;
 	if (stream_flush(s) != 0) {
 		if (s->kind == S_EXEC)

@@ -5,14 +5,27 @@
 
 #include "ossh.h"
 
-/* Copy src into dst, truncated to fit; always terminated. */
-void
-copy_str(char *dst, size_t len, const char *src)
+/* Answer a slot's caller from a zero timer, never from inside the slot
+ * (the core would defer it, but a direct driver need not). */
+int
+complete_later(struct oss *o, rdhpf_done_fn done, void *arg, int status, const char *detail)
 {
-	size_t n = strnlen(src, len - 1);
+	struct rsdk_op *op = rsdk_op_start(&o->pend, done, arg, 0, NULL);
 
-	memcpy(dst, src, n);
-	dst[n] = '\0';
+	if (op == NULL)
+		return RDHPF_ERR_NOMEM;
+	rsdk_op_finish_later(op, status, detail);
+	return RDHPF_OK;
+}
+
+/* Answer a waiting caller, on the next loop turn: we may be deep inside
+ * a reply's handling, and the caller may disconnect. */
+void
+op_answer(struct rsdk_op **op, int status, const char *detail)
+{
+	if (*op != NULL)
+		rsdk_op_finish_later(*op, status, detail);
+	*op = NULL;
 }
 
 void
