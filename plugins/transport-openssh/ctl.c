@@ -15,7 +15,8 @@ static void
 ctl_watch(struct oss *o)
 {
 	if (o->cc.io != NULL)
-		H->io_update(o->cc.io, RDHPF_IO_READ | (rsdk_buf_size(&o->cc.w) ? RDHPF_IO_WRITE : 0));
+		H->io_update(o->cc.io,
+		             RDHPF_IO_READ | (rsdk_buf_size(&o->cc.w) ? RDHPF_IO_WRITE : 0));
 }
 
 void
@@ -82,8 +83,8 @@ ctl_ensure(struct oss *o)
 		return 0;
 	r = ctl_open(o);
 	if (r != 0) {
-		H->log(o->ctx, RDHPF_LOG_WARN, "cannot reach the ssh control socket", "path", o->ctl,
-		       "err", strerror(-r), NULL);
+		H->log(o->ctx, RDHPF_LOG_WARN, "cannot reach the ssh control socket", "path",
+		       o->ctl, "err", strerror(-r), NULL);
 		return -1;
 	}
 	return 0;
@@ -104,8 +105,8 @@ ctl_queue(struct oss *o, struct mop *m)
 	r = sock_flush(o->cc.fd, &o->cc.w);
 	if (r != 0) {
 		/* The op is queued: it fails with the connection, later. */
-		H->log(o->ctx, RDHPF_LOG_WARN, "ssh control socket write failed", "err", strerror(-r),
-		       NULL);
+		H->log(o->ctx, RDHPF_LOG_WARN, "ssh control socket write failed", "err",
+		       strerror(-r), NULL);
 	}
 	ctl_watch(o);
 }
@@ -202,8 +203,8 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 		if (type == MUX_S_ALIVE && (int)pid == o->pid)
 			op_answer(&m->op, RDHPF_OK, NULL);
 		else {
-			snprintf(d, sizeof d, "ssh master alive check: unexpected answer 0x%08x %s", type,
-			         reason);
+			snprintf(d, sizeof d, "ssh master alive check: unexpected answer 0x%08x %s",
+			         type, reason);
 			op_answer(&m->op, RDHPF_ERR_PROTO, d);
 		}
 		break;
@@ -215,20 +216,23 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 		{
 			char why[160];
 			struct fwd_entry *e = fw_find(o, m->fk.bind, m->fk.lport);
-			st = type == MUX_S_FAILURE ? bind_probe(m->fk.bind, m->fk.lport, why, sizeof why)
-			                           : RDHPF_ERR_GENERIC;
+			st = type == MUX_S_FAILURE
+			         ? bind_probe(m->fk.bind, m->fk.lport, why, sizeof why)
+			         : RDHPF_ERR_GENERIC;
 			if (type != MUX_S_FAILURE)
 				snprintf(why, sizeof why, "refused by the master");
 			if (e != NULL && fwkey_same_target(&e->k, &m->fk))
 				fw_drop(o, e);
-			snprintf(d, sizeof d, "ssh master: %s (%s)", reason[0] ? reason : "failed", why);
+			snprintf(d, sizeof d, "ssh master: %s (%s)", reason[0] ? reason : "failed",
+			         why);
 			op_answer(&m->op, st, d);
 		}
 		break;
 	case MOP_CLOSE:
 	case MOP_CLOSE_QUIET:
 		/* Not forwarded (any more) is what was asked for. */
-		if (type == MUX_S_OK || strstr(reason, "not forwarded") || strstr(reason, "not found"))
+		if (type == MUX_S_OK || strstr(reason, "not forwarded") ||
+		    strstr(reason, "not found"))
 			st = RDHPF_OK;
 		else
 			st = RDHPF_ERR_GENERIC;
@@ -237,8 +241,8 @@ on_reply(struct oss *o, struct mop *m, const struct mux_msg *msg)
 		if (m->kind == MOP_CLOSE)
 			op_answer(&m->op, st, st == RDHPF_OK ? NULL : d);
 		else if (st != RDHPF_OK)
-			H->log(o->ctx, RDHPF_LOG_WARN, "replacing a forward: closing the old one failed",
-			       "err", d, NULL);
+			H->log(o->ctx, RDHPF_LOG_WARN,
+			       "replacing a forward: closing the old one failed", "err", d, NULL);
 		break;
 	case MOP_UNIX_OPEN:
 		if (type == MUX_S_OK)
@@ -291,8 +295,8 @@ ctl_parse(struct oss *o)
 				free(m);
 			}
 		} else {
-			snprintf(err, sizeof err, "mux request 0x%08x sent by the master to its client",
-			         msg.type);
+			snprintf(err, sizeof err,
+			         "mux request 0x%08x sent by the master to its client", msg.type);
 			r = -1;
 			break;
 		}
@@ -346,7 +350,8 @@ ctl_io_cb(void *arg, int fd, unsigned rev)
 		 * Its exit (if that is it) is seen by the child watch. */
 		ctl_parse(o);
 		if (o->cc.fd >= 0)
-			ctl_close(o, RDHPF_ERR_CLOSED, "ssh master closed the control connection", 1);
+			ctl_close(o, RDHPF_ERR_CLOSED, "ssh master closed the control connection",
+			          1);
 		return;
 	}
 	ctl_parse(o);

@@ -68,7 +68,8 @@ bind_probe(const char *addr, uint16_t port, char *why, size_t len)
 			snprintf(why, len, "no permission to bind %s:%u", addr, port);
 			r = RDHPF_ERR_IO;
 		} else if (errno == EADDRNOTAVAIL) {
-			snprintf(why, len, "bind address %s is not available on this machine", addr);
+			snprintf(why, len, "bind address %s is not available on this machine",
+			         addr);
 			r = RDHPF_ERR_INVAL;
 		} else {
 			snprintf(why, len, "bind %s:%u: %s", addr, port, strerror(errno));
@@ -85,8 +86,9 @@ bind_probe(const char *addr, uint16_t port, char *why, size_t len)
 static int
 fwd_key_make(const struct rdhpf_forward *f, struct fwd_key *k)
 {
-	if (f == NULL || !RDHPF_HAS(f, remote_port) || f->bind_address == NULL || f->remote_host == NULL || f->local_port == 0 ||
-	    f->remote_port == 0 || strlen(f->bind_address) >= sizeof k->bind ||
+	if (f == NULL || !RDHPF_HAS(f, remote_port) || f->bind_address == NULL ||
+	    f->remote_host == NULL || f->local_port == 0 || f->remote_port == 0 ||
+	    strlen(f->bind_address) >= sizeof k->bind ||
 	    strlen(f->remote_host) >= sizeof k->rhost || f->bind_address[0] == '\0' ||
 	    f->remote_host[0] == '\0')
 		return -1;
@@ -116,7 +118,8 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 		if (ctl_request_fwd(o, MOP_CLOSE_QUIET, MUX_C_CLOSE_FWD, e->k.bind, e->k.lport,
 		                    e->k.rhost, e->k.rport, &e->k, NULL, NULL, NULL) != 0) {
 			link_broken(o);
-			return complete_later(o, done, arg, RDHPF_ERR_CLOSED, "control socket unreachable");
+			return complete_later(o, done, arg, RDHPF_ERR_CLOSED,
+			                      "control socket unreachable");
 		}
 		e->k = k;
 	} else if (e == NULL) {
@@ -129,8 +132,8 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 	}
 	/* Always asked of the master: it answers an identical forward with
 	 * OK, and it is the one that knows. */
-	if (ctl_request_fwd(o, MOP_OPEN, MUX_C_OPEN_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
-	                    done, arg) != 0) {
+	if (ctl_request_fwd(o, MOP_OPEN, MUX_C_OPEN_FWD, k.bind, k.lport, k.rhost, k.rport, &k,
+	                    NULL, done, arg) != 0) {
 		link_broken(o);
 		return complete_later(o, done, arg, RDHPF_ERR_CLOSED, "control socket unreachable");
 	}
@@ -154,8 +157,8 @@ t_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done,
 	if (o->st != M_UP)
 		return complete_later(o, done, arg, RDHPF_OK, NULL); /* gone with the master */
 	/* Asked even when not in the books: "not forwarded" is success. */
-	if (ctl_request_fwd(o, MOP_CLOSE, MUX_C_CLOSE_FWD, k.bind, k.lport, k.rhost, k.rport, &k, NULL,
-	                    done, arg) != 0) {
+	if (ctl_request_fwd(o, MOP_CLOSE, MUX_C_CLOSE_FWD, k.bind, k.lport, k.rhost, k.rport, &k,
+	                    NULL, done, arg) != 0) {
 		link_broken(o);
 		return complete_later(o, done, arg, RDHPF_OK, NULL);
 	}

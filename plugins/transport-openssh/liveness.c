@@ -42,8 +42,8 @@ lv_dead_cb(void *arg)
 	if (o->st != M_UP || o->lv_off)
 		return;
 	if (now < o->lv_last_ms + lv_threshold(o)) {
-		o->lv_dead_t = H->timer_start(o->ctx, o->lv_last_ms + lv_threshold(o) - now, 0,
-		                              lv_dead_cb, o);
+		o->lv_dead_t =
+		    H->timer_start(o->ctx, o->lv_last_ms + lv_threshold(o) - now, 0, lv_dead_cb, o);
 		return;
 	}
 	snprintf(d, sizeof d,
@@ -54,8 +54,8 @@ lv_dead_cb(void *arg)
 	         (unsigned long long)o->keepalive_interval_ms, o->keepalive_count,
 	         o->lv_unanswered);
 	snprintf(n, sizeof n, "%u", o->lv_unanswered);
-	H->log(o->ctx, RDHPF_LOG_WARN, "ssh link dead: liveness probes unanswered", "dest", o->where,
-	       "unanswered", n, "err", d, NULL);
+	H->log(o->ctx, RDHPF_LOG_WARN, "ssh link dead: liveness probes unanswered", "dest",
+	       o->where, "unanswered", n, "err", d, NULL);
 	H->counter_add(o->ctx, "ssh_liveness_dead_total", 1);
 	master_stop(o);
 	H->report_down(o->ctx, RDHPF_ERR_TIMEOUT, d);
@@ -217,6 +217,6 @@ lv_start(struct oss *o)
 		return;
 	/* The first probe goes at the first tick: this runs inside the mux
 	 * reply that brought the master up. */
-	o->lv_tick_t = H->timer_start(o->ctx, o->keepalive_interval_ms, o->keepalive_interval_ms,
-	                              lv_tick, o);
+	o->lv_tick_t =
+	    H->timer_start(o->ctx, o->keepalive_interval_ms, o->keepalive_interval_ms, lv_tick, o);
 }

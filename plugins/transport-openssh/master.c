@@ -116,18 +116,22 @@ master_classify(struct oss *o, int code, int sig, char *d, size_t len)
 	const char *kh = o->known_hosts ? o->known_hosts : "the user's known_hosts";
 	char line[300];
 
-	if (strstr(t, "IDENTIFICATION HAS CHANGED") || strstr(t, "has changed and you have requested")) {
+	if (strstr(t, "IDENTIFICATION HAS CHANGED") ||
+	    strstr(t, "has changed and you have requested")) {
 		tail_pick(t, "Offending", line, sizeof line);
 		snprintf(d, len,
-		         "host key mismatch for %.120s: the key the server offers differs from the one in %.200s "
-		         "(the host was reinstalled, or someone is in between); not connecting (ssh: %.200s)",
+		         "host key mismatch for %.120s: the key the server offers differs from the "
+		         "one in %.200s "
+		         "(the host was reinstalled, or someone is in between); not connecting "
+		         "(ssh: %.200s)",
 		         o->where, kh, line);
 		return RDHPF_ERR_HOSTKEY;
 	}
 	if (strstr(t, "host key is known for") || strstr(t, "Host key verification failed")) {
 		tail_pick(t, "host key", line, sizeof line);
 		snprintf(d, len,
-		         "host key for %.120s is not in %.200s and StrictHostKeyChecking=yes; verify the key "
+		         "host key for %.120s is not in %.200s and StrictHostKeyChecking=yes; "
+		         "verify the key "
 		         "and add it (ssh: %.200s)",
 		         o->where, kh, line);
 		return RDHPF_ERR_HOSTKEY;
@@ -146,23 +150,26 @@ master_classify(struct oss *o, int code, int sig, char *d, size_t len)
 	}
 	if (strstr(t, "unix_listener") != NULL || strstr(t, "ControlSocket") != NULL) {
 		tail_pick(t, NULL, line, sizeof line);
-		snprintf(d, len, "ssh cannot create its control socket %.120s (%.200s)", o->ctl, line);
+		snprintf(d, len, "ssh cannot create its control socket %.120s (%.200s)", o->ctl,
+		         line);
 		return RDHPF_ERR_IO;
 	}
 	if (strstr(t, "Bad configuration option") || strstr(t, "command-line line") ||
-	    strstr(t, "Bad owner or permissions") ||
-	    strstr(t, "Bad port") || strstr(t, "no argument after keyword")) {
+	    strstr(t, "Bad owner or permissions") || strstr(t, "Bad port") ||
+	    strstr(t, "no argument after keyword")) {
 		tail_pick(t, NULL, line, sizeof line);
-		snprintf(d, len, "ssh refused its configuration for %.120s (ssh: %.200s)", o->where, line);
+		snprintf(d, len, "ssh refused its configuration for %.120s (ssh: %.200s)", o->where,
+		         line);
 		return RDHPF_ERR_INVAL;
 	}
 	tail_pick(t, NULL, line, sizeof line);
 	if (sig != 0)
-		snprintf(d, len, "ssh master for %.120s was killed by signal %d (ssh: %.200s)", o->where, sig,
-		         line);
+		snprintf(d, len, "ssh master for %.120s was killed by signal %d (ssh: %.200s)",
+		         o->where, sig, line);
 	else
-		snprintf(d, len, "cannot connect to %.120s: ssh exited with status %d (ssh: %.200s)", o->where,
-		         code, line);
+		snprintf(d, len,
+		         "cannot connect to %.120s: ssh exited with status %d (ssh: %.200s)",
+		         o->where, code, line);
 	return RDHPF_ERR_CONNECT;
 }
 
@@ -222,8 +229,8 @@ master_gone(struct oss *o, int code, int sig)
 	if (was == M_UP) {
 		char line[300];
 		tail_pick(o->tail, NULL, line, sizeof line);
-		snprintf(d, sizeof d, "ssh master for %s exited (status %d, signal %d): %s", o->where,
-		         code, sig, o->tail_len ? line : "no message");
+		snprintf(d, sizeof d, "ssh master for %s exited (status %d, signal %d): %s",
+		         o->where, code, sig, o->tail_len ? line : "no message");
 		H->log(o->ctx, RDHPF_LOG_WARN, "ssh master exited", "dest", o->where, "status", cs,
 		       "signal", ss, "err", d, NULL);
 		H->counter_add(o->ctx, "ssh_master_exits_total", 1);
@@ -335,8 +342,9 @@ deadline_cb(void *arg)
 		return;
 	master_err_drain(o);
 	tail_pick(o->tail, NULL, line, sizeof line);
-	snprintf(d, sizeof d, "ssh master for %.120s not ready within %llu ms (ssh: %.300s)", o->where,
-	         (unsigned long long)o->connect_timeout_ms, o->tail_len ? line : "no message");
+	snprintf(d, sizeof d, "ssh master for %.120s not ready within %llu ms (ssh: %.300s)",
+	         o->where, (unsigned long long)o->connect_timeout_ms,
+	         o->tail_len ? line : "no message");
 	o->cop = NULL;
 	o->connect_queued = 0;
 	H->log(o->ctx, RDHPF_LOG_WARN, "ssh master connect timed out", "err", d, NULL);
@@ -357,7 +365,8 @@ master_ctl_path(struct oss *o, char *err, size_t errlen)
 		if (i == 0)
 			snprintf(path, sizeof path, "%s/m-%08x.sock", o->runtime_dir, o->hash);
 		else
-			snprintf(path, sizeof path, "%s/m-%08x-%u.sock", o->runtime_dir, o->hash, i);
+			snprintf(path, sizeof path, "%s/m-%08x-%u.sock", o->runtime_dir, o->hash,
+			         i);
 		if (lstat(path, &st) != 0) {
 			if (errno != ENOENT)
 				continue;
@@ -365,18 +374,20 @@ master_ctl_path(struct oss *o, char *err, size_t errlen)
 			return 0;
 		}
 		if (!S_ISSOCK(st.st_mode)) {
-			H->log(o->ctx, RDHPF_LOG_WARN, "not a socket where a control socket goes; skipped",
-			       "path", path, NULL);
+			H->log(o->ctx, RDHPF_LOG_WARN,
+			       "not a socket where a control socket goes; skipped", "path", path,
+			       NULL);
 			continue;
 		}
 		if (unlink_if_stale(path)) {
-			H->log(o->ctx, RDHPF_LOG_INFO, "removed a stale control socket", "path", path, NULL);
+			H->log(o->ctx, RDHPF_LOG_INFO, "removed a stale control socket", "path",
+			       path, NULL);
 			snprintf(o->ctl, sizeof o->ctl, "%s", path);
 			return 0;
 		}
 		H->log(o->ctx, RDHPF_LOG_WARN,
-		       "control socket in use by another live process; leaving it alone", "path", path,
-		       NULL);
+		       "control socket in use by another live process; leaving it alone", "path",
+		       path, NULL);
 	}
 	snprintf(err, errlen, "no free control socket name in %s (all %d in use)", o->runtime_dir,
 	         CTL_CANDIDATES);
@@ -393,7 +404,8 @@ cfg_quote_path(const char *in, char *out, size_t len)
 		return -1;
 	out[k++] = '"';
 	for (const char *p = in; *p; p++) {
-		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (p[0] == '$' && p[1] == '{'))
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ||
+		    (p[0] == '$' && p[1] == '{'))
 			return -1;
 		if (*p == '%') {
 			if (k + 2 >= len)
@@ -542,8 +554,8 @@ master_start(struct oss *o, char *err, size_t errlen)
 	{
 		char ps[16];
 		snprintf(ps, sizeof ps, "%d", o->pid);
-		H->log(o->ctx, RDHPF_LOG_INFO, "ssh master starting", "dest", o->where, "control_path",
-		       o->ctl, "pid", ps, NULL);
+		H->log(o->ctx, RDHPF_LOG_INFO, "ssh master starting", "dest", o->where,
+		       "control_path", o->ctl, "pid", ps, NULL);
 	}
 	return RDHPF_OK;
 }

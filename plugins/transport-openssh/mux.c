@@ -122,13 +122,13 @@ mux_enc_session(struct rsdk_buf *out, uint32_t id, const char *cmd)
 
 	enc_begin(&e, MUX_C_NEW_SESSION);
 	enc_u32(&e, id);
-	enc_str(&e, "");           /* reserved */
-	enc_u32(&e, 0);            /* want tty */
-	enc_u32(&e, 0);            /* want X11 forwarding */
-	enc_u32(&e, 0);            /* want agent forwarding */
-	enc_u32(&e, 0);            /* subsystem */
+	enc_str(&e, ""); /* reserved */
+	enc_u32(&e, 0);  /* want tty */
+	enc_u32(&e, 0);  /* want X11 forwarding */
+	enc_u32(&e, 0);  /* want agent forwarding */
+	enc_u32(&e, 0);  /* subsystem */
 	enc_u32(&e, MUX_NO_ESCAPE);
-	enc_str(&e, "");           /* terminal type */
+	enc_str(&e, ""); /* terminal type */
 	enc_str(&e, cmd);
 	return enc_finish(&e, out);
 }
@@ -152,7 +152,7 @@ mux_enc_stdio_fwd(struct rsdk_buf *out, uint32_t id, const char *host, uint32_t 
 struct dec {
 	const unsigned char *p;
 	size_t n;
-	size_t off;   /* of p in the body, for messages */
+	size_t off; /* of p in the body, for messages */
 	uint32_t type;
 	char *err;
 	size_t errlen;
@@ -163,22 +163,38 @@ static const char *
 type_name(uint32_t type)
 {
 	switch (type) {
-	case MUX_MSG_HELLO: return "HELLO";
-	case MUX_C_NEW_SESSION: return "NEW_SESSION";
-	case MUX_C_ALIVE_CHECK: return "ALIVE_CHECK";
-	case MUX_C_TERMINATE: return "TERMINATE";
-	case MUX_C_OPEN_FWD: return "OPEN_FWD";
-	case MUX_C_CLOSE_FWD: return "CLOSE_FWD";
-	case MUX_C_NEW_STDIO_FWD: return "NEW_STDIO_FWD";
-	case MUX_S_OK: return "OK";
-	case MUX_S_PERMISSION_DENIED: return "PERMISSION_DENIED";
-	case MUX_S_FAILURE: return "FAILURE";
-	case MUX_S_EXIT_MESSAGE: return "EXIT_MESSAGE";
-	case MUX_S_ALIVE: return "ALIVE";
-	case MUX_S_SESSION_OPENED: return "SESSION_OPENED";
-	case MUX_S_REMOTE_PORT: return "REMOTE_PORT";
-	case MUX_S_TTY_ALLOC_FAIL: return "TTY_ALLOC_FAIL";
-	default: return NULL;
+	case MUX_MSG_HELLO:
+		return "HELLO";
+	case MUX_C_NEW_SESSION:
+		return "NEW_SESSION";
+	case MUX_C_ALIVE_CHECK:
+		return "ALIVE_CHECK";
+	case MUX_C_TERMINATE:
+		return "TERMINATE";
+	case MUX_C_OPEN_FWD:
+		return "OPEN_FWD";
+	case MUX_C_CLOSE_FWD:
+		return "CLOSE_FWD";
+	case MUX_C_NEW_STDIO_FWD:
+		return "NEW_STDIO_FWD";
+	case MUX_S_OK:
+		return "OK";
+	case MUX_S_PERMISSION_DENIED:
+		return "PERMISSION_DENIED";
+	case MUX_S_FAILURE:
+		return "FAILURE";
+	case MUX_S_EXIT_MESSAGE:
+		return "EXIT_MESSAGE";
+	case MUX_S_ALIVE:
+		return "ALIVE";
+	case MUX_S_SESSION_OPENED:
+		return "SESSION_OPENED";
+	case MUX_S_REMOTE_PORT:
+		return "REMOTE_PORT";
+	case MUX_S_TTY_ALLOC_FAIL:
+		return "TTY_ALLOC_FAIL";
+	default:
+		return NULL;
 	}
 }
 
@@ -191,13 +207,15 @@ dec_fail(struct dec *d, const char *what, size_t need)
 		return;
 	d->bad = 1;
 	if (tn != NULL)
-		snprintf(d->err, d->errlen,
-		         "mux %s message truncated: %s needs %zu bytes at body offset %zu, %zu left",
-		         tn, what, need, d->off, d->n);
+		snprintf(
+		    d->err, d->errlen,
+		    "mux %s message truncated: %s needs %zu bytes at body offset %zu, %zu left", tn,
+		    what, need, d->off, d->n);
 	else
-		snprintf(d->err, d->errlen,
-		         "mux message 0x%08x truncated: %s needs %zu bytes at body offset %zu, %zu left",
-		         (unsigned)d->type, what, need, d->off, d->n);
+		snprintf(
+		    d->err, d->errlen,
+		    "mux message 0x%08x truncated: %s needs %zu bytes at body offset %zu, %zu left",
+		    (unsigned)d->type, what, need, d->off, d->n);
 }
 
 static uint32_t

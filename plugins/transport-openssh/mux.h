@@ -87,8 +87,7 @@ int mux_enc_stdio_fwd(struct rsdk_buf *out, uint32_t id, const char *host, uint3
  * more; a length over MUX_PACKET_MAX is rejected at once); -1 when it is
  * malformed, with err saying what and where.  After -1 the stream cannot
  * be resynchronised: close it. */
-int mux_decode(const void *p, size_t n, struct mux_msg *m, size_t *used, char *err,
-               size_t errlen);
+int mux_decode(const void *p, size_t n, struct mux_msg *m, size_t *used, char *err, size_t errlen);
 
 /* Is type an answer of the master (S_*), as opposed to a request (C_*)
  * or the hello? */

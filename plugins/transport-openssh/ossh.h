@@ -74,15 +74,15 @@
 
 #include "mux.h"
 
-#define POLL_MS 20             /* while the master comes up */
-#define TAIL_MAX 1024          /* stderr kept for error details */
-#define LINE_MAX_ 512          /* longest stderr line logged */
-#define SUN_PATH_PORTABLE 104  /* sizeof(sun_path) on macOS and the BSDs */
-#define MASTER_TMP_SUFFIX 17   /* ssh binds "PATH.XXXXXXXXXXXXXXXX" first */
-#define CTL_NAME_MAX 19        /* "/m-XXXXXXXX-NN.sock" */
+#define POLL_MS 20            /* while the master comes up */
+#define TAIL_MAX 1024         /* stderr kept for error details */
+#define LINE_MAX_ 512         /* longest stderr line logged */
+#define SUN_PATH_PORTABLE 104 /* sizeof(sun_path) on macOS and the BSDs */
+#define MASTER_TMP_SUFFIX 17  /* ssh binds "PATH.XXXXXXXXXXXXXXXX" first */
+#define CTL_NAME_MAX 19       /* "/m-XXXXXXXX-NN.sock" */
 #define CTL_CANDIDATES 16
-#define TERM_GRACE_MS 1000     /* mux terminate → SIGTERM */
-#define KILL_GRACE_MS 1000     /* SIGTERM → SIGKILL */
+#define TERM_GRACE_MS 1000 /* mux terminate → SIGTERM */
+#define KILL_GRACE_MS 1000 /* SIGTERM → SIGKILL */
 #define UNIX_LISTENERS_MAX 8
 #define CMD_MAX 65536
 #define STREAM_WBUF_MAX (16u * 1024u * 1024u)
@@ -103,7 +103,7 @@ enum mstate {
 	M_NONE = 0, /* no master */
 	M_STARTING, /* spawned, waiting for its control socket to answer */
 	M_UP,
-	M_DYING,    /* asked to exit; waiting for the child to be reaped */
+	M_DYING, /* asked to exit; waiting for the child to be reaped */
 };
 
 enum mop_kind {
@@ -172,9 +172,9 @@ struct ostream {
 	/* exec: the session's control connection; unix: the data socket */
 	int cfd;
 	struct rdhpf_io *cio;
-	struct rsdk_buf cr;     /* exec: control bytes read */
-	struct rsdk_buf w;      /* bytes for the remote (stdin / socket) */
-	int in_fd;         /* exec: our end of stdin */
+	struct rsdk_buf cr; /* exec: control bytes read */
+	struct rsdk_buf w;  /* bytes for the remote (stdin / socket) */
+	int in_fd;          /* exec: our end of stdin */
 	struct rdhpf_io *in_io;
 	int out_fd, err_fd;
 	struct rdhpf_io *out_io, *err_io;
@@ -228,17 +228,16 @@ struct oss {
 	struct rsdk_pending pend; /* every caller's done waits here */
 	/* end-to-end liveness (see the top of this file) */
 	struct rdhpf_timer *lv_tick_t, *lv_dead_t;
-	int lv_fd;               /* the probe's control connection, -1 if none */
+	int lv_fd; /* the probe's control connection, -1 if none */
 	struct rdhpf_io *lv_io;
 	struct rsdk_buf lv_r;
 	uint32_t lv_rid;
-	uint64_t lv_sent_ms;     /* when the probe in flight went out */
-	uint64_t lv_last_ms;     /* the last answer (or the master coming up) */
-	uint32_t lv_unanswered;  /* intervals without an answer, in a row */
-	int lv_off;              /* the master cannot do it: ServerAlive only */
-	int lv_never;            /* option liveness = no */
+	uint64_t lv_sent_ms;    /* when the probe in flight went out */
+	uint64_t lv_last_ms;    /* the last answer (or the master coming up) */
+	uint32_t lv_unanswered; /* intervals without an answer, in a row */
+	int lv_off;             /* the master cannot do it: ServerAlive only */
+	int lv_never;           /* option liveness = no */
 };
-
 
 /* sock.c: sockets and descriptors */
 int fd_prepare(int fd, int nonblock);
@@ -255,7 +254,6 @@ void tail_add(char *tail, size_t *tail_len, const char *p, size_t k);
 void tail_pick(const char *tail, const char *prefer, char *out, size_t len);
 void stop_timer(struct rdhpf_timer **t);
 void io_close(struct rdhpf_io **io, int *fd);
-
 
 /* ctl.c: the persistent control connection */
 void ctl_drop_ops(struct oss *o, int status, const char *detail, int call);

@@ -13,18 +13,18 @@ const struct rdhpf_host_api *H;
 
 /* The per-host options; opt_check has a case for each. */
 static const struct rdhpf_option_desc *const options[] = {
-	RDHPF_OPTION("ssh_binary", "the ssh client to run (default: ssh from PATH)"),
-	RDHPF_OPTION("ssh_config",
-	             "ssh_config file passed as -F (default: the user's and the system's)"),
-	RDHPF_OPTION("pdeathsig",
-	             "yes (default): on Linux, run ssh under setpriv --pdeathsig so that the master "
-	             "dies with rdhpf even if rdhpf is killed; no: plain ssh"),
-	RDHPF_OPTION("liveness",
-	             "yes (default): every keepalive_interval, check through the master that sshd "
-	             "answers (a channel open sshd refuses: one \"connect_to 127.0.0.1 port 0: "
-	             "failed.\" line in its log each time); the link is dead after keepalive_count "
-	             "intervals unanswered; no: ssh's ServerAlive only (slower under load)"),
-	NULL,
+    RDHPF_OPTION("ssh_binary", "the ssh client to run (default: ssh from PATH)"),
+    RDHPF_OPTION("ssh_config",
+                 "ssh_config file passed as -F (default: the user's and the system's)"),
+    RDHPF_OPTION("pdeathsig",
+                 "yes (default): on Linux, run ssh under setpriv --pdeathsig so that the master "
+                 "dies with rdhpf even if rdhpf is killed; no: plain ssh"),
+    RDHPF_OPTION("liveness",
+                 "yes (default): every keepalive_interval, check through the master that sshd "
+                 "answers (a channel open sshd refuses: one \"connect_to 127.0.0.1 port 0: "
+                 "failed.\" line in its log each time); the link is dead after keepalive_count "
+                 "intervals unanswered; no: ssh's ServerAlive only (slower under load)"),
+    NULL,
 };
 
 /* A word ssh gets as one argument (a program, a file): not empty, not
@@ -38,14 +38,15 @@ check_arg(const char *what, const char *v, char *err, size_t errlen)
 		return RDHPF_ERR_INVAL;
 	}
 	if (v[0] == '-') {
-		snprintf(err, errlen, "'%.100s' starts with '-': ssh would take it for an option, not %s",
-		         v, what);
+		snprintf(err, errlen,
+		         "'%.100s' starts with '-': ssh would take it for an option, not %s", v,
+		         what);
 		return RDHPF_ERR_INVAL;
 	}
 	for (size_t i = 0; v[i] != '\0'; i++) {
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-			snprintf(err, errlen, "control character 0x%02x at byte %zu", (unsigned char)v[i],
-			         i + 1);
+			snprintf(err, errlen, "control character 0x%02x at byte %zu",
+			         (unsigned char)v[i], i + 1);
 			return RDHPF_ERR_INVAL;
 		}
 	}
@@ -69,8 +70,9 @@ opt_check(const char *key, const char *v, char *err, size_t errlen)
 		return check_arg("a file", v, err, errlen);
 	if (strcmp(key, "pdeathsig") == 0 || strcmp(key, "liveness") == 0)
 		return rsdk_parse_bool(v, &b, err, errlen);
-	snprintf(err, errlen,
-	         "not an option of the openssh transport (ssh_binary, ssh_config, pdeathsig, liveness)");
+	snprintf(
+	    err, errlen,
+	    "not an option of the openssh transport (ssh_binary, ssh_config, pdeathsig, liveness)");
 	return RDHPF_ERR_INVAL;
 }
 
@@ -218,11 +220,12 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		return RDHPF_ERR_INVAL;
 	}
 	if (strlen(p->runtime_dir) + CTL_NAME_MAX > SUN_PATH_PORTABLE - 1 - MASTER_TMP_SUFFIX) {
-		snprintf(err, errlen,
-		         "runtime_dir %s is too long for ssh's control socket (at most %d bytes: socket "
-		         "paths are limited to %d bytes and ssh binds a name %d bytes longer first)",
-		         p->runtime_dir, SUN_PATH_PORTABLE - 1 - MASTER_TMP_SUFFIX - CTL_NAME_MAX,
-		         SUN_PATH_PORTABLE, MASTER_TMP_SUFFIX);
+		snprintf(
+		    err, errlen,
+		    "runtime_dir %s is too long for ssh's control socket (at most %d bytes: socket "
+		    "paths are limited to %d bytes and ssh binds a name %d bytes longer first)",
+		    p->runtime_dir, SUN_PATH_PORTABLE - 1 - MASTER_TMP_SUFFIX - CTL_NAME_MAX,
+		    SUN_PATH_PORTABLE, MASTER_TMP_SUFFIX);
 		return RDHPF_ERR_INVAL;
 	}
 	if (lstat(p->runtime_dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
@@ -296,7 +299,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	(void)pdeath;
 #endif
 	snprintf(portb, sizeof portb, "%u", p->port ? p->port : 22);
-	o->hash = fnv1a(fnv1a(fnv1a(fnv1a(2166136261u, p->host_name), p->user), p->hostname), portb);
+	o->hash =
+	    fnv1a(fnv1a(fnv1a(fnv1a(2166136261u, p->host_name), p->user), p->hostname), portb);
 	/* Without a port the real one is ssh_config's business: name none. */
 	if (p->port == 0)
 		snprintf(o->where, sizeof o->where, "%s", p->hostname);
@@ -336,7 +340,9 @@ t_destroy(void *state)
 		if (o->st != M_DYING) {
 			if (o->cc.fd >= 0 && o->cc.answers > 0 && o->cc.head == NULL &&
 			    rsdk_buf_size(&o->cc.w) == 0) {
-				if (mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) == 0 && sock_flush(o->cc.fd, &o->cc.w) == 0 &&
+				if (mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) ==
+				        0 &&
+				    sock_flush(o->cc.fd, &o->cc.w) == 0 &&
 				    rsdk_buf_size(&o->cc.w) == 0)
 					sent = 1;
 			}
@@ -370,32 +376,32 @@ t_destroy(void *state)
 }
 
 static const struct rdhpf_transport_ops ops = {
-	RDHPF_INIT(rdhpf_transport_ops),
-	.create = t_create,
-	.destroy = t_destroy,
-	.connect = t_connect,
-	.disconnect = t_disconnect,
-	.health_check = t_health,
-	.forward_add = t_forward_add,
-	.forward_remove = t_forward_remove,
-	.exec = t_exec,
-	.stream_write = t_stream_write,
-	.stream_close = t_stream_close,
-	.open_unix = t_open_unix,
+    RDHPF_INIT(rdhpf_transport_ops),
+    .create = t_create,
+    .destroy = t_destroy,
+    .connect = t_connect,
+    .disconnect = t_disconnect,
+    .health_check = t_health,
+    .forward_add = t_forward_add,
+    .forward_remove = t_forward_remove,
+    .exec = t_exec,
+    .stream_write = t_stream_write,
+    .stream_close = t_stream_close,
+    .open_unix = t_open_unix,
 };
 
 static const struct rdhpf_plugin_info info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_TRANSPORT,
-	.name = "openssh",
-	.version = "1.0.0",
-	.description = "system ssh as a ControlMaster; mux protocol over its control socket",
-	.caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM,
-	.options = options,
-	.validate_option = opt_check,
-	.ops.transport = &ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "openssh",
+    .version = "1.0.0",
+    .description = "system ssh as a ControlMaster; mux protocol over its control socket",
+    .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM,
+    .options = options,
+    .validate_option = opt_check,
+    .ops.transport = &ops,
 };
 
 RDHPF_PLUGIN_DECLARE

@@ -24,7 +24,8 @@ fd_prepare(int fd, int nonblock)
 #ifdef SO_NOSIGPIPE
 	{
 		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); /* not a socket: harmless */
+		setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one,
+		           sizeof one); /* not a socket: harmless */
 	}
 #endif
 	return 0;

@@ -218,7 +218,8 @@ exec_ctl_parse(struct ostream *s)
 			char why[200];
 			rsdk_printable(why, sizeof why, msg.reason.p, msg.reason.len);
 			s->status = RDHPF_ERR_REMOTE;
-			snprintf(s->reason, sizeof s->reason, "ssh master refused the session: %s", why);
+			snprintf(s->reason, sizeof s->reason, "ssh master refused the session: %s",
+			         why);
 			s->exited = 1;
 			s->exit_code = -1;
 			break;
@@ -236,7 +237,8 @@ exec_ctl_parse(struct ostream *s)
 	}
 	if (r < 0) {
 		s->status = RDHPF_ERR_PROTO;
-		snprintf(s->reason, sizeof s->reason, "malformed packet from the ssh master: %.150s", err);
+		snprintf(s->reason, sizeof s->reason,
+		         "malformed packet from the ssh master: %.150s", err);
 		s->ctl_eof = 1;
 		io_close(&s->cio, &s->cfd);
 	}
@@ -402,7 +404,8 @@ unix_io_cb(void *arg, int fd, unsigned rev)
 
 	if (rev & RDHPF_IO_WRITE) {
 		if (stream_flush(s) != 0) {
-			stream_finish(s, RDHPF_ERR_CLOSED, -1, "remote socket closed the connection");
+			stream_finish(s, RDHPF_ERR_CLOSED, -1,
+			              "remote socket closed the connection");
 			return;
 		}
 	}
@@ -418,10 +421,11 @@ unix_io_cb(void *arg, int fd, unsigned rev)
 		return;
 	if (s->got == 0) {
 		char d[1200];
-		snprintf(d, sizeof d,
-		         "remote socket %s closed the connection without sending anything (missing, "
-		         "not permitted, or the server forbids stream forwarding)",
-		         s->rpath);
+		snprintf(
+		    d, sizeof d,
+		    "remote socket %s closed the connection without sending anything (missing, "
+		    "not permitted, or the server forbids stream forwarding)",
+		    s->rpath);
 		stream_finish(s, RDHPF_ERR_REMOTE, -1, d);
 	} else {
 		stream_finish(s, n == 0 ? RDHPF_OK : RDHPF_ERR_CLOSED, -1, NULL);
@@ -526,8 +530,9 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 		snprintf(ul->rpath, sizeof ul->rpath, "%s", path);
 		/* Next to the control socket, named after it: unique among live
 		 * instances because the control path is. */
-		if ((size_t)snprintf(ul->lpath, sizeof ul->lpath, "%.*s.u%u", (int)(strlen(o->ctl) - 5),
-		                     o->ctl, o->ul_seq++) >= sizeof ul->lpath) {
+		if ((size_t)snprintf(ul->lpath, sizeof ul->lpath, "%.*s.u%u",
+		                     (int)(strlen(o->ctl) - 5), o->ctl,
+		                     o->ul_seq++) >= sizeof ul->lpath) {
 			free(ul);
 			free(s->rpath);
 			free(s);
@@ -537,8 +542,9 @@ t_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs, v
 		ul->state = UL_PENDING;
 		ul->next = o->ul;
 		o->ul = ul;
-		if (ctl_request_fwd(o, MOP_UNIX_OPEN, MUX_C_OPEN_FWD, ul->lpath, MUX_PORT_STREAMLOCAL,
-		                    ul->rpath, MUX_PORT_STREAMLOCAL, NULL, ul, NULL, NULL) != 0) {
+		if (ctl_request_fwd(o, MOP_UNIX_OPEN, MUX_C_OPEN_FWD, ul->lpath,
+		                    MUX_PORT_STREAMLOCAL, ul->rpath, MUX_PORT_STREAMLOCAL, NULL, ul,
+		                    NULL, NULL) != 0) {
 			ul_free(o, ul);
 			free(s->rpath);
 			free(s);

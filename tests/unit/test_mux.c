@@ -317,7 +317,8 @@ test_every_prefix_needs_more(void **state)
 		assert_int_equal(mux_decode(rsdk_buf_str(&b), n, &m, &used, err, sizeof err), 0);
 		assert_int_equal(used, 12345); /* untouched */
 	}
-	assert_int_equal(mux_decode(rsdk_buf_str(&b), rsdk_buf_size(&b), &m, &used, err, sizeof err), 1);
+	assert_int_equal(
+	    mux_decode(rsdk_buf_str(&b), rsdk_buf_size(&b), &m, &used, err, sizeof err), 1);
 	rsdk_buf_free(&b);
 }
 
@@ -347,7 +348,8 @@ test_truncated_body_rejected(void **state)
 	raw_u32(&r, MUX_S_ALIVE);
 	raw_u32(&r, 3);
 	raw_end(&r, at);
-	expect_malformed(&r, "ALIVE message truncated: value needs 4 bytes at body offset 8, 0 left");
+	expect_malformed(&r,
+	                 "ALIVE message truncated: value needs 4 bytes at body offset 8, 0 left");
 
 	/* FAILURE whose reason claims more bytes than the packet holds. */
 	r.n = 0;
@@ -452,19 +454,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hello_round_trip),
-		cmocka_unit_test(test_request_round_trip),
-		cmocka_unit_test(test_fwd_round_trip),
-		cmocka_unit_test(test_session_round_trip),
-		cmocka_unit_test(test_stdio_fwd_round_trip),
-		cmocka_unit_test(test_pipelined_packets),
-		cmocka_unit_test(test_server_answers),
-		cmocka_unit_test(test_reason_raw_then_printable),
-		cmocka_unit_test(test_every_prefix_needs_more),
-		cmocka_unit_test(test_truncated_body_rejected),
-		cmocka_unit_test(test_oversized_rejected_at_once),
-		cmocka_unit_test(test_garbage_rejected),
-		cmocka_unit_test(test_encoder_refuses_oversized),
+	    cmocka_unit_test(test_hello_round_trip),
+	    cmocka_unit_test(test_request_round_trip),
+	    cmocka_unit_test(test_fwd_round_trip),
+	    cmocka_unit_test(test_session_round_trip),
+	    cmocka_unit_test(test_stdio_fwd_round_trip),
+	    cmocka_unit_test(test_pipelined_packets),
+	    cmocka_unit_test(test_server_answers),
+	    cmocka_unit_test(test_reason_raw_then_printable),
+	    cmocka_unit_test(test_every_prefix_needs_more),
+	    cmocka_unit_test(test_truncated_body_rejected),
+	    cmocka_unit_test(test_oversized_rejected_at_once),
+	    cmocka_unit_test(test_garbage_rejected),
+	    cmocka_unit_test(test_encoder_refuses_oversized),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
