@@ -194,7 +194,7 @@ struct ostream {
 struct oss {
 	struct rdhpf_ctx *ctx;
 	/* settings */
-	char *host_name, *user, *hostname, *identity, *known_hosts, *runtime_dir;
+	char *user, *hostname, *identity, *known_hosts, *runtime_dir;
 	char *ssh_bin, *ssh_config;
 	char setpriv[32];
 	uint16_t port;

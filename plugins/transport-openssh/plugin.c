@@ -272,7 +272,6 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	o->lv_fd = -1;
 	o->lv_never = !liveness;
 	o->cc.fd = -1;
-	o->host_name = dup_or_null(p->host_name, &oom);
 	o->user = dup_or_null(p->user, &oom);
 	o->hostname = dup_or_null(p->hostname, &oom);
 	o->identity = dup_or_null(p->identity_file, &oom);
@@ -364,7 +363,6 @@ t_destroy(void *state)
 		o->fw = e->next;
 		free(e);
 	}
-	free(o->host_name);
 	free(o->user);
 	free(o->hostname);
 	free(o->identity);
