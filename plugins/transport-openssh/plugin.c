@@ -335,17 +335,10 @@ t_destroy(void *state)
 		 * that has nothing else queued; otherwise SIGTERM (ssh still
 		 * removes its socket and stops its ProxyCommand).  The core reaps
 		 * the child, and SIGKILLs it at shutdown if it lingers. */
-		int sent = 0;
-		if (o->st != M_DYING) {
-			if (o->cc.fd >= 0 && o->cc.answers > 0 && o->cc.head == NULL &&
-			    rsdk_buf_size(&o->cc.w) == 0) {
-				if (mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) ==
-				        0 &&
-				    sock_flush(o->cc.fd, &o->cc.w) == 0 &&
-				    rsdk_buf_size(&o->cc.w) == 0)
-					sent = 1;
-			}
-		}
+		int idle = o->st != M_DYING && o->cc.fd >= 0 && o->cc.answers > 0 &&
+		           o->cc.head == NULL && rsdk_buf_size(&o->cc.w) == 0;
+		int sent = idle && mux_enc_request(&o->cc.w, MUX_C_TERMINATE, ++o->next_rid) == 0 &&
+		           sock_flush(o->cc.fd, &o->cc.w) == 0 && rsdk_buf_size(&o->cc.w) == 0;
 		if (!sent)
 			H->child_kill(o->child, SIGTERM);
 		H->child_detach(o->child);
