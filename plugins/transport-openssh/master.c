@@ -430,7 +430,7 @@ master_start(struct oss *o, char *err, size_t errlen)
 	size_t n = 0;
 	char o_alive[48], o_count[48], o_ct[48], o_kh[QPATH_MAX + 40], kh[QPATH_MAX],
 	    idf[QPATH_MAX], o_id[QPATH_MAX + 40], portb[8];
-	struct rdhpf_spawn_opts so;
+	struct rdhpf_spawn_opts so = {RDHPF_INIT(rdhpf_spawn_opts)};
 	char serr[256];
 	int efd = -1;
 
@@ -524,7 +524,6 @@ master_start(struct oss *o, char *err, size_t errlen)
 	argv[n++] = o->hostname;
 	argv[n] = NULL;
 
-	memset(&so, 0, sizeof so);
 	so.argv = argv;
 	so.stderr_fd = &efd;
 	o->tail_len = 0;
