@@ -1,0 +1,342 @@
+/* transport-libssh2, plugin: the info block, the ops table and its options; create, destroy,
+ * disconnect; deferred completions. */
+#include "ls2.h"
+
+const struct rdhpf_host_api *ls2_H;
+static bool g_ssh2_ready;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+uint64_t
+ls2_now_ms(struct ls2 *ls)
+{
+	return ls2_H->now_ms(ls->ctx);
+}
+
+static char *
+xstrdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+const char *
+ls2_sess_errmsg(struct ls2 *ls)
+{
+	char *msg = NULL;
+
+	if (ls->s == NULL)
+		return "no session";
+	libssh2_session_last_error(ls->s, &msg, NULL, 0);
+	return msg && *msg ? msg : "unknown libssh2 error";
+}
+
+/* "4M", "512K", "1048576" → bytes within [lo, hi]. */
+static int
+parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == 'k' || *end == 'K') {
+		v *= 1024ull;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		v *= 1024ull * 1024ull;
+		end++;
+	} else if (*end == 'g' || *end == 'G') {
+		v *= 1024ull * 1024ull * 1024ull;
+		end++;
+	}
+	if (*end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* ---- deferred completions (never call back before the op returned) --- */
+
+static void
+pending_fire(void *arg)
+{
+	struct pending *p = arg;
+	struct ls2 *ls = p->ls;
+
+	for (struct pending **pp = &ls->pend; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	ls2_H->timer_stop(p->t);
+	p->done(p->arg, p->status, p->detail);
+	free(p->detail);
+	free(p);
+}
+
+int
+ls2_complete_later(struct ls2 *ls, rdhpf_done_fn done, void *arg, int status, const char *detail)
+{
+	struct pending *p = calloc(1, sizeof *p);
+
+	if (p == NULL)
+		return RDHPF_ERR_NOMEM;
+	p->ls = ls;
+	p->done = done;
+	p->arg = arg;
+	p->status = status;
+	p->detail = xstrdup_or_null(detail);
+	p->t = ls2_H->timer_start(ls->ctx, 0, 0, pending_fire, p);
+	if (p->t == NULL) {
+		free(p->detail);
+		free(p);
+		return RDHPF_ERR_NOMEM;
+	}
+	p->next = ls->pend;
+	ls->pend = p;
+	return RDHPF_OK;
+}
+
+static void
+cancel_pending(struct ls2 *ls)
+{
+	while (ls->pend) {
+		struct pending *p = ls->pend;
+		ls->pend = p->next;
+		ls2_H->timer_stop(p->t);
+		free(p->detail);
+		free(p);
+	}
+}
+
+/* ---- ops ------------------------------------------------------------------- */
+
+static void t_destroy(void *state);
+
+static int
+t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
+         size_t errlen)
+{
+	struct ls2 *ls;
+	struct passwd *pw = getpwuid(getuid());
+	const char *home = getenv("HOME");
+	char path[PATH_MAX];
+
+	if (!g_ssh2_ready) {
+		if (libssh2_init(0) != 0) {
+			snprintf(err, errlen, "libssh2_init failed");
+			return RDHPF_ERR_GENERIC;
+		}
+		g_ssh2_ready = true;
+	}
+	if (p->hostname == NULL || *p->hostname == '\0') {
+		snprintf(err, errlen, "no host name");
+		return RDHPF_ERR_INVAL;
+	}
+	ls = calloc(1, sizeof *ls);
+	if (ls == NULL)
+		return RDHPF_ERR_NOMEM;
+	ls->ctx = ctx;
+	ls->fd = -1;
+	ls->res_fd = -1;
+	ls->window = WINDOW_DEFAULT;
+	ls->max_relays = RELAYS_MAX_DEFAULT;
+	ls->use_agent = true;
+	if (home == NULL || *home == '\0')
+		home = pw ? pw->pw_dir : "/";
+	ls->host_name = strdup(p->host_name ? p->host_name : p->hostname);
+	ls->hostname = strdup(p->hostname);
+	ls->port = p->port ? p->port : 22;
+	ls->user = strdup(p->user ? p->user : (pw ? pw->pw_name : "root"));
+	ls->identity = xstrdup_or_null(p->identity_file);
+	if (p->known_hosts) {
+		ls->known_hosts = strdup(p->known_hosts);
+	} else {
+		snprintf(path, sizeof path, "%s/.ssh/known_hosts", home);
+		ls->known_hosts = strdup(path);
+	}
+	ls->bind_addr = strdup(p->bind_address ? p->bind_address : "127.0.0.1");
+	ls->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000;
+	ls->ka_interval_ms = p->keepalive_interval_ms;
+	ls->ka_count = p->keepalive_count;
+	ls->ciphers = strdup(DEFAULT_CIPHERS);
+	ls->macs = strdup(DEFAULT_MACS);
+	ls->scratch = malloc(SCRATCH_SIZE);
+	if (!ls->host_name || !ls->hostname || !ls->user || !ls->known_hosts || !ls->bind_addr ||
+	    !ls->ciphers || !ls->macs || !ls->scratch) {
+		t_destroy(ls);
+		return RDHPF_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < p->n_options; i++) {
+		const char *k = p->options[i].key, *v = p->options[i].value;
+		uint64_t n;
+		if (strcmp(k, "window") == 0) {
+			if (parse_size(v, 64 * 1024, 1024ull * 1024 * 1024, &n) != 0) {
+				snprintf(err, errlen,
+				         "window: '%s' is not a size between 64K and 1G", v);
+				t_destroy(ls);
+				return RDHPF_ERR_INVAL;
+			}
+			ls->window = (uint32_t)n;
+		} else if (strcmp(k, "max_relays") == 0) {
+			if (parse_size(v, 1, 1000000, &n) != 0) {
+				snprintf(err, errlen,
+				         "max_relays: '%s' is not a count between 1 and 1000000",
+				         v);
+				t_destroy(ls);
+				return RDHPF_ERR_INVAL;
+			}
+			ls->max_relays = (uint32_t)n;
+		} else if (strcmp(k, "agent") == 0) {
+			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+				snprintf(err, errlen, "agent: '%s' is not yes or no", v);
+				t_destroy(ls);
+				return RDHPF_ERR_INVAL;
+			}
+			ls->use_agent = strcmp(v, "yes") == 0;
+		} else if (strcmp(k, "ciphers") == 0 || strcmp(k, "macs") == 0) {
+			char **dst = k[0] == 'c' ? &ls->ciphers : &ls->macs;
+			free(*dst);
+			*dst = strdup(v);
+			if (*dst == NULL) {
+				t_destroy(ls);
+				return RDHPF_ERR_NOMEM;
+			}
+		}
+	}
+	/* Check the method lists now (no I/O: a session object only). */
+	{
+		LIBSSH2_SESSION *s = libssh2_session_init();
+		int bad = 0;
+		if (s == NULL) {
+			t_destroy(ls);
+			return RDHPF_ERR_NOMEM;
+		}
+		if (libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_CS, ls->ciphers) != 0)
+			bad = 1;
+		else if (libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_CS, ls->macs) != 0)
+			bad = 2;
+		libssh2_session_free(s);
+		if (bad) {
+			snprintf(err, errlen, "%s: '%s' names nothing libssh2 %s supports",
+			         bad == 1 ? "ciphers" : "macs", bad == 1 ? ls->ciphers : ls->macs,
+			         libssh2_version(0));
+			t_destroy(ls);
+			return RDHPF_ERR_INVAL;
+		}
+	}
+	if (ls->identity) {
+		ls->idfiles[ls->nidfiles++] = strdup(ls->identity);
+	} else {
+		static const char *const defs[] = {"id_ed25519", "id_ecdsa", "id_rsa"};
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(path, sizeof path, "%s/.ssh/%s", home, defs[i]);
+			ls->idfiles[ls->nidfiles++] = strdup(path);
+		}
+	}
+	*state = ls;
+	return RDHPF_OK;
+}
+
+void
+ls2_really_destroy(struct ls2 *ls)
+{
+	for (int i = 0; i < ls->nidfiles; i++)
+		free(ls->idfiles[i]);
+	free(ls->host_name);
+	free(ls->hostname);
+	free(ls->user);
+	free(ls->identity);
+	free(ls->known_hosts);
+	free(ls->bind_addr);
+	free(ls->ciphers);
+	free(ls->macs);
+	free(ls->scratch);
+	free(ls);
+}
+
+static void
+t_disconnect(void *state)
+{
+	struct ls2 *ls = state;
+
+	cancel_pending(ls);
+	while (ls->health) {
+		struct health *h = ls->health;
+		ls->health = h->next;
+		ls2_H->timer_stop(h->t);
+		free(h);
+	}
+	ls->cdone = NULL;
+	ls2_session_teardown(ls, TD_DISCONNECT);
+}
+
+static void
+t_destroy(void *state)
+{
+	struct ls2 *ls = state;
+
+	if (ls == NULL)
+		return;
+	t_disconnect(ls);
+	while (ls->fwds)
+		ls2_fwd_free(ls, ls->fwds);
+	if (ls->wait_timer) {
+		ls2_H->timer_stop(ls->wait_timer);
+		ls->wait_timer = NULL;
+	}
+	if (ls->depth > 0) {
+		ls->destroyed = true; /* freed when the last ls2_service() frame returns */
+		return;
+	}
+	ls2_really_destroy(ls);
+}
+
+static const struct rdhpf_transport_ops ops = {
+    .create = t_create,
+    .destroy = t_destroy,
+    .connect = ls2_connect,
+    .disconnect = t_disconnect,
+    .health_check = ls2_health,
+    .forward_add = ls2_forward_add,
+    .forward_remove = ls2_forward_remove,
+    .exec = ls2_exec,
+    .stream_write = ls2_stream_write,
+    .stream_close = ls2_stream_close,
+    .open_unix = ls2_open_unix,
+    .forward_stats = ls2_forward_stats,
+};
+
+static const struct rdhpf_option_desc options[] = {
+    {"window", "receive window of each forwarded connection's channel (default 2M; 64K..1G)"},
+    {"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
+    {"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
+    {"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},
+    {"max_relays", "open connections per forward at most (default 4096); more are closed at once"},
+    {NULL, NULL},
+};
+
+static const struct rdhpf_plugin_info info = {
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "libssh2",
+    .version = PLUGIN_VERSION,
+    .description = "in-process SSH (libssh2): own listeners, channels relayed on the core loop",
+    .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
+            RDHPF_TCAP_HOLD_LISTENERS,
+    .options = options,
+    .ops.transport = &ops,
+};
+
+RDHPF_PLUGIN_DECLARE
+{
+	ls2_H = host;
+	return &info;
+}
