@@ -36,7 +36,7 @@
 
 #include "rdhpf/plugin.h"
 
-#define LSH_VERSION "1.0.0"
+#define LSH_VERSION "2.0.0"
 
 #define LSH_SCRATCH (256u * 1024u)      /* one read from a local socket */
 #define LSH_RELAY_BUDGET (1024u * 1024u) /* bytes one relay moves per turn */
@@ -122,6 +122,14 @@ struct lsh_relay {
 	struct lsh_relay *fnext, *fprev;
 };
 
+/* A forward's counters (forward_stats copies them out). */
+struct lsh_fstats {
+	uint64_t connections; /* accepted since added */
+	uint64_t active;      /* open now */
+	uint64_t bytes_in;    /* remote → local */
+	uint64_t bytes_out;   /* local → remote */
+};
+
 struct lsh_fwd {
 	struct lsh *ls;
 	char bind[64];
@@ -132,7 +140,7 @@ struct lsh_fwd {
 	struct rdhpf_io *lio;
 	struct rdhpf_timer *pause_t;
 	struct lsh_relay *relays;
-	struct rdhpf_forward_stats st;
+	struct lsh_fstats st;
 	bool warned_open;
 	bool open_more;     /* an open ended: start waiting ones */
 	unsigned n_opening; /* relays with an open in flight */
@@ -141,7 +149,7 @@ struct lsh_fwd {
 
 struct lsh_stream {
 	struct lsh_chan c; /* first */
-	const struct rdhpf_stream_cbs *cbs;
+	struct rdhpf_stream_cbs cbs; /* a copy; members the owner did not have are NULL */
 	void *arg;
 	char *cmd;  /* exec: the command line */
 	char *path; /* unix: the remote socket */

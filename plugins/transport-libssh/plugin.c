@@ -192,18 +192,91 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 
 static void t_destroy(void *state);
 
+/* Per-host options, in the order create applies them. */
+static const struct rdhpf_option_desc *const options[] = {
+    RDHPF_OPTION("ssh_config",
+                 "ssh_config file to read (default: ~/.ssh/config then /etc/ssh/ssh_config; "
+                 "none: no file)"),
+    RDHPF_OPTION("ciphers", "cipher preference list (default: AES-GCM first where the CPU has "
+                            "AES-NI, else chacha20-poly1305 first)"),
+    RDHPF_OPTION("agent", "yes (default): try ssh-agent keys first; no: never use the agent"),
+    NULL,
+};
+
+/* Check one option value and, with ls, apply it: the one place create and
+ * validate_option share.  err gets a reason without the key. */
 static int
-opt_yesno(const char *k, const char *v, bool *out, char *err, size_t errlen)
+option_apply(struct lsh *ls, const char *key, const char *v, char *err, size_t errlen)
 {
-	if (strcmp(v, "yes") == 0)
-		*out = true;
-	else if (strcmp(v, "no") == 0)
-		*out = false;
-	else {
-		snprintf(err, errlen, "%s: '%s' is not yes or no", k, v);
+	char **dst;
+	int r;
+
+	if (strcmp(key, "agent") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+			snprintf(err, errlen, "'%s' is neither yes nor no", v);
+			return RDHPF_ERR_INVAL;
+		}
+		if (ls)
+			ls->use_agent = strcmp(v, "yes") == 0;
+		return RDHPF_OK;
+	}
+	if (strcmp(key, "ciphers") == 0) {
+		if (*v == '\0') {
+			snprintf(err, errlen, "empty; expected a comma-separated list");
+			return RDHPF_ERR_INVAL;
+		}
+		r = lsh_check_ciphers(v, err, errlen);
+		if (r != RDHPF_OK)
+			return r;
+		dst = ls ? &ls->ciphers : NULL;
+	} else if (strcmp(key, "ssh_config") == 0) {
+		if (*v == '\0') {
+			snprintf(err, errlen, "empty (use 'none' for no file)");
+			return RDHPF_ERR_INVAL;
+		}
+		dst = ls ? &ls->ssh_config : NULL;
+	} else {
+		snprintf(err, errlen, "not an option of the libssh transport");
 		return RDHPF_ERR_INVAL;
 	}
+	if (dst == NULL)
+		return RDHPF_OK;
+	free(*dst);
+	*dst = strdup(v);
+	if (*dst == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return RDHPF_ERR_NOMEM;
+	}
 	return RDHPF_OK;
+}
+
+/* ssh_init once per process: initialises libcrypto; starts no thread. */
+static int
+lib_init(char *err, size_t errlen)
+{
+	if (!g_ssh_ready) {
+		if (ssh_init() != SSH_OK) {
+			snprintf(err, errlen, "ssh_init failed");
+			return RDHPF_ERR_GENERIC;
+		}
+		g_ssh_ready = true;
+	}
+	return RDHPF_OK;
+}
+
+static int
+validate_option(const char *key, const char *value, char *err, size_t errlen)
+{
+	int r;
+
+	if (key == NULL || value == NULL) {
+		snprintf(err, errlen, "no key or value");
+		return RDHPF_ERR_INVAL;
+	}
+	r = lib_init(err, errlen);
+	if (r != RDHPF_OK)
+		return r;
+	return option_apply(NULL, key, value, err, errlen);
 }
 
 static int
@@ -213,14 +286,13 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	struct lsh *ls;
 	int r;
 
-	if (!g_ssh_ready) {
-		/* Initialises libcrypto once; starts no thread. */
-		if (ssh_init() != SSH_OK) {
-			snprintf(err, errlen, "ssh_init failed");
-			return RDHPF_ERR_GENERIC;
-		}
-		g_ssh_ready = true;
+	if (p == NULL || !RDHPF_HAS(p, runtime_dir)) {
+		snprintf(err, errlen, "host parameters from a core older than ABI 2.0");
+		return RDHPF_ERR_INVAL;
 	}
+	r = lib_init(err, errlen);
+	if (r != RDHPF_OK)
+		return r;
 	if (p->hostname == NULL || *p->hostname == '\0') {
 		snprintf(err, errlen, "no host name");
 		return RDHPF_ERR_INVAL;
@@ -248,30 +320,17 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		t_destroy(ls);
 		return RDHPF_ERR_NOMEM;
 	}
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
-		if (strcmp(k, "agent") == 0) {
-			r = opt_yesno(k, v, &ls->use_agent, err, errlen);
-			if (r != RDHPF_OK) {
-				t_destroy(ls);
-				return r;
-			}
-		} else if (strcmp(k, "ciphers") == 0) {
-			r = lsh_check_ciphers(v, err, errlen);
-			if (r != RDHPF_OK || (ls->ciphers = strdup(v)) == NULL) {
-				t_destroy(ls);
-				return r != RDHPF_OK ? r : RDHPF_ERR_NOMEM;
-			}
-		} else if (strcmp(k, "ssh_config") == 0) {
-			if (*v == '\0') {
-				snprintf(err, errlen, "ssh_config: empty (use 'none' for no file)");
-				t_destroy(ls);
-				return RDHPF_ERR_INVAL;
-			}
-			if ((ls->ssh_config = strdup(v)) == NULL) {
-				t_destroy(ls);
-				return RDHPF_ERR_NOMEM;
-			}
+	for (size_t i = 0; options[i] != NULL; i++) {
+		const char *k = options[i]->name;
+		const char *v = H->option(ctx, k);
+		char e[400];
+		if (v == NULL)
+			continue;
+		r = option_apply(ls, k, v, e, sizeof e);
+		if (r != RDHPF_OK) {
+			snprintf(err, errlen, "%s: %s", k, e);
+			t_destroy(ls);
+			return r;
 		}
 	}
 	*state = ls;
@@ -334,10 +393,10 @@ static void
 ctimer_fire(void *arg)
 {
 	struct lsh *ls = arg;
-	static const char *const names[] = {"down",          "resolving the host name",
-	                                    "TCP connect",   "SSH handshake",
-	                                    "ssh-agent probe", "authentication",
-	                                    "ready"};
+	static const char *const names[] = {
+	    "down",          "resolving the host name", "TCP connect",
+	    "SSH handshake", "ssh-agent probe",         "authentication",
+	    "ready"};
 	char d[600];
 
 	snprintf(d, sizeof d, "connecting to %s:%u timed out after %llu ms (during %s)%s%s",
@@ -376,6 +435,13 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 
 /* ---- forwards ----------------------------------------------------------------- */
 
+/* The members read here must lie inside what the core wrote. */
+static bool
+fwd_ok(const struct rdhpf_forward *f)
+{
+	return f != NULL && RDHPF_HAS(f, remote_port);
+}
+
 static int
 t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 {
@@ -384,7 +450,7 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 	char err[300];
 	int r;
 
-	if (f == NULL || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
+	if (!fwd_ok(f) || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
 	    *f->remote_host == '\0' || strlen(f->remote_host) >= sizeof fw->rhost ||
 	    (f->bind_address && strlen(f->bind_address) >= sizeof fw->bind))
 		return RDHPF_ERR_INVAL;
@@ -403,7 +469,7 @@ static int
 t_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 {
 	struct lsh *ls = state;
-	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+	struct lsh_fwd *fw = fwd_ok(f) ? lsh_fwd_find(ls, f) : NULL;
 
 	/* The port is closed before the callback: a connect now is refused. */
 	if (fw != NULL) {
@@ -417,11 +483,19 @@ static int
 t_forward_stats(void *state, const struct rdhpf_forward *f, struct rdhpf_forward_stats *out)
 {
 	struct lsh *ls = state;
-	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+	struct lsh_fwd *fw = fwd_ok(f) ? lsh_fwd_find(ls, f) : NULL;
 
-	if (fw == NULL)
+	if (fw == NULL || out == NULL)
 		return RDHPF_ERR_INVAL;
-	*out = fw->st;
+	/* The core sized *out: write only what it knows. */
+	if (RDHPF_HAS(out, connections))
+		out->connections = fw->st.connections;
+	if (RDHPF_HAS(out, active))
+		out->active = fw->st.active;
+	if (RDHPF_HAS(out, bytes_in))
+		out->bytes_in = fw->st.bytes_in;
+	if (RDHPF_HAS(out, bytes_out))
+		out->bytes_out = fw->st.bytes_out;
 	return RDHPF_OK;
 }
 
@@ -454,6 +528,7 @@ t_stream_close(void *state, void *stream)
 }
 
 static const struct rdhpf_transport_ops ops = {
+    RDHPF_INIT(rdhpf_transport_ops),
     .create = t_create,
     .destroy = t_destroy,
     .connect = t_connect,
@@ -468,15 +543,6 @@ static const struct rdhpf_transport_ops ops = {
     .forward_stats = t_forward_stats,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"ssh_config", "ssh_config file to read (default: ~/.ssh/config then /etc/ssh/ssh_config; "
-                   "none: no file)"},
-    {"ciphers", "cipher preference list (default: AES-GCM first where the CPU has AES-NI, "
-                "else chacha20-poly1305 first)"},
-    {"agent", "yes (default): try ssh-agent keys first; no: never use the agent"},
-    {NULL, NULL},
-};
-
 static const struct rdhpf_plugin_info info = {
     .abi_major = RDHPF_ABI_MAJOR,
     .abi_minor = RDHPF_ABI_MINOR,
@@ -489,6 +555,7 @@ static const struct rdhpf_plugin_info info = {
     .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
             RDHPF_TCAP_HOLD_LISTENERS,
     .options = options,
+    .validate_option = validate_option,
     .ops.transport = &ops,
 };
 

@@ -102,7 +102,7 @@
 
 #include "rdhpf/plugin.h"
 
-#define PLUGIN_VERSION "1.0.0"
+#define PLUGIN_VERSION "2.0.0"
 
 #define SCRATCH_SIZE (256u * 1024u)       /* one read from a channel or socket */
 #define OUT_HIGH (1024u * 1024u)          /* sess_out: stop starting channel writes */
@@ -207,6 +207,14 @@ struct relay {
 	struct relay *fnext, *fprev;
 };
 
+/* A forward's counters (forward_stats copies them out). */
+struct ls2_fstats {
+	uint64_t connections; /* accepted since added */
+	uint64_t active;      /* open now */
+	uint64_t bytes_in;    /* remote → local */
+	uint64_t bytes_out;   /* local → remote */
+};
+
 struct fwd {
 	struct ls2 *ls;
 	char bind[64];
@@ -217,14 +225,14 @@ struct fwd {
 	struct rdhpf_io *lio;
 	struct rdhpf_timer *pause_t;
 	struct relay *relays;
-	struct rdhpf_forward_stats st;
+	struct ls2_fstats st;
 	bool warned_open;
 	struct fwd *next;
 };
 
 struct xstream {
-	struct chan c; /* first */
-	const struct rdhpf_stream_cbs *cbs;
+	struct chan c;               /* first */
+	struct rdhpf_stream_cbs cbs; /* a copy; members the owner did not have are NULL */
 	void *arg;
 	char *req; /* exec: the command line; unix: the open message */
 	size_t req_len;

@@ -30,33 +30,174 @@ ls2_sess_errmsg(struct ls2 *ls)
 	return msg && *msg ? msg : "unknown libssh2 error";
 }
 
-/* "4M", "512K", "1048576" → bytes within [lo, hi]. */
+/* Per-host options, in the order create applies them. */
+static const struct rdhpf_option_desc *const options[] = {
+    RDHPF_OPTION("window",
+                 "receive window of each forwarded connection's channel (default 2M; 64K..1G)"),
+    RDHPF_OPTION("ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"),
+    RDHPF_OPTION("macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"),
+    RDHPF_OPTION("agent", "yes (default): try ssh-agent keys before identity_file; no: never"),
+    RDHPF_OPTION("max_relays",
+                 "open connections per forward at most (default 4096); more are closed at once"),
+    NULL,
+};
+
+/* "4M", "512K", "1048576" → bytes within [lo, hi] (lo_s, hi_s: the same
+ * for the reason). */
 static int
-parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+parse_size(const char *s, uint64_t lo, uint64_t hi, const char *lo_s, const char *hi_s,
+           uint64_t *out, char *err, size_t errlen)
 {
 	char *end;
-	unsigned long long v;
+	unsigned long long v, mul = 1;
 
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -1;
+	if (*s == '\0') {
+		snprintf(err, errlen, "empty; expected a number between %s and %s", lo_s, hi_s);
+		return RDHPF_ERR_INVAL;
+	}
+	if (!isdigit((unsigned char)*s)) {
+		snprintf(err, errlen, "'%s' does not start with a number", s);
+		return RDHPF_ERR_INVAL;
+	}
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == 'k' || *end == 'K') {
-		v *= 1024ull;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024ull;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024ull * 1024ull;
+	else if (*end == 'g' || *end == 'G')
+		mul = 1024ull * 1024ull * 1024ull;
+	if (mul > 1)
 		end++;
-	} else if (*end == 'm' || *end == 'M') {
-		v *= 1024ull * 1024ull;
-		end++;
-	} else if (*end == 'g' || *end == 'G') {
-		v *= 1024ull * 1024ull * 1024ull;
-		end++;
+	if (*end != '\0') {
+		snprintf(err, errlen, "'%s': unexpected '%s' after the number (suffixes: K, M, G)",
+		         s, end);
+		return RDHPF_ERR_INVAL;
 	}
-	if (*end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
+	if (errno != 0 || v > hi / mul || v * mul > hi) {
+		snprintf(err, errlen, "'%s' is above the maximum %s", s, hi_s);
+		return RDHPF_ERR_INVAL;
+	}
+	if (v * mul < lo) {
+		snprintf(err, errlen, "'%s' is below the minimum %s", s, lo_s);
+		return RDHPF_ERR_INVAL;
+	}
+	*out = v * mul;
+	return RDHPF_OK;
+}
+
+/* libssh2_init once per process (no I/O, no thread). */
+static int
+lib_init(char *err, size_t errlen)
+{
+	if (!g_ssh2_ready) {
+		if (libssh2_init(0) != 0) {
+			snprintf(err, errlen, "libssh2_init failed");
+			return RDHPF_ERR_GENERIC;
+		}
+		g_ssh2_ready = true;
+	}
+	return RDHPF_OK;
+}
+
+/* Does libssh2 take this cipher or MAC preference list?  It drops the names
+ * it does not know and refuses a list with none left; say which it knows. */
+static int
+check_methods(int method, const char *list, char *err, size_t errlen)
+{
+	LIBSSH2_SESSION *s;
+	const char **algs = NULL;
+	int r = RDHPF_OK;
+
+	if (*list == '\0') {
+		snprintf(err, errlen, "empty; expected a comma-separated list");
+		return RDHPF_ERR_INVAL;
+	}
+	if (lib_init(err, errlen) != RDHPF_OK)
+		return RDHPF_ERR_GENERIC;
+	s = libssh2_session_init();
+	if (s == NULL) {
+		snprintf(err, errlen, "libssh2_session_init failed");
+		return RDHPF_ERR_NOMEM;
+	}
+	if (libssh2_session_method_pref(s, method, list) != 0) {
+		char known[512] = "";
+		size_t o = 0;
+		int n = libssh2_session_supported_algs(s, method, &algs);
+		for (int i = 0; i < n && o < sizeof known; i++) {
+			int w =
+			    snprintf(known + o, sizeof known - o, "%s%s", i ? "," : "", algs[i]);
+			if (w < 0)
+				break;
+			o += (size_t)w;
+		}
+		if (n > 0)
+			libssh2_free(s, algs);
+		snprintf(err, errlen, "none of '%s' is supported by libssh2 %s (supported: %s)",
+		         list, libssh2_version(0), known);
+		r = RDHPF_ERR_INVAL;
+	}
+	libssh2_session_free(s);
+	return r;
+}
+
+/* Check one option value and, with ls, apply it: the one place create and
+ * validate_option share.  err gets a reason without the key. */
+static int
+option_apply(struct ls2 *ls, const char *key, const char *v, char *err, size_t errlen)
+{
+	uint64_t n;
+	int r;
+
+	if (strcmp(key, "window") == 0) {
+		r = parse_size(v, 64 * 1024, 1024ull * 1024 * 1024, "64K", "1G", &n, err, errlen);
+		if (r == RDHPF_OK && ls)
+			ls->window = (uint32_t)n;
+		return r;
+	}
+	if (strcmp(key, "max_relays") == 0) {
+		r = parse_size(v, 1, 1000000, "1", "1000000", &n, err, errlen);
+		if (r == RDHPF_OK && ls)
+			ls->max_relays = (uint32_t)n;
+		return r;
+	}
+	if (strcmp(key, "agent") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+			snprintf(err, errlen, "'%s' is neither yes nor no", v);
+			return RDHPF_ERR_INVAL;
+		}
+		if (ls)
+			ls->use_agent = strcmp(v, "yes") == 0;
+		return RDHPF_OK;
+	}
+	if (strcmp(key, "ciphers") == 0 || strcmp(key, "macs") == 0) {
+		bool c = key[0] == 'c';
+		char **dst;
+		r = check_methods(c ? LIBSSH2_METHOD_CRYPT_CS : LIBSSH2_METHOD_MAC_CS, v, err,
+		                  errlen);
+		if (r != RDHPF_OK || ls == NULL)
+			return r;
+		dst = c ? &ls->ciphers : &ls->macs;
+		free(*dst);
+		*dst = strdup(v);
+		if (*dst == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return RDHPF_ERR_NOMEM;
+		}
+		return RDHPF_OK;
+	}
+	snprintf(err, errlen, "not an option of the libssh2 transport");
+	return RDHPF_ERR_INVAL;
+}
+
+static int
+validate_option(const char *key, const char *value, char *err, size_t errlen)
+{
+	if (key == NULL || value == NULL) {
+		snprintf(err, errlen, "no key or value");
+		return RDHPF_ERR_INVAL;
+	}
+	return option_apply(NULL, key, value, err, errlen);
 }
 
 /* ---- deferred completions (never call back before the op returned) --- */
@@ -127,13 +268,12 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	const char *home = getenv("HOME");
 	char path[PATH_MAX];
 
-	if (!g_ssh2_ready) {
-		if (libssh2_init(0) != 0) {
-			snprintf(err, errlen, "libssh2_init failed");
-			return RDHPF_ERR_GENERIC;
-		}
-		g_ssh2_ready = true;
+	if (p == NULL || !RDHPF_HAS(p, runtime_dir)) {
+		snprintf(err, errlen, "host parameters from a core older than ABI 2.0");
+		return RDHPF_ERR_INVAL;
 	}
+	if (lib_init(err, errlen) != RDHPF_OK)
+		return RDHPF_ERR_GENERIC;
 	if (p->hostname == NULL || *p->hostname == '\0') {
 		snprintf(err, errlen, "no host name");
 		return RDHPF_ERR_INVAL;
@@ -172,62 +312,18 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		t_destroy(ls);
 		return RDHPF_ERR_NOMEM;
 	}
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
-		uint64_t n;
-		if (strcmp(k, "window") == 0) {
-			if (parse_size(v, 64 * 1024, 1024ull * 1024 * 1024, &n) != 0) {
-				snprintf(err, errlen,
-				         "window: '%s' is not a size between 64K and 1G", v);
-				t_destroy(ls);
-				return RDHPF_ERR_INVAL;
-			}
-			ls->window = (uint32_t)n;
-		} else if (strcmp(k, "max_relays") == 0) {
-			if (parse_size(v, 1, 1000000, &n) != 0) {
-				snprintf(err, errlen,
-				         "max_relays: '%s' is not a count between 1 and 1000000",
-				         v);
-				t_destroy(ls);
-				return RDHPF_ERR_INVAL;
-			}
-			ls->max_relays = (uint32_t)n;
-		} else if (strcmp(k, "agent") == 0) {
-			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
-				snprintf(err, errlen, "agent: '%s' is not yes or no", v);
-				t_destroy(ls);
-				return RDHPF_ERR_INVAL;
-			}
-			ls->use_agent = strcmp(v, "yes") == 0;
-		} else if (strcmp(k, "ciphers") == 0 || strcmp(k, "macs") == 0) {
-			char **dst = k[0] == 'c' ? &ls->ciphers : &ls->macs;
-			free(*dst);
-			*dst = strdup(v);
-			if (*dst == NULL) {
-				t_destroy(ls);
-				return RDHPF_ERR_NOMEM;
-			}
-		}
-	}
-	/* Check the method lists now (no I/O: a session object only). */
-	{
-		LIBSSH2_SESSION *s = libssh2_session_init();
-		int bad = 0;
-		if (s == NULL) {
+	for (size_t i = 0; options[i] != NULL; i++) {
+		const char *k = options[i]->name;
+		const char *v = ls2_H->option(ctx, k);
+		char e[400];
+		int r;
+		if (v == NULL)
+			continue;
+		r = option_apply(ls, k, v, e, sizeof e);
+		if (r != RDHPF_OK) {
+			snprintf(err, errlen, "%s: %s", k, e);
 			t_destroy(ls);
-			return RDHPF_ERR_NOMEM;
-		}
-		if (libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_CS, ls->ciphers) != 0)
-			bad = 1;
-		else if (libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_CS, ls->macs) != 0)
-			bad = 2;
-		libssh2_session_free(s);
-		if (bad) {
-			snprintf(err, errlen, "%s: '%s' names nothing libssh2 %s supports",
-			         bad == 1 ? "ciphers" : "macs", bad == 1 ? ls->ciphers : ls->macs,
-			         libssh2_version(0));
-			t_destroy(ls);
-			return RDHPF_ERR_INVAL;
+			return r;
 		}
 	}
 	if (ls->identity) {
@@ -298,6 +394,7 @@ t_destroy(void *state)
 }
 
 static const struct rdhpf_transport_ops ops = {
+    RDHPF_INIT(rdhpf_transport_ops),
     .create = t_create,
     .destroy = t_destroy,
     .connect = ls2_connect,
@@ -312,15 +409,6 @@ static const struct rdhpf_transport_ops ops = {
     .forward_stats = ls2_forward_stats,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"window", "receive window of each forwarded connection's channel (default 2M; 64K..1G)"},
-    {"ciphers", "libssh2 cipher preference list (default " DEFAULT_CIPHERS ")"},
-    {"macs", "libssh2 MAC preference list (default " DEFAULT_MACS ")"},
-    {"agent", "yes (default): try ssh-agent keys before identity_file; no: never"},
-    {"max_relays", "open connections per forward at most (default 4096); more are closed at once"},
-    {NULL, NULL},
-};
-
 static const struct rdhpf_plugin_info info = {
     .abi_major = RDHPF_ABI_MAJOR,
     .abi_minor = RDHPF_ABI_MINOR,
@@ -332,6 +420,7 @@ static const struct rdhpf_plugin_info info = {
     .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
             RDHPF_TCAP_HOLD_LISTENERS,
     .options = options,
+    .validate_option = validate_option,
     .ops.transport = &ops,
 };
 

@@ -229,6 +229,13 @@ bind_listener(const char *addr, uint16_t port, int *out, char *err, size_t errle
 	return RDHPF_OK;
 }
 
+/* The members read here must lie inside what the core wrote. */
+static bool
+fwd_ok(const struct rdhpf_forward *f)
+{
+	return f != NULL && RDHPF_HAS(f, remote_port);
+}
+
 static struct fwd *
 fwd_find(struct ls2 *ls, const struct rdhpf_forward *f)
 {
@@ -535,7 +542,7 @@ ls2_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, 
 	char err[300];
 	int r;
 
-	if (f == NULL || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
+	if (!fwd_ok(f) || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
 	    *f->remote_host == '\0' || strlen(f->remote_host) >= sizeof fw->rhost ||
 	    (f->bind_address && strlen(f->bind_address) >= sizeof fw->bind))
 		return RDHPF_ERR_INVAL;
@@ -576,7 +583,7 @@ int
 ls2_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 {
 	struct ls2 *ls = state;
-	struct fwd *fw = f ? fwd_find(ls, f) : NULL;
+	struct fwd *fw = fwd_ok(f) ? fwd_find(ls, f) : NULL;
 
 	/* The port is closed before the callback: a connect now is refused. */
 	if (fw != NULL)
@@ -589,10 +596,18 @@ int
 ls2_forward_stats(void *state, const struct rdhpf_forward *f, struct rdhpf_forward_stats *out)
 {
 	struct ls2 *ls = state;
-	struct fwd *fw = f ? fwd_find(ls, f) : NULL;
+	struct fwd *fw = fwd_ok(f) ? fwd_find(ls, f) : NULL;
 
-	if (fw == NULL)
+	if (fw == NULL || out == NULL)
 		return RDHPF_ERR_INVAL;
-	*out = fw->st;
+	/* The core sized *out: write only what it knows. */
+	if (RDHPF_HAS(out, connections))
+		out->connections = fw->st.connections;
+	if (RDHPF_HAS(out, active))
+		out->active = fw->st.active;
+	if (RDHPF_HAS(out, bytes_in))
+		out->bytes_in = fw->st.bytes_in;
+	if (RDHPF_HAS(out, bytes_out))
+		out->bytes_out = fw->st.bytes_out;
 	return RDHPF_OK;
 }

@@ -310,7 +310,7 @@ ls2_session_teardown(struct ls2 *ls, int why)
 	}
 	while (streams) {
 		struct xstream *x = streams;
-		const struct rdhpf_stream_cbs *cbs = x->cbs;
+		struct rdhpf_stream_cbs cbs = x->cbs;
 		void *arg = x->arg;
 		bool closed = x->user_closed;
 		streams = x->snext;
@@ -318,7 +318,7 @@ ls2_session_teardown(struct ls2 *ls, int why)
 		free(x->req);
 		free(x);
 		if (why == TD_LOST && !closed && !ls->destroyed)
-			cbs->on_close(arg, RDHPF_ERR_CLOSED, -1, "ssh session lost");
+			cbs.on_close(arg, RDHPF_ERR_CLOSED, -1, "ssh session lost");
 	}
 	ls2_wait_timer_arm(ls);
 }

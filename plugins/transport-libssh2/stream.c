@@ -31,13 +31,13 @@ stream_free(struct ls2 *ls, struct xstream *x)
 void
 ls2_stream_finish(struct ls2 *ls, struct xstream *x, int status, int code, const char *detail)
 {
-	const struct rdhpf_stream_cbs *cbs = x->cbs;
+	struct rdhpf_stream_cbs cbs = x->cbs;
 	void *arg = x->arg;
 	char d[TAIL_MAX + 128];
 
 	snprintf(d, sizeof d, "%s", detail ? detail : "");
 	stream_free(ls, x);
-	cbs->on_close(arg, status, code, d[0] ? d : NULL);
+	cbs.on_close(arg, status, code, d[0] ? d : NULL);
 }
 
 static void
@@ -67,7 +67,7 @@ x_deliver(struct ls2 *ls, struct xstream *x, const char *p, size_t n)
 	unsigned gen = ls->gen;
 
 	x->in_cb = true;
-	x->cbs->on_data(x->arg, p, n);
+	x->cbs.on_data(x->arg, p, n);
 	if (ls->destroyed || gen != ls->gen)
 		return false;
 	x->in_cb = false;
@@ -175,6 +175,22 @@ ls2_x_service(struct xstream *x)
 	}
 }
 
+/* The owner's callbacks, copied: only the members inside its struct_size
+ * (the others stay NULL).  false when a mandatory one is missing. */
+static bool
+cbs_copy(struct rdhpf_stream_cbs *dst, const struct rdhpf_stream_cbs *cbs)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->struct_size = sizeof *dst;
+	if (cbs == NULL)
+		return false;
+	if (RDHPF_HAS(cbs, on_data))
+		dst->on_data = cbs->on_data;
+	if (RDHPF_HAS(cbs, on_close))
+		dst->on_close = cbs->on_close;
+	return dst->on_data != NULL && dst->on_close != NULL;
+}
+
 static struct xstream *
 stream_new(struct ls2 *ls, int kind, const struct rdhpf_stream_cbs *cbs, void *arg)
 {
@@ -184,7 +200,7 @@ stream_new(struct ls2 *ls, int kind, const struct rdhpf_stream_cbs *cbs, void *a
 		return NULL;
 	x->c.ls = ls;
 	x->c.kind = kind;
-	x->cbs = cbs;
+	x->cbs = *cbs;
 	x->arg = arg;
 	return x;
 }
@@ -205,14 +221,14 @@ ls2_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cb
          void **stream)
 {
 	struct ls2 *ls = state;
+	struct rdhpf_stream_cbs cb;
 	struct xstream *x;
 
-	if (argv == NULL || argv[0] == NULL || cbs == NULL || cbs->on_data == NULL ||
-	    cbs->on_close == NULL)
+	if (argv == NULL || argv[0] == NULL || !cbs_copy(&cb, cbs) || stream == NULL)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY)
 		return RDHPF_ERR_NOTCONN;
-	x = stream_new(ls, CK_EXEC, cbs, arg);
+	x = stream_new(ls, CK_EXEC, &cb, arg);
 	if (x == NULL)
 		return RDHPF_ERR_NOMEM;
 	x->req = ls2_H->shell_join(argv);
@@ -231,19 +247,19 @@ ls2_open_unix(void *state, const char *path, const struct rdhpf_stream_cbs *cbs,
               void **stream)
 {
 	struct ls2 *ls = state;
+	struct rdhpf_stream_cbs cb;
 	struct xstream *x;
 	size_t pl;
 	unsigned char *m;
 
-	if (path == NULL || *path == '\0' || cbs == NULL || cbs->on_data == NULL ||
-	    cbs->on_close == NULL)
+	if (path == NULL || *path == '\0' || !cbs_copy(&cb, cbs) || stream == NULL)
 		return RDHPF_ERR_INVAL;
 	pl = strlen(path);
 	if (pl > 4096)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY)
 		return RDHPF_ERR_NOTCONN;
-	x = stream_new(ls, CK_UNIX, cbs, arg);
+	x = stream_new(ls, CK_UNIX, &cb, arg);
 	if (x == NULL)
 		return RDHPF_ERR_NOMEM;
 	/* direct-streamlocal@openssh.com: string socket path, string reserved
