@@ -14,53 +14,6 @@ const struct rdhpf_host_api *lsh_H;
 
 static bool g_ssh_ready;
 
-/* ---- byte buffer --------------------------------------------------------- */
-
-int
-lsh_buf_append(struct lsh_buf *b, const void *d, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (b->off > 0 && b->off + b->len + n > b->cap) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	if (b->off + b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->off + b->len, d, n);
-	b->len += n;
-	return 0;
-}
-
-void
-lsh_buf_consume(struct lsh_buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->off = b->len = 0;
-		/* Idle relays should not pin a large buffer. */
-		if (b->cap > 64u * 1024u)
-			lsh_buf_free(b);
-		return;
-	}
-	b->off += n;
-	b->len -= n;
-}
-
-void
-lsh_buf_free(struct lsh_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof *b);
-}
-
 /* ---- helpers ------------------------------------------------------------- */
 
 uint64_t
@@ -69,97 +22,33 @@ lsh_now(struct lsh *ls)
 	return H->now_ms(ls->ctx);
 }
 
-static void
-pending_fire(void *arg)
-{
-	struct lsh_pending *p = arg;
-	struct lsh *ls = p->ls;
-
-	for (struct lsh_pending **pp = &ls->pend; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	}
-	H->timer_stop(p->t);
-	p->done(p->arg, p->status, p->detail);
-	free(p->detail);
-	free(p);
-}
-
 /* The ABI forbids calling back before the operation returned: results that
  * are known at once go out on a zero timer. */
 int
 lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status, const char *detail)
 {
-	struct lsh_pending *p = calloc(1, sizeof *p);
+	struct rsdk_op *op = rsdk_op_start(&ls->pend, done, arg, 0, NULL);
 
-	if (p == NULL)
+	if (op == NULL)
 		return RDHPF_ERR_NOMEM;
-	p->ls = ls;
-	p->done = done;
-	p->arg = arg;
-	p->status = status;
-	p->detail = detail ? strdup(detail) : NULL;
-	p->t = H->timer_start(ls->ctx, 0, 0, pending_fire, p);
-	if (p->t == NULL) {
-		free(p->detail);
-		free(p);
-		return RDHPF_ERR_NOMEM;
-	}
-	p->next = ls->pend;
-	ls->pend = p;
+	rsdk_op_finish_later(op, status, detail);
 	return RDHPF_OK;
-}
-
-static void
-cancel_pending(struct lsh *ls)
-{
-	while (ls->pend) {
-		struct lsh_pending *p = ls->pend;
-		ls->pend = p->next;
-		H->timer_stop(p->t);
-		free(p->detail);
-		free(p);
-	}
 }
 
 /* ---- health ---------------------------------------------------------------- */
 
+/* Every health check waiting now gets the answer (an inbound byte, or the
+ * session's end). */
 void
 lsh_health_complete(struct lsh *ls, int status, const char *detail)
 {
-	while (ls->health) {
-		struct lsh_health *h = ls->health;
-		ls->health = h->next;
-		H->timer_stop(h->t);
-		h->done(h->arg, status, detail);
-		free(h);
-	}
-}
-
-static void
-health_timeout(void *arg)
-{
-	struct lsh_health *h = arg;
-	struct lsh *ls = h->ls;
-
-	for (struct lsh_health **pp = &ls->health; *pp; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	}
-	H->timer_stop(h->t);
-	h->done(h->arg, RDHPF_ERR_TIMEOUT, "no answer from the ssh server");
-	free(h);
+	rsdk_pending_fail_all(&ls->health, status, detail);
 }
 
 static int
 t_health(void *state, rdhpf_done_fn done, void *arg)
 {
 	struct lsh *ls = state;
-	struct lsh_health *h;
 	uint64_t to;
 
 	if (ls->phase != PH_READY)
@@ -167,17 +56,10 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 	if (lsh_now(ls) < ls->last_rx_ms + 1000)
 		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
 	/* Ask the server something; any byte back answers (lsh_note_rx). */
-	h = calloc(1, sizeof *h);
-	if (h == NULL)
-		return RDHPF_ERR_NOMEM;
 	to = ls->ka_interval_ms ? ls->ka_interval_ms * (ls->ka_count ? ls->ka_count : 1)
 	                        : ls->connect_timeout_ms;
-	h->ls = ls;
-	h->done = done;
-	h->arg = arg;
-	h->t = H->timer_start(ls->ctx, to, 0, health_timeout, h);
-	h->next = ls->health;
-	ls->health = h;
+	if (rsdk_op_start(&ls->health, done, arg, to, "no answer from the ssh server") == NULL)
+		return RDHPF_ERR_NOMEM;
 	/* Not through lsh_leave: a dead session found there would complete
 	 * this very check before we returned.  The io watch sees it instead. */
 	ls->depth++;
@@ -301,6 +183,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	if (ls == NULL)
 		return RDHPF_ERR_NOMEM;
 	ls->ctx = ctx;
+	rsdk_pending_init(&ls->pend, H, ctx);
+	rsdk_pending_init(&ls->health, H, ctx);
 	ls->fd = ls->res_fd = ls->ag_fd = -1;
 	ls->use_agent = true;
 	ls->host_name = strdup(p->host_name ? p->host_name : p->hostname);
@@ -357,13 +241,8 @@ t_disconnect(void *state)
 {
 	struct lsh *ls = state;
 
-	cancel_pending(ls);
-	while (ls->health) {
-		struct lsh_health *h = ls->health;
-		ls->health = h->next;
-		H->timer_stop(h->t);
-		free(h);
-	}
+	rsdk_pending_cancel_all(&ls->pend);
+	rsdk_pending_cancel_all(&ls->health);
 	ls->cdone = NULL;
 	lsh_teardown(ls, TD_DISCONNECT);
 }

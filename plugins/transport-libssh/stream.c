@@ -49,7 +49,7 @@ stream_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_s
 	(void)ch;
 	if (is_stderr)
 		tail_add(x, data, len);
-	else if (!x->user_closed && lsh_buf_append(&x->out, data, len) != 0)
+	else if (!x->user_closed && rsdk_buf_append(&x->out, data, len) != 0)
 		snprintf(x->why, sizeof x->why, "out of memory");
 	lsh_chan_ready(&x->c);
 	return (int)len;
@@ -83,8 +83,8 @@ lsh_stream_free(struct lsh *ls, struct lsh_stream *x)
 {
 	stream_unlink(ls, x);
 	lsh_chan_release(&x->c);
-	lsh_buf_free(&x->in);
-	lsh_buf_free(&x->out);
+	rsdk_buf_free(&x->in);
+	rsdk_buf_free(&x->out);
 	free(x->cmd);
 	free(x->path);
 	free(x);
@@ -142,10 +142,10 @@ deliver(struct lsh_stream *x)
 {
 	struct lsh *ls = x->c.ls;
 
-	while (x->out.len > 0 && !x->user_closed) {
-		size_t n = x->out.len;
+	while (rsdk_buf_size(&x->out) > 0 && !x->user_closed) {
+		size_t n = rsdk_buf_size(&x->out);
 		x->in_cb = true;
-		x->cbs.on_data(x->arg, lsh_buf_data(&x->out), n);
+		x->cbs.on_data(x->arg, rsdk_buf_str(&x->out), n);
 		x->in_cb = false;
 		if (x->user_closed) {
 			lsh_stream_free(ls, x);
@@ -188,9 +188,9 @@ lsh_stream_service(struct lsh_stream *x)
 	}
 	if (x->c.state != CS_OPEN)
 		return;
-	while (x->in.len > 0 && !x->c.r_closed && !x->c.throttled) {
+	while (rsdk_buf_size(&x->in) > 0 && !x->c.r_closed && !x->c.throttled) {
 		uint32_t win = ssh_channel_window_size(x->c.ch);
-		size_t n = x->in.len;
+		size_t n = rsdk_buf_size(&x->in);
 		int w;
 		if (win == 0) {
 			x->c.win_wait = true;
@@ -199,7 +199,7 @@ lsh_stream_service(struct lsh_stream *x)
 		}
 		if (n > win)
 			n = win;
-		w = ssh_channel_write(x->c.ch, lsh_buf_data(&x->in), (uint32_t)n);
+		w = ssh_channel_write(x->c.ch, rsdk_buf_str(&x->in), (uint32_t)n);
 		if (w < 0) {
 			snprintf(x->why, sizeof x->why, "write to the remote failed: %s",
 			         ssh_get_error(ls->s));
@@ -247,8 +247,8 @@ lsh_streams_teardown(struct lsh *ls, bool tell)
 			x->user_closed = true; /* deliver() frees it when on_data returns */
 			continue;
 		}
-		lsh_buf_free(&x->in);
-		lsh_buf_free(&x->out);
+		rsdk_buf_free(&x->in);
+		rsdk_buf_free(&x->out);
 		free(x->cmd);
 		free(x->path);
 		free(x);
@@ -363,7 +363,7 @@ lsh_stream_write(struct lsh *ls, void *stream, const void *buf, size_t len)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY || x->c.state == CS_DONE)
 		return RDHPF_ERR_NOTCONN;
-	if (lsh_buf_append(&x->in, buf, len) != 0)
+	if (rsdk_buf_append(&x->in, buf, len) != 0)
 		return RDHPF_ERR_NOMEM;
 	if (x->c.state == CS_OPEN) {
 		lsh_chan_ready(&x->c);

@@ -97,9 +97,10 @@ resolve_done(struct ls2 *ls)
 {
 	char *save = NULL, *line;
 
-	ls2_buf_append(&ls->resbuf, "", 1);
 	ls->naddr = 0;
-	for (line = strtok_r(ls->resbuf.p + ls->resbuf.off, "\n", &save);
+	/* rsdk_buf keeps its content NUL-ended; strtok_r needs it writable. */
+	for (line = ls->resbuf.data ? strtok_r(ls->resbuf.data + ls->resbuf.off, "\n", &save)
+	                            : NULL;
 	     line && ls->naddr < MAX_ADDRS; line = strtok_r(NULL, "\n", &save)) {
 		char a[INET6_ADDRSTRLEN + 1], kind[16];
 		struct sockaddr_storage *sa = &ls->addr[ls->naddr];
@@ -116,7 +117,7 @@ resolve_done(struct ls2 *ls)
 			ls->addrlen[ls->naddr++] = sizeof(struct sockaddr_in6);
 		}
 	}
-	ls2_buf_free(&ls->resbuf);
+	rsdk_buf_free(&ls->resbuf);
 	if (ls->naddr == 0) {
 		char d[400];
 		snprintf(d, sizeof d, "cannot resolve host name %s", ls->hostname);
@@ -169,8 +170,8 @@ resolver_on_io(void *arg, int fd, unsigned rev)
 
 	(void)rev;
 	if (n > 0) {
-		if (ls->resbuf.len + (size_t)n <= RESOLVE_MAX)
-			ls2_buf_append(&ls->resbuf, b, (size_t)n);
+		if (rsdk_buf_size(&ls->resbuf) + (size_t)n <= RESOLVE_MAX)
+			rsdk_buf_append(&ls->resbuf, b, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))

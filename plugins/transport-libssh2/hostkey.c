@@ -119,7 +119,7 @@ ls2_known_hosts_load(struct ls2 *ls)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	int lineno = 0, bad = 0;
+	int bad = 0;
 
 	ls->kh = libssh2_knownhost_init(ls->s);
 	ls->kh_revoked = libssh2_knownhost_init(ls->s);
@@ -136,7 +136,6 @@ ls2_known_hosts_load(struct ls2 *ls)
 		char *p = line;
 		LIBSSH2_KNOWNHOSTS *into = ls->kh;
 
-		lineno++;
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
 		while (*p == ' ' || *p == '\t')
@@ -170,7 +169,6 @@ ls2_known_hosts_load(struct ls2 *ls)
 		ls2_H->log(ls->ctx, RDHPF_LOG_DEBUG, "known_hosts read", "file", ls->known_hosts,
 		           "entries", kb, "skipped", nb, NULL);
 	}
-	(void)lineno;
 }
 
 /* Host key algorithms worth offering: the types known_hosts has for this

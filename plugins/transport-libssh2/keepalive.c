@@ -120,40 +120,39 @@ ls2_ka_start(struct ls2 *ls)
 	    ls2_H->timer_start(ls->ctx, ls->ka_interval_ms, ls->ka_interval_ms, ka_tick, ls);
 }
 
+static void
+health_fire(void *arg)
+{
+	struct ls2 *ls = arg;
+
+	ls2_H->timer_stop(ls->health_t);
+	ls->health_t = NULL;
+	rsdk_pending_fail_all(&ls->health, ls->health_status,
+	                      ls->health_detail[0] ? ls->health_detail : NULL);
+}
+
+/* Answer every health check waiting now, from the loop: never from inside
+ * ls2_service() or a teardown, where the core's callback could call a slot.
+ * An error in the same turn overrides an OK (the session died after all). */
 void
 ls2_health_complete(struct ls2 *ls, int status, const char *detail)
 {
-	while (ls->health) {
-		struct health *h = ls->health;
-		ls->health = h->next;
-		ls2_H->timer_stop(h->t);
-		ls2_complete_later(ls, h->done, h->arg, status, detail);
-		free(h);
+	if (rsdk_pending_count(&ls->health) == 0)
+		return;
+	if (ls->health_t == NULL || status != RDHPF_OK) {
+		ls->health_status = status;
+		snprintf(ls->health_detail, sizeof ls->health_detail, "%s", detail ? detail : "");
 	}
-}
-
-static void
-health_timeout(void *arg)
-{
-	struct health *h = arg;
-	struct ls2 *ls = h->ls;
-
-	for (struct health **pp = &ls->health; *pp; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	}
-	ls2_H->timer_stop(h->t);
-	h->done(h->arg, RDHPF_ERR_TIMEOUT, "no answer from the ssh server");
-	free(h);
+	if (ls->health_t == NULL)
+		ls->health_t = ls2_H->timer_start(ls->ctx, 0, 0, health_fire, ls);
+	if (ls->health_t == NULL) /* no timer: answering now beats never */
+		rsdk_pending_fail_all(&ls->health, status, detail);
 }
 
 int
 ls2_health(void *state, rdhpf_done_fn done, void *arg)
 {
 	struct ls2 *ls = state;
-	struct health *h;
 	uint64_t to;
 
 	if (ls->phase != PH_READY)
@@ -161,17 +160,10 @@ ls2_health(void *state, rdhpf_done_fn done, void *arg)
 	if (ls2_now_ms(ls) < ls->last_rx_ms + 1000)
 		return ls2_complete_later(ls, done, arg, RDHPF_OK, NULL);
 	/* Ask the server something and wait for any byte back. */
-	h = calloc(1, sizeof *h);
-	if (h == NULL)
-		return RDHPF_ERR_NOMEM;
 	to = ls->ka_interval_ms ? ls->ka_interval_ms * (ls->ka_count ? ls->ka_count : 1)
 	                        : ls->connect_timeout_ms;
-	h->ls = ls;
-	h->done = done;
-	h->arg = arg;
-	h->t = ls2_H->timer_start(ls->ctx, to, 0, health_timeout, h);
-	h->next = ls->health;
-	ls->health = h;
+	if (rsdk_op_start(&ls->health, done, arg, to, "no answer from the ssh server") == NULL)
+		return RDHPF_ERR_NOMEM;
 	if (ls->ka_fallback || ls->ka.ch == NULL) {
 		int next = 0;
 		libssh2_keepalive_send(ls->s, &next);

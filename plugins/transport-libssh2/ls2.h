@@ -101,6 +101,7 @@
 #include <libssh2.h>
 
 #include "rdhpf/plugin.h"
+#include "rdhpf/sdk.h"
 
 #define PLUGIN_VERSION "2.0.0"
 
@@ -137,10 +138,13 @@
 
 /* ---- small byte buffer ------------------------------------------------- */
 
-struct ls2_buf {
-	char *p;
-	size_t off, len, cap;
-};
+/* Free a big buffer once drained, so idle connections cost no memory. */
+static inline void
+ls2_buf_trim(struct rsdk_buf *b)
+{
+	if (rsdk_buf_size(b) == 0 && b->cap > 65536)
+		rsdk_buf_free(b);
+}
 
 /* ---- objects ----------------------------------------------------------- */
 
@@ -201,8 +205,8 @@ struct relay {
 	unsigned io_ev;
 	uint16_t peer_port;
 	uint64_t t_accept;
-	struct ls2_buf up, down; /* local→channel, channel→local not yet taken */
-	bool l_rd;               /* local fd readable (until recv says EAGAIN) */
+	struct rsdk_buf up, down; /* local→channel, channel→local not yet taken */
+	bool l_rd;                /* local fd readable (until recv says EAGAIN) */
 	bool l_eof, eof_sent, r_eof, shut_wr;
 	struct relay *fnext, *fprev;
 };
@@ -236,31 +240,13 @@ struct xstream {
 	void *arg;
 	char *req; /* exec: the command line; unix: the open message */
 	size_t req_len;
-	struct ls2_buf in; /* bytes for the remote's stdin / socket */
+	struct rsdk_buf in; /* bytes for the remote's stdin / socket */
 	char tail[TAIL_MAX + 1];
 	size_t tail_len;
 	bool out_eof, err_eof;
 	bool in_cb, user_closed;
 	bool torn; /* the session is gone; teardown frees it */
 	struct xstream *snext, *sprev;
-};
-
-struct pending {
-	struct ls2 *ls;
-	rdhpf_done_fn done;
-	void *arg;
-	int status;
-	char *detail;
-	struct rdhpf_timer *t;
-	struct pending *next;
-};
-
-struct health {
-	struct ls2 *ls;
-	rdhpf_done_fn done;
-	void *arg;
-	struct rdhpf_timer *t;
-	struct health *next;
 };
 
 struct zombie {
@@ -289,7 +275,7 @@ struct ls2 {
 	struct rdhpf_child *resolver;
 	int res_fd;
 	struct rdhpf_io *res_io;
-	struct ls2_buf resbuf;
+	struct rsdk_buf resbuf;
 	struct sockaddr_storage addr[MAX_ADDRS];
 	socklen_t addrlen[MAX_ADDRS];
 	int naddr, iaddr;
@@ -312,12 +298,13 @@ struct ls2 {
 	struct rdhpf_io *io;
 	unsigned io_ev;
 	LIBSSH2_SESSION *s;
-	struct ls2_buf out;
+	struct rsdk_buf out;
 	bool rx_ready, io_dead;
-	size_t rx_budget;  /* recv bytes left this round (READY only) */
-	struct ls2_buf in; /* read ahead, not yet handed to libssh2 */
-	bool corked;       /* inside ls2_service(): sends collect in out */
-	bool sock_failed;  /* recv saw EOF/error or send failed */
+	size_t rx_budget; /* recv bytes left this round (READY only) */
+	char *rx;         /* read ahead (RX_AHEAD bytes), not yet handed to libssh2 */
+	size_t rx_off, rx_len;
+	bool corked;      /* inside ls2_service(): sends collect in out */
+	bool sock_failed; /* recv saw EOF/error or send failed */
 	char sock_why[200];
 	bool zombie_dirty;  /* zombies that have not had a close attempt */
 	bool any_throttled; /* some chan waits for sess_out to drain */
@@ -336,14 +323,17 @@ struct ls2 {
 	struct chan *ready, *ready_tail;
 	struct zombie *zombies;
 	struct chan ka;
-	bool ka_wanted, ka_inflight, ka_fallback;
+	bool ka_inflight, ka_fallback;
 	struct rdhpf_timer *ka_timer, *dead_timer;
 
 	struct fwd *fwds;
 	struct rdhpf_timer *wait_timer;
 	struct xstream *streams;
-	struct pending *pend;
-	struct health *health;
+	struct rsdk_pending pend;   /* results known at once, delivered from the loop */
+	struct rsdk_pending health; /* health checks waiting for the server */
+	struct rdhpf_timer *health_t;
+	int health_status;
+	char health_detail[512];
 	struct rdhpf_timer *kick_t;
 	char *scratch;
 
@@ -365,10 +355,6 @@ int ls2_complete_later(struct ls2 *ls, rdhpf_done_fn done, void *arg, int status
 void ls2_really_destroy(struct ls2 *ls);
 
 /* sockio.c */
-int ls2_buf_append(struct ls2_buf *b, const void *d, size_t n);
-void ls2_buf_consume(struct ls2_buf *b, size_t n);
-void ls2_buf_free(struct ls2_buf *b);
-void ls2_buf_trim(struct ls2_buf *b);
 void ls2_set_nodelay(int fd);
 ssize_t ls2_cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abstract);
 ssize_t ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstract);

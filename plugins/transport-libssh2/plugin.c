@@ -13,12 +13,6 @@ ls2_now_ms(struct ls2 *ls)
 	return ls2_H->now_ms(ls->ctx);
 }
 
-static char *
-xstrdup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 const char *
 ls2_sess_errmsg(struct ls2 *ls)
 {
@@ -202,57 +196,15 @@ validate_option(const char *key, const char *value, char *err, size_t errlen)
 
 /* ---- deferred completions (never call back before the op returned) --- */
 
-static void
-pending_fire(void *arg)
-{
-	struct pending *p = arg;
-	struct ls2 *ls = p->ls;
-
-	for (struct pending **pp = &ls->pend; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	}
-	ls2_H->timer_stop(p->t);
-	p->done(p->arg, p->status, p->detail);
-	free(p->detail);
-	free(p);
-}
-
 int
 ls2_complete_later(struct ls2 *ls, rdhpf_done_fn done, void *arg, int status, const char *detail)
 {
-	struct pending *p = calloc(1, sizeof *p);
+	struct rsdk_op *op = rsdk_op_start(&ls->pend, done, arg, 0, NULL);
 
-	if (p == NULL)
+	if (op == NULL)
 		return RDHPF_ERR_NOMEM;
-	p->ls = ls;
-	p->done = done;
-	p->arg = arg;
-	p->status = status;
-	p->detail = xstrdup_or_null(detail);
-	p->t = ls2_H->timer_start(ls->ctx, 0, 0, pending_fire, p);
-	if (p->t == NULL) {
-		free(p->detail);
-		free(p);
-		return RDHPF_ERR_NOMEM;
-	}
-	p->next = ls->pend;
-	ls->pend = p;
+	rsdk_op_finish_later(op, status, detail);
 	return RDHPF_OK;
-}
-
-static void
-cancel_pending(struct ls2 *ls)
-{
-	while (ls->pend) {
-		struct pending *p = ls->pend;
-		ls->pend = p->next;
-		ls2_H->timer_stop(p->t);
-		free(p->detail);
-		free(p);
-	}
 }
 
 /* ---- ops ------------------------------------------------------------------- */
@@ -282,6 +234,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	if (ls == NULL)
 		return RDHPF_ERR_NOMEM;
 	ls->ctx = ctx;
+	rsdk_pending_init(&ls->pend, ls2_H, ctx);
+	rsdk_pending_init(&ls->health, ls2_H, ctx);
 	ls->fd = -1;
 	ls->res_fd = -1;
 	ls->window = WINDOW_DEFAULT;
@@ -293,7 +247,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	ls->hostname = strdup(p->hostname);
 	ls->port = p->port ? p->port : 22;
 	ls->user = strdup(p->user ? p->user : (pw ? pw->pw_name : "root"));
-	ls->identity = xstrdup_or_null(p->identity_file);
+	ls->identity = rsdk_strdup(p->identity_file);
 	if (p->known_hosts) {
 		ls->known_hosts = strdup(p->known_hosts);
 	} else {
@@ -361,12 +315,11 @@ t_disconnect(void *state)
 {
 	struct ls2 *ls = state;
 
-	cancel_pending(ls);
-	while (ls->health) {
-		struct health *h = ls->health;
-		ls->health = h->next;
-		ls2_H->timer_stop(h->t);
-		free(h);
+	rsdk_pending_cancel_all(&ls->pend);
+	rsdk_pending_cancel_all(&ls->health);
+	if (ls->health_t) {
+		ls2_H->timer_stop(ls->health_t);
+		ls->health_t = NULL;
 	}
 	ls->cdone = NULL;
 	ls2_session_teardown(ls, TD_DISCONNECT);

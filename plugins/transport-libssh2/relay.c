@@ -12,10 +12,10 @@ relay_update_io(struct relay *r)
 	if (r->io == NULL)
 		return;
 	if (r->c.state == CS_OPEN) {
-		if (!r->l_eof && !r->l_rd && r->up.len == 0 && !r->c.win_blocked &&
+		if (!r->l_eof && !r->l_rd && rsdk_buf_size(&r->up) == 0 && !r->c.win_blocked &&
 		    !r->c.out_throttled)
 			ev |= RDHPF_IO_READ;
-		if (r->down.len > 0)
+		if (rsdk_buf_size(&r->down) > 0)
 			ev |= RDHPF_IO_WRITE;
 	}
 	if (ev != r->io_ev) {
@@ -56,8 +56,8 @@ ls2_relay_free(struct relay *r)
 		ls2_H->io_stop(r->io);
 	if (r->fd >= 0)
 		close(r->fd);
-	ls2_buf_free(&r->up);
-	ls2_buf_free(&r->down);
+	rsdk_buf_free(&r->up);
+	rsdk_buf_free(&r->down);
 	if (fw->st.active > 0)
 		fw->st.active--;
 	free(r);
@@ -337,9 +337,9 @@ ls2_wake_waiters(struct ls2 *ls)
 static int
 relay_flush_down(struct relay *r)
 {
-	while (r->down.len > 0) {
-		ssize_t n =
-		    send(r->fd, r->down.p + r->down.off, r->down.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (rsdk_buf_size(&r->down) > 0) {
+		ssize_t n = send(r->fd, rsdk_buf_str(&r->down), rsdk_buf_size(&r->down),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -347,7 +347,7 @@ relay_flush_down(struct relay *r)
 				return 0;
 			return -1;
 		}
-		ls2_buf_consume(&r->down, (size_t)n);
+		rsdk_buf_consume(&r->down, (size_t)n);
 	}
 	ls2_buf_trim(&r->down);
 	return 0;
@@ -363,7 +363,7 @@ relay_chan_write(struct relay *r, const char *p, size_t n)
 
 	while (off < n) {
 		ssize_t w;
-		if (ls->out.len >= OUT_HIGH) {
+		if (rsdk_buf_size(&ls->out) >= OUT_HIGH) {
 			r->c.out_throttled = true;
 			ls->any_throttled = true;
 			break;
@@ -395,15 +395,15 @@ relay_up(struct relay *r)
 
 	r->c.win_blocked = false;
 	r->c.out_throttled = false;
-	while (r->up.len > 0) {
-		ssize_t w = relay_chan_write(r, r->up.p + r->up.off, r->up.len);
+	while (rsdk_buf_size(&r->up) > 0) {
+		ssize_t w = relay_chan_write(r, rsdk_buf_str(&r->up), rsdk_buf_size(&r->up));
 		if (w < 0) {
 			ls2_relay_reset(r, "channel write");
 			return false;
 		}
 		if (w == 0)
 			return true;
-		ls2_buf_consume(&r->up, (size_t)w);
+		rsdk_buf_consume(&r->up, (size_t)w);
 	}
 	ls2_buf_trim(&r->up);
 	if (r->l_eof) {
@@ -423,7 +423,7 @@ relay_up(struct relay *r)
 			r->c.win_blocked = true;
 			break;
 		}
-		if (ls->out.len >= OUT_HIGH) {
+		if (rsdk_buf_size(&ls->out) >= OUT_HIGH) {
 			r->c.out_throttled = true;
 			ls->any_throttled = true;
 			break;
@@ -456,7 +456,7 @@ relay_up(struct relay *r)
 			return false;
 		}
 		if (w < n) {
-			if (ls2_buf_append(&r->up, ls->scratch + w, (size_t)(n - w)) != 0) {
+			if (rsdk_buf_append(&r->up, ls->scratch + w, (size_t)(n - w)) != 0) {
 				ls2_relay_reset(r, "out of memory");
 				return false;
 			}
@@ -477,11 +477,11 @@ ls2_relay_service(struct relay *r)
 	if (r->c.state != CS_OPEN || r->c.ch == NULL)
 		return;
 	/* channel → local */
-	if (r->down.len > 0 && relay_flush_down(r) != 0) {
+	if (rsdk_buf_size(&r->down) > 0 && relay_flush_down(r) != 0) {
 		ls2_relay_reset(r, "local send");
 		return;
 	}
-	while (!r->r_eof && r->down.len == 0 && budget > 0) {
+	while (!r->r_eof && rsdk_buf_size(&r->down) == 0 && budget > 0) {
 		ssize_t n = libssh2_channel_read(r->c.ch, ls->scratch, SCRATCH_SIZE);
 		if (n > 0) {
 			ssize_t w;
@@ -496,7 +496,7 @@ ls2_relay_service(struct relay *r)
 				w = 0;
 			}
 			if (w < n &&
-			    ls2_buf_append(&r->down, ls->scratch + w, (size_t)(n - w)) != 0) {
+			    rsdk_buf_append(&r->down, ls->scratch + w, (size_t)(n - w)) != 0) {
 				ls2_relay_reset(r, "out of memory");
 				return;
 			}
@@ -513,9 +513,9 @@ ls2_relay_service(struct relay *r)
 		ls2_relay_reset(r, "channel read");
 		return;
 	}
-	if (budget == 0 && r->down.len == 0 && !r->r_eof)
+	if (budget == 0 && rsdk_buf_size(&r->down) == 0 && !r->r_eof)
 		ls2_ready_push(ls, &r->c);
-	if (r->r_eof && r->down.len == 0 && !r->shut_wr) {
+	if (r->r_eof && rsdk_buf_size(&r->down) == 0 && !r->shut_wr) {
 		shutdown(r->fd, SHUT_WR);
 		r->shut_wr = true;
 	}
@@ -527,7 +527,7 @@ ls2_relay_service(struct relay *r)
 		return;
 	}
 	/* The remote closed the channel (not just EOF): the local side is done. */
-	if (r->r_eof && r->down.len == 0 && libssh2_channel_wait_closed(r->c.ch) == 0) {
+	if (r->r_eof && rsdk_buf_size(&r->down) == 0 && libssh2_channel_wait_closed(r->c.ch) == 0) {
 		ls2_relay_free(r); /* done both ways: the channel closes in the background */
 		return;
 	}

@@ -36,17 +36,17 @@ scan(struct ls2 *ls)
 			struct relay *r = (struct relay *)c;
 			if (c->state != CS_OPEN)
 				break;
-			if (!r->r_eof && r->down.len == 0 &&
+			if (!r->r_eof && rsdk_buf_size(&r->down) == 0 &&
 			    (libssh2_poll_channel_read(c->ch, 0) != 0 ||
 			     libssh2_channel_eof(c->ch)))
 				need = true;
 			else if (r->l_eof && !r->eof_sent)
 				need = true;
-			else if (r->r_eof && r->down.len == 0)
+			else if (r->r_eof && rsdk_buf_size(&r->down) == 0)
 				need = true; /* waiting for the remote CLOSE */
 			if (c->win_blocked && libssh2_channel_window_write_ex(c->ch, NULL) > 0)
 				need = true;
-			if (c->out_throttled && ls->out.len < OUT_RESUME)
+			if (c->out_throttled && rsdk_buf_size(&ls->out) < OUT_RESUME)
 				need = true;
 			break;
 		}
@@ -141,8 +141,7 @@ ls2_service(struct ls2 *ls)
 			if (ls->ka_inflight)
 				ls2_ka_probe(ls);
 			ls->zombie_dirty = true;
-			if (ls->health)
-				ls2_health_complete(ls, RDHPF_OK, NULL);
+			ls2_health_complete(ls, RDHPF_OK, NULL);
 			scan(ls);
 		}
 		if (ls->zombies && ls->zombie_dirty)
@@ -160,7 +159,7 @@ ls2_service(struct ls2 *ls)
 		/* Send what this round produced (window adjusts above all): held
 		 * back until ls2_service() ends, they would let the server run out of
 		 * window while we work through a long batch. */
-		if (ls->out.len > 0 && ls2_sess_flush(ls) != 0)
+		if (rsdk_buf_size(&ls->out) > 0 && ls2_sess_flush(ls) != 0)
 			break;
 		if (ls->rx_seq == seq0 && !ls2_rx_pending(ls) && ls->ready == NULL &&
 		    ls->rx_seq == ls->scan_seq)
@@ -175,7 +174,8 @@ out:
 	}
 	if (ls->depth == 1) {
 		ls->corked = false;
-		if (!ls->destroyed && gen == ls->gen && ls->phase == PH_READY && ls->out.len > 0)
+		if (!ls->destroyed && gen == ls->gen && ls->phase == PH_READY &&
+		    rsdk_buf_size(&ls->out) > 0)
 			ls2_sess_flush(ls);
 		/* That flush may have woken writers: they run from the loop. */
 		if (!ls->destroyed && gen == ls->gen && ls->ready != NULL)
@@ -218,7 +218,7 @@ ls2_session_teardown(struct ls2 *ls, int why)
 		ls->kick_t = NULL;
 	}
 	ls2_resolver_stop(ls);
-	ls2_buf_free(&ls->resbuf);
+	rsdk_buf_free(&ls->resbuf);
 
 	/* Streams end (their owners hear of it only when the link was lost). */
 	streams = ls->streams;
@@ -290,8 +290,10 @@ ls2_session_teardown(struct ls2 *ls, int why)
 		close(ls->fd);
 		ls->fd = -1;
 	}
-	ls2_buf_free(&ls->out);
-	ls2_buf_free(&ls->in);
+	rsdk_buf_free(&ls->out);
+	free(ls->rx);
+	ls->rx = NULL;
+	ls->rx_off = ls->rx_len = 0;
 	ls->corked = false;
 	ls->io_dead = false;
 	ls->rx_ready = false;
@@ -314,7 +316,7 @@ ls2_session_teardown(struct ls2 *ls, int why)
 		void *arg = x->arg;
 		bool closed = x->user_closed;
 		streams = x->snext;
-		ls2_buf_free(&x->in);
+		rsdk_buf_free(&x->in);
 		free(x->req);
 		free(x);
 		if (why == TD_LOST && !closed && !ls->destroyed)

@@ -2,63 +2,6 @@
  * callbacks (see ls2.h for why); the byte buffer they and the relays use. */
 #include "ls2.h"
 
-int
-ls2_buf_append(struct ls2_buf *b, const void *d, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (b->off + b->len + n > b->cap) {
-		if (b->off > 0) {
-			memmove(b->p, b->p + b->off, b->len);
-			b->off = 0;
-		}
-		if (b->len + n > b->cap) {
-			size_t cap = b->cap ? b->cap : 4096;
-			while (cap < b->len + n)
-				cap *= 2;
-			char *p = realloc(b->p, cap);
-			if (p == NULL)
-				return -1;
-			b->p = p;
-			b->cap = cap;
-		}
-	}
-	memcpy(b->p + b->off + b->len, d, n);
-	b->len += n;
-	return 0;
-}
-
-void
-ls2_buf_consume(struct ls2_buf *b, size_t n)
-{
-	b->off += n;
-	b->len -= n;
-	if (b->len == 0)
-		b->off = 0;
-}
-
-void
-ls2_buf_free(struct ls2_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof *b);
-}
-
-/* Free a big buffer once drained, so idle connections cost no memory. */
-void
-ls2_buf_trim(struct ls2_buf *b)
-{
-	if (b->len == 0 && b->cap > 65536)
-		ls2_buf_free(b);
-}
-
-void
-ls2_set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* ---- the session socket: our send/recv callbacks for libssh2 ---------- */
 
 static void
@@ -87,7 +30,7 @@ ls2_cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **
 	}
 	if (ls->io_dead || ls->sock_failed)
 		return -EPIPE;
-	if (ls->out.len == 0 && !ls->corked) {
+	if (rsdk_buf_size(&ls->out) == 0 && !ls->corked) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -100,11 +43,11 @@ ls2_cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **
 		done = (size_t)n;
 	}
 	if (done < len) {
-		if (ls2_buf_append(&ls->out, (const char *)buf + done, len - done) != 0)
+		if (rsdk_buf_append(&ls->out, (const char *)buf + done, len - done) != 0)
 			return -ENOMEM;
-		if (ls->out.len >= TX_BATCH)
+		if (rsdk_buf_size(&ls->out) >= TX_BATCH)
 			ls2_sess_flush(ls);
-		if (ls->out.len > 0 && !(ls->io_ev & RDHPF_IO_WRITE) && !ls->corked)
+		if (rsdk_buf_size(&ls->out) > 0 && !(ls->io_ev & RDHPF_IO_WRITE) && !ls->corked)
 			ls2_sess_update_io(ls);
 	}
 	return (ssize_t)len;
@@ -128,18 +71,13 @@ ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstra
 		if (len > ls->rx_budget)
 			len = ls->rx_budget;
 	}
-	if (ls->in.len == 0) {
+	if (ls->rx_len == 0) {
 		if (!ls->rx_ready)
 			return -EAGAIN;
-		if (ls->in.cap < RX_AHEAD) {
-			char *p = realloc(ls->in.p, RX_AHEAD);
-			if (p == NULL)
-				return -ENOMEM;
-			ls->in.p = p;
-			ls->in.cap = RX_AHEAD;
-		}
-		ls->in.off = 0;
-		n = recv(fd, ls->in.p, ls->in.cap, MSG_DONTWAIT);
+		if (ls->rx == NULL && (ls->rx = malloc(RX_AHEAD)) == NULL)
+			return -ENOMEM;
+		ls->rx_off = 0;
+		n = recv(fd, ls->rx, RX_AHEAD, MSG_DONTWAIT);
 		if (n == 0) {
 			sock_fail(ls, "recv", 0);
 			return 0;
@@ -153,13 +91,14 @@ ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstra
 			sock_fail(ls, "recv", e);
 			return -e;
 		}
-		ls->in.len = (size_t)n;
+		ls->rx_len = (size_t)n;
 		ls->last_rx_ms = ls2_now_ms(ls);
 	}
-	if (len > ls->in.len)
-		len = ls->in.len;
-	memcpy(buf, ls->in.p + ls->in.off, len);
-	ls2_buf_consume(&ls->in, len);
+	if (len > ls->rx_len)
+		len = ls->rx_len;
+	memcpy(buf, ls->rx + ls->rx_off, len);
+	ls->rx_off += len;
+	ls->rx_len -= len;
 	if (ls->phase == PH_READY)
 		ls->rx_budget -= len;
 	ls->rx_seq++;
@@ -169,7 +108,7 @@ ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstra
 bool
 ls2_rx_pending(struct ls2 *ls)
 {
-	return ls->rx_ready || ls->in.len > 0;
+	return ls->rx_ready || ls->rx_len > 0;
 }
 
 /* Flush sess_out; -1 on a dead socket.  Writers that stopped because it was
@@ -177,9 +116,9 @@ ls2_rx_pending(struct ls2 *ls)
 int
 ls2_sess_flush(struct ls2 *ls)
 {
-	while (ls->out.len > 0) {
-		ssize_t n =
-		    send(ls->fd, ls->out.p + ls->out.off, ls->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (rsdk_buf_size(&ls->out) > 0) {
+		ssize_t n = send(ls->fd, rsdk_buf_str(&ls->out), rsdk_buf_size(&ls->out),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -189,9 +128,9 @@ ls2_sess_flush(struct ls2 *ls)
 			snprintf(ls->last_conn_err, sizeof ls->last_conn_err, "%s", ls->sock_why);
 			return -1;
 		}
-		ls2_buf_consume(&ls->out, (size_t)n);
+		rsdk_buf_consume(&ls->out, (size_t)n);
 	}
-	if (ls->any_throttled && ls->out.len < OUT_RESUME) {
+	if (ls->any_throttled && rsdk_buf_size(&ls->out) < OUT_RESUME) {
 		ls->any_throttled = false;
 		for (struct chan *c = ls->chans; c; c = c->next) {
 			if (c->out_throttled) {
@@ -224,7 +163,7 @@ ls2_sess_update_io(struct ls2 *ls)
 		 * in the kernel rather than waking us in a loop. */
 		if (pump_possible(ls))
 			ev |= RDHPF_IO_READ;
-		if (ls->out.len > 0)
+		if (rsdk_buf_size(&ls->out) > 0)
 			ev |= RDHPF_IO_WRITE;
 	}
 	if (ev != ls->io_ev) {

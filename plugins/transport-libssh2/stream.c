@@ -21,7 +21,7 @@ stream_free(struct ls2 *ls, struct xstream *x)
 {
 	ls2_chan_detach(ls, &x->c);
 	stream_unlink(ls, x);
-	ls2_buf_free(&x->in);
+	rsdk_buf_free(&x->in);
 	free(x->req);
 	free(x);
 }
@@ -103,16 +103,16 @@ ls2_x_service(struct xstream *x)
 	if (x->c.state != CS_OPEN)
 		return;
 	x->c.win_blocked = false;
-	while (x->in.len > 0) {
+	while (rsdk_buf_size(&x->in) > 0) {
 		ssize_t w;
-		if (ls->out.len >= OUT_HIGH) {
+		if (rsdk_buf_size(&ls->out) >= OUT_HIGH) {
 			x->c.out_throttled = true;
 			ls->any_throttled = true;
 			break;
 		}
-		w = libssh2_channel_write(ch, x->in.p + x->in.off, x->in.len);
+		w = libssh2_channel_write(ch, rsdk_buf_str(&x->in), rsdk_buf_size(&x->in));
 		if (w > 0) {
-			ls2_buf_consume(&x->in, (size_t)w);
+			rsdk_buf_consume(&x->in, (size_t)w);
 			continue;
 		}
 		if (w == LIBSSH2_ERROR_EAGAIN || w == 0) {
@@ -121,7 +121,7 @@ ls2_x_service(struct xstream *x)
 			break;
 		}
 		/* the remote stopped reading (EOF sent, closed): drop the rest */
-		ls2_buf_free(&x->in);
+		rsdk_buf_free(&x->in);
 		break;
 	}
 	ls2_buf_trim(&x->in);
@@ -292,7 +292,7 @@ ls2_stream_write(void *state, void *stream, const void *buf, size_t len)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY || x->torn)
 		return RDHPF_ERR_NOTCONN;
-	if (ls2_buf_append(&x->in, buf, len) != 0)
+	if (rsdk_buf_append(&x->in, buf, len) != 0)
 		return RDHPF_ERR_NOMEM;
 	if (x->c.state == CS_OPEN)
 		ls2_ready_push(ls, &x->c);
