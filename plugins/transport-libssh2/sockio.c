@@ -1,6 +1,13 @@
 /* transport-libssh2, sockio: the session socket.  libssh2 sends and receives through our
- * callbacks (see ls2.h for why); the byte buffer they and the relays use. */
+ * callbacks (see ls2.h for why). */
 #include "ls2.h"
+
+void
+ls2_set_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
 
 /* ---- the session socket: our send/recv callbacks for libssh2 ---------- */
 
