@@ -70,7 +70,7 @@ lsh_check_ciphers(const char *list, char *err, size_t errlen)
 	rc = ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, list);
 	ssh_free(s);
 	if (rc != SSH_OK) {
-		snprintf(err, errlen, "none of '%s' is a cipher libssh %s supports", list,
+		snprintf(err, errlen, "'%s' names no cipher libssh %s supports", list,
 		         ssh_version(0));
 		return RDHPF_ERR_INVAL;
 	}

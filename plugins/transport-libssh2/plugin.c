@@ -127,8 +127,8 @@ check_methods(int method, const char *list, char *err, size_t errlen)
 		}
 		if (n > 0)
 			libssh2_free(s, algs);
-		snprintf(err, errlen, "none of '%s' is supported by libssh2 %s (supported: %s)",
-		         list, libssh2_version(0), known);
+		snprintf(err, errlen, "'%s' names nothing libssh2 %s supports (it has: %s)", list,
+		         libssh2_version(0), known);
 		r = RDHPF_ERR_INVAL;
 	}
 	libssh2_session_free(s);
