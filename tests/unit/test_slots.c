@@ -335,6 +335,12 @@ test_list_and_watch(void **s)
 }
 
 static void
+never_cb(void *arg)
+{
+	(void)arg;
+}
+
+static void
 test_leak_report(void **s)
 {
 	struct plugin rp = {.path = (char *)(uintptr_t)"mem", .info = &rinfo};
@@ -346,8 +352,14 @@ test_leak_report(void **s)
 	assert_non_null(core_host_api.container_new(ctx, "abc123", "x"));
 	assert_int_equal(ctx_describe_handles(ctx, buf, sizeof buf), 1);
 	assert_string_equal(buf, "container abc123\n");
-	assert_int_equal(ctx_free(ctx), 1);
+	/* A static callback is named by object and offset, never by the
+	 * nearest exported symbol. */
+	assert_non_null(core_host_api.timer_start(ctx, 100000, 0, never_cb, NULL));
+	assert_int_equal(ctx_describe_handles(ctx, buf, sizeof buf), 2);
+	assert_non_null(strstr(buf, "timer callback test-slots+0x"));
+	assert_int_equal(ctx_free(ctx), 2);
 	assert_int_equal(log_count("leaked container abc123"), 1);
+	assert_int_equal(log_count("leaked timer callback test-slots+0x"), 1);
 	turn();
 }
 
