@@ -95,7 +95,8 @@ probe_on_io(void *arg, int fd, unsigned rev)
 	/* The answer: uint32 length, byte type, uint32 number of keys.  The
 	 * keys themselves are libssh's business. */
 	{
-		ssize_t n = recv(fd, ls->ag_rx + ls->ag_rx_len, sizeof ls->ag_rx - ls->ag_rx_len, 0);
+		ssize_t n =
+		    recv(fd, ls->ag_rx + ls->ag_rx_len, sizeof ls->ag_rx - ls->ag_rx_len, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {

@@ -188,8 +188,7 @@ cb_close(ssh_session s, ssh_channel ch, void *ud)
 	lsh_chan_ready(c);
 }
 
-int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
-                  void *ud);
+int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr, void *ud);
 int stream_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
                    void *ud);
 void stream_cb_exit(ssh_session s, ssh_channel ch, int status, void *ud);

@@ -49,8 +49,8 @@ static void
 auth_failed(struct lsh *ls, int rc)
 {
 	char d[900], *user = NULL;
-	const char *why = rc == SSH_AUTH_PARTIAL ? "needs another method after the public key"
-	                                         : "refused";
+	const char *why =
+	    rc == SSH_AUTH_PARTIAL ? "needs another method after the public key" : "refused";
 
 	if (ssh_options_get(ls->s, SSH_OPTIONS_USER, &user) != SSH_OK)
 		user = NULL;
@@ -58,8 +58,8 @@ auth_failed(struct lsh *ls, int rc)
 	         "public key authentication as %s@%s %s (tried: %s; identity files: %s, then "
 	         "ssh_config's IdentityFile and ~/.ssh/id_*)%s%s",
 	         user ? user : "?", ls->target, why, ls->ag_note[0] ? ls->ag_note : "no agent",
-	         ls->identity ? ls->identity : "no identity_file",
-	         rc == SSH_AUTH_ERROR ? ": " : "", rc == SSH_AUTH_ERROR ? ssh_get_error(ls->s) : "");
+	         ls->identity ? ls->identity : "no identity_file", rc == SSH_AUTH_ERROR ? ": " : "",
+	         rc == SSH_AUTH_ERROR ? ssh_get_error(ls->s) : "");
 	if (user)
 		ssh_string_free_char(user);
 	lsh_connect_finish(ls, rc == SSH_AUTH_ERROR ? RDHPF_ERR_CONNECT : RDHPF_ERR_AUTH, d);

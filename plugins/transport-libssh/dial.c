@@ -57,7 +57,8 @@ tcp_next(struct lsh *ls)
 			snprintf(ls->last_err, sizeof ls->last_err, "socket: %s", strerror(errno));
 			continue;
 		}
-		if (connect(fd, (struct sockaddr *)&ls->addr[ls->iaddr], ls->addrlen[ls->iaddr]) != 0 &&
+		if (connect(fd, (struct sockaddr *)&ls->addr[ls->iaddr], ls->addrlen[ls->iaddr]) !=
+		        0 &&
 		    errno != EINPROGRESS) {
 			snprintf(ls->last_err, sizeof ls->last_err, "connect: %s", strerror(errno));
 			close(fd);
@@ -137,18 +138,19 @@ resolve_parse(struct lsh *ls)
 {
 	char *save = NULL, *line;
 
-	lsh_buf_append(&ls->resbuf, "", 1);
 	ls->naddr = ls->iaddr = 0;
 	/* getent ahosts: "ADDRESS STREAM name" lines, one per address and
 	 * socket type; only the STREAM ones, in order, deduplicated by getent. */
-	for (line = strtok_r(ls->resbuf.p + ls->resbuf.off, "\n", &save);
+	/* rsdk_buf keeps its content NUL-ended; strtok_r needs it writable. */
+	for (line = ls->resbuf.data ? strtok_r(ls->resbuf.data + ls->resbuf.off, "\n", &save)
+	                            : NULL;
 	     line && ls->naddr < LSH_MAX_ADDRS; line = strtok_r(NULL, "\n", &save)) {
 		char a[INET6_ADDRSTRLEN + 1], kind[16];
 		if (sscanf(line, "%46s %15s", a, kind) == 2 && strcmp(kind, "STREAM") == 0 &&
 		    addr_set(ls, ls->naddr, a))
 			ls->naddr++;
 	}
-	lsh_buf_free(&ls->resbuf);
+	rsdk_buf_free(&ls->resbuf);
 	if (ls->naddr == 0) {
 		char d[400];
 		snprintf(d, sizeof d, "cannot resolve host name %s", ls->target);
@@ -175,7 +177,7 @@ lsh_dial_stop(struct lsh *ls)
 		H->child_detach(ls->resolver);
 		ls->resolver = NULL;
 	}
-	lsh_buf_free(&ls->resbuf);
+	rsdk_buf_free(&ls->resbuf);
 }
 
 static void
@@ -197,8 +199,8 @@ resolver_on_io(void *arg, int fd, unsigned rev)
 
 	(void)rev;
 	if (n > 0) {
-		if (ls->resbuf.len + (size_t)n <= RESOLVE_MAX)
-			lsh_buf_append(&ls->resbuf, b, (size_t)n);
+		if (rsdk_buf_size(&ls->resbuf) + (size_t)n <= RESOLVE_MAX)
+			rsdk_buf_append(&ls->resbuf, b, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))

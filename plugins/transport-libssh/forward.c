@@ -100,8 +100,9 @@ accept_on_io(void *arg, int fd, unsigned rev)
 				char e[64], p[8];
 				snprintf(e, sizeof e, "%s", strerror(errno));
 				snprintf(p, sizeof p, "%u", fw->lport);
-				H->log(ls->ctx, RDHPF_LOG_WARN, "accept failed; pausing the listener",
-				       "port", p, "err", e, NULL);
+				H->log(ls->ctx, RDHPF_LOG_WARN,
+				       "accept failed; pausing the listener", "port", p, "err", e,
+				       NULL);
 				H->io_update(fw->lio, 0);
 				fw->pause_t =
 				    H->timer_start(ls->ctx, LSH_ACCEPT_PAUSE_MS, 0, pause_fire, fw);
@@ -139,7 +140,8 @@ lsh_fwd_add(struct lsh *ls, const struct rdhpf_forward *f, char *err, size_t err
 		return RDHPF_ERR_NOMEM;
 	fw->ls = ls;
 	fw->lfd = -1;
-	snprintf(fw->bind, sizeof fw->bind, "%s", f->bind_address ? f->bind_address : ls->bind_addr);
+	snprintf(fw->bind, sizeof fw->bind, "%s",
+	         f->bind_address ? f->bind_address : ls->bind_addr);
 	fw->lport = f->local_port;
 	snprintf(fw->rhost, sizeof fw->rhost, "%s", f->remote_host);
 	fw->rport = f->remote_port;

@@ -62,11 +62,12 @@ lsh_hostkey_verify(struct lsh *ls, char *detail, size_t dlen)
 		break;
 	}
 	if (rc != RDHPF_OK) {
-		snprintf(detail, dlen,
-		         "host key of %s port %u (%s %s) %s; known_hosts: %s (rdhpf never adds keys; "
-		         "add it with ssh-keyscan after checking the fingerprint)",
-		         ls->target, ls->tport, type ? type : "?", fp ? fp : "?", what,
-		         kh ? kh : "the user's default");
+		snprintf(
+		    detail, dlen,
+		    "host key of %s port %u (%s %s) %s; known_hosts: %s (rdhpf never adds keys; "
+		    "add it with ssh-keyscan after checking the fingerprint)",
+		    ls->target, ls->tport, type ? type : "?", fp ? fp : "?", what,
+		    kh ? kh : "the user's default");
 		H->log(ls->ctx, RDHPF_LOG_ERROR, "host key verification failed", "detail", detail,
 		       NULL);
 	}

@@ -35,13 +35,14 @@
 #include <libssh/libssh.h>
 
 #include "rdhpf/plugin.h"
+#include "rdhpf/sdk.h"
 
-#define LSH_VERSION "1.0.0"
+#define LSH_VERSION "2.0.0"
 
-#define LSH_SCRATCH (256u * 1024u)      /* one read from a local socket */
+#define LSH_SCRATCH (256u * 1024u)       /* one read from a local socket */
 #define LSH_RELAY_BUDGET (1024u * 1024u) /* bytes one relay moves per turn */
-#define LSH_PUMP_ROUNDS 64              /* libssh reads 4 KiB per poll: 256 KiB per turn */
-#define LSH_SERVICE_BATCH 256           /* ready channels per turn, then a zero timer */
+#define LSH_PUMP_ROUNDS 64               /* libssh reads 4 KiB per poll: 256 KiB per turn */
+#define LSH_SERVICE_BATCH 256            /* ready channels per turn, then a zero timer */
 #define LSH_TAIL_MAX 1024
 #define LSH_MAX_ADDRS 8
 #define LSH_ACCEPT_BATCH 256
@@ -52,17 +53,13 @@
 
 extern const struct rdhpf_host_api *lsh_H;
 
-struct lsh_buf {
-	char *p;
-	size_t off, len, cap;
-};
-int lsh_buf_append(struct lsh_buf *b, const void *d, size_t n);
-void lsh_buf_consume(struct lsh_buf *b, size_t n);
-void lsh_buf_free(struct lsh_buf *b);
-static inline const char *
-lsh_buf_data(const struct lsh_buf *b)
+/* Drop n bytes from the front; an idle relay should not pin a large buffer. */
+static inline void
+lsh_buf_consume(struct rsdk_buf *b, size_t n)
 {
-	return b->p + b->off;
+	rsdk_buf_consume(b, n);
+	if (rsdk_buf_size(b) == 0 && b->cap > 64u * 1024u)
+		rsdk_buf_free(b);
 }
 
 enum lsh_phase {
@@ -99,9 +96,9 @@ struct lsh_chan {
 	struct lsh_chan *rnext;         /* ls->ready */
 	struct lsh_chan *tnext;         /* ls->throttled */
 	bool opening, ready, throttled;
-	bool r_eof, r_closed;           /* seen by libssh callbacks */
-	bool win_wait;                  /* a write found the peer's window empty */
-	bool out_wait;                  /* waits for the session's output to drain */
+	bool r_eof, r_closed; /* seen by libssh callbacks */
+	bool win_wait;        /* a write found the peer's window empty */
+	bool out_wait;        /* waits for the session's output to drain */
 };
 
 struct lsh_fwd;
@@ -114,12 +111,20 @@ struct lsh_relay {
 	unsigned io_ev;
 	uint16_t peer_port;
 	uint64_t t_accept;
-	struct lsh_buf down; /* channel → local, taken from libssh, not yet sent */
-	struct lsh_buf up;   /* local → channel, refused during a key re-exchange */
-	bool held;           /* libssh holds channel bytes we could not send yet */
-	bool l_rd;           /* local fd readable (until recv says EAGAIN) */
+	struct rsdk_buf down; /* channel → local, taken from libssh, not yet sent */
+	struct rsdk_buf up;   /* local → channel, refused during a key re-exchange */
+	bool held;            /* libssh holds channel bytes we could not send yet */
+	bool l_rd;            /* local fd readable (until recv says EAGAIN) */
 	bool l_eof, eof_sent, shut_wr, l_err;
 	struct lsh_relay *fnext, *fprev;
+};
+
+/* A forward's counters (forward_stats copies them out). */
+struct lsh_fstats {
+	uint64_t connections; /* accepted since added */
+	uint64_t active;      /* open now */
+	uint64_t bytes_in;    /* remote → local */
+	uint64_t bytes_out;   /* local → remote */
 };
 
 struct lsh_fwd {
@@ -132,7 +137,7 @@ struct lsh_fwd {
 	struct rdhpf_io *lio;
 	struct rdhpf_timer *pause_t;
 	struct lsh_relay *relays;
-	struct rdhpf_forward_stats st;
+	struct lsh_fstats st;
 	bool warned_open;
 	bool open_more;     /* an open ended: start waiting ones */
 	unsigned n_opening; /* relays with an open in flight */
@@ -140,38 +145,20 @@ struct lsh_fwd {
 };
 
 struct lsh_stream {
-	struct lsh_chan c; /* first */
-	const struct rdhpf_stream_cbs *cbs;
+	struct lsh_chan c;           /* first */
+	struct rdhpf_stream_cbs cbs; /* a copy; members the owner did not have are NULL */
 	void *arg;
-	char *cmd;  /* exec: the command line */
-	char *path; /* unix: the remote socket */
-	struct lsh_buf in;  /* to the remote's stdin / socket */
-	struct lsh_buf out; /* from the remote, not yet delivered */
+	char *cmd;           /* exec: the command line */
+	char *path;          /* unix: the remote socket */
+	struct rsdk_buf in;  /* to the remote's stdin / socket */
+	struct rsdk_buf out; /* from the remote, not yet delivered */
 	char tail[LSH_TAIL_MAX + 1];
 	size_t tail_len;
 	int exit_code;
 	bool in_cb, user_closed;
-	bool torn; /* its session is gone; the teardown frees it */
+	bool torn;     /* its session is gone; the teardown frees it */
 	char why[200]; /* set when the stream failed (open refused) */
 	struct lsh_stream *snext, *sprev;
-};
-
-struct lsh_pending {
-	struct lsh *ls;
-	rdhpf_done_fn done;
-	void *arg;
-	int status;
-	char *detail;
-	struct rdhpf_timer *t;
-	struct lsh_pending *next;
-};
-
-struct lsh_health {
-	struct lsh *ls;
-	rdhpf_done_fn done;
-	void *arg;
-	struct rdhpf_timer *t;
-	struct lsh_health *next;
 };
 
 struct lsh {
@@ -184,7 +171,7 @@ struct lsh {
 	char *identity;  /* identity_file, or NULL */
 	char *known_hosts;
 	char *bind_addr;
-	char *ciphers; /* the `ciphers` option, or NULL */
+	char *ciphers;    /* the `ciphers` option, or NULL */
 	char *ssh_config; /* NULL: user's and system's; "none"; or one file */
 	uint16_t port;    /* 0: ssh_config's Port, else 22 */
 	uint64_t connect_timeout_ms, ka_interval_ms;
@@ -201,7 +188,7 @@ struct lsh {
 	struct rdhpf_child *resolver;
 	int res_fd;
 	struct rdhpf_io *res_io;
-	struct lsh_buf resbuf;
+	struct rsdk_buf resbuf;
 	struct sockaddr_storage addr[LSH_MAX_ADDRS];
 	socklen_t addrlen[LSH_MAX_ADDRS];
 	int naddr, iaddr;
@@ -234,8 +221,8 @@ struct lsh {
 	struct lsh_fwd *fwds;
 	struct rdhpf_timer *wait_timer;
 	struct lsh_stream *streams;
-	struct lsh_pending *pend;
-	struct lsh_health *health;
+	struct rsdk_pending pend;   /* results known at once, delivered from the loop */
+	struct rsdk_pending health; /* health checks waiting for the server */
 	struct rdhpf_timer *kick_t;
 	struct rdhpf_timer *open_t; /* re-checks opens in flight */
 	char *scratch;
@@ -322,10 +309,10 @@ int lsh_stream_open_step(struct lsh_stream *x);
 void lsh_stream_service(struct lsh_stream *x);
 void lsh_stream_free(struct lsh *ls, struct lsh_stream *x);
 void lsh_streams_teardown(struct lsh *ls, bool tell);
-int lsh_exec(struct lsh *ls, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
-             void *arg, void **stream);
-int lsh_open_unix(struct lsh *ls, const char *path, const struct rdhpf_stream_cbs *cbs,
-                  void *arg, void **stream);
+int lsh_exec(struct lsh *ls, const char *const *argv, const struct rdhpf_stream_cbs *cbs, void *arg,
+             void **stream);
+int lsh_open_unix(struct lsh *ls, const char *path, const struct rdhpf_stream_cbs *cbs, void *arg,
+                  void **stream);
 int lsh_stream_write(struct lsh *ls, void *stream, const void *buf, size_t len);
 void lsh_stream_close(struct lsh *ls, void *stream);
 

@@ -14,53 +14,6 @@ const struct rdhpf_host_api *lsh_H;
 
 static bool g_ssh_ready;
 
-/* ---- byte buffer --------------------------------------------------------- */
-
-int
-lsh_buf_append(struct lsh_buf *b, const void *d, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (b->off > 0 && b->off + b->len + n > b->cap) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	if (b->off + b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->off + b->len, d, n);
-	b->len += n;
-	return 0;
-}
-
-void
-lsh_buf_consume(struct lsh_buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->off = b->len = 0;
-		/* Idle relays should not pin a large buffer. */
-		if (b->cap > 64u * 1024u)
-			lsh_buf_free(b);
-		return;
-	}
-	b->off += n;
-	b->len -= n;
-}
-
-void
-lsh_buf_free(struct lsh_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof *b);
-}
-
 /* ---- helpers ------------------------------------------------------------- */
 
 uint64_t
@@ -69,97 +22,33 @@ lsh_now(struct lsh *ls)
 	return H->now_ms(ls->ctx);
 }
 
-static void
-pending_fire(void *arg)
-{
-	struct lsh_pending *p = arg;
-	struct lsh *ls = p->ls;
-
-	for (struct lsh_pending **pp = &ls->pend; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	}
-	H->timer_stop(p->t);
-	p->done(p->arg, p->status, p->detail);
-	free(p->detail);
-	free(p);
-}
-
 /* The ABI forbids calling back before the operation returned: results that
  * are known at once go out on a zero timer. */
 int
 lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status, const char *detail)
 {
-	struct lsh_pending *p = calloc(1, sizeof *p);
+	struct rsdk_op *op = rsdk_op_start(&ls->pend, done, arg, 0, NULL);
 
-	if (p == NULL)
+	if (op == NULL)
 		return RDHPF_ERR_NOMEM;
-	p->ls = ls;
-	p->done = done;
-	p->arg = arg;
-	p->status = status;
-	p->detail = detail ? strdup(detail) : NULL;
-	p->t = H->timer_start(ls->ctx, 0, 0, pending_fire, p);
-	if (p->t == NULL) {
-		free(p->detail);
-		free(p);
-		return RDHPF_ERR_NOMEM;
-	}
-	p->next = ls->pend;
-	ls->pend = p;
+	rsdk_op_finish_later(op, status, detail);
 	return RDHPF_OK;
-}
-
-static void
-cancel_pending(struct lsh *ls)
-{
-	while (ls->pend) {
-		struct lsh_pending *p = ls->pend;
-		ls->pend = p->next;
-		H->timer_stop(p->t);
-		free(p->detail);
-		free(p);
-	}
 }
 
 /* ---- health ---------------------------------------------------------------- */
 
+/* Every health check waiting now gets the answer (an inbound byte, or the
+ * session's end). */
 void
 lsh_health_complete(struct lsh *ls, int status, const char *detail)
 {
-	while (ls->health) {
-		struct lsh_health *h = ls->health;
-		ls->health = h->next;
-		H->timer_stop(h->t);
-		h->done(h->arg, status, detail);
-		free(h);
-	}
-}
-
-static void
-health_timeout(void *arg)
-{
-	struct lsh_health *h = arg;
-	struct lsh *ls = h->ls;
-
-	for (struct lsh_health **pp = &ls->health; *pp; pp = &(*pp)->next) {
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	}
-	H->timer_stop(h->t);
-	h->done(h->arg, RDHPF_ERR_TIMEOUT, "no answer from the ssh server");
-	free(h);
+	rsdk_pending_fail_all(&ls->health, status, detail);
 }
 
 static int
 t_health(void *state, rdhpf_done_fn done, void *arg)
 {
 	struct lsh *ls = state;
-	struct lsh_health *h;
 	uint64_t to;
 
 	if (ls->phase != PH_READY)
@@ -167,17 +56,10 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 	if (lsh_now(ls) < ls->last_rx_ms + 1000)
 		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
 	/* Ask the server something; any byte back answers (lsh_note_rx). */
-	h = calloc(1, sizeof *h);
-	if (h == NULL)
-		return RDHPF_ERR_NOMEM;
 	to = ls->ka_interval_ms ? ls->ka_interval_ms * (ls->ka_count ? ls->ka_count : 1)
 	                        : ls->connect_timeout_ms;
-	h->ls = ls;
-	h->done = done;
-	h->arg = arg;
-	h->t = H->timer_start(ls->ctx, to, 0, health_timeout, h);
-	h->next = ls->health;
-	ls->health = h;
+	if (rsdk_op_start(&ls->health, done, arg, to, "no answer from the ssh server") == NULL)
+		return RDHPF_ERR_NOMEM;
 	/* Not through lsh_leave: a dead session found there would complete
 	 * this very check before we returned.  The io watch sees it instead. */
 	ls->depth++;
@@ -192,18 +74,91 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 
 static void t_destroy(void *state);
 
+/* Per-host options, in the order create applies them. */
+static const struct rdhpf_option_desc *const options[] = {
+    RDHPF_OPTION("ssh_config",
+                 "ssh_config file to read (default: ~/.ssh/config then /etc/ssh/ssh_config; "
+                 "none: no file)"),
+    RDHPF_OPTION("ciphers", "cipher preference list (default: AES-GCM first where the CPU has "
+                            "AES-NI, else chacha20-poly1305 first)"),
+    RDHPF_OPTION("agent", "yes (default): try ssh-agent keys first; no: never use the agent"),
+    NULL,
+};
+
+/* Check one option value and, with ls, apply it: the one place create and
+ * validate_option share.  err gets a reason without the key. */
 static int
-opt_yesno(const char *k, const char *v, bool *out, char *err, size_t errlen)
+option_apply(struct lsh *ls, const char *key, const char *v, char *err, size_t errlen)
 {
-	if (strcmp(v, "yes") == 0)
-		*out = true;
-	else if (strcmp(v, "no") == 0)
-		*out = false;
-	else {
-		snprintf(err, errlen, "%s: '%s' is not yes or no", k, v);
+	char **dst;
+	int r;
+
+	if (strcmp(key, "agent") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+			snprintf(err, errlen, "'%s' is neither yes nor no", v);
+			return RDHPF_ERR_INVAL;
+		}
+		if (ls)
+			ls->use_agent = strcmp(v, "yes") == 0;
+		return RDHPF_OK;
+	}
+	if (strcmp(key, "ciphers") == 0) {
+		if (*v == '\0') {
+			snprintf(err, errlen, "empty; expected a comma-separated list");
+			return RDHPF_ERR_INVAL;
+		}
+		r = lsh_check_ciphers(v, err, errlen);
+		if (r != RDHPF_OK)
+			return r;
+		dst = ls ? &ls->ciphers : NULL;
+	} else if (strcmp(key, "ssh_config") == 0) {
+		if (*v == '\0') {
+			snprintf(err, errlen, "empty (use 'none' for no file)");
+			return RDHPF_ERR_INVAL;
+		}
+		dst = ls ? &ls->ssh_config : NULL;
+	} else {
+		snprintf(err, errlen, "not an option of the libssh transport");
 		return RDHPF_ERR_INVAL;
 	}
+	if (dst == NULL)
+		return RDHPF_OK;
+	free(*dst);
+	*dst = strdup(v);
+	if (*dst == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return RDHPF_ERR_NOMEM;
+	}
 	return RDHPF_OK;
+}
+
+/* ssh_init once per process: initialises libcrypto; starts no thread. */
+static int
+lib_init(char *err, size_t errlen)
+{
+	if (!g_ssh_ready) {
+		if (ssh_init() != SSH_OK) {
+			snprintf(err, errlen, "ssh_init failed");
+			return RDHPF_ERR_GENERIC;
+		}
+		g_ssh_ready = true;
+	}
+	return RDHPF_OK;
+}
+
+static int
+validate_option(const char *key, const char *value, char *err, size_t errlen)
+{
+	int r;
+
+	if (key == NULL || value == NULL) {
+		snprintf(err, errlen, "no key or value");
+		return RDHPF_ERR_INVAL;
+	}
+	r = lib_init(err, errlen);
+	if (r != RDHPF_OK)
+		return r;
+	return option_apply(NULL, key, value, err, errlen);
 }
 
 static int
@@ -213,14 +168,13 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	struct lsh *ls;
 	int r;
 
-	if (!g_ssh_ready) {
-		/* Initialises libcrypto once; starts no thread. */
-		if (ssh_init() != SSH_OK) {
-			snprintf(err, errlen, "ssh_init failed");
-			return RDHPF_ERR_GENERIC;
-		}
-		g_ssh_ready = true;
+	if (p == NULL || !RDHPF_HAS(p, runtime_dir)) {
+		snprintf(err, errlen, "host parameters from a core older than ABI 2.0");
+		return RDHPF_ERR_INVAL;
 	}
+	r = lib_init(err, errlen);
+	if (r != RDHPF_OK)
+		return r;
 	if (p->hostname == NULL || *p->hostname == '\0') {
 		snprintf(err, errlen, "no host name");
 		return RDHPF_ERR_INVAL;
@@ -229,6 +183,8 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	if (ls == NULL)
 		return RDHPF_ERR_NOMEM;
 	ls->ctx = ctx;
+	rsdk_pending_init(&ls->pend, H, ctx);
+	rsdk_pending_init(&ls->health, H, ctx);
 	ls->fd = ls->res_fd = ls->ag_fd = -1;
 	ls->use_agent = true;
 	ls->host_name = strdup(p->host_name ? p->host_name : p->hostname);
@@ -248,30 +204,17 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		t_destroy(ls);
 		return RDHPF_ERR_NOMEM;
 	}
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
-		if (strcmp(k, "agent") == 0) {
-			r = opt_yesno(k, v, &ls->use_agent, err, errlen);
-			if (r != RDHPF_OK) {
-				t_destroy(ls);
-				return r;
-			}
-		} else if (strcmp(k, "ciphers") == 0) {
-			r = lsh_check_ciphers(v, err, errlen);
-			if (r != RDHPF_OK || (ls->ciphers = strdup(v)) == NULL) {
-				t_destroy(ls);
-				return r != RDHPF_OK ? r : RDHPF_ERR_NOMEM;
-			}
-		} else if (strcmp(k, "ssh_config") == 0) {
-			if (*v == '\0') {
-				snprintf(err, errlen, "ssh_config: empty (use 'none' for no file)");
-				t_destroy(ls);
-				return RDHPF_ERR_INVAL;
-			}
-			if ((ls->ssh_config = strdup(v)) == NULL) {
-				t_destroy(ls);
-				return RDHPF_ERR_NOMEM;
-			}
+	for (size_t i = 0; options[i] != NULL; i++) {
+		const char *k = options[i]->name;
+		const char *v = H->option(ctx, k);
+		char e[400];
+		if (v == NULL)
+			continue;
+		r = option_apply(ls, k, v, e, sizeof e);
+		if (r != RDHPF_OK) {
+			snprintf(err, errlen, "%s: %s", k, e);
+			t_destroy(ls);
+			return r;
 		}
 	}
 	*state = ls;
@@ -298,13 +241,8 @@ t_disconnect(void *state)
 {
 	struct lsh *ls = state;
 
-	cancel_pending(ls);
-	while (ls->health) {
-		struct lsh_health *h = ls->health;
-		ls->health = h->next;
-		H->timer_stop(h->t);
-		free(h);
-	}
+	rsdk_pending_cancel_all(&ls->pend);
+	rsdk_pending_cancel_all(&ls->health);
 	ls->cdone = NULL;
 	lsh_teardown(ls, TD_DISCONNECT);
 }
@@ -334,10 +272,10 @@ static void
 ctimer_fire(void *arg)
 {
 	struct lsh *ls = arg;
-	static const char *const names[] = {"down",          "resolving the host name",
-	                                    "TCP connect",   "SSH handshake",
-	                                    "ssh-agent probe", "authentication",
-	                                    "ready"};
+	static const char *const names[] = {
+	    "down",          "resolving the host name", "TCP connect",
+	    "SSH handshake", "ssh-agent probe",         "authentication",
+	    "ready"};
 	char d[600];
 
 	snprintf(d, sizeof d, "connecting to %s:%u timed out after %llu ms (during %s)%s%s",
@@ -376,6 +314,13 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 
 /* ---- forwards ----------------------------------------------------------------- */
 
+/* The members read here must lie inside what the core wrote. */
+static bool
+fwd_ok(const struct rdhpf_forward *f)
+{
+	return f != NULL && RDHPF_HAS(f, remote_port);
+}
+
 static int
 t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 {
@@ -384,7 +329,7 @@ t_forward_add(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, vo
 	char err[300];
 	int r;
 
-	if (f == NULL || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
+	if (!fwd_ok(f) || f->local_port == 0 || f->remote_port == 0 || f->remote_host == NULL ||
 	    *f->remote_host == '\0' || strlen(f->remote_host) >= sizeof fw->rhost ||
 	    (f->bind_address && strlen(f->bind_address) >= sizeof fw->bind))
 		return RDHPF_ERR_INVAL;
@@ -403,7 +348,7 @@ static int
 t_forward_remove(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 {
 	struct lsh *ls = state;
-	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+	struct lsh_fwd *fw = fwd_ok(f) ? lsh_fwd_find(ls, f) : NULL;
 
 	/* The port is closed before the callback: a connect now is refused. */
 	if (fw != NULL) {
@@ -417,11 +362,19 @@ static int
 t_forward_stats(void *state, const struct rdhpf_forward *f, struct rdhpf_forward_stats *out)
 {
 	struct lsh *ls = state;
-	struct lsh_fwd *fw = f ? lsh_fwd_find(ls, f) : NULL;
+	struct lsh_fwd *fw = fwd_ok(f) ? lsh_fwd_find(ls, f) : NULL;
 
-	if (fw == NULL)
+	if (fw == NULL || out == NULL)
 		return RDHPF_ERR_INVAL;
-	*out = fw->st;
+	/* The core sized *out: write only what it knows. */
+	if (RDHPF_HAS(out, connections))
+		out->connections = fw->st.connections;
+	if (RDHPF_HAS(out, active))
+		out->active = fw->st.active;
+	if (RDHPF_HAS(out, bytes_in))
+		out->bytes_in = fw->st.bytes_in;
+	if (RDHPF_HAS(out, bytes_out))
+		out->bytes_out = fw->st.bytes_out;
 	return RDHPF_OK;
 }
 
@@ -454,6 +407,7 @@ t_stream_close(void *state, void *stream)
 }
 
 static const struct rdhpf_transport_ops ops = {
+    RDHPF_INIT(rdhpf_transport_ops),
     .create = t_create,
     .destroy = t_destroy,
     .connect = t_connect,
@@ -468,15 +422,6 @@ static const struct rdhpf_transport_ops ops = {
     .forward_stats = t_forward_stats,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"ssh_config", "ssh_config file to read (default: ~/.ssh/config then /etc/ssh/ssh_config; "
-                   "none: no file)"},
-    {"ciphers", "cipher preference list (default: AES-GCM first where the CPU has AES-NI, "
-                "else chacha20-poly1305 first)"},
-    {"agent", "yes (default): try ssh-agent keys first; no: never use the agent"},
-    {NULL, NULL},
-};
-
 static const struct rdhpf_plugin_info info = {
     .abi_major = RDHPF_ABI_MAJOR,
     .abi_minor = RDHPF_ABI_MINOR,
@@ -489,6 +434,7 @@ static const struct rdhpf_plugin_info info = {
     .caps = RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM | RDHPF_TCAP_FORWARD_STATS |
             RDHPF_TCAP_HOLD_LISTENERS,
     .options = options,
+    .validate_option = validate_option,
     .ops.transport = &ops,
 };
 

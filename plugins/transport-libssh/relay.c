@@ -30,8 +30,7 @@
 #define H lsh_H
 #define DOWN_STEP (64u * 1024u)
 
-int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
-                  void *ud);
+int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr, void *ud);
 
 void
 lsh_relay_free(struct lsh_relay *r)
@@ -53,8 +52,8 @@ lsh_relay_free(struct lsh_relay *r)
 		r->fnext->fprev = r->fprev;
 	if (fw->st.active > 0)
 		fw->st.active--;
-	lsh_buf_free(&r->down);
-	lsh_buf_free(&r->up);
+	rsdk_buf_free(&r->down);
+	rsdk_buf_free(&r->up);
 	free(r);
 }
 
@@ -83,9 +82,10 @@ relay_update_io(struct lsh_relay *r)
 
 	if (r->c.state != CS_OPEN || r->io == NULL)
 		return;
-	if (!r->l_eof && r->up.len == 0 && !r->c.win_wait && !r->c.throttled && !r->c.r_closed)
+	if (!r->l_eof && rsdk_buf_size(&r->up) == 0 && !r->c.win_wait && !r->c.throttled &&
+	    !r->c.r_closed)
 		ev |= RDHPF_IO_READ;
-	if (r->down.len > 0 || r->held)
+	if (rsdk_buf_size(&r->down) > 0 || r->held)
 		ev |= RDHPF_IO_WRITE;
 	if (ev != r->io_ev) {
 		r->io_ev = ev;
@@ -126,7 +126,7 @@ relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_st
 	}
 	if (r->c.state != CS_OPEN || r->l_err || r->shut_wr)
 		return (int)len; /* nobody to deliver to: drop, keep the window moving */
-	if (r->down.len > 0) {
+	if (rsdk_buf_size(&r->down) > 0) {
 		/* Older bytes go first: libssh keeps these for later. */
 		r->held = true;
 		lsh_chan_ready(&r->c);
@@ -171,8 +171,8 @@ lsh_relay_new(struct lsh_fwd *fw, int cfd, uint16_t peer_port)
 	fw->relays = r;
 	fw->st.connections++;
 	fw->st.active++;
-	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay accepted", "bind", fw->bind,
-	       "session", ls->phase == PH_READY ? "up" : "waiting", NULL);
+	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay accepted", "bind", fw->bind, "session",
+	       ls->phase == PH_READY ? "up" : "waiting", NULL);
 	if (ls->phase == PH_READY)
 		lsh_fwd_open_waiting(fw);
 	else
@@ -233,8 +233,8 @@ lsh_relay_open_step(struct lsh_relay *r)
 			char p[8];
 			snprintf(p, sizeof p, "%u", fw->rport);
 			H->log(ls->ctx, RDHPF_LOG_WARN, "remote refused a forwarded connection",
-			       "remote_host", fw->rhost, "remote_port", p, "err", ssh_get_error(ls->s),
-			       NULL);
+			       "remote_host", fw->rhost, "remote_port", p, "err",
+			       ssh_get_error(ls->s), NULL);
 			fw->warned_open = true;
 		}
 		r->c.state = CS_DONE;
@@ -260,8 +260,8 @@ relay_down(struct lsh_relay *r)
 	struct lsh *ls = r->c.ls;
 
 	for (int i = 0; i < 64; i++) {
-		if (r->down.len > 0) {
-			ssize_t n = send(r->fd, lsh_buf_data(&r->down), r->down.len,
+		if (rsdk_buf_size(&r->down) > 0) {
+			ssize_t n = send(r->fd, rsdk_buf_str(&r->down), rsdk_buf_size(&r->down),
 			                 MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -270,7 +270,7 @@ relay_down(struct lsh_relay *r)
 			}
 			r->fw->st.bytes_in += (uint64_t)n;
 			lsh_buf_consume(&r->down, (size_t)n);
-			if (r->down.len > 0)
+			if (rsdk_buf_size(&r->down) > 0)
 				return 0;
 		}
 		if (!r->held)
@@ -281,7 +281,7 @@ relay_down(struct lsh_relay *r)
 				r->held = false;
 				return 0;
 			}
-			if (lsh_buf_append(&r->down, ls->scratch, (size_t)n) != 0)
+			if (rsdk_buf_append(&r->down, ls->scratch, (size_t)n) != 0)
 				return -1;
 			if ((uint32_t)n < DOWN_STEP)
 				r->held = false;
@@ -303,7 +303,7 @@ chan_put(struct lsh_relay *r, const char *p, size_t n)
 		return -1;
 	r->fw->st.bytes_out += (uint64_t)w;
 	if ((size_t)w < n) {
-		if (lsh_buf_append(&r->up, p + w, n - (size_t)w) != 0)
+		if (rsdk_buf_append(&r->up, p + w, n - (size_t)w) != 0)
 			return -1;
 		lsh_throttle(&r->c, true);
 	} else if (lsh_out_blocked(r->c.ls)) {
@@ -319,32 +319,32 @@ relay_up(struct lsh_relay *r)
 	struct lsh *ls = r->c.ls;
 	size_t moved = 0;
 
-	if (r->up.len > 0 && !r->c.throttled && !r->c.r_closed) {
+	if (rsdk_buf_size(&r->up) > 0 && !r->c.throttled && !r->c.r_closed) {
 		uint32_t win = ssh_channel_window_size(r->c.ch);
-		struct lsh_buf b = r->up;
-		size_t n = b.len < win ? b.len : win;
+		struct rsdk_buf b = r->up;
+		size_t n = rsdk_buf_size(&b) < win ? rsdk_buf_size(&b) : win;
 		if (n == 0) {
 			r->c.win_wait = true;
 			lsh_throttle(&r->c, false);
 			return 0;
 		}
-		memset(&r->up, 0, sizeof r->up);
-		if (chan_put(r, lsh_buf_data(&b), n) != 0 ||
-		    lsh_buf_append(&r->up, lsh_buf_data(&b) + n, b.len - n) != 0) {
-			lsh_buf_free(&b);
+		rsdk_buf_init(&r->up);
+		if (chan_put(r, rsdk_buf_str(&b), n) != 0 ||
+		    rsdk_buf_append(&r->up, rsdk_buf_str(&b) + n, rsdk_buf_size(&b) - n) != 0) {
+			rsdk_buf_free(&b);
 			return -1;
 		}
-		lsh_buf_free(&b);
-		if (r->up.len > 0)
+		rsdk_buf_free(&b);
+		if (rsdk_buf_size(&r->up) > 0)
 			return 0;
 	}
-	if (r->l_eof && r->up.len == 0 && !r->eof_sent) {
+	if (r->l_eof && rsdk_buf_size(&r->up) == 0 && !r->eof_sent) {
 		if (ssh_channel_send_eof(r->c.ch) == SSH_ERROR)
 			return -1;
 		r->eof_sent = true;
 	}
-	while (r->l_rd && !r->l_eof && r->up.len == 0 && !r->c.win_wait && !r->c.throttled &&
-	       !r->c.r_closed) {
+	while (r->l_rd && !r->l_eof && rsdk_buf_size(&r->up) == 0 && !r->c.win_wait &&
+	       !r->c.throttled && !r->c.r_closed) {
 		uint32_t win = ssh_channel_window_size(r->c.ch);
 		size_t want = LSH_SCRATCH;
 		ssize_t n;
@@ -400,7 +400,7 @@ lsh_relay_service(struct lsh_relay *r)
 		lsh_relay_free(r);
 		return;
 	}
-	delivered = !r->held && r->down.len == 0;
+	delivered = !r->held && rsdk_buf_size(&r->down) == 0;
 	if (r->c.r_eof && delivered && !r->shut_wr) {
 		shutdown(r->fd, SHUT_WR);
 		r->shut_wr = true;

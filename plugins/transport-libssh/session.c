@@ -34,8 +34,7 @@ lsh_note_rx(struct lsh *ls)
 	if (ls->cnt_sock.in_bytes != ls->rx_seen) {
 		ls->rx_seen = ls->cnt_sock.in_bytes;
 		ls->last_rx_ms = lsh_now(ls);
-		if (ls->health)
-			lsh_health_complete(ls, RDHPF_OK, NULL);
+		lsh_health_complete(ls, RDHPF_OK, NULL);
 	}
 }
 
@@ -260,12 +259,13 @@ ka_tick(void *arg)
 	thr = ls->ka_interval_ms * ls->ka_count + ls->ka_interval_ms / 2;
 	if (quiet >= thr) {
 		char d[600];
-		snprintf(d, sizeof d,
-		         "no reply from %s:%u for %llu ms (%llu keepalives missed; keepalive_interval "
-		         "%llu ms x keepalive_count %u): ssh session is dead",
-		         ls->target, ls->tport, (unsigned long long)quiet,
-		         (unsigned long long)(quiet / ls->ka_interval_ms),
-		         (unsigned long long)ls->ka_interval_ms, ls->ka_count);
+		snprintf(
+		    d, sizeof d,
+		    "no reply from %s:%u for %llu ms (%llu keepalives missed; keepalive_interval "
+		    "%llu ms x keepalive_count %u): ssh session is dead",
+		    ls->target, ls->tport, (unsigned long long)quiet,
+		    (unsigned long long)(quiet / ls->ka_interval_ms),
+		    (unsigned long long)ls->ka_interval_ms, ls->ka_count);
 		lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
 		return;
 	}

@@ -70,7 +70,7 @@ lsh_check_ciphers(const char *list, char *err, size_t errlen)
 	rc = ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, list);
 	ssh_free(s);
 	if (rc != SSH_OK) {
-		snprintf(err, errlen, "ciphers: '%s' names nothing libssh %s supports", list,
+		snprintf(err, errlen, "'%s' names no cipher libssh %s supports", list,
 		         ssh_version(0));
 		return RDHPF_ERR_INVAL;
 	}
@@ -139,9 +139,8 @@ lsh_session_new(struct lsh *ls, char *err, size_t errlen)
 	ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &(bool){false});
 
 	/* Explicit rdhpf settings win. */
-	if (ls->ciphers &&
-	    (ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, ls->ciphers) != SSH_OK ||
-	     ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, ls->ciphers) != SSH_OK)) {
+	if (ls->ciphers && (ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, ls->ciphers) != SSH_OK ||
+	                    ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, ls->ciphers) != SSH_OK)) {
 		snprintf(err, errlen, "ciphers '%s' rejected: %s", ls->ciphers, ssh_get_error(s));
 		return RDHPF_ERR_INVAL;
 	}
@@ -159,7 +158,8 @@ lsh_session_new(struct lsh *ls, char *err, size_t errlen)
 		snprintf(err, errlen, "bad identity_file '%s'", ls->identity);
 		return RDHPF_ERR_INVAL;
 	}
-	if (ls->known_hosts && ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, ls->known_hosts) != SSH_OK) {
+	if (ls->known_hosts &&
+	    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, ls->known_hosts) != SSH_OK) {
 		snprintf(err, errlen, "bad known_hosts '%s'", ls->known_hosts);
 		return RDHPF_ERR_INVAL;
 	}
@@ -167,11 +167,12 @@ lsh_session_new(struct lsh *ls, char *err, size_t errlen)
 	ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &(int){1});
 
 	if (ssh_options_get(s, SSH_OPTIONS_PROXYCOMMAND, &str) == SSH_OK && str != NULL) {
-		snprintf(err, errlen,
-		         "ssh_config gives %s a ProxyCommand or ProxyJump (%.120s), which the libssh "
-		         "transport does not support (libssh would run it outside rdhpf's event "
-		         "loop); use transport = openssh for this host",
-		         ls->alias, str);
+		snprintf(
+		    err, errlen,
+		    "ssh_config gives %s a ProxyCommand or ProxyJump (%.120s), which the libssh "
+		    "transport does not support (libssh would run it outside rdhpf's event "
+		    "loop); use transport = openssh for this host",
+		    ls->alias, str);
 		ssh_string_free_char(str);
 		return RDHPF_ERR_UNSUPPORTED;
 	}

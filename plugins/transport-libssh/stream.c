@@ -49,7 +49,7 @@ stream_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_s
 	(void)ch;
 	if (is_stderr)
 		tail_add(x, data, len);
-	else if (!x->user_closed && lsh_buf_append(&x->out, data, len) != 0)
+	else if (!x->user_closed && rsdk_buf_append(&x->out, data, len) != 0)
 		snprintf(x->why, sizeof x->why, "out of memory");
 	lsh_chan_ready(&x->c);
 	return (int)len;
@@ -83,8 +83,8 @@ lsh_stream_free(struct lsh *ls, struct lsh_stream *x)
 {
 	stream_unlink(ls, x);
 	lsh_chan_release(&x->c);
-	lsh_buf_free(&x->in);
-	lsh_buf_free(&x->out);
+	rsdk_buf_free(&x->in);
+	rsdk_buf_free(&x->out);
 	free(x->cmd);
 	free(x->path);
 	free(x);
@@ -142,10 +142,10 @@ deliver(struct lsh_stream *x)
 {
 	struct lsh *ls = x->c.ls;
 
-	while (x->out.len > 0 && !x->user_closed) {
-		size_t n = x->out.len;
+	while (rsdk_buf_size(&x->out) > 0 && !x->user_closed) {
+		size_t n = rsdk_buf_size(&x->out);
 		x->in_cb = true;
-		x->cbs->on_data(x->arg, lsh_buf_data(&x->out), n);
+		x->cbs.on_data(x->arg, rsdk_buf_str(&x->out), n);
 		x->in_cb = false;
 		if (x->user_closed) {
 			lsh_stream_free(ls, x);
@@ -162,13 +162,13 @@ static void
 finish(struct lsh_stream *x, int status, int code, const char *detail)
 {
 	struct lsh *ls = x->c.ls;
-	const struct rdhpf_stream_cbs *cbs = x->cbs;
+	struct rdhpf_stream_cbs cbs = x->cbs;
 	void *arg = x->arg;
 	char d[LSH_TAIL_MAX + 1];
 
 	snprintf(d, sizeof d, "%s", detail ? detail : "");
 	lsh_stream_free(ls, x);
-	cbs->on_close(arg, status, code, d[0] ? d : NULL);
+	cbs.on_close(arg, status, code, d[0] ? d : NULL);
 }
 
 void
@@ -188,9 +188,9 @@ lsh_stream_service(struct lsh_stream *x)
 	}
 	if (x->c.state != CS_OPEN)
 		return;
-	while (x->in.len > 0 && !x->c.r_closed && !x->c.throttled) {
+	while (rsdk_buf_size(&x->in) > 0 && !x->c.r_closed && !x->c.throttled) {
 		uint32_t win = ssh_channel_window_size(x->c.ch);
-		size_t n = x->in.len;
+		size_t n = rsdk_buf_size(&x->in);
 		int w;
 		if (win == 0) {
 			x->c.win_wait = true;
@@ -199,7 +199,7 @@ lsh_stream_service(struct lsh_stream *x)
 		}
 		if (n > win)
 			n = win;
-		w = ssh_channel_write(x->c.ch, lsh_buf_data(&x->in), (uint32_t)n);
+		w = ssh_channel_write(x->c.ch, rsdk_buf_str(&x->in), (uint32_t)n);
 		if (w < 0) {
 			snprintf(x->why, sizeof x->why, "write to the remote failed: %s",
 			         ssh_get_error(ls->s));
@@ -238,7 +238,7 @@ lsh_streams_teardown(struct lsh *ls, bool tell)
 	}
 	while (list) {
 		struct lsh_stream *x = list;
-		const struct rdhpf_stream_cbs *cbs = x->cbs;
+		struct rdhpf_stream_cbs cbs = x->cbs;
 		void *arg = x->arg;
 		bool closed = x->user_closed, busy = x->in_cb;
 		list = x->snext;
@@ -247,14 +247,30 @@ lsh_streams_teardown(struct lsh *ls, bool tell)
 			x->user_closed = true; /* deliver() frees it when on_data returns */
 			continue;
 		}
-		lsh_buf_free(&x->in);
-		lsh_buf_free(&x->out);
+		rsdk_buf_free(&x->in);
+		rsdk_buf_free(&x->out);
 		free(x->cmd);
 		free(x->path);
 		free(x);
 		if (tell && !closed)
-			cbs->on_close(arg, RDHPF_ERR_CLOSED, -1, "ssh session lost");
+			cbs.on_close(arg, RDHPF_ERR_CLOSED, -1, "ssh session lost");
 	}
+}
+
+/* The owner's callbacks, copied: only the members inside its struct_size
+ * (the others stay NULL).  false when a mandatory one is missing. */
+static bool
+cbs_copy(struct rdhpf_stream_cbs *dst, const struct rdhpf_stream_cbs *cbs)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->struct_size = sizeof *dst;
+	if (cbs == NULL)
+		return false;
+	if (RDHPF_HAS(cbs, on_data))
+		dst->on_data = cbs->on_data;
+	if (RDHPF_HAS(cbs, on_close))
+		dst->on_close = cbs->on_close;
+	return dst->on_data != NULL && dst->on_close != NULL;
 }
 
 static struct lsh_stream *
@@ -266,7 +282,7 @@ stream_start(struct lsh *ls, int kind, const struct rdhpf_stream_cbs *cbs, void 
 		return NULL;
 	x->c.ls = ls;
 	x->c.kind = kind;
-	x->cbs = cbs;
+	x->cbs = *cbs;
 	x->arg = arg;
 	x->exit_code = -1;
 	return x;
@@ -297,14 +313,14 @@ int
 lsh_exec(struct lsh *ls, const char *const *argv, const struct rdhpf_stream_cbs *cbs, void *arg,
          void **stream)
 {
+	struct rdhpf_stream_cbs cb;
 	struct lsh_stream *x;
 
-	if (argv == NULL || argv[0] == NULL || cbs == NULL || cbs->on_data == NULL ||
-	    cbs->on_close == NULL || stream == NULL)
+	if (argv == NULL || argv[0] == NULL || !cbs_copy(&cb, cbs) || stream == NULL)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY)
 		return RDHPF_ERR_NOTCONN;
-	x = stream_start(ls, CK_EXEC, cbs, arg);
+	x = stream_start(ls, CK_EXEC, &cb, arg);
 	if (x == NULL)
 		return RDHPF_ERR_NOMEM;
 	x->cmd = H->shell_join(argv); /* every word quoted for the remote shell */
@@ -319,14 +335,15 @@ int
 lsh_open_unix(struct lsh *ls, const char *path, const struct rdhpf_stream_cbs *cbs, void *arg,
               void **stream)
 {
+	struct rdhpf_stream_cbs cb;
 	struct lsh_stream *x;
 
-	if (path == NULL || *path == '\0' || strlen(path) > 4096 || cbs == NULL ||
-	    cbs->on_data == NULL || cbs->on_close == NULL || stream == NULL)
+	if (path == NULL || *path == '\0' || strlen(path) > 4096 || !cbs_copy(&cb, cbs) ||
+	    stream == NULL)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY)
 		return RDHPF_ERR_NOTCONN;
-	x = stream_start(ls, CK_UNIX, cbs, arg);
+	x = stream_start(ls, CK_UNIX, &cb, arg);
 	if (x == NULL)
 		return RDHPF_ERR_NOMEM;
 	x->path = strdup(path);
@@ -346,7 +363,7 @@ lsh_stream_write(struct lsh *ls, void *stream, const void *buf, size_t len)
 		return RDHPF_ERR_INVAL;
 	if (ls->phase != PH_READY || x->c.state == CS_DONE)
 		return RDHPF_ERR_NOTCONN;
-	if (lsh_buf_append(&x->in, buf, len) != 0)
+	if (rsdk_buf_append(&x->in, buf, len) != 0)
 		return RDHPF_ERR_NOMEM;
 	if (x->c.state == CS_OPEN) {
 		lsh_chan_ready(&x->c);
