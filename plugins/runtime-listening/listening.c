@@ -73,6 +73,7 @@ ls_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state
           size_t errlen)
 {
 	struct ls *l = calloc(1, sizeof *l);
+	(void)p; /* everything is in the options */
 
 	if (l == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -100,6 +100,7 @@ st_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state
 {
 	struct st *s = calloc(1, sizeof *s);
 	int rc;
+	(void)p; /* everything is in the options */
 
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -120,7 +121,7 @@ st_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state
 static void
 st_stop(void *state)
 {
-	/* Nothing runs between calls: list answers at once. */
+	(void)state; /* nothing runs between calls: list answers at once */
 }
 
 static void
