@@ -118,30 +118,28 @@ conf_run(const char *cmd)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-/* The core logs every handle it had to close for the plugin; those lines
- * are the leak report. */
+/* The core names every handle a ctx holds (kind, and the callback's
+ * symbol): that is the leak report. */
 void
 conf_ctx_free(struct rdhpf_ctx *ctx, char *leaks, size_t len)
 {
-	char before[8192];
-	bool leaked = ctx->handles != NULL;
+	char logged[8192];
+	size_t n;
 
-	conf_log_take(before, sizeof before);
-	if (before[0])
-		printf("# %s", before);
+	conf_log_take(logged, sizeof logged);
+	if (logged[0])
+		printf("# %s", logged);
+	leaks[0] = '\0';
+	n = ctx_describe_handles(ctx, leaks, len);
 	ctx_free(ctx);
-	conf_log_take(leaks, len);
-	if (!leaked) {
-		if (leaks[0])
-			printf("# %s", leaks);
-		leaks[0] = '\0';
+	conf_log_take(logged, sizeof logged); /* the core's own leak lines */
+	if (n == 0)
 		return;
-	}
 	for (char *p = leaks; *p; p++)
-		if (*p == '\n' && p[1] != '\0')
-			*p = ' ';
+		if (*p == '\n')
+			*p = p[1] ? ';' : '\0';
 	if (leaks[0] == '\0')
-		snprintf(leaks, len, "handles left registered with the ctx");
+		snprintf(leaks, len, "%zu handles left registered with the ctx", n);
 }
 
 char *

@@ -21,12 +21,6 @@ R(void)
 	return g_plugin->info->ops.runtime;
 }
 
-static const struct rdhpf_transport_ops *
-T(void)
-{
-	return g_transport->info->ops.transport;
-}
-
 static bool
 has_events(void)
 {
@@ -37,7 +31,8 @@ has_events(void)
 struct rinst {
 	struct rdhpf_ctx *tctx, *rctx;
 	struct rdhpf_host_params *thp, *rhp;
-	void *ts, *rs;
+	struct pinst *tpi; /* the transport, through the core's slot wrappers */
+	void *rs;
 	bool destroyed;
 	int create_rc;
 };
@@ -68,11 +63,12 @@ transport_up(struct rinst *in, char *why, size_t len)
 
 	in->tctx = ctx_new(NULL, g_cfg.hosts[0].name, g_transport, &g_cfg.hosts[0]);
 	in->thp = host_params_new(&g_cfg.hosts[0], g_transport, g_rundir);
-	if ((r = T()->create(in->tctx, in->thp, &in->ts, err, sizeof err)) != RDHPF_OK) {
+	in->tpi = tp_create(g_transport, in->tctx, in->thp, &r, err, sizeof err);
+	if (in->tpi == NULL) {
 		snprintf(why, len, "transport %s: create: %d %s", g_transport->info->name, r, err);
 		return -1;
 	}
-	if ((r = T()->connect(in->ts, done_cb, &d)) != RDHPF_OK) {
+	if ((r = tp_connect(in->tpi, done_cb, &d)) != RDHPF_OK) {
 		snprintf(why, len, "transport connect: %d", r);
 		return -1;
 	}
@@ -95,8 +91,7 @@ rinst_new(struct rinst **out, char *why, size_t len)
 	if (in == NULL || transport_up(in, why, len) != 0)
 		return -1;
 	in->rctx = ctx_new(NULL, g_cfg.hosts[0].name, g_plugin, &g_cfg.hosts[0]);
-	in->rctx->tops = T();
-	in->rctx->tstate = in->ts;
+	in->rctx->tpi = in->tpi;
 	in->rctx->tctx = in->tctx;
 	in->rhp = host_params_new(&g_cfg.hosts[0], g_plugin, g_rundir);
 	if ((r = R()->create(in->rctx, in->rhp, &in->rs, err, sizeof err)) != RDHPF_OK) {
@@ -127,8 +122,8 @@ rinst_free(struct rinst *in, char *why, size_t len)
 			rc = -1;
 		}
 	}
-	if (in->ts != NULL)
-		T()->destroy(in->ts);
+	if (in->tpi != NULL)
+		tp_destroy(in->tpi);
 	if (in->tctx != NULL)
 		conf_ctx_free(in->tctx, leaks, sizeof leaks);
 	host_params_free(in->thp);
