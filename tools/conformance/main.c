@@ -433,8 +433,10 @@ main(int argc, char **argv)
 	printf("# rdhpf-conformance %s %s (%s %s, ABI %u.%u)", g_args.mode, g_args.plugin,
 	       g_plugin->info->name, g_plugin->info->version ? g_plugin->info->version : "?",
 	       g_plugin->info->abi_major, g_plugin->info->abi_minor);
-	if (runtime)
-		printf(" over %s", g_transport->info->name);
+	if (runtime && g_transport == &g_local)
+		printf(" over the built-in local transport");
+	else if (runtime)
+		printf(" over %s", g_transport->path);
 	printf("\n");
 	rc = runtime ? run(runtime_tests, n_runtime_tests) : run(transport_tests, n_transport_tests);
 	rmdir(g_rundir);
