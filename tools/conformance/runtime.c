@@ -146,6 +146,7 @@ struct list_res {
 	bool has_port;
 	char port_id[CONTAINER_ID_MAX + 1];
 	char bad[512];     /* the first insane container, described */
+	char seen[1024];   /* "id ip:port, …" for -v */
 	/* re-entrancy: what to do inside the callback */
 	struct rinst *in;
 	int react;         /* 0 nothing, 1 stop, 2 destroy */
@@ -226,6 +227,9 @@ list_cb(void *arg, int status, const char *detail, struct rdhpf_container *const
 		l->n_ports += cs[i]->n_ports;
 		for (size_t k = 0; k < cs[i]->n_ports; k++) {
 			const struct rdhpf_port *p = &cs[i]->ports[k];
+			size_t o = strlen(l->seen);
+			snprintf(l->seen + o, sizeof l->seen - o, "%s%s %s:%u", o ? ", " : "",
+			         cs[i]->id, p->host_ip, p->host_port);
 			if (g_args.expect_port && p->host_port == g_args.expect_port &&
 			    p->proto == RDHPF_PROTO_TCP) {
 				l->has_port = true;
@@ -482,6 +486,8 @@ t_list(struct tc *tc)
 	if (do_list(in, &l, why, sizeof why) != 0)
 		FAIL("%s", why);
 	printf("# list: %zu containers, %zu ports\n", l.n, l.n_ports);
+	if (g_args.verbose)
+		printf("# %s\n", l.seen);
 	if (do_list(in, &l, why, sizeof why) != 0) /* may be called again */
 		FAIL("second %s", why);
 out:

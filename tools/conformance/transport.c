@@ -323,7 +323,7 @@ t_exec_output(struct tc *tc)
 	if (t_new(&t, why, sizeof why) != 0 || t_connect(t, why, sizeof why) != 0)
 		FAIL("%s", why);
 	CHECK((r = run_exec(t, e, echo)) == RDHPF_OK, "exec echo: %d", r);
-	CHECK(strcmp(e->out, "hello world\n") == 0, "echo printed \"%s\"", e->out);
+	CHECK(strcmp(e->out, "hello world\n") == 0, "echo printed \"%.200s\"", e->out);
 	CHECK(e->code == 0 && e->status == RDHPF_OK, "echo: status %d exit %d", e->status,
 	      e->code);
 	CHECK(e->closes == 1, "on_close called %zu times", e->closes);
@@ -359,7 +359,7 @@ t_exec_words(struct tc *tc)
 	if (t_new(&t, why, sizeof why) != 0 || t_connect(t, why, sizeof why) != 0)
 		FAIL("%s", why);
 	CHECK((r = run_exec(t, e, argv)) == RDHPF_OK, "exec: %d", r);
-	CHECK(strcmp(e->out, hostile) == 0, "a word was changed on the way: \"%s\"", e->out);
+	CHECK(strcmp(e->out, hostile) == 0, "a word was changed on the way: \"%.200s\"", e->out);
 	CHECK(e->code == 0, "exit %d", e->code);
 out:
 	FINISH();
@@ -388,7 +388,7 @@ t_stream_write(struct tc *tc)
 	CHECK((r = T()->stream_write(t->st, e->stream, "ping pong\n!", 11)) == RDHPF_OK,
 	      "stream_write: %d", r);
 	CHECK(conf_wait(&e->closed, 15000), "no on_close in 15 s");
-	CHECK(strcmp(e->out, "ping pong\n!") == 0, "read back \"%s\"", e->out);
+	CHECK(strcmp(e->out, "ping pong\n!") == 0, "read back \"%.200s\"", e->out);
 	CHECK(e->code == 0, "exit %d", e->code);
 out:
 	FINISH();
