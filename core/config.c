@@ -492,6 +492,7 @@ enum key_id {
 	K_KNOWN_HOSTS,
 	K_BIND_ADDRESS,
 	K_HEALTH_INTERVAL,
+	K_POLL_INTERVAL,
 	K_KEEPALIVE_INTERVAL,
 	K_KEEPALIVE_COUNT,
 	K_CONNECT_TIMEOUT,
@@ -560,6 +561,8 @@ static const struct key_def keys[K__COUNT] = {
 	[K_KNOWN_HOSTS] = {.name = "known_hosts", .where = W_BOTH, .type = T_PATH},
 	[K_BIND_ADDRESS] = {.name = "bind_address", .where = W_BOTH, .type = T_ADDR},
 	[K_HEALTH_INTERVAL] = {.name = "health_interval", .where = W_BOTH, .type = T_DURATION},
+	[K_POLL_INTERVAL] = {.name = "poll_interval", .where = W_BOTH, .type = T_DURATION,
+	                     .min = 100, .max = 3600 * 1000},
 	[K_KEEPALIVE_INTERVAL] = {.name = "keepalive_interval", .where = W_BOTH, .type = T_DURATION},
 	[K_KEEPALIVE_COUNT] = {.name = "keepalive_count", .where = W_BOTH, .type = T_UINT,
 	                       .min = 1, .max = 100},
@@ -1101,6 +1104,13 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			perr(ps, label, kd->name, "must be greater than 0");
 			return false;
 		}
+		if (kd->max > 0 && (u < kd->min || u > kd->max)) {
+			char lo[32], hi[32];
+			format_duration(kd->min, lo, sizeof lo);
+			format_duration(kd->max, hi, sizeof hi);
+			perr(ps, label, kd->name, "'%s' is out of range (%s..%s)", v, lo, hi);
+			return false;
+		}
 		sc->num[k] = u;
 		return true;
 	case T_UINT:
@@ -1259,6 +1269,7 @@ policy_defaults(struct rdhpf_policy *p)
 {
 	*p = (struct rdhpf_policy){
 	    .health_interval_ms = 15 * 1000,
+	    .poll_interval_ms = 2 * 1000,
 	    .keepalive_interval_ms = 5 * 1000,
 	    .keepalive_count = 3,
 	    .connect_timeout_ms = 10 * 1000,
@@ -1309,10 +1320,10 @@ pick_str(char **dst, const struct scope *hs, const struct scope *ds, enum key_id
 static void
 apply_policy(struct rdhpf_policy *p, const struct scope *hs, const struct scope *ds)
 {
-	static const enum key_id durations[] = {K_HEALTH_INTERVAL, K_KEEPALIVE_INTERVAL,
+	static const enum key_id durations[] = {K_HEALTH_INTERVAL, K_POLL_INTERVAL, K_KEEPALIVE_INTERVAL,
 	                                        K_CONNECT_TIMEOUT, K_BACKOFF_INITIAL,
 	                                        K_BACKOFF_MAX, K_BREAKER_COOLDOWN};
-	uint64_t *fields[] = {&p->health_interval_ms, &p->keepalive_interval_ms,
+	uint64_t *fields[] = {&p->health_interval_ms, &p->poll_interval_ms, &p->keepalive_interval_ms,
 	                      &p->connect_timeout_ms, &p->backoff_initial_ms,
 	                      &p->backoff_max_ms, &p->breaker_cooldown_ms};
 	const struct scope *src;
@@ -1722,6 +1733,7 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 	    !str_same(a->engine_socket, b->engine_socket))
 		return false;
 	if (p->health_interval_ms != q->health_interval_ms ||
+	    p->poll_interval_ms != q->poll_interval_ms ||
 	    p->keepalive_interval_ms != q->keepalive_interval_ms ||
 	    p->keepalive_count != q->keepalive_count || p->connect_timeout_ms != q->connect_timeout_ms ||
 	    p->backoff_initial_ms != q->backoff_initial_ms || p->backoff_max_ms != q->backoff_max_ms ||
@@ -1774,10 +1786,10 @@ cfg_free(struct cfg *c)
 /* ---- plugins ---------------------------------------------------------- */
 
 static bool
-declares(const struct rdhpf_option_desc *d, const char *key)
+declares(const struct rdhpf_option_desc *const *d, const char *key)
 {
-	for (; d != NULL && d->name != NULL; d++) {
-		if (strcmp(d->name, key) == 0)
+	for (; d != NULL && *d != NULL; d++) {
+		if ((*d)->name != NULL && strcmp((*d)->name, key) == 0)
 			return true;
 	}
 	return false;
@@ -1798,7 +1810,7 @@ seen_before(const char ***seen, size_t *n, const char *what)
 
 static bool
 check_kind(struct cfg *c, const struct cfg_host *h, const char *label, int kind,
-           cfg_plugin_lookup_fn lookup, void *arg, const struct rdhpf_option_desc **out,
+           cfg_plugin_lookup_fn lookup, void *arg, const struct rdhpf_option_desc *const **out,
            bool *reported_defaults)
 {
 	bool transport = kind == RDHPF_KIND_TRANSPORT;
@@ -1823,6 +1835,31 @@ check_kind(struct cfg *c, const struct cfg_host *h, const char *label, int kind,
 size_t
 cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg)
 {
+	return cfg_check_plugins_v(c, lookup, NULL, arg);
+}
+
+/* A value the declaring plugin refuses: at the key's line. */
+static void
+check_value(struct cfg *c, const struct cfg_host *h, const char *label, const struct cfg_opt *o,
+            int kind, cfg_plugin_validate_fn validate, void *arg, const char ***seen,
+            size_t *n_seen)
+{
+	char err[512];
+	const char *name = kind == RDHPF_KIND_TRANSPORT ? h->transport : h->runtime;
+
+	if (validate(arg, kind, name, o->key, o->value, err, sizeof err) == 0)
+		return;
+	if (!o->from_defaults)
+		cfg_add_error(c, o->line, label, o->key, "%s", err);
+	else if (!seen_before(seen, n_seen, o->key))
+		cfg_add_error(c, o->line, DEFAULTS_LABEL, o->key, "%s (%s '%s' of host \"%s\")", err,
+		              kind == RDHPF_KIND_TRANSPORT ? "transport" : "runtime", name, h->name);
+}
+
+size_t
+cfg_check_plugins_v(struct cfg *c, cfg_plugin_lookup_fn lookup, cfg_plugin_validate_fn validate,
+                    void *arg)
+{
 	size_t before = c->n_errors;
 	const char **seen = NULL;
 	size_t n_seen = 0;
@@ -1830,7 +1867,7 @@ cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg)
 
 	for (size_t i = 0; i < c->n_hosts; i++) {
 		const struct cfg_host *h = &c->hosts[i];
-		const struct rdhpf_option_desc *t, *r;
+		const struct rdhpf_option_desc *const *t, *const *r;
 		size_t ln = strlen(h->name) + 8;
 		char *label = xmalloc(ln);
 		bool tok, rok;
@@ -1843,8 +1880,16 @@ cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg)
 		/* With a plugin missing nobody can say which keys are wrong. */
 		for (size_t j = 0; tok && rok && j < h->n_opts; j++) {
 			const struct cfg_opt *o = &h->opts[j];
-			if (declares(t, o->key) || declares(r, o->key))
+			bool dt = declares(t, o->key), dr = declares(r, o->key);
+			if (dt || dr) {
+				if (validate != NULL && dt)
+					check_value(c, h, label, o, RDHPF_KIND_TRANSPORT, validate, arg,
+					            &seen, &n_seen);
+				if (validate != NULL && dr)
+					check_value(c, h, label, o, RDHPF_KIND_RUNTIME, validate, arg,
+					            &seen, &n_seen);
 				continue;
+			}
 			if (!o->from_defaults) {
 				cfg_add_error(c, o->line, label, o->key,
 				              "unknown key (not a core key, and neither transport '%s' "
@@ -1969,6 +2014,7 @@ cfg_print(const struct cfg *c, FILE *out)
 		if (h->engine_socket)
 			print_kv(out, "engine_socket", h->engine_socket, NULL);
 		print_ms(out, "health_interval", p->health_interval_ms);
+		print_ms(out, "poll_interval", p->poll_interval_ms);
 		print_ms(out, "keepalive_interval", p->keepalive_interval_ms);
 		print_num(out, "keepalive_count", "%" PRIu32, p->keepalive_count);
 		print_ms(out, "connect_timeout", p->connect_timeout_ms);

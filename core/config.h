@@ -32,6 +32,7 @@ void format_duration(uint64_t ms, char *buf, size_t len);
 
 struct rdhpf_policy {
 	uint64_t health_interval_ms;    /* default 15s */
+	uint64_t poll_interval_ms;      /* default 2s: runtimes without events are listed this often */
 	uint64_t keepalive_interval_ms; /* default 5s */
 	uint32_t keepalive_count;       /* default 3 */
 	uint64_t connect_timeout_ms;    /* default 10s */
@@ -128,15 +129,23 @@ bool cfg_host_same(const struct cfg_host *a, const struct cfg_host *b);
 void cfg_add_error(struct cfg *c, int line, const char *section, const char *key,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Returns the plugin's declared options (NULL-name terminated), or NULL if
- * no plugin of that kind and name exists.  A plugin without options returns
- * an array holding only the terminator. */
-typedef const struct rdhpf_option_desc *(*cfg_plugin_lookup_fn)(void *arg, int kind,
-                                                               const char *name);
+/* Returns the plugin's declared options (a table of pointers ended by
+ * NULL), or NULL if no plugin of that kind and name exists.  A plugin
+ * without options returns a table holding only the NULL. */
+typedef const struct rdhpf_option_desc *const *(*cfg_plugin_lookup_fn)(void *arg, int kind,
+                                                                      const char *name);
+/* Check one value of a key the plugin declares: 0, or -1 with err filled
+ * (the plugin's reason, no trailing newline).  0 when the plugin has no
+ * validator. */
+typedef int (*cfg_plugin_validate_fn)(void *arg, int kind, const char *name, const char *key,
+                                      const char *value, char *err, size_t errlen);
 
 /* Check each host's transport and runtime exist and each plugin-specific key
- * is declared by one of them.  Appends errors; returns their number. */
+ * is declared by one of them, and (validate non-NULL) that the plugin
+ * declaring it accepts its value.  Appends errors; returns their number. */
 size_t cfg_check_plugins(struct cfg *c, cfg_plugin_lookup_fn lookup, void *arg);
+size_t cfg_check_plugins_v(struct cfg *c, cfg_plugin_lookup_fn lookup,
+                           cfg_plugin_validate_fn validate, void *arg);
 
 /* Write the effective policy of every host, one block per host. */
 void cfg_print(const struct cfg *c, FILE *out);

@@ -11,7 +11,9 @@
 #include <uv.h>
 
 #include "config.h"
+#include "container.h"
 #include "rdhpf/plugin.h"
+#include "slots.h"
 
 /* ---- loader.c ---------------------------------------------------------- */
 
@@ -53,7 +55,11 @@ const char *plugin_dir_choose(const struct cfg *c);
 int plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set);
 const struct plugin *plugins_find(const struct plugin_set *set, int kind, const char *name);
 void plugins_unload(struct plugin_set *set);
-const struct rdhpf_option_desc *plugins_lookup_options(void *set, int kind, const char *name);
+const struct rdhpf_option_desc *const *plugins_lookup_options(void *set, int kind,
+                                                             const char *name);
+/* The plugin's validate_option on one value (cfg_plugin_validate_fn). */
+int plugins_validate_option(void *set, int kind, const char *name, const char *key,
+                            const char *value, char *err, size_t errlen);
 const char *plugin_kind_name(int kind);
 /* "exec,unix-stream" etc.; buf always terminated. */
 void plugin_caps_string(const struct rdhpf_plugin_info *info, char *buf, size_t len);
@@ -70,10 +76,9 @@ struct rdhpf_ctx {
 	const char *host_name;
 	const struct plugin *plugin;
 	const struct cfg_host *cfg;
-	struct ctx_handle *handles;/* ios, timers, children owned by this ctx */
+	struct ctx_handle *handles;/* ios, timers, children, streams, containers */
 	/* For runtime contexts: the transport that serves stream_exec. */
-	const struct rdhpf_transport_ops *tops;
-	void *tstate;
+	struct pinst *tpi;
 	struct rdhpf_ctx *tctx;
 	/* For transport contexts: report_down goes here. */
 	void (*down_cb)(void *arg, int status, const char *detail);
@@ -84,9 +89,13 @@ uv_loop_t *core_loop(void);
 void core_loop_set(uv_loop_t *loop);
 struct rdhpf_ctx *ctx_new(struct host *h, const char *host_name, const struct plugin *p,
                           const struct cfg_host *cfg);
-/* Closes every handle the plugin left behind (logging each as a leak),
- * SIGKILLs its live children, frees ctx. */
-void ctx_free(struct rdhpf_ctx *ctx);
+/* Closes every handle the plugin left behind (logging each as a leak, by
+ * kind and, for ios and timers, the callback's symbol), SIGKILLs its live
+ * children, frees ctx.  Returns how many were left. */
+size_t ctx_free(struct rdhpf_ctx *ctx);
+/* One line per handle the ctx holds now ("timer tick_cb", "container c1"),
+ * into buf; returns how many. */
+size_t ctx_describe_handles(const struct rdhpf_ctx *ctx, char *buf, size_t len);
 /* SIGKILL and reap every child still known to the core (shutdown). */
 void core_kill_children(void);
 size_t core_live_children(void);
@@ -139,8 +148,8 @@ void host_free(struct host *h);
 void host_relist(struct host *h, const char *reason);
 enum host_state host_state(const struct host *h);
 const char *host_name(const struct host *h);
-/* The host's transport; 1 while its link is up. */
-int host_link(const struct host *h, const struct rdhpf_transport_ops **tops, void **tstate);
+/* The host's transport instance; 1 while its link is up. */
+int host_link(const struct host *h, struct pinst **tp);
 /* After a pause of the loop (sleep, SIGSTOP): check the link now. */
 void host_wake(struct host *h);
 const struct cfg_host *host_cfg(const struct host *h);

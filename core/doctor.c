@@ -29,7 +29,7 @@ struct doc {
 	const struct plugin *tp, *rp;
 	struct rdhpf_ctx *tctx, *rctx;
 	struct rdhpf_host_params *thp, *rhp;
-	void *ts, *rs;
+	struct pinst *ts, *rs;
 	int connected;
 	char rundir[512];
 };
@@ -154,7 +154,7 @@ check_plugins(struct doc *d)
 		    d->tp == NULL ? d->h->transport : d->h->runtime, dir);
 		return -1;
 	}
-	if (cfg_check_plugins(&d->cfg, plugins_lookup_options, &d->ps) > 0) {
+	if (cfg_check_plugins_v(&d->cfg, plugins_lookup_options, plugins_validate_option, &d->ps) > 0) {
 		say(d, V_FAIL, "plugins load", "correct the keys named above", "plugin options rejected");
 		for (size_t i = 0; i < d->cfg.n_errors; i++)
 			printf("       %s\n", d->cfg.errors[i].text);
@@ -294,13 +294,12 @@ check_ssh(struct doc *d)
 
 	d->tctx = ctx_new(NULL, d->h->name, d->tp, d->h);
 	d->thp = host_params_new(d->h, d->tp, d->rundir);
-	r = d->tp->info->ops.transport->create(d->tctx, d->thp, &d->ts, err, sizeof err);
-	if (r != RDHPF_OK) {
-		d->ts = NULL;
+	d->ts = tp_create(d->tp, d->tctx, d->thp, &r, err, sizeof err);
+	if (d->ts == NULL) {
 		say(d, V_FAIL, "host key", "correct the transport's options", "transport: %s", err);
 		return -1;
 	}
-	r = d->tp->info->ops.transport->connect(d->ts, done_cb, &x);
+	r = tp_connect(d->ts, done_cb, &x);
 	if (r == RDHPF_OK)
 		run_until(&x.called, d->h->pol.connect_timeout_ms + 3000);
 	else
@@ -360,7 +359,7 @@ struct list_res {
 };
 
 static void
-list_cb(void *arg, int status, const char *detail, const struct rdhpf_container *cs, size_t n)
+list_cb(void *arg, int status, const char *detail, struct rdhpf_container *const *cs, size_t n)
 {
 	struct list_res *l = arg;
 	(void)cs;
@@ -371,16 +370,26 @@ list_cb(void *arg, int status, const char *detail, const struct rdhpf_container 
 }
 
 struct watch_res {
+	int established;
 	int ended;
 	size_t events;
 	char detail[512];
 };
 
 static void
-w_event(void *arg, const struct rdhpf_event *ev)
+w_established(void *arg)
 {
 	struct watch_res *w = arg;
-	(void)ev;
+	w->established = 1;
+}
+
+static void
+w_event(void *arg, int type, int64_t time_ns, struct rdhpf_container *c)
+{
+	struct watch_res *w = arg;
+	(void)type;
+	(void)time_ns;
+	(void)c;
 	w->events++;
 }
 
@@ -395,8 +404,13 @@ w_end(void *arg, int status, const char *detail)
 static int
 check_engine(struct doc *d)
 {
-	static const struct rdhpf_watch_cbs wcbs = {.on_event = w_event, .on_end = w_end};
-	const struct rdhpf_runtime_ops *R = d->rp->info->ops.runtime;
+	static const struct rdhpf_watch_cbs wcbs = {
+		RDHPF_INIT(rdhpf_watch_cbs),
+		.on_established = w_established,
+		.on_event = w_event,
+		.on_end = w_end,
+	};
+	int r;
 	struct list_res l = {0};
 	struct watch_res w = {0};
 	char err[512] = "";
@@ -407,16 +421,15 @@ check_engine(struct doc *d)
 	                               "try: ssh HOST docker info";
 
 	d->rctx = ctx_new(NULL, d->h->name, d->rp, d->h);
-	d->rctx->tops = d->tp->info->ops.transport;
-	d->rctx->tstate = d->ts;
+	d->rctx->tpi = d->ts;
 	d->rctx->tctx = d->tctx;
 	d->rhp = host_params_new(d->h, d->rp, d->rundir);
-	if (R->create(d->rctx, d->rhp, &d->rs, err, sizeof err) != RDHPF_OK) {
-		d->rs = NULL;
+	d->rs = rt_create(d->rp, d->rctx, d->rhp, &r, err, sizeof err);
+	if (d->rs == NULL) {
 		say(d, V_FAIL, "engine answers", "correct the runtime's options", "runtime: %s", err);
 		return -1;
 	}
-	if (R->list(d->rs, list_cb, &l) == RDHPF_OK)
+	if (rt_list(d->rs, list_cb, &l) == RDHPF_OK)
 		run_until(&l.called, 15000);
 	if (!l.called || l.status != RDHPF_OK) {
 		say(d, V_FAIL, "engine answers", fix_engine, "listing containers failed: %s",
@@ -426,8 +439,20 @@ check_engine(struct doc *d)
 	}
 	say(d, V_OK, "engine answers", NULL, "%s: %zu running container%s", d->rp->info->name, l.n,
 	    l.n == 1 ? "" : "s");
-	if (R->watch(d->rs, &wcbs, &w) != RDHPF_OK) {
+	if (!rt_has_events(d->rs)) {
+		say(d, V_SKIP, "event stream", NULL, "%s is poll-only: listed every %llu ms",
+		    d->rp->info->name, (unsigned long long)d->h->pol.poll_interval_ms);
+		return 0;
+	}
+	if (rt_watch(d->rs, &wcbs, &w) != RDHPF_OK) {
 		say(d, V_FAIL, "event stream", fix_engine, "could not open it");
+		return -1;
+	}
+	run_until(&w.established, d->h->pol.connect_timeout_ms);
+	if (!w.established) {
+		rt_stop(d->rs);
+		say(d, V_FAIL, "event stream", fix_engine, "%s",
+		    w.ended ? w.detail : "the runtime did not confirm its event stream in time");
 		return -1;
 	}
 	run_until(&never, 5000);
@@ -435,7 +460,7 @@ check_engine(struct doc *d)
 		say(d, V_FAIL, "event stream", fix_engine, "closed within 5 s: %s", w.detail);
 		return -1;
 	}
-	R->stop(d->rs);
+	rt_stop(d->rs);
 	say(d, V_OK, "event stream", NULL, "open and stayed open 5 s (%zu event%s)", w.events,
 	    w.events == 1 ? "" : "s");
 	return 0;
@@ -471,7 +496,11 @@ ex_close(void *arg, int status, int code, const char *detail)
 static void
 check_keepalive(struct doc *d)
 {
-	static const struct rdhpf_stream_cbs cbs = {.on_data = ex_data, .on_close = ex_close};
+	static const struct rdhpf_stream_cbs cbs = {
+		RDHPF_INIT(rdhpf_stream_cbs),
+		.on_data = ex_data,
+		.on_close = ex_close,
+	};
 	const char *argv[] = {"sshd", "-T", NULL};
 	const char *hint = "set ClientAliveInterval 15 and ClientAliveCountMax 3 in the server's "
 	                   "sshd_config, so that it drops sessions of dead clients";
@@ -480,7 +509,7 @@ check_keepalive(struct doc *d)
 	long interval = -1, count = -1;
 	char *p;
 
-	if (d->tp->info->ops.transport->exec(d->ts, argv, &cbs, &e, &st) == RDHPF_OK)
+	if (tp_exec(d->ts, argv, &cbs, &e, &st) == RDHPF_OK)
 		run_until(&e.closed, 10000);
 	if (!e.closed || e.code != 0) {
 		say(d, V_INFO, "server keepalive", hint,
@@ -584,10 +613,8 @@ doctor_run(const struct run_opts *o, const char *sel)
 	}
 	check_pattern(&d);
 out:
-	if (d.rs != NULL)
-		d.rp->info->ops.runtime->destroy(d.rs);
-	if (d.ts != NULL)
-		d.tp->info->ops.transport->destroy(d.ts);
+	rt_destroy(d.rs);
+	tp_destroy(d.ts);
 	ctx_free(d.rctx);
 	ctx_free(d.tctx);
 	host_params_free(d.thp);

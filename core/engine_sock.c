@@ -40,8 +40,7 @@ struct econn {
 	uv_pipe_t pipe;
 	struct engine_sock *e;
 	struct econn *next;
-	const struct rdhpf_transport_ops *tops;
-	void *tstate;
+	struct pinst *tp;
 	void *ts; /* the transport's stream; NULL once closed */
 	int closing;
 	uv_shutdown_t shut;
@@ -110,7 +109,7 @@ econn_close(struct econn *c)
 		return;
 	c->closing = 1;
 	if (c->ts != NULL) {
-		c->tops->stream_close(c->tstate, c->ts);
+		tp_stream_close(c->tp, c->ts);
 		c->ts = NULL;
 	}
 	econn_unlink(c);
@@ -174,6 +173,7 @@ remote_closed(void *arg, int status, int exit_code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs remote_cbs = {
+	RDHPF_INIT(rdhpf_stream_cbs),
 	.on_data = remote_data,
 	.on_close = remote_closed,
 };
@@ -217,7 +217,7 @@ local_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		econn_close(c);
 		return;
 	}
-	if (n > 0 && c->ts != NULL && c->tops->stream_write(c->tstate, c->ts, b->base, (size_t)n) != RDHPF_OK)
+	if (n > 0 && c->ts != NULL && tp_stream_write(c->tp, c->ts, b->base, (size_t)n) != RDHPF_OK)
 		econn_close(c);
 }
 
@@ -226,8 +226,7 @@ on_connection(uv_stream_t *server, int status)
 {
 	struct engine_sock *e = server->data;
 	struct econn *c;
-	const struct rdhpf_transport_ops *tops;
-	void *tstate;
+	struct pinst *tp;
 	int r;
 
 	if (status < 0)
@@ -244,14 +243,13 @@ on_connection(uv_stream_t *server, int status)
 	}
 	/* The link is down: the client learns at once (a refused connection
 	 * would be the same to it), rather than hanging. */
-	if (!host_link(e->h, &tops, &tstate) || tops->open_unix == NULL) {
+	if (!host_link(e->h, &tp) || !tp_can_open_unix(tp)) {
 		log_kv(RDHPF_LOG_DEBUG, e->host_name, NULL, "engine socket: link not up; client closed", NULL);
 		econn_close(c);
 		return;
 	}
-	c->tops = tops;
-	c->tstate = tstate;
-	r = tops->open_unix(tstate, e->remote, &remote_cbs, c, &c->ts);
+	c->tp = tp;
+	r = tp_open_unix(tp, e->remote, &remote_cbs, c, &c->ts);
 	if (r != RDHPF_OK) {
 		c->ts = NULL;
 		log_kv(RDHPF_LOG_WARN, e->host_name, NULL, "engine socket: cannot reach the remote socket",

@@ -1,6 +1,7 @@
 /* The host API handed to plugins, on libuv.  Every io, timer and child a
  * plugin registers belongs to its ctx, so that a plugin torn down with
  * handles still open cannot leave callbacks pointing into freed state. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,7 +16,7 @@
 #include "log.h"
 #include "util.h"
 
-enum { HANDLE_IO = 1, HANDLE_TIMER, HANDLE_CHILD, HANDLE_STREAM };
+enum { HANDLE_IO = 1, HANDLE_TIMER, HANDLE_CHILD, HANDLE_STREAM, HANDLE_CONTAINER };
 
 struct ctx_handle {
 	int type;
@@ -49,11 +50,17 @@ struct rdhpf_child {
 struct rdhpf_stream {
 	struct ctx_handle h;
 	struct rdhpf_ctx *tctx;
-	const struct rdhpf_transport_ops *tops;
-	void *tstate;
+	struct pinst *tpi;
 	void *ts;
-	struct rdhpf_stream_cbs cbs;
+	struct rdhpf_stream_cbs cbs; /* the runtime's, members it lacks NULL */
 	void *arg;
+};
+
+/* A container a plugin built: the core object, tied to the plugin's ctx
+ * until container_free. */
+struct core_container {
+	struct ctx_handle h;
+	struct rdhpf_container c;
 };
 
 static uv_loop_t *g_loop;
@@ -293,18 +300,45 @@ make_pipe(int *parent, int *child, int parent_reads)
 	return 0;
 }
 
+/* Copy the members inside the writer's struct_size; the rest are NULL.
+ * -1 when it is too small to hold even argv. */
+static int
+spawn_opts_copy(struct rdhpf_spawn_opts *dst, const struct rdhpf_spawn_opts *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->struct_size = sizeof *dst;
+	if (src == NULL || !RDHPF_HAS(src, argv))
+		return -1;
+	dst->argv = src->argv;
+	if (RDHPF_HAS(src, stdin_fd))
+		dst->stdin_fd = src->stdin_fd;
+	if (RDHPF_HAS(src, stdout_fd))
+		dst->stdout_fd = src->stdout_fd;
+	if (RDHPF_HAS(src, stderr_fd))
+		dst->stderr_fd = src->stderr_fd;
+	return 0;
+}
+
 static struct rdhpf_child *
-api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *o, rdhpf_child_exit_fn cb, void *arg,
-          char *err, size_t errlen)
+api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *uo, rdhpf_child_exit_fn cb,
+          void *arg, char *err, size_t errlen)
 {
 	struct rdhpf_child *c;
 	uv_process_options_t po;
 	uv_stdio_container_t stdio[3];
-	int *want[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
+	struct rdhpf_spawn_opts o;
+	int *want[3];
 	int parent[3] = {-1, -1, -1}, child[3] = {-1, -1, -1};
 	int r;
 
-	if (o->argv == NULL || o->argv[0] == NULL) {
+	if (spawn_opts_copy(&o, uo) != 0) {
+		snprintf(err, errlen, "spawn options: bad struct_size %u", uo ? uo->struct_size : 0);
+		return NULL;
+	}
+	want[0] = o.stdin_fd;
+	want[1] = o.stdout_fd;
+	want[2] = o.stderr_fd;
+	if (o.argv == NULL || o.argv[0] == NULL) {
 		snprintf(err, errlen, "empty argv");
 		return NULL;
 	}
@@ -322,8 +356,8 @@ api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *o, rdhpf_child_e
 		stdio[i].data.fd = child[i];
 	}
 	c = xcalloc(1, sizeof *c);
-	po.file = o->argv[0];
-	po.args = (char **)(uintptr_t)o->argv;
+	po.file = o.argv[0];
+	po.args = (char **)(uintptr_t)o.argv;
 	po.exit_cb = child_exit_cb;
 	po.stdio = stdio;
 	po.stdio_count = 3;
@@ -335,7 +369,7 @@ api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *o, rdhpf_child_e
 		child[i] = -1;
 	}
 	if (r != 0) {
-		snprintf(err, errlen, "cannot start %s: %s", o->argv[0], uv_strerror(r));
+		snprintf(err, errlen, "cannot start %s: %s", o.argv[0], uv_strerror(r));
 		/* uv_spawn failures still need the handle closed. */
 		uv_close((uv_handle_t *)&c->proc, free_on_close);
 		goto fail;
@@ -496,8 +530,8 @@ plugin_declares(const struct plugin *p, const char *key)
 {
 	if (p == NULL || p->info->options == NULL)
 		return 0;
-	for (const struct rdhpf_option_desc *d = p->info->options; d->name; d++)
-		if (strcmp(d->name, key) == 0)
+	for (const struct rdhpf_option_desc *const *d = p->info->options; *d; d++)
+		if ((*d)->name != NULL && strcmp((*d)->name, key) == 0)
 			return 1;
 	return 0;
 }
@@ -550,9 +584,25 @@ stream_on_close(void *arg, int status, int exit_code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs stream_wrap_cbs = {
+	RDHPF_INIT(rdhpf_stream_cbs),
 	.on_data = stream_on_data,
 	.on_close = stream_on_close,
 };
+
+/* Copy the members inside the runtime's struct_size; the rest are NULL. */
+static int
+stream_cbs_copy(struct rdhpf_stream_cbs *dst, const struct rdhpf_stream_cbs *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->struct_size = sizeof *dst;
+	if (src == NULL || src->struct_size < sizeof src->struct_size)
+		return -1;
+	if (RDHPF_HAS(src, on_data))
+		dst->on_data = src->on_data;
+	if (RDHPF_HAS(src, on_close))
+		dst->on_close = src->on_close;
+	return 0;
+}
 
 static int
 stream_open(struct rdhpf_ctx *ctx, const char *const *argv, const char *path,
@@ -561,20 +611,22 @@ stream_open(struct rdhpf_ctx *ctx, const char *const *argv, const char *path,
 	struct rdhpf_stream *s;
 	int r;
 
-	if (ctx == NULL || ctx->tops == NULL || ctx->tstate == NULL)
+	if (ctx == NULL || ctx->tpi == NULL)
 		return RDHPF_ERR_NOTCONN;
-	if (path != NULL && ctx->tops->open_unix == NULL)
+	if (path != NULL && !tp_can_open_unix(ctx->tpi))
 		return RDHPF_ERR_UNSUPPORTED;
 	s = xcalloc(1, sizeof *s);
+	if (stream_cbs_copy(&s->cbs, cbs) != 0) {
+		free(s);
+		return RDHPF_ERR_INVAL;
+	}
 	s->tctx = ctx->tctx;
-	s->tops = ctx->tops;
-	s->tstate = ctx->tstate;
-	s->cbs = *cbs;
+	s->tpi = ctx->tpi;
 	s->arg = arg;
 	if (path != NULL)
-		r = ctx->tops->open_unix(ctx->tstate, path, &stream_wrap_cbs, s, &s->ts);
+		r = tp_open_unix(ctx->tpi, path, &stream_wrap_cbs, s, &s->ts);
 	else
-		r = ctx->tops->exec(ctx->tstate, argv, &stream_wrap_cbs, s, &s->ts);
+		r = tp_exec(ctx->tpi, argv, &stream_wrap_cbs, s, &s->ts);
 	if (r != RDHPF_OK) {
 		free(s);
 		return r;
@@ -605,7 +657,7 @@ api_stream_open_unix(struct rdhpf_ctx *ctx, const char *path, const struct rdhpf
 static int
 api_stream_write(struct rdhpf_stream *s, const void *buf, size_t len)
 {
-	return s->tops->stream_write(s->tstate, s->ts, buf, len);
+	return tp_stream_write(s->tpi, s->ts, buf, len);
 }
 
 static void
@@ -613,7 +665,7 @@ api_stream_close(struct rdhpf_stream *s)
 {
 	if (s == NULL)
 		return;
-	s->tops->stream_close(s->tstate, s->ts);
+	tp_stream_close(s->tpi, s->ts);
 	stream_free(s);
 }
 
@@ -628,6 +680,64 @@ api_resync(struct rdhpf_ctx *ctx, const char *reason)
 {
 	if (ctx != NULL && ctx->host != NULL)
 		host_relist(ctx->host, reason);
+}
+
+/* ---- containers ---- */
+
+static struct rdhpf_container *
+api_container_new(struct rdhpf_ctx *ctx, const char *id, const char *name)
+{
+	struct core_container *cc;
+	struct rdhpf_container *c;
+
+	if (ctx == NULL || (c = container_alloc(id, name)) == NULL)
+		return NULL;
+	cc = calloc(1, sizeof *cc);
+	if (cc == NULL) {
+		container_destroy(c);
+		return NULL;
+	}
+	cc->c = *c;
+	free(c);
+	handle_link(ctx, &cc->h, HANDLE_CONTAINER);
+	return &cc->c;
+}
+
+static struct core_container *
+cc_of(struct rdhpf_container *c)
+{
+	return (struct core_container *)(void *)((char *)c - offsetof(struct core_container, c));
+}
+
+static int
+api_container_set_image(struct rdhpf_container *c, const char *image)
+{
+	return container_image_set(c, image);
+}
+
+static int
+api_container_add_label(struct rdhpf_container *c, const char *key, const char *value)
+{
+	return container_label_add(c, key, value);
+}
+
+static int
+api_container_add_port(struct rdhpf_container *c, const struct rdhpf_port *p)
+{
+	return container_port_add(c, p);
+}
+
+static void
+api_container_free(struct rdhpf_container *c)
+{
+	struct core_container *cc;
+
+	if (c == NULL)
+		return;
+	cc = cc_of(c);
+	handle_unlink(&cc->h);
+	container_clear(&cc->c);
+	free(cc);
 }
 
 const struct rdhpf_host_api core_host_api = {
@@ -657,6 +767,11 @@ const struct rdhpf_host_api core_host_api = {
     .stream_close = api_stream_close,
     .shell_join = api_shell_join,
     .resync = api_resync,
+    .container_new = api_container_new,
+    .container_set_image = api_container_set_image,
+    .container_add_label = api_container_add_label,
+    .container_add_port = api_container_add_port,
+    .container_free = api_container_free,
 };
 
 /* ---- ctx ---- */
@@ -673,47 +788,120 @@ ctx_new(struct host *h, const char *host_name, const struct plugin *p, const str
 	return ctx;
 }
 
-void
+/* The symbol a callback points at, or its address. */
+static void
+sym_name(const void *fn, char *buf, size_t len)
+{
+	Dl_info di;
+
+	if (fn != NULL && dladdr(fn, &di) != 0 && di.dli_sname != NULL)
+		snprintf(buf, len, "%s", di.dli_sname);
+	else
+		snprintf(buf, len, "%p", fn);
+}
+
+static void
+handle_describe(const struct ctx_handle *h, char *buf, size_t len)
+{
+	char sym[128];
+
+	switch (h->type) {
+	case HANDLE_IO: {
+		const struct rdhpf_io *io = (const struct rdhpf_io *)h;
+		sym_name((const void *)(uintptr_t)io->cb, sym, sizeof sym);
+		snprintf(buf, len, "io fd %d callback %s", io->fd, sym);
+		break;
+	}
+	case HANDLE_TIMER: {
+		const struct rdhpf_timer *t = (const struct rdhpf_timer *)h;
+		sym_name((const void *)(uintptr_t)t->cb, sym, sizeof sym);
+		snprintf(buf, len, "timer callback %s", sym);
+		break;
+	}
+	case HANDLE_CHILD: {
+		const struct rdhpf_child *c = (const struct rdhpf_child *)h;
+		sym_name((const void *)(uintptr_t)c->cb, sym, sizeof sym);
+		snprintf(buf, len, "child pid %d callback %s", c->proc.pid, sym);
+		break;
+	}
+	case HANDLE_STREAM: {
+		const struct rdhpf_stream *st = (const struct rdhpf_stream *)h;
+		sym_name((const void *)(uintptr_t)st->cbs.on_data, sym, sizeof sym);
+		snprintf(buf, len, "stream on_data %s", sym);
+		break;
+	}
+	case HANDLE_CONTAINER: {
+		const struct core_container *cc = (const struct core_container *)h;
+		snprintf(buf, len, "container %s", cc->c.id);
+		break;
+	}
+	default:
+		snprintf(buf, len, "handle of unknown kind %d", h->type);
+	}
+}
+
+size_t
+ctx_describe_handles(const struct rdhpf_ctx *ctx, char *buf, size_t len)
+{
+	size_t n = 0, off = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (const struct ctx_handle *h = ctx ? ctx->handles : NULL; h; h = h->next, n++) {
+		char one[256];
+		int w;
+		handle_describe(h, one, sizeof one);
+		w = snprintf(buf + off, len > off ? len - off : 0, "%s\n", one);
+		if (w > 0 && (size_t)w < len - off)
+			off += (size_t)w;
+		else
+			off = len;
+	}
+	return n;
+}
+
+size_t
 ctx_free(struct rdhpf_ctx *ctx)
 {
 	size_t leaked = 0;
 
 	if (ctx == NULL)
-		return;
+		return 0;
 	while (ctx->handles) {
 		struct ctx_handle *h = ctx->handles;
+		char what[256], msg[300];
+		handle_describe(h, what, sizeof what);
+		/* Named one by one, each its own message so that repeats do
+		 * not collapse them: the conformance suite shows these. */
+		snprintf(msg, sizeof msg, "leaked %s", what);
+		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx), msg, NULL);
+		leaked++;
 		switch (h->type) {
 		case HANDLE_IO:
 			api_io_stop((struct rdhpf_io *)h);
-			leaked++;
 			break;
 		case HANDLE_TIMER:
 			api_timer_stop((struct rdhpf_timer *)h);
-			leaked++;
 			break;
 		case HANDLE_CHILD: {
 			struct rdhpf_child *c = (struct rdhpf_child *)h;
 			api_child_detach(c);
 			uv_process_kill(&c->proc, SIGKILL);
-			leaked++;
 			break;
 		}
 		case HANDLE_STREAM:
 			/* The transport was torn down first; its streams are gone. */
 			stream_free((struct rdhpf_stream *)h);
-			leaked++;
+			break;
+		case HANDLE_CONTAINER:
+			api_container_free(&((struct core_container *)h)->c);
 			break;
 		default:
 			abort();
 		}
 	}
-	if (leaked) {
-		char nb[24];
-		snprintf(nb, sizeof nb, "%zu", leaked);
-		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx),
-		       "plugin left handles open; the core closed them", "count", nb, NULL);
-	}
 	free(ctx);
+	return leaked;
 }
 
 /* ---- host params ---- */
@@ -722,9 +910,8 @@ struct rdhpf_host_params *
 host_params_new(const struct cfg_host *h, const struct plugin *p, const char *runtime_dir)
 {
 	struct rdhpf_host_params *hp = xcalloc(1, sizeof *hp);
-	struct rdhpf_kv *kv = xcalloc(h->n_opts + 1, sizeof *kv);
-	size_t n = 0;
 
+	(void)p;
 	hp->struct_size = sizeof *hp;
 	hp->host_name = h->name;
 	hp->url = h->url;
@@ -738,24 +925,13 @@ host_params_new(const struct cfg_host *h, const struct plugin *p, const char *ru
 	hp->keepalive_interval_ms = h->pol.keepalive_interval_ms;
 	hp->keepalive_count = h->pol.keepalive_count;
 	hp->health_interval_ms = h->pol.health_interval_ms;
+	hp->poll_interval_ms = h->pol.poll_interval_ms;
 	hp->runtime_dir = runtime_dir;
-	for (size_t i = 0; i < h->n_opts; i++) {
-		if (!plugin_declares(p, h->opts[i].key))
-			continue;
-		kv[n].key = h->opts[i].key;
-		kv[n].value = h->opts[i].value;
-		n++;
-	}
-	hp->options = kv;
-	hp->n_options = n;
 	return hp;
 }
 
 void
 host_params_free(struct rdhpf_host_params *p)
 {
-	if (p == NULL)
-		return;
-	free((void *)(uintptr_t)p->options);
 	free(p);
 }

@@ -19,8 +19,11 @@
 #define RDHPF_PLUGIN_DIR_DEFAULT "/usr/local/lib/rdhpf"
 #endif
 
-/* The info block as ABI 1.0 defined it ends after ops. */
-#define INFO_V1_0_SIZE (offsetof(struct rdhpf_plugin_info, ops) + sizeof(void *))
+/* Sizes of the 2.0 structs: a 2.x plugin's tables are at least this big. */
+#define INFO_V2_0_SIZE (offsetof(struct rdhpf_plugin_info, ops) + sizeof(void *))
+#define TOPS_V2_0_SIZE \
+	(offsetof(struct rdhpf_transport_ops, forward_stats) + sizeof(void *))
+#define ROPS_V2_0_SIZE (offsetof(struct rdhpf_runtime_ops, stop) + sizeof(void *))
 
 const char *
 plugin_kind_name(int kind)
@@ -46,13 +49,42 @@ name_ok(const char *n)
 	return len <= 32;
 }
 
-#define NEED(slot)                                                             \
+#define NEED(o, slot)                                                          \
 	do {                                                                   \
-		if ((slot) == NULL) {                                          \
+		if (RDHPF_SLOT(o, slot) == NULL) {                             \
 			snprintf(why, len, "mandatory slot %s is NULL", #slot); \
 			return -1;                                             \
 		}                                                              \
 	} while (0)
+
+#define NEED_CAP(o, slot, capname)                                                     \
+	do {                                                                           \
+		if (RDHPF_SLOT(o, slot) == NULL) {                                     \
+			snprintf(why, len, "claims %s but %s is NULL", capname, #slot); \
+			return -1;                                                     \
+		}                                                                      \
+	} while (0)
+
+static int
+options_ok(const struct rdhpf_plugin_info *info, char *why, size_t len)
+{
+	if (info->options == NULL)
+		return 0;
+	for (size_t i = 0; info->options[i] != NULL; i++) {
+		const struct rdhpf_option_desc *d = info->options[i];
+		const char *n = RDHPF_HAS(d, name) ? d->name : NULL;
+		if (n == NULL || *n == '\0' || strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		                                   strlen(n)) {
+			snprintf(why, len, "option %zu has a bad name (want [a-z0-9_]+)", i + 1);
+			return -1;
+		}
+		if (i >= 256) {
+			snprintf(why, len, "more than 256 options (is the table ended by NULL?)");
+			return -1;
+		}
+	}
+	return 0;
+}
 
 int
 plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
@@ -62,13 +94,13 @@ plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
 		return -1;
 	}
 	if (info->abi_major != RDHPF_ABI_MAJOR) {
-		snprintf(why, len, "plugin ABI %u.%u, rdhpf speaks ABI %u.%u (major must match)",
+		snprintf(why, len, "built for plugin ABI %u.%u; this rdhpf speaks %u.%u",
 		         info->abi_major, info->abi_minor, RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
 		return -1;
 	}
-	if (info->struct_size < INFO_V1_0_SIZE) {
+	if (info->struct_size < INFO_V2_0_SIZE) {
 		snprintf(why, len, "info block is %u bytes, ABI %u.0 needs at least %zu",
-		         info->struct_size, RDHPF_ABI_MAJOR, (size_t)INFO_V1_0_SIZE);
+		         info->struct_size, RDHPF_ABI_MAJOR, (size_t)INFO_V2_0_SIZE);
 		return -1;
 	}
 	if (!name_ok(info->name)) {
@@ -79,41 +111,56 @@ plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
 		snprintf(why, len, "no version string");
 		return -1;
 	}
+	if (options_ok(info, why, len) != 0)
+		return -1;
 	if (info->kind == RDHPF_KIND_TRANSPORT) {
 		const struct rdhpf_transport_ops *o = info->ops.transport;
 		if (o == NULL) {
 			snprintf(why, len, "no transport ops table");
 			return -1;
 		}
-		NEED(o->create);
-		NEED(o->destroy);
-		NEED(o->connect);
-		NEED(o->disconnect);
-		NEED(o->health_check);
-		NEED(o->forward_add);
-		NEED(o->forward_remove);
-		NEED(o->exec);
-		NEED(o->stream_write);
-		NEED(o->stream_close);
-		if ((info->caps & RDHPF_TCAP_UNIX_STREAM) && o->open_unix == NULL) {
-			snprintf(why, len, "claims unix-stream but open_unix is NULL");
+		if (o->struct_size < TOPS_V2_0_SIZE) {
+			snprintf(why, len, "transport ops table is %u bytes, ABI %u.0 needs at least %zu",
+			         o->struct_size, RDHPF_ABI_MAJOR, (size_t)TOPS_V2_0_SIZE);
 			return -1;
 		}
-		if ((info->caps & RDHPF_TCAP_FORWARD_STATS) && o->forward_stats == NULL) {
-			snprintf(why, len, "claims forward-stats but forward_stats is NULL");
-			return -1;
+		NEED(o, create);
+		NEED(o, destroy);
+		NEED(o, connect);
+		NEED(o, disconnect);
+		NEED(o, health_check);
+		NEED(o, forward_add);
+		NEED(o, forward_remove);
+		if (info->caps & RDHPF_TCAP_EXEC)
+			NEED_CAP(o, exec, "exec");
+		if (info->caps & (RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM)) {
+			const char *cap = (info->caps & RDHPF_TCAP_EXEC) ? "exec" : "unix-stream";
+			NEED_CAP(o, stream_write, cap);
+			NEED_CAP(o, stream_close, cap);
 		}
+		if (info->caps & RDHPF_TCAP_UNIX_STREAM)
+			NEED_CAP(o, open_unix, "unix-stream");
+		if (info->caps & RDHPF_TCAP_FORWARD_STATS)
+			NEED_CAP(o, forward_stats, "forward-stats");
 	} else if (info->kind == RDHPF_KIND_RUNTIME) {
 		const struct rdhpf_runtime_ops *o = info->ops.runtime;
 		if (o == NULL) {
 			snprintf(why, len, "no runtime ops table");
 			return -1;
 		}
-		NEED(o->create);
-		NEED(o->destroy);
-		NEED(o->watch);
-		NEED(o->list);
-		NEED(o->stop);
+		if (o->struct_size < ROPS_V2_0_SIZE) {
+			snprintf(why, len, "runtime ops table is %u bytes, ABI %u.0 needs at least %zu",
+			         o->struct_size, RDHPF_ABI_MAJOR, (size_t)ROPS_V2_0_SIZE);
+			return -1;
+		}
+		NEED(o, create);
+		NEED(o, destroy);
+		NEED(o, list);
+		NEED(o, stop);
+		/* Without RDHPF_RCAP_EVENTS a watch slot is ignored: the
+		 * runtime is polled. */
+		if (info->caps & RDHPF_RCAP_EVENTS)
+			NEED_CAP(o, watch, "events");
 	} else {
 		snprintf(why, len, "unknown plugin kind %d", info->kind);
 		return -1;
@@ -403,15 +450,35 @@ plugins_find(const struct plugin_set *set, int kind, const char *name)
 	return NULL;
 }
 
-const struct rdhpf_option_desc *
+const struct rdhpf_option_desc *const *
 plugins_lookup_options(void *arg, int kind, const char *name)
 {
-	static const struct rdhpf_option_desc none[] = {{NULL, NULL}};
+	static const struct rdhpf_option_desc *const none[] = {NULL};
 	const struct plugin *p = plugins_find(arg, kind, name);
 
 	if (p == NULL)
 		return NULL;
 	return p->info->options ? p->info->options : none;
+}
+
+int
+plugins_validate_option(void *arg, int kind, const char *name, const char *key, const char *value,
+                        char *err, size_t errlen)
+{
+	const struct plugin *p = plugins_find(arg, kind, name);
+	int (*fn)(const char *, const char *, char *, size_t);
+
+	if (p == NULL)
+		return 0;
+	fn = RDHPF_SLOT(p->info, validate_option);
+	if (fn == NULL)
+		return 0;
+	err[0] = '\0';
+	if (fn(key, value, err, errlen) == RDHPF_OK)
+		return 0;
+	if (err[0] == '\0')
+		snprintf(err, errlen, "invalid value");
+	return -1;
 }
 
 void

@@ -562,7 +562,7 @@ format_ts(char *buf, size_t len)
  * extra_key is non-NULL. */
 static void
 write_line(int level, const char *host, const char *plugin, const char *msg,
-           const struct rdhpf_kv *kv, size_t n, const char *extra_key, uint64_t extra)
+           const struct kv_pair *kv, size_t n, const char *extra_key, uint64_t extra)
 {
 	static struct line line; /* 16 KiB: kept off the stack; one thread */
 	struct line *l = &line;
@@ -648,7 +648,7 @@ static void
 print_summary(const struct sig *s, uint64_t t)
 {
 	char msg[SIG_MSG + 64], span[32];
-	struct rdhpf_kv kv = {"err", s->err};
+	struct kv_pair kv = {"err", s->err};
 	uint64_t el = t > s->first_ms ? t - s->first_ms : 0;
 
 	if (s->level > L.level)
@@ -718,7 +718,7 @@ log_flush_repeats(int force)
 
 void
 log_emit(int level, const char *host, const char *plugin, const char *msg,
-         const struct rdhpf_kv *kv, size_t n)
+         const struct kv_pair *kv, size_t n)
 {
 	/* As large as what gets printed, so the hash sees all of it. */
 	char mbuf[VALUE_CAP + 16], ebuf[VALUE_CAP + 16];
@@ -786,14 +786,14 @@ log_emit(int level, const char *host, const char *plugin, const char *msg,
 void
 log_vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap)
 {
-	struct rdhpf_kv kv[KV_MAX];
+	struct kv_pair kv[KV_MAX];
 	size_t n = 0;
 	const char *k;
 
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		const char *v = va_arg(ap, const char *);
 		if (n < KV_MAX)
-			kv[n++] = (struct rdhpf_kv){k, v};
+			kv[n++] = (struct kv_pair){k, v};
 	}
 	log_emit(level, host, plugin, msg, kv, n);
 }

@@ -9,6 +9,11 @@
 
 #include "rdhpf/plugin.h"
 
+struct kv_pair {
+	const char *key;
+	const char *value;
+};
+
 enum log_format { LOG_LOGFMT = 0, LOG_JSON = 1 };
 
 /* out: where lines go (stderr normally).  now_ms: monotonic clock (tests
@@ -32,7 +37,7 @@ const char *log_level_name(int level);
  * user:password@ loses its password.  Only warn and error lines collapse
  * when repeated; info and below always print. */
 void log_emit(int level, const char *host, const char *plugin, const char *msg,
-              const struct rdhpf_kv *kv, size_t n);
+              const struct kv_pair *kv, size_t n);
 /* Same, kv as NULL-terminated key, value varargs. */
 void log_kv(int level, const char *host, const char *plugin, const char *msg, ...)
     __attribute__((sentinel));

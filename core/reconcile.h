@@ -17,6 +17,7 @@
 
 #include "rdhpf/plugin.h"
 #include "rules.h"
+#include "container.h"
 
 #define RC_ID_MAX 72
 #define RC_NAME_MAX 128

@@ -66,10 +66,7 @@ struct remap {
 };
 
 struct cont {
-	char *id;
-	char *name;
-	struct rdhpf_port *ports;
-	size_t n_ports;
+	struct rdhpf_container c; /* id, name, image, labels, ports */
 	uint64_t seq;
 };
 
@@ -91,11 +88,9 @@ struct host {
 	char *name;
 	struct cfg_host *cfg; /* our own copy: a reload replaces the daemon's */
 	const struct plugin *tp, *rp;
-	const struct rdhpf_transport_ops *tops;
-	const struct rdhpf_runtime_ops *rops;
 	struct rdhpf_ctx *tctx, *rctx;
 	struct rdhpf_host_params *tparams, *rparams;
-	void *tstate, *rstate;
+	struct pinst *tpi, *rpi;  /* the plugin instances (slots.h) */
 
 	enum host_state state;
 	uint64_t gen;             /* bumped on every link change; stale callbacks ignore */
@@ -117,6 +112,10 @@ struct host {
 	uv_timer_t t_down;        /* deferred link failure */
 	uv_timer_t t_reconcile;   /* deferred reconcile */
 	uv_timer_t t_relist;      /* deferred list after a runtime lost an event */
+	uv_timer_t t_established; /* watch started: on_established due within connect_timeout */
+	uv_timer_t t_poll;        /* poll-only runtime: next list */
+	int established;          /* the runtime confirmed its event stream */
+	int polling;              /* poll-only runtime: listed every poll_interval */
 	int relist_again;         /* lost one while a list ran: list once more */
 	char relist_reason[128];
 	struct tcp_probe *probe;  /* while down: the TCP port watched */
@@ -310,24 +309,16 @@ op_cancel(struct host *h, struct op *o)
 static void
 cont_clear(struct cont *c)
 {
-	free(c->id);
-	free(c->name);
-	for (size_t i = 0; i < c->n_ports; i++)
-		free((void *)(uintptr_t)c->ports[i].host_ip);
-	free(c->ports);
-	memset(c, 0, sizeof *c);
+	container_clear(&c->c);
+	c->seq = 0;
 }
 
 static void
 cont_copy(struct cont *dst, const struct rdhpf_container *src, uint64_t seq)
 {
-	dst->id = xstrdup(src->id ? src->id : "");
-	dst->name = xstrdup(src->name ? src->name : "");
-	dst->n_ports = src->n_ports;
-	dst->ports = xcalloc(src->n_ports ? src->n_ports : 1, sizeof *dst->ports);
-	for (size_t i = 0; i < src->n_ports; i++) {
-		dst->ports[i] = src->ports[i];
-		dst->ports[i].host_ip = xstrdup(src->ports[i].host_ip ? src->ports[i].host_ip : "");
+	if (container_copy(&dst->c, src) != 0) {
+		fprintf(stderr, "rdhpf: out of memory\n");
+		abort();
 	}
 	dst->seq = seq;
 }
@@ -336,7 +327,7 @@ static struct cont *
 cont_find(struct host *h, const char *id)
 {
 	for (size_t i = 0; i < h->n_conts; i++)
-		if (strcmp(h->conts[i].id, id) == 0)
+		if (strcmp(h->conts[i].c.id, id) == 0)
 			return &h->conts[i];
 	return NULL;
 }
@@ -670,7 +661,7 @@ issue_add(struct host *h, struct fwd *w)
 	o = op_new(h, w->id);
 	w->in_flight = 1;
 	w->add_started_ns = uv_hrtime();
-	r = h->tops->forward_add(h->tstate, &pf, on_add_done, o);
+	r = tp_forward_add(h->tpi, &pf, on_add_done, o);
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);
 		w->in_flight = 0;
@@ -728,9 +719,9 @@ fwd_remove_at(struct host *h, size_t i, const char *reason)
 	fwd_log(h, RDHPF_LOG_INFO, "forward removed", w, reason);
 	events_forward(h->name, "removed", &w->f, reason);
 	fwd_to_plugin(w, &pf);
-	if (h->tstate != NULL) {
+	if (h->tpi != NULL) {
 		struct op *o = op_new(h, 0);
-		if (h->tops->forward_remove(h->tstate, &pf, on_remove_done, o) != RDHPF_OK)
+		if (tp_forward_remove(h->tpi, &pf, on_remove_done, o) != RDHPF_OK)
 			op_cancel(h, o);
 	}
 	h->fwds[i] = h->fwds[--h->n_fwds];
@@ -896,7 +887,7 @@ static void
 reconcile_apply(struct host *h)
 {
 	struct rc_container *rcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *rcs);
-	struct rdhpf_container *pcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *pcs);
+	struct rc_meta *meta = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *meta);
 	struct rc_forward *desired = NULL, *conflicts = NULL, *actual;
 	struct rc_skip *skips = NULL;
 	size_t nd = 0, nc = 0, nskips = 0, na = h->n_fwds, nact = 0;
@@ -905,11 +896,11 @@ reconcile_apply(struct host *h)
 	struct rc_port_map *map;
 
 	for (size_t i = 0; i < h->n_conts; i++) {
-		pcs[i].id = h->conts[i].id;
-		pcs[i].name = h->conts[i].name;
-		pcs[i].ports = h->conts[i].ports;
-		pcs[i].n_ports = h->conts[i].n_ports;
-		rcs[i].c = &pcs[i];
+		rcs[i].c = &h->conts[i].c;
+		/* Rules with image= / label= match what the runtime reported. */
+		meta[i].image = h->conts[i].c.image;
+		meta[i].labels = h->conts[i].c.labels;
+		meta[i].n_labels = h->conts[i].c.n_labels;
 		rcs[i].seq = h->conts[i].seq;
 	}
 	memset(&pol, 0, sizeof pol);
@@ -931,7 +922,7 @@ reconcile_apply(struct host *h)
 	actual = xcalloc(na ? na : 1, sizeof *actual);
 	for (size_t i = 0; i < na; i++)
 		actual[i] = h->fwds[i].f;
-	if (rc_desired_full(rcs, NULL, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skips,
+	if (rc_desired_full(rcs, meta, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skips,
 	                    &nskips) != 0) {
 		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
 		goto out;
@@ -979,7 +970,7 @@ out:
 	free(skips);
 	free(actual);
 	free(rcs);
-	free(pcs);
+	free(meta);
 	free(map);
 }
 
@@ -1037,57 +1028,68 @@ stream_ended(struct host *h, int clean)
 static void
 runtime_stop(struct host *h)
 {
-	if (h->rstate != NULL)
-		h->rops->stop(h->rstate);
+	if (h->rpi != NULL)
+		rt_stop(h->rpi);
 	h->watching = 0;
+	h->established = 0;
+	h->polling = 0;
 	h->listing = 0;
 	h->relist_again = 0;
 	uv_timer_stop(&h->t_relist);
+	uv_timer_stop(&h->t_established);
+	uv_timer_stop(&h->t_poll);
 	pend_clear(h);
 }
 
 static void
-on_event(void *arg, const struct rdhpf_event *ev)
+on_event(void *arg, int type, int64_t time_ns, struct rdhpf_container *c)
 {
 	struct host *h = arg;
 
-	if (!h->watching || ev == NULL || ev->container == NULL)
+	(void)time_ns;
+	if (!h->watching || c == NULL)
 		return;
 	h->events++;
 	h->last_event_ms = now_ms();
 	if (h->first_event_after_ms == 0)
 		h->first_event_after_ms = h->last_event_ms - h->stream_started_ms + 1;
 	metrics_counter_add(h->name, h->rp->info->name, "events_total", 1);
-	if (h->listing) {
+	/* Until the list that follows on_established is in, events wait. */
+	if (h->listing || !h->established) {
 		h->pend = xrealloc(h->pend, (h->n_pend + 1) * sizeof *h->pend);
-		h->pend[h->n_pend].type = ev->type;
-		cont_copy(&h->pend[h->n_pend].c, ev->container, 0);
+		h->pend[h->n_pend].type = type;
+		cont_copy(&h->pend[h->n_pend].c, c, 0);
 		h->n_pend++;
 		return;
 	}
-	apply_event(h, ev->type, ev->container);
+	apply_event(h, type, c);
 	reconcile_soon(h);
 }
 
 static void
 sync_retry_cb(uv_timer_t *t);
 static void relist_cb(uv_timer_t *t);
+static void list_start(struct host *h);
 
 static void
 sync_failed(struct host *h, int status, const char *detail)
 {
 	uint64_t delay;
 	char d[32];
+	int polled = h->polling;
 
 	stream_ended(h, 0);
 	h->stream_failures++;
 	runtime_stop(h);
 	delay = backoff_next(&h->sync_bo, rnd(h));
 	snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
-	snprintf(h->last_error, sizeof h->last_error, "event stream: %s%s%s", status_name(status),
+	snprintf(h->last_error, sizeof h->last_error, "%s: %s%s%s",
+	         polled ? "container list" : "event stream", status_name(status),
 	         detail ? ": " : "", detail ? detail : "");
-	hlog(h, RDHPF_LOG_WARN, "event stream failed, resync after delay", "err", status_name(status),
-	     "detail", detail, "retry_ms", d, NULL);
+	hlog(h, RDHPF_LOG_WARN,
+	     polled ? "listing containers failed, resync after delay"
+	            : "event stream failed, resync after delay",
+	     "err", status_name(status), "detail", detail, "retry_ms", d, NULL);
 	h->resyncs++;
 	metrics_counter_add(h->name, h->rp->info->name, "resyncs_total", 1);
 	set_state(h, HOST_SYNCING);
@@ -1108,17 +1110,59 @@ on_watch_end(void *arg, int status, const char *detail)
 	            detail ? detail : "event stream ended");
 }
 
+/* The stream is confirmed: list now; events from here on are owed. */
+static void
+on_established(void *arg)
+{
+	struct host *h = arg;
+
+	if (!h->watching || h->established)
+		return;
+	h->established = 1;
+	uv_timer_stop(&h->t_established);
+	hlog(h, RDHPF_LOG_DEBUG, "event stream established", NULL);
+	list_start(h);
+}
+
+static void
+established_timeout_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	char why[128];
+
+	if (!h->watching || h->established)
+		return;
+	snprintf(why, sizeof why, "runtime did not confirm its event stream within %llu s",
+	         (unsigned long long)((h->cfg->pol.connect_timeout_ms + 999) / 1000));
+	/* sync_failed ends the watch (rt_stop) and resyncs. */
+	h->watching = 0;
+	sync_failed(h, RDHPF_ERR_TIMEOUT, why);
+}
+
 static const struct rdhpf_watch_cbs watch_cbs = {
+	RDHPF_INIT(rdhpf_watch_cbs),
+	.on_established = on_established,
 	.on_event = on_event,
 	.on_end = on_watch_end,
 };
 
 static void
-on_list_done(void *arg, int status, const char *detail, const struct rdhpf_container *cs, size_t n)
+poll_cb(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	if (!h->polling || !link_up(h) || h->listing)
+		return;
+	list_start(h);
+}
+
+static void
+on_list_done(void *arg, int status, const char *detail, struct rdhpf_container *const *cs, size_t n)
 {
 	struct op *o = arg;
 	struct host *h = o->h;
 	char nb[24];
+	int was_steady;
 
 	if (!op_done(o) || !h->listing)
 		return;
@@ -1127,19 +1171,13 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 		sync_failed(h, status, detail);
 		return;
 	}
-	/* The list is the truth; events that raced it are applied after it. */
+	/* The list is the truth; events that raced it are applied after it.
+	 * The reconciler diffs, so containers that stayed cost nothing. */
 	conts_clear(h);
 	for (size_t i = 0; i < n; i++)
-		apply_event(h, RDHPF_EV_START, &cs[i]);
-	for (size_t i = 0; i < h->n_pend; i++) {
-		struct rdhpf_container pc = {
-			.id = h->pend[i].c.id,
-			.name = h->pend[i].c.name,
-			.ports = h->pend[i].c.ports,
-			.n_ports = h->pend[i].c.n_ports,
-		};
-		apply_event(h, h->pend[i].type, &pc);
-	}
+		apply_event(h, RDHPF_EV_START, cs[i]);
+	for (size_t i = 0; i < h->n_pend; i++)
+		apply_event(h, h->pend[i].type, &h->pend[i].c.c);
 	pend_clear(h);
 	reconcile_soon(h);
 	if (h->relist_again) {
@@ -1151,20 +1189,40 @@ on_list_done(void *arg, int status, const char *detail, const struct rdhpf_conta
 	backoff_reset(&h->bo);
 	breaker_success(&h->br);
 	h->stream_failures = 0;
+	was_steady = h->state == HOST_STEADY;
 	snprintf(nb, sizeof nb, "%zu", n);
-	hlog(h, RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
+	hlog(h, was_steady ? RDHPF_LOG_DEBUG : RDHPF_LOG_INFO, "synced", "containers", nb, NULL);
 	set_state(h, HOST_STEADY);
+	if (h->polling)
+		uv_timer_start(&h->t_poll, poll_cb, h->cfg->pol.poll_interval_ms, 0);
+}
+
+/* Ask the runtime for its containers; a refusal counts as a failed sync. */
+static void
+list_start(struct host *h)
+{
+	struct op *o;
+	int r;
+
+	h->listing = 1;
+	o = op_new(h, 0);
+	r = rt_list(h->rpi, on_list_done, o);
+	if (r != RDHPF_OK) {
+		op_cancel(h, o);
+		h->listing = 0;
+		sync_failed(h, r, "cannot list containers");
+	}
 }
 
 static void
 relist_cb(uv_timer_t *t)
 {
 	struct host *h = t->data;
-	struct op *o;
-	int r;
 
-	if (!h->watching || !link_up(h))
+	if (!link_up(h))
 		return; /* a stream that ended resyncs in full anyway */
+	if (!(h->watching && h->established) && !h->polling)
+		return;
 	if (h->listing) {
 		h->relist_again = 1;
 		return;
@@ -1173,24 +1231,17 @@ relist_cb(uv_timer_t *t)
 	metrics_counter_add(h->name, h->rp->info->name, "resyncs_total", 1);
 	hlog(h, RDHPF_LOG_INFO, "runtime lost an event; listing containers again", "reason",
 	     h->relist_reason, NULL);
-	h->listing = 1;
-	o = op_new(h, 0);
-	r = h->rops->list(h->rstate, on_list_done, o);
-	if (r != RDHPF_OK) {
-		op_cancel(h, o);
-		h->listing = 0;
-		sync_failed(h, r, "cannot list containers");
-	}
+	list_start(h);
 }
 
 void
 host_relist(struct host *h, const char *reason)
 {
-	if (h == NULL || !h->watching)
+	if (h == NULL || (!h->watching && !h->polling))
 		return;
 	snprintf(h->relist_reason, sizeof h->relist_reason, "%s", reason ? reason : "-");
-	if (h->listing)
-		h->relist_again = 1;
+	if (h->listing || !(h->established || h->polling))
+		h->relist_again = h->listing;
 	else
 		uv_timer_start(&h->t_relist, relist_cb, 0, 0);
 }
@@ -1198,28 +1249,31 @@ host_relist(struct host *h, const char *reason)
 static void
 start_sync(struct host *h)
 {
-	struct op *o;
 	int r;
 
 	runtime_stop(h);
 	set_state(h, HOST_SYNCING);
+	if (!rt_has_events(h->rpi)) {
+		/* Poll-only: the list is all there is, every poll_interval. */
+		h->polling = 1;
+		list_start(h);
+		return;
+	}
 	h->watching = 1;
+	h->established = 0;
 	h->stream_starts++;
 	h->stream_started_ms = now_ms();
 	h->first_event_after_ms = 0;
-	r = h->rops->watch(h->rstate, &watch_cbs, h);
+	r = rt_watch(h->rpi, &watch_cbs, h);
 	if (r != RDHPF_OK) {
 		h->watching = 0;
 		sync_failed(h, r, "cannot start the event stream");
 		return;
 	}
-	h->listing = 1;
-	o = op_new(h, 0);
-	r = h->rops->list(h->rstate, on_list_done, o);
-	if (r != RDHPF_OK) {
-		op_cancel(h, o);
-		sync_failed(h, r, "cannot list containers");
-	}
+	/* No list before on_established: events before it are not owed. */
+	if (h->watching && !h->established)
+		uv_timer_start(&h->t_established, established_timeout_cb,
+		               h->cfg->pol.connect_timeout_ms, 0);
 }
 
 static void
@@ -1249,7 +1303,7 @@ sync_retry_cb(uv_timer_t *t)
 	o = op_new(h, 0);
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
-	if (h->tops->health_check(h->tstate, on_sync_health, o) != RDHPF_OK) {
+	if (tp_health(h->tpi, on_sync_health, o) != RDHPF_OK) {
 		op_cancel(h, o);
 		h->health_in_flight = 0;
 		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
@@ -1296,7 +1350,7 @@ health_cb(uv_timer_t *t)
 	o = op_new(h, 0);
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
-	if (h->tops->health_check(h->tstate, on_health, o) != RDHPF_OK) {
+	if (tp_health(h->tpi, on_health, o) != RDHPF_OK) {
 		op_cancel(h, o);
 		h->health_in_flight = 0;
 		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
@@ -1390,7 +1444,7 @@ link_failed(struct host *h, int status, const char *detail)
 	uv_timer_stop(&h->t_retry);
 	stream_ended(h, 0);
 	runtime_stop(h);
-	h->tops->disconnect(h->tstate);
+	tp_disconnect(h->tpi);
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		h->fwds[i].in_flight = 0;
 		if (h->fwds[i].state == FWD_ACTIVE)
@@ -1528,7 +1582,7 @@ try_connect(struct host *h)
 	set_state(h, HOST_CONNECTING);
 	h->last_try_ms = now;
 	o = op_new(h, 0);
-	r = h->tops->connect(h->tstate, on_connect_done, o);
+	r = tp_connect(h->tpi, on_connect_done, o);
 	if (r != RDHPF_OK) {
 		op_cancel(h, o);
 		link_failed(h, r,
@@ -1583,8 +1637,6 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	h->name = xstrdup(cfg->name);
 	h->tp = tp;
 	h->rp = rp;
-	h->tops = tp->info->ops.transport;
-	h->rops = rp->info->ops.runtime;
 	h->rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)h) | 1;
 	backoff_init(&h->bo, cfg->pol.backoff_initial_ms, cfg->pol.backoff_max_ms,
 	             cfg->pol.backoff_multiplier, cfg->pol.backoff_jitter);
@@ -1598,27 +1650,26 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	timer_init(h, &h->t_down);
 	timer_init(h, &h->t_reconcile);
 	timer_init(h, &h->t_relist);
+	timer_init(h, &h->t_established);
+	timer_init(h, &h->t_poll);
 
 	h->tctx = ctx_new(h, h->name, tp, cfg);
 	h->tctx->down_cb = on_report_down;
 	h->tctx->down_arg = h;
 	h->rundir = xstrdup(runtime_dir);
 	h->tparams = host_params_new(cfg, tp, runtime_dir);
-	r = h->tops->create(h->tctx, h->tparams, &h->tstate, perr, sizeof perr);
-	if (r != RDHPF_OK) {
+	h->tpi = tp_create(tp, h->tctx, h->tparams, &r, perr, sizeof perr);
+	if (h->tpi == NULL) {
 		snprintf(err, errlen, "transport %s: %s", tp->info->name, perr[0] ? perr : status_name(r));
-		h->tstate = NULL;
 		goto fail;
 	}
 	h->rctx = ctx_new(h, h->name, rp, cfg);
-	h->rctx->tops = h->tops;
-	h->rctx->tstate = h->tstate;
+	h->rctx->tpi = h->tpi;
 	h->rctx->tctx = h->tctx;
 	h->rparams = host_params_new(cfg, rp, runtime_dir);
-	r = h->rops->create(h->rctx, h->rparams, &h->rstate, perr, sizeof perr);
-	if (r != RDHPF_OK) {
+	h->rpi = rt_create(rp, h->rctx, h->rparams, &r, perr, sizeof perr);
+	if (h->rpi == NULL) {
 		snprintf(err, errlen, "runtime %s: %s", rp->info->name, perr[0] ? perr : status_name(r));
-		h->rstate = NULL;
 		goto fail;
 	}
 	hosts_add(h);
@@ -1630,11 +1681,10 @@ fail:
 }
 
 int
-host_link(const struct host *h, const struct rdhpf_transport_ops **tops, void **tstate)
+host_link(const struct host *h, struct pinst **tp)
 {
-	*tops = h->tops;
-	*tstate = h->tstate;
-	return link_up(h) && h->tstate != NULL;
+	*tp = h->tpi;
+	return link_up(h) && h->tpi != NULL;
 }
 
 static void
@@ -1691,20 +1741,22 @@ host_stop(struct host *h, const char *reason)
 	uv_timer_stop(&h->t_down);
 	uv_timer_stop(&h->t_reconcile);
 	uv_timer_stop(&h->t_relist);
-	if (h->rstate != NULL) {
+	uv_timer_stop(&h->t_established);
+	uv_timer_stop(&h->t_poll);
+	if (h->rpi != NULL) {
 		runtime_stop(h);
-		h->rops->destroy(h->rstate);
-		h->rstate = NULL;
+		rt_destroy(h->rpi);
+		h->rpi = NULL;
 	}
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
 		events_forward(h->name, "removed", &h->fwds[i].f, reason);
 		ended_add(h, &h->fwds[i], reason);
 	}
-	if (h->tstate != NULL) {
+	if (h->tpi != NULL) {
 		/* destroy removes every forward and closes the link. */
-		h->tops->destroy(h->tstate);
-		h->tstate = NULL;
+		tp_destroy(h->tpi);
+		h->tpi = NULL;
 	}
 	ctx_free(h->rctx);
 	h->rctx = NULL;
@@ -1725,8 +1777,9 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry, &h->t_watchdog,  &h->t_health, &h->t_fwd,
-	                        &h->t_down,  &h->t_reconcile, &h->t_relist};
+	uv_timer_t *timers[] = {&h->t_retry,     &h->t_watchdog, &h->t_health,
+	                        &h->t_fwd,       &h->t_down,     &h->t_reconcile,
+	                        &h->t_relist,    &h->t_established, &h->t_poll};
 
 	if (h == NULL)
 		return;
@@ -1927,9 +1980,7 @@ host_status_json(const struct host *h)
 		wanted = remap_wanted(h, &w->f);
 		json_object_set_new(f, "wanted_port", wanted ? json_integer(wanted) : json_null());
 		fwd_to_plugin(w, &pf);
-		if (h->tstate != NULL && h->tops->forward_stats != NULL &&
-		    (h->tp->info->caps & RDHPF_TCAP_FORWARD_STATS) &&
-		    h->tops->forward_stats(h->tstate, &pf, &fs) == RDHPF_OK) {
+		if (h->tpi != NULL && tp_forward_stats(h->tpi, &pf, &fs) == RDHPF_OK) {
 			json_object_set_new(f, "connections", json_integer((json_int_t)fs.connections));
 			json_object_set_new(f, "bytes_in", json_integer((json_int_t)fs.bytes_in));
 			json_object_set_new(f, "bytes_out", json_integer((json_int_t)fs.bytes_out));

@@ -24,10 +24,9 @@ struct econn {
 	int got_bytes; /* the engine has answered on this connection */
 	int streaming; /* events: 200 seen, the body is the event lines */
 	struct ereq *head, *tail;
-	char *body;
-	size_t blen, bcap;
+	struct rsdk_buf body;
 	int over; /* body went past RT_BODY_MAX: dropped */
-	struct rt_lines lines;
+	struct rsdk_lines lines;
 };
 
 struct eng {
@@ -92,8 +91,8 @@ econn_free(struct econn *c)
 	if (c->s)
 		e->r->H->stream_close(c->s);
 	reqs_free(c->head);
-	free(c->body);
-	rt_lines_free(&c->lines);
+	rsdk_buf_free(&c->body);
+	rsdk_lines_free(&c->lines);
 	free(c);
 }
 
@@ -109,7 +108,8 @@ econn_open(struct eng *e, int events, struct econn **out)
 	c->e = e;
 	c->events = events;
 	rt_http_reset(&c->http);
-	rt_lines_init(&c->lines, RT_LINE_MAX);
+	rsdk_buf_init(&c->body);
+	rsdk_lines_init(&c->lines, RT_LINE_MAX);
 	for (;;) {
 		if (e->mode == ENG_UNIX) {
 			rc = H->stream_open_unix(e->r->ctx, e->socket, &econn_cbs, c, &c->s);
@@ -183,7 +183,7 @@ static int
 req_failed(struct eng *e, struct ereq *q, int status, const char *detail)
 {
 	struct rt *r = e->r;
-	uint64_t gen = r->gen;
+	uint64_t gen = RT_GEN(r);
 	char msg[300];
 
 	switch (q->kind) {
@@ -203,7 +203,8 @@ req_failed(struct eng *e, struct ereq *q, int status, const char *detail)
 		break;
 	case REQ_INSPECT:
 		/* Its ports are unknown: only a resync can be sure of them. */
-		snprintf(msg, sizeof msg, "container %.12s: %s", q->item ? q->item->c.id : "?",
+		snprintf(msg, sizeof msg, "container %.12s: %s",
+		         q->item != NULL && q->item->c.id != NULL ? q->item->c.id : "?",
 		         detail ? detail : "inspect failed");
 		rt_end(r, status, msg);
 		break;
@@ -214,7 +215,7 @@ req_failed(struct eng *e, struct ereq *q, int status, const char *detail)
 	default:
 		break;
 	}
-	return r->gen == gen;
+	return RT_GEN(r) == gen;
 }
 
 /* The request connection died with requests outstanding: resend them on
@@ -269,8 +270,8 @@ requeue(struct eng *e, struct ereq *reqs, int fresh, int status, const char *det
 
 /* ---- responses ---- */
 
-static int
-want_inspect(struct eng *e, struct rt_item *it)
+int
+eng_want_ports(struct eng *e, struct rt_item *it)
 {
 	char path[128];
 	struct ereq *q;
@@ -288,26 +289,24 @@ inspect_done(struct eng *e, struct ereq *q, const char *body, size_t len)
 {
 	struct rt *r = e->r;
 	struct rt_item *it = q->item;
-	struct rt_cont *cs = NULL;
-	size_t n = 0, i;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
+	struct rsdk_cont *c;
 
-	if (rt_inspect(body, len, &cs, &n, &r->diag) != 0) {
+	if (rt_inspect(body, len, 1, &cs, &r->diag) != 0) {
 		RT_LOG(r, RDHPF_LOG_WARN, "container skipped: malformed inspect data", "container",
-		       it->c.id, NULL);
+		       it->c.id);
 		rt_item_fill(r, it, NULL);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if (strcmp(cs[i].id, it->c.id) == 0)
-			break;
-	if (i == n || !cs[i].running) {
+	/* Inspect is the truth on a start: ports, image and labels. */
+	if ((c = rsdk_cset_get(&cs, it->c.id)) == NULL) {
 		RT_LOG(r, RDHPF_LOG_DEBUG, "container no longer runs; start ignored", "container",
-		       it->c.id, NULL);
+		       it->c.id);
 		rt_item_fill(r, it, NULL);
 	} else {
-		rt_item_fill(r, it, &cs[i]);
+		rt_item_fill(r, it, c);
 	}
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 }
 
 static void
@@ -316,18 +315,17 @@ list_done(struct eng *e, const char *body, size_t len)
 	struct rt *r = e->r;
 	rdhpf_list_fn done = e->list_done;
 	void *arg = e->list_arg;
-	struct rt_cont *cs = NULL;
-	size_t n = 0;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 
 	e->list_done = NULL;
 	if (done == NULL)
 		return;
-	if (rt_docker_list(body, len, &cs, &n, &r->diag) != 0) {
+	if (rt_docker_list(body, len, &cs, &r->diag) != 0) {
 		done(arg, RDHPF_ERR_PROTO, "malformed container list", NULL, 0);
 		return;
 	}
-	rt_list_deliver(r, done, arg, cs, n);
-	rt_conts_free(cs, n);
+	rt_list_deliver(r, done, arg, &cs);
+	rsdk_cset_free(&cs);
 }
 
 static int open_events(struct eng *e, int64_t since);
@@ -339,7 +337,7 @@ response(struct econn *c, struct ereq *q)
 {
 	struct eng *e = c->e;
 	struct rt *r = e->r;
-	uint64_t gen = r->gen;
+	uint64_t gen = RT_GEN(r);
 	int status = c->http.status;
 	char why[200], msg[256];
 
@@ -357,25 +355,25 @@ response(struct econn *c, struct ereq *q)
 	}
 	if (q->kind == REQ_INSPECT && status == 404) {
 		RT_LOG(r, RDHPF_LOG_DEBUG, "container gone before its ports were read", "container",
-		       q->item->c.id, NULL);
+		       q->item->c.id);
 		rt_item_fill(r, q->item, NULL);
 		return rt_q_flush(r);
 	}
 	if (status != 200) {
-		rt_api_error(c->body, c->blen, why, sizeof why);
+		rt_api_error(rsdk_buf_str(&c->body), rsdk_buf_size(&c->body), why, sizeof why);
 		snprintf(msg, sizeof msg, "HTTP %d%s%s", status, why[0] ? ": " : "", why);
 		return req_failed(e, q, RDHPF_ERR_REMOTE, msg);
 	}
 	switch (q->kind) {
 	case REQ_PING:
 		if (open_events(e, c->http.date) != RDHPF_OK)
-			return r->gen == gen;
+			return RT_GEN(r) == gen;
 		break;
 	case REQ_LIST:
-		list_done(e, c->body ? c->body : "", c->blen);
+		list_done(e, rsdk_buf_str(&c->body), rsdk_buf_size(&c->body));
 		break;
 	case REQ_INSPECT:
-		inspect_done(e, q, c->body ? c->body : "", c->blen);
+		inspect_done(e, q, rsdk_buf_str(&c->body), rsdk_buf_size(&c->body));
 		return rt_q_flush(r);
 	case REQ_EVENTS:
 		/* The engine ended the event stream (shutting down). */
@@ -384,7 +382,7 @@ response(struct econn *c, struct ereq *q)
 	default:
 		break;
 	}
-	return r->gen == gen;
+	return RT_GEN(r) == gen;
 }
 
 /* ---- the event stream ---- */
@@ -395,57 +393,21 @@ ev_line(void *arg, const char *line, size_t len)
 	struct econn *c = arg;
 	struct eng *e = c->e;
 	struct rt *r = e->r;
-	uint64_t gen = r->gen;
 	struct rt_event ev;
-	struct rt_item *it;
-	char mb[24];
 
-	if (line == NULL) {
-		snprintf(mb, sizeof mb, "%zu", len);
-		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
-		       "max_bytes", mb);
-		/* The line may have been a start or a stop: the list tells. */
-		rt_resync(r, "oversized event line dropped");
-		return r->gen != gen;
-	}
+	if (len == 0)
+		return 0;
 	if (e->parse_event(line, len, &ev, &r->diag) != 0)
 		return 0;
-	if (ev.kind == RT_EV_IGNORE) {
-		RT_LOG(r, RDHPF_LOG_TRACE, "event ignored", "action", ev.action, "container",
-		       ev.id[0] ? ev.id : NULL);
-		return 0;
-	}
-	if (!rt_q_room(r))
-		return r->gen != gen;
-	it = rt_q_push(r, ev.kind == RT_EV_START ? RDHPF_EV_START : RDHPF_EV_STOP, &ev);
-	if (it == NULL) {
-		rt_end(r, RDHPF_ERR_NOMEM, "out of memory");
-		return r->gen != gen;
-	}
-	if (ev.kind == RT_EV_START) {
-		int rc = want_inspect(e, it);
-		if (rc != RDHPF_OK) {
-			rt_end(r, rc, "cannot ask the engine for a container's ports");
-			return r->gen != gen;
-		}
-		return 0;
-	}
-	return !rt_q_flush(r);
+	return rt_event_take(r, &ev);
 }
 
 static int
 ev_body(void *arg, const char *buf, size_t len)
 {
 	struct econn *c = arg;
-	struct rt *r = c->e->r;
-	uint64_t gen = r->gen;
-	int rc = rt_lines_feed(&c->lines, buf, len, ev_line, c);
 
-	if (rc == 1 || r->gen != gen)
-		return 1;
-	if (rc < 0)
-		RT_LOG(r, RDHPF_LOG_WARN, "event line dropped: out of memory");
-	return 0;
+	return rt_lines_feed(c->e->r, &c->lines, buf, len, ev_line, c);
 }
 
 static int
@@ -455,31 +417,11 @@ collect_body(void *arg, const char *buf, size_t len)
 
 	if (c->over)
 		return 0;
-	if (c->blen + len > RT_BODY_MAX) {
+	if (len > RT_BODY_MAX - rsdk_buf_size(&c->body) ||
+	    rsdk_buf_append(&c->body, buf, len) != RDHPF_OK) {
 		c->over = 1;
-		free(c->body);
-		c->body = NULL;
-		c->blen = c->bcap = 0;
-		return 0;
+		rsdk_buf_free(&c->body);
 	}
-	if (c->blen + len + 1 > c->bcap) {
-		size_t cap = c->bcap ? c->bcap : 8192;
-		while (cap < c->blen + len + 1)
-			cap *= 2;
-		char *v = realloc(c->body, cap);
-		if (v == NULL) {
-			c->over = 1;
-			free(c->body);
-			c->body = NULL;
-			c->blen = c->bcap = 0;
-			return 0;
-		}
-		c->body = v;
-		c->bcap = cap;
-	}
-	memcpy(c->body + c->blen, buf, len);
-	c->blen += len;
-	c->body[c->blen] = '\0';
 	return 0;
 }
 
@@ -487,15 +429,18 @@ static int
 open_events(struct eng *e, int64_t since)
 {
 	struct rt *r = e->r;
-	uint64_t gen = r->gen;
+	uint64_t gen = RT_GEN(r);
 	char path[512];
 	struct ereq *q;
 	int rc;
 
 	if (r->wcbs == NULL)
 		return RDHPF_OK; /* nobody watches */
-	/* The engine's own clock, read by the ping before the list: every
-	 * event from then on is sent, also those that raced the list. */
+	/* since= stays although the 200 now says "established": dockerd
+	 * (moby, api/server/router/system getEvents) flushes the response
+	 * head before it subscribes, so an event in between would be lost;
+	 * since= makes the engine replay it from its event buffer.  The
+	 * engine's own clock, read by the ping, avoids trusting ours. */
 	if (since > 0)
 		snprintf(path, sizeof path, "/events?since=%lld&filters=%s", (long long)since,
 		         e->filters);
@@ -504,7 +449,7 @@ open_events(struct eng *e, int64_t since)
 	q = req_new(REQ_EVENTS, path);
 	if (q == NULL) {
 		rt_end(r, RDHPF_ERR_NOMEM, "out of memory");
-		return r->gen == gen ? RDHPF_ERR_NOMEM : RDHPF_ERR_CANCELLED;
+		return RT_GEN(r) == gen ? RDHPF_ERR_NOMEM : RDHPF_ERR_CANCELLED;
 	}
 	rc = econn_open(e, 1, &e->ev);
 	if (rc == RDHPF_OK)
@@ -525,7 +470,7 @@ econn_data(void *arg, const char *buf, size_t len)
 	struct econn *c = arg;
 	struct eng *e = c->e;
 	struct rt *r = e->r;
-	uint64_t gen = r->gen;
+	uint64_t gen = RT_GEN(r);
 
 	rt_enter(r);
 	if (!c->got_bytes) {
@@ -540,15 +485,20 @@ econn_data(void *arg, const char *buf, size_t len)
 		                      c->streaming ? ev_body : collect_body, c, &why);
 		buf += used;
 		len -= used;
-		if (rc == RT_HTTP_STOP || r->gen != gen || rc == RT_HTTP_MORE)
+		if (rc == RT_HTTP_STOP || RT_GEN(r) != gen || rc == RT_HTTP_MORE)
 			break;
 		if (rc == RT_HTTP_ERR) {
 			econn_fail(c, RDHPF_ERR_PROTO, why);
 			break;
 		}
 		if (rc == RT_HTTP_HEAD) {
-			if (c->events && c->http.status == 200)
+			if (c->events && c->http.status == 200) {
 				c->streaming = 1;
+				/* The engine subscribed us (with since=, from
+				 * the ping's clock: see open_events). */
+				if (!rt_established(r))
+					break;
+			}
 			continue;
 		}
 		if (rc == RT_HTTP_DONE) {
@@ -569,9 +519,7 @@ econn_data(void *arg, const char *buf, size_t len)
 			/* c may have been replaced or dropped by the response. */
 			if (e->api != c && e->ev != c)
 				break;
-			free(c->body);
-			c->body = NULL;
-			c->blen = c->bcap = 0;
+			rsdk_buf_free(&c->body);
 			c->over = 0;
 			rt_http_reset(&c->http);
 			if (close_after) {
@@ -611,10 +559,7 @@ econn_closed(void *arg, int status, int exit_code, const char *detail)
 	else
 		snprintf(msg, sizeof msg, "connection to the engine closed%s%s", detail ? ": " : "",
 		         detail ? detail : "");
-	/* Strip a trailing newline from a command's stderr. */
-	size_t l = strlen(msg);
-	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
-		msg[--l] = '\0';
+	rt_detail_trim(msg);
 	econn_fail(c, status == RDHPF_OK ? RDHPF_ERR_CLOSED : status, msg);
 	rt_leave(r);
 }
@@ -646,16 +591,6 @@ econn_fail(struct econn *c, int status, const char *detail)
 
 /* ---- ops ---- */
 
-static char *
-dupstr(const char *s)
-{
-	size_t l = strlen(s);
-	char *d = malloc(l + 1);
-	if (d)
-		memcpy(d, s, l + 1);
-	return d;
-}
-
 struct eng *
 eng_new(struct rt *r, const struct eng_opts *o)
 {
@@ -668,8 +603,8 @@ eng_new(struct rt *r, const struct eng_opts *o)
 	e->mode = o->mode == ENG_EXEC ? ENG_EXEC : ENG_UNIX;
 	e->fallback = o->mode == ENG_AUTO;
 	e->parse_event = o->parse_event;
-	e->socket = dupstr(o->socket);
-	e->filters = dupstr(o->events_filters);
+	e->socket = rsdk_strdup(o->socket);
+	e->filters = rsdk_strdup(o->events_filters);
 	while (o->exec_argv[n])
 		n++;
 	e->argv = calloc(n + 1, sizeof *e->argv);
@@ -678,7 +613,7 @@ eng_new(struct rt *r, const struct eng_opts *o)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		e->argv[i] = dupstr(o->exec_argv[i]);
+		e->argv[i] = rsdk_strdup(o->exec_argv[i]);
 		if (e->argv[i] == NULL) {
 			eng_free(e);
 			return NULL;

@@ -4,8 +4,10 @@
  * Two connections, each one long-lived stream to the engine's API socket:
  *   api     requests pipelined FIFO with keep-alive: GET /_ping (arms the
  *           watch and reads the engine's clock), GET /containers/json (list),
- *           GET /containers/ID/json (the ports of a started container)
- *   events  one GET /events?since=…&filters=… whose chunked body never ends
+ *           GET /containers/ID/json (ports, image and labels of a started
+ *           container)
+ *   events  one GET /events?since=…&filters=… whose chunked body never ends;
+ *           its HTTP 200 is the watch's on_established
  * A stream is the remote Unix socket where the transport can open one, or
  * a long-lived remote command that relays stdio to it (`docker system
  * dial-stdio`).  Nothing is started on the remote per event. */
@@ -38,6 +40,9 @@ void eng_free(struct eng *e);
 /* The runtime ops, with r->wcbs already set for watch. */
 int eng_watch(struct eng *e);
 int eng_list(struct eng *e, rdhpf_list_fn done, void *arg);
+/* A START's ports: GET /containers/ID/json, pipelined; the item is filled
+ * when the answer comes (the runtime's rt.want_ports). */
+int eng_want_ports(struct eng *e, struct rt_item *it);
 /* Drop what a previous watch left: the event stream, and the answers
  * still due to its ping and inspects (they will be discarded). */
 void eng_unwatch(struct eng *e);

@@ -14,28 +14,39 @@ rt_diag_log(void *arg, int level, const char *msg, const char *id, const char *d
 	r->H->log(r->ctx, level, msg, "container", id, "detail", detail, NULL);
 }
 
+static void
+rt_diag_dropped(void *arg, const char *id, uint64_t n)
+{
+	struct rt *r = arg;
+
+	(void)id;
+	r->H->counter_add(r->ctx, "ports_dropped_total", n);
+}
+
 void
 rt_base_init(struct rt *r, const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
-             void (*free_fn)(struct rt *r))
+             void (*free_fn)(struct rt *r), int (*want_ports)(struct rt *r, struct rt_item *it))
 {
 	memset(r, 0, sizeof *r);
 	r->H = H;
 	r->ctx = ctx;
 	r->free_fn = free_fn;
+	r->want_ports = want_ports;
 	r->diag.fn = rt_diag_log;
 	r->diag.arg = r;
+	r->diag.dropped = rt_diag_dropped;
 }
 
 void
 rt_enter(struct rt *r)
 {
-	r->depth++;
+	rsdk_guard_enter(&r->g);
 }
 
 int
 rt_leave(struct rt *r)
 {
-	if (--r->depth == 0 && r->dead) {
+	if (rsdk_guard_leave(&r->g)) {
 		r->free_fn(r);
 		return 0;
 	}
@@ -45,17 +56,45 @@ rt_leave(struct rt *r)
 void
 rt_destroy(struct rt *r)
 {
-	if (r->depth > 0) {
-		r->dead = 1;
-		return;
-	}
-	r->free_fn(r);
+	if (rsdk_guard_destroy(&r->g))
+		r->free_fn(r);
+}
+
+void
+rt_stop(struct rt *r)
+{
+	rsdk_guard_bump(&r->g);
+	r->wcbs = NULL;
+	r->established = 0;
+	rt_q_clear(r);
+}
+
+void
+rt_watch_begin(struct rt *r, const struct rdhpf_watch_cbs *cbs, void *arg)
+{
+	rt_q_clear(r);
+	r->wcbs = cbs;
+	r->warg = arg;
+	r->established = 0;
+}
+
+int
+rt_established(struct rt *r)
+{
+	uint64_t gen = RT_GEN(r);
+
+	if (r->wcbs == NULL || r->established)
+		return 1;
+	r->established = 1;
+	RT_LOG(r, RDHPF_LOG_DEBUG, "event stream established");
+	r->wcbs->on_established(r->warg);
+	return RT_GEN(r) == gen;
 }
 
 /* ---- the event queue ---- */
 
 struct rt_item *
-rt_q_push(struct rt *r, int type, const struct rt_event *ev)
+rt_q_push(struct rt *r, int type, struct rt_event *ev)
 {
 	struct rt_item *it = calloc(1, sizeof *it);
 
@@ -65,9 +104,7 @@ rt_q_push(struct rt *r, int type, const struct rt_event *ev)
 	it->state = type == RDHPF_EV_START ? RT_ITEM_WAITING : RT_ITEM_READY;
 	it->time_ns = ev->time_ns;
 	it->t0_ms = r->H->now_ms(r->ctx);
-	rt_cont_init(&it->c);
-	memcpy(it->c.id, ev->id, sizeof it->c.id);
-	memcpy(it->c.name, ev->name, sizeof it->c.name);
+	rsdk_cont_move(&it->c, &ev->c);
 	if (r->q_tail)
 		r->q_tail->next = it;
 	else
@@ -80,11 +117,11 @@ rt_q_push(struct rt *r, int type, const struct rt_event *ev)
 void
 rt_resync(struct rt *r, const char *reason)
 {
+	void (*resync)(struct rdhpf_ctx *, const char *) = RDHPF_SLOT(r->H, resync);
+
 	r->H->counter_add(r->ctx, "events_dropped_total", 1);
-	if (r->H->abi_minor >= 1 &&
-	    r->H->struct_size >= offsetof(struct rdhpf_host_api, resync) + sizeof r->H->resync &&
-	    r->H->resync != NULL)
-		r->H->resync(r->ctx, reason);
+	if (resync != NULL)
+		resync(r->ctx, reason);
 	else
 		rt_end(r, RDHPF_ERR_PROTO, reason);
 }
@@ -110,7 +147,7 @@ rt_q_room(struct rt *r)
 static void
 item_free(struct rt_item *it)
 {
-	rt_cont_clear(&it->c);
+	rsdk_cont_clear(&it->c);
 	free(it);
 }
 
@@ -128,19 +165,14 @@ rt_q_clear(struct rt *r)
 }
 
 void
-rt_item_fill(struct rt *r, struct rt_item *it, struct rt_cont *c)
+rt_item_fill(struct rt *r, struct rt_item *it, struct rsdk_cont *c)
 {
 	if (c == NULL) {
 		it->state = RT_ITEM_DROP;
 		return;
 	}
-	free(it->c.ports);
-	if (c->dropped_ports > 0)
-		r->H->counter_add(r->ctx, "ports_dropped_total", c->dropped_ports);
-	if (c->name[0] == '\0')
-		memcpy(c->name, it->c.name, sizeof c->name);
-	it->c = *c;
-	rt_cont_init(c);
+	rsdk_cont_clear(&it->c);
+	rsdk_cont_move(&it->c, c);
 	it->state = RT_ITEM_READY;
 	r->H->observe(r->ctx, "runtime_port_lookup_seconds",
 	              (double)(r->H->now_ms(r->ctx) - it->t0_ms) / 1000.0);
@@ -149,43 +181,28 @@ rt_item_fill(struct rt *r, struct rt_item *it, struct rt_cont *c)
 int
 rt_q_flush(struct rt *r)
 {
-	uint64_t gen = r->gen;
+	uint64_t gen = RT_GEN(r);
 
 	while (r->q_head && r->q_head->state != RT_ITEM_WAITING) {
 		struct rt_item *it = r->q_head;
+		int rc = RDHPF_OK;
+
 		r->q_head = it->next;
 		r->q_len--;
 		if (r->q_head == NULL) {
 			r->q_tail = NULL;
 			r->q_overflowed = 0;
 		}
-		if (it->state == RT_ITEM_READY && r->wcbs != NULL) {
-			struct rdhpf_port *ports = NULL;
-			struct rdhpf_container c;
-			struct rdhpf_event ev;
-
-			if (it->c.n_ports > 0) {
-				ports = calloc(it->c.n_ports, sizeof *ports);
-				if (ports == NULL) {
-					item_free(it);
-					rt_end(r, RDHPF_ERR_NOMEM, "out of memory");
-					return r->gen == gen;
-				}
-			}
-			rt_cont_view(&it->c, &c, ports);
-			if (it->type == RDHPF_EV_STOP) {
-				c.ports = NULL;
-				c.n_ports = 0;
-			}
-			memset(&ev, 0, sizeof ev);
-			ev.type = it->type;
-			ev.time_ns = it->time_ns;
-			ev.container = &c;
-			r->wcbs->on_event(r->warg, &ev);
-			free(ports);
-		}
+		if (it->state == RT_ITEM_READY && r->wcbs != NULL)
+			rc = rsdk_emit(r->H, r->ctx, r->wcbs, r->warg, it->type, it->time_ns, &it->c);
 		item_free(it);
-		if (r->gen != gen)
+		if (RT_GEN(r) != gen)
+			return 0;
+		/* The core did not get it (memory, or a value it refused): only
+		 * a list can tell it what runs now. */
+		if (rc != RDHPF_OK)
+			rt_resync(r, "an event could not be handed over");
+		if (RT_GEN(r) != gen)
 			return 0;
 	}
 	return 1;
@@ -199,140 +216,78 @@ rt_end(struct rt *r, int status, const char *detail)
 	if (cbs == NULL)
 		return;
 	r->wcbs = NULL;
+	r->established = 0;
 	cbs->on_end(r->warg, status, detail);
 }
 
-void
-rt_list_deliver(struct rt *r, rdhpf_list_fn done, void *arg, const struct rt_cont *cs, size_t n)
-{
-	struct rdhpf_container *v = calloc(n ? n : 1, sizeof *v);
-	struct rdhpf_port **pv = calloc(n ? n : 1, sizeof *pv);
-	int ok = v != NULL && pv != NULL;
-
-	for (size_t i = 0; ok && i < n; i++) {
-		if (cs[i].dropped_ports > 0)
-			r->H->counter_add(r->ctx, "ports_dropped_total", cs[i].dropped_ports);
-		if (cs[i].n_ports > 0) {
-			pv[i] = calloc(cs[i].n_ports, sizeof **pv);
-			if (pv[i] == NULL) {
-				ok = 0;
-				break;
-			}
-		}
-		rt_cont_view(&cs[i], &v[i], pv[i]);
-	}
-	if (ok)
-		done(arg, RDHPF_OK, NULL, v, n);
-	else
-		done(arg, RDHPF_ERR_NOMEM, "out of memory", NULL, 0);
-	for (size_t i = 0; pv != NULL && i < n; i++)
-		free(pv[i]);
-	free(pv);
-	free(v);
-}
-
-/* ---- collecting a command's output ---- */
-
-struct rt_collect {
-	struct rt *r;
-	struct rdhpf_stream *s;
-	rt_collect_fn fn;
-	void *arg;
-	char *buf;
-	size_t len, cap;
-	int over;
-};
-
-static void
-collect_data(void *arg, const char *buf, size_t len)
-{
-	struct rt_collect *c = arg;
-
-	if (c->over)
-		return;
-	if (c->len + len > RT_BODY_MAX) {
-		c->over = 1;
-		free(c->buf);
-		c->buf = NULL;
-		c->len = c->cap = 0;
-		return;
-	}
-	if (c->len + len + 1 > c->cap) {
-		size_t cap = c->cap ? c->cap : 4096;
-		while (cap < c->len + len + 1)
-			cap *= 2;
-		char *v = realloc(c->buf, cap);
-		if (v == NULL) {
-			c->over = 1;
-			free(c->buf);
-			c->buf = NULL;
-			c->len = c->cap = 0;
-			return;
-		}
-		c->buf = v;
-		c->cap = cap;
-	}
-	memcpy(c->buf + c->len, buf, len);
-	c->len += len;
-	c->buf[c->len] = '\0';
-}
-
-static void
-collect_close(void *arg, int status, int exit_code, const char *detail)
-{
-	struct rt_collect *c = arg;
-	struct rt *r = c->r;
-	rt_collect_fn fn = c->fn;
-	void *farg = c->arg;
-	char *buf = c->buf;
-	size_t len = c->len;
-	int over = c->over;
-
-	/* The core freed the stream; the collector goes before fn runs, so
-	 * fn's owner must forget it first thing. */
-	free(c);
-	rt_enter(r);
-	if (over)
-		fn(farg, RDHPF_ERR_PROTO, exit_code, "output too large", NULL, 0);
-	else
-		fn(farg, status, exit_code, detail, buf ? buf : "", len);
-	free(buf);
-	rt_leave(r);
-}
-
-static const struct rdhpf_stream_cbs collect_cbs = {
-    .on_data = collect_data,
-    .on_close = collect_close,
-};
+/* ---- the event intake ---- */
 
 int
-rt_collect_start(struct rt *r, const char *const *argv, rt_collect_fn fn, void *arg,
-                 struct rt_collect **out)
+rt_event_take(struct rt *r, struct rt_event *ev)
 {
-	struct rt_collect *c = calloc(1, sizeof *c);
-	int rc;
+	uint64_t gen = RT_GEN(r);
+	struct rt_item *it;
 
-	if (c == NULL)
-		return RDHPF_ERR_NOMEM;
-	c->r = r;
-	c->fn = fn;
-	c->arg = arg;
-	rc = r->H->stream_exec(r->ctx, argv, &collect_cbs, c, &c->s);
-	if (rc != RDHPF_OK) {
-		free(c);
-		return rc;
+	if (ev->kind == RT_EV_IGNORE) {
+		RT_LOG(r, RDHPF_LOG_TRACE, "event ignored", "action", ev->action, "container",
+		       ev->c.id);
+		rt_event_clear(ev);
+		return 0;
 	}
-	*out = c;
-	return RDHPF_OK;
+	if (!rt_q_room(r)) {
+		rt_event_clear(ev);
+		return RT_GEN(r) != gen;
+	}
+	it = rt_q_push(r, ev->kind == RT_EV_START ? RDHPF_EV_START : RDHPF_EV_STOP, ev);
+	rt_event_clear(ev);
+	if (it == NULL) {
+		rt_end(r, RDHPF_ERR_NOMEM, "out of memory");
+		return RT_GEN(r) != gen;
+	}
+	if (it->type == RDHPF_EV_START) {
+		int rc = r->want_ports(r, it);
+		if (RT_GEN(r) != gen)
+			return 1;
+		if (rc != RDHPF_OK) {
+			rt_end(r, rc, "cannot ask the engine for a container's ports");
+			return RT_GEN(r) != gen;
+		}
+	}
+	return !rt_q_flush(r);
+}
+
+int
+rt_lines_feed(struct rt *r, struct rsdk_lines *l, const char *buf, size_t len, rsdk_line_fn fn,
+              void *arg)
+{
+	uint64_t gen = RT_GEN(r);
+	uint64_t before = l->oversized;
+	char mb[24];
+	int rc = rsdk_lines_feed(l, buf, len, fn, arg);
+
+	if (rc != 0 || RT_GEN(r) != gen)
+		return 1;
+	if (l->oversized != before) {
+		snprintf(mb, sizeof mb, "%zu", l->max);
+		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
+		       "max_bytes", mb);
+		/* The line may have been a start or a stop: the list tells. */
+		rt_resync(r, "oversized event line dropped");
+	}
+	return RT_GEN(r) != gen;
 }
 
 void
-rt_collect_cancel(struct rt_collect *c)
+rt_list_deliver(struct rt *r, rdhpf_list_fn done, void *arg, const struct rsdk_cset *s)
 {
-	if (c == NULL)
-		return;
-	if (c->s)
-		c->r->H->stream_close(c->s);
-	free(c->buf);
-	free(c);
+	rsdk_list_reply(r->H, r->ctx, done, arg, s);
+}
+
+void
+rt_detail_trim(char *msg)
+{
+	size_t l = strlen(msg);
+
+	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+		msg[--l] = '\0';
 }

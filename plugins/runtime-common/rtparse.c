@@ -7,7 +7,11 @@
 
 #include <jansson.h>
 
+#include "rdhpf/sdk-json.h"
 #include "rtparse.h"
+
+#define RT_STR_(x) #x
+#define RT_STR(x) RT_STR_(x)
 
 /* ---- diagnostics ---- */
 
@@ -19,66 +23,6 @@ diag(const struct rt_diag *d, int level, const char *msg, const char *id, const 
 }
 
 /* ---- containers ---- */
-
-void
-rt_cont_init(struct rt_cont *c)
-{
-	memset(c, 0, sizeof *c);
-}
-
-void
-rt_cont_clear(struct rt_cont *c)
-{
-	free(c->ports);
-	rt_cont_init(c);
-}
-
-void
-rt_conts_free(struct rt_cont *cs, size_t n)
-{
-	if (cs == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(cs[i].ports);
-	free(cs);
-}
-
-int
-rt_cont_add_port(struct rt_cont *c, const char *ip, uint16_t host_port, uint16_t container_port,
-                 int proto)
-{
-	if (c->n_ports >= RT_MAX_PORTS)
-		return -1;
-	if (c->n_ports == c->cap_ports) {
-		size_t cap = c->cap_ports ? c->cap_ports * 2 : 8;
-		struct rt_port *v = realloc(c->ports, cap * sizeof *v);
-		if (v == NULL)
-			return -1;
-		c->ports = v;
-		c->cap_ports = cap;
-	}
-	struct rt_port *p = &c->ports[c->n_ports++];
-	snprintf(p->ip, sizeof p->ip, "%s", ip);
-	p->host_port = host_port;
-	p->container_port = container_port;
-	p->proto = proto;
-	return 0;
-}
-
-void
-rt_cont_view(const struct rt_cont *c, struct rdhpf_container *out, struct rdhpf_port *ports)
-{
-	for (size_t i = 0; i < c->n_ports; i++) {
-		ports[i].host_ip = c->ports[i].ip;
-		ports[i].host_port = c->ports[i].host_port;
-		ports[i].container_port = c->ports[i].container_port;
-		ports[i].proto = c->ports[i].proto;
-	}
-	out->id = c->id;
-	out->name = c->name;
-	out->ports = c->n_ports ? ports : NULL;
-	out->n_ports = c->n_ports;
-}
 
 int
 rt_valid_id(const char *s, size_t len)
@@ -227,100 +171,6 @@ rt_http_date(const char *s, int64_t *out)
 	    !valid_ymdhms(y, mo, d, h, mi, sec))
 		return -1;
 	*out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
-	return 0;
-}
-
-/* ---- line splitting ---- */
-
-void
-rt_lines_init(struct rt_lines *l, size_t max)
-{
-	memset(l, 0, sizeof *l);
-	l->max = max;
-}
-
-void
-rt_lines_free(struct rt_lines *l)
-{
-	free(l->buf);
-	l->buf = NULL;
-	l->len = l->cap = 0;
-	l->skipping = 0;
-}
-
-static int
-emit_line(const char *s, size_t n, rt_line_fn fn, void *arg)
-{
-	if (n > 0 && s[n - 1] == '\r')
-		n--;
-	if (n == 0)
-		return 0;
-	return fn(arg, s, n);
-}
-
-static int
-lines_append(struct rt_lines *l, const char *s, size_t n)
-{
-	if (l->len + n > l->cap) {
-		size_t cap = l->cap ? l->cap : 4096;
-		while (cap < l->len + n)
-			cap *= 2;
-		if (cap > l->max + 1)
-			cap = l->max + 1;
-		char *v = realloc(l->buf, cap);
-		if (v == NULL)
-			return -1;
-		l->buf = v;
-		l->cap = cap;
-	}
-	memcpy(l->buf + l->len, s, n);
-	l->len += n;
-	return 0;
-}
-
-int
-rt_lines_feed(struct rt_lines *l, const char *buf, size_t n, rt_line_fn fn, void *arg)
-{
-	while (n > 0) {
-		const char *nl = memchr(buf, '\n', n);
-		size_t seg = nl ? (size_t)(nl - buf) : n;
-
-		if (l->skipping) {
-			/* The rest of a line already reported as oversized. */
-			if (nl == NULL)
-				return 0;
-			l->skipping = 0;
-		} else if (l->len + seg > l->max) {
-			l->len = 0;
-			l->skipping = nl == NULL;
-			if (fn(arg, NULL, l->max))
-				return 1;
-			if (nl == NULL)
-				return 0;
-		} else if (nl == NULL) {
-			if (lines_append(l, buf, seg) != 0) {
-				l->len = 0;
-				l->skipping = 1;
-				return -1;
-			}
-			return 0;
-		} else if (l->len == 0) {
-			if (emit_line(buf, seg, fn, arg))
-				return 1;
-		} else {
-			size_t len;
-			if (lines_append(l, buf, seg) != 0) {
-				l->len = 0;
-				return -1;
-			}
-			len = l->len;
-			l->len = 0;
-			if (emit_line(l->buf, len, fn, arg))
-				return 1;
-		}
-		buf = nl + 1;
-		n -= seg + 1;
-	}
 	return 0;
 }
 
@@ -638,34 +488,18 @@ port_text(char *buf, size_t n, const json_t *v)
 		snprintf(buf, n, "(not a number)");
 }
 
-static void
-set_name(char *dst, const char *name)
-{
-	if (name == NULL) {
-		dst[0] = '\0';
-		return;
-	}
-	if (name[0] == '/')
-		name++;
-	snprintf(dst, RT_NAME_MAX + 1, "%s", name);
-}
-
-static int
-take_id(char *dst, const char *id)
-{
-	if (id == NULL || !rt_valid_id(id, strlen(id)))
-		return -1;
-	memcpy(dst, id, strlen(id) + 1);
-	return 0;
-}
+/* A container being parsed: the SDK's container and what the parse
+ * counts about it. */
+struct pcont {
+	struct rsdk_cont c;
+	uint64_t dropped; /* mappings past RT_MAX_PORTS */
+	int labels_said;  /* a label was skipped: said once */
+};
 
 static void
 short_text(char *buf, size_t n, const char *s, size_t len)
 {
-	size_t k = len < n - 1 ? len : n - 1;
-	for (size_t i = 0; i < k; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[k] = '\0';
+	rsdk_printable(buf, n, s, len);
 }
 
 static json_t *
@@ -682,6 +516,105 @@ load(const char *buf, size_t len, const struct rt_diag *d, const char *what)
 	return j;
 }
 
+/* id validated as hex (the only ids that reach a URL or an argv), name
+ * without its '/' and bounded.  -1 (said in a diag) for a bad id. */
+static int
+cont_start(struct rsdk_cont *c, const char *id, const char *name, const char *what,
+           const struct rt_diag *d)
+{
+	char nb[RT_NAME_MAX + 1];
+
+	memset(c, 0, sizeof *c);
+	if (id == NULL || !rt_valid_id(id, strlen(id))) {
+		char detail[96];
+		short_text(detail, 64, id ? id : "(none)", id ? strlen(id) : 6);
+		diag(d, RDHPF_LOG_WARN, what, NULL, detail);
+		return -1;
+	}
+	if (name != NULL && name[0] == '/')
+		name++;
+	if (name != NULL) {
+		snprintf(nb, sizeof nb, "%s", name);
+		name = nb;
+	}
+	if (rsdk_cont_init(c, id, name) != RDHPF_OK) {
+		diag(d, RDHPF_LOG_WARN, what, id, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* No control characters: they would reach logs and rule matching. */
+static int
+text_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+set_image(struct rsdk_cont *c, const char *image, const struct rt_diag *d)
+{
+	if (image == NULL || image[0] == '\0')
+		return;
+	if (strlen(image) > RT_TEXT_MAX || !text_ok(image)) {
+		diag(d, RDHPF_LOG_WARN, "image name skipped", c->id,
+		     "too long, or holds a control character");
+		return;
+	}
+	if (rsdk_cont_set_image(c, image) != RDHPF_OK)
+		diag(d, RDHPF_LOG_WARN, "image name skipped", c->id, "out of memory");
+}
+
+/* One label, bounded; *said: a skip was already said for this container. */
+static void
+add_label(struct rsdk_cont *c, const char *k, const char *v, int *said, const struct rt_diag *d)
+{
+	const char *why = NULL;
+
+	if (c->n_labels >= RT_MAX_LABELS)
+		why = "more labels than " RT_STR(RT_MAX_LABELS) ": the rest are skipped";
+	else if (strlen(k) > RT_TEXT_MAX || strlen(v) > RT_TEXT_MAX)
+		why = "a label longer than " RT_STR(RT_TEXT_MAX) " bytes skipped";
+	else if (k[0] == '\0')
+		why = "a label without a key skipped";
+	else if (!text_ok(k) || !text_ok(v))
+		why = "a label with a control character skipped";
+	else if (rsdk_cont_add_label(c, k, v) != RDHPF_OK)
+		why = "out of memory";
+	if (why != NULL && !*said) {
+		*said = 1;
+		diag(d, RDHPF_LOG_WARN, "label skipped", c->id, why);
+	}
+}
+
+/* {"k": "v", …}; null or absent: none.  skip: keys that are not labels
+ * (an event's attributes), NULL-ended, or NULL. */
+static void
+add_labels(struct rsdk_cont *c, const json_t *obj, const char *const *skip,
+           const struct rt_diag *d)
+{
+	const char *key;
+	json_t *v;
+	int said = 0;
+
+	if (!json_is_object(obj))
+		return;
+	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
+		size_t i;
+		if (!json_is_string(v))
+			continue;
+		for (i = 0; skip != NULL && skip[i] != NULL; i++)
+			if (strcmp(key, skip[i]) == 0)
+				break;
+		if (skip != NULL && skip[i] != NULL)
+			continue;
+		add_label(c, key, json_string_value(v), &said, d);
+	}
+}
+
 int
 rt_host_ip_ok(const char *ip)
 {
@@ -692,32 +625,32 @@ rt_host_ip_ok(const char *ip)
 }
 
 static void
-host_ip_refused(const struct rt_cont *c, const char *ip, const struct rt_diag *d)
+host_ip_refused(const struct pcont *c, const char *ip, const struct rt_diag *d)
 {
 	char detail[120], shown[72];
 
 	short_text(shown, sizeof shown, ip, strlen(ip));
 	snprintf(detail, sizeof detail, "HostIp '%s' is not an IP address", shown);
-	diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+	diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, detail);
 }
 
 /* Past RT_MAX_PORTS: said once per container, the rest only counted. */
 static void
-port_cap_hit(struct rt_cont *c, uint64_t n, const struct rt_diag *d)
+port_cap_hit(struct pcont *c, uint64_t n, const struct rt_diag *d)
 {
 	char detail[96];
 
-	if (c->dropped_ports == 0) {
+	if (c->dropped == 0) {
 		snprintf(detail, sizeof detail,
 		         "more than %u published ports: the rest are skipped", RT_MAX_PORTS);
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, detail);
 	}
-	c->dropped_ports += n;
+	c->dropped += n;
 }
 
 /* Add one validated mapping, or report why not. */
 static void
-add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const json_t *hpv,
+add_mapping(struct pcont *c, const char *ip, int hp, int cp, int proto, const json_t *hpv,
             const struct rt_diag *d)
 {
 	char detail[96], pt[40];
@@ -726,13 +659,13 @@ add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const 
 		port_text(pt, sizeof pt, hpv);
 		snprintf(detail, sizeof detail, "host port %s%s: not in 1..65535", pt,
 		         cp < 0 ? " (or its container port)" : "");
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, detail);
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, detail);
 		return;
 	}
 	if (ip == NULL)
 		ip = "";
 	if (strlen(ip) > RT_IP_MAX) {
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "host address too long");
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, "host address too long");
 		return;
 	}
 	if (!rt_host_ip_ok(ip)) {
@@ -742,21 +675,35 @@ add_mapping(struct rt_cont *c, const char *ip, int hp, int cp, int proto, const 
 	if (proto != RDHPF_PROTO_TCP) {
 		snprintf(detail, sizeof detail, "%d/%s: only TCP is forwarded", hp,
 		         proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
-		diag(d, RDHPF_LOG_DEBUG, "port mapping not forwarded", c->id, detail);
+		diag(d, RDHPF_LOG_DEBUG, "port mapping not forwarded", c->c.id, detail);
 	}
-	if (c->n_ports >= RT_MAX_PORTS) {
+	if (c->c.n_ports >= RT_MAX_PORTS) {
 		port_cap_hit(c, 1, d);
 		return;
 	}
-	if (rt_cont_add_port(c, ip, (uint16_t)hp, (uint16_t)cp, proto) != 0)
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "out of memory");
+	if (rsdk_cont_add_port(&c->c, ip, (uint16_t)hp, (uint16_t)cp, proto) != RDHPF_OK)
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, "out of memory");
+}
+
+/* The container is complete: into the set (c is emptied).  -1 on ENOMEM. */
+static int
+pcont_put(struct rsdk_cset *out, struct pcont *c, const struct rt_diag *d)
+{
+	if (c->dropped > 0 && d != NULL && d->dropped != NULL)
+		d->dropped(d->arg, c->c.id, c->dropped);
+	if (rsdk_cset_put(out, &c->c) != RDHPF_OK) {
+		rsdk_cont_clear(&c->c);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- events ---- */
 
-static void
-ev_init(struct rt_event *ev)
+void
+rt_event_clear(struct rt_event *ev)
 {
+	rsdk_cont_clear(&ev->c);
 	memset(ev, 0, sizeof *ev);
 }
 
@@ -780,30 +727,25 @@ ev_time(const json_t *o, int podman)
 	return 0;
 }
 
-static int
-ev_finish(struct rt_event *ev, const char *id, const char *action, const struct rt_diag *d)
-{
-	snprintf(ev->action, sizeof ev->action, "%s", action);
-	if (id == NULL || !rt_valid_id(id, strlen(id))) {
-		char detail[96];
-		short_text(detail, 64, id ? id : "(none)", id ? strlen(id) : 6);
-		diag(d, RDHPF_LOG_WARN, "event skipped: bad container id", NULL, detail);
-		return -1;
-	}
-	memcpy(ev->id, id, strlen(id) + 1);
-	return 0;
-}
+/* Docker's Actor.Attributes of a container event: the container's labels
+ * plus these, which the engine adds (a label of the same name cannot be
+ * told apart and is dropped with them; a START takes its labels from
+ * inspect, which has them all). */
+static const char *const docker_not_labels[] = {
+    "name", "image", "exitCode", "signal", "execDuration", "execID", "destination",
+    "container", "containerExitCode", "podId", NULL, /* the last two: podman's compat API */
+};
 
 int
 rt_docker_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
 {
-	json_t *o = load(line, len, d, "event");
-	const char *type, *action, *id = NULL, *name = NULL;
-	const json_t *actor;
+	json_t *o;
+	const char *type, *action, *id = NULL, *name = NULL, *image = NULL;
+	const json_t *actor, *attrs = NULL;
 	int r = -1;
 
-	ev_init(ev);
-	if (o == NULL)
+	memset(ev, 0, sizeof *ev);
+	if ((o = load(line, len, d, "event")) == NULL)
 		return -1;
 	if (!json_is_object(o)) {
 		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
@@ -817,8 +759,8 @@ rt_docker_event(const char *line, size_t len, struct rt_event *ev, const struct 
 		diag(d, RDHPF_LOG_WARN, "event skipped: no Action", NULL, NULL);
 		goto out;
 	}
+	snprintf(ev->action, sizeof ev->action, "%s", action);
 	if (type != NULL && strcmp(type, "container") != 0) {
-		snprintf(ev->action, sizeof ev->action, "%s", action);
 		ev->kind = RT_EV_IGNORE;
 		r = 0;
 		goto out;
@@ -826,15 +768,20 @@ rt_docker_event(const char *line, size_t len, struct rt_event *ev, const struct 
 	actor = json_object_get(o, "Actor");
 	if (json_is_object(actor)) {
 		id = jstr(actor, "ID");
-		const json_t *attrs = json_object_get(actor, "Attributes");
-		if (json_is_object(attrs))
+		attrs = json_object_get(actor, "Attributes");
+		if (json_is_object(attrs)) {
 			name = jstr(attrs, "name");
+			image = jstr(attrs, "image");
+		}
 	}
 	if (id == NULL || id[0] == '\0')
 		id = jstr(o, "id");
-	if (ev_finish(ev, id, action, d) != 0)
+	if (image == NULL)
+		image = jstr(o, "from");
+	if (cont_start(&ev->c, id, name, "event skipped: bad container id", d) != 0)
 		goto out;
-	set_name(ev->name, name);
+	set_image(&ev->c, image, d);
+	add_labels(&ev->c, attrs, docker_not_labels, d);
 	ev->time_ns = ev_time(o, 0);
 	/* kill does not mean stopped (SIGHUP), restart is followed by start,
 	 * exec_die concerns an exec session, not the container. */
@@ -865,17 +812,19 @@ podman_kind(const char *status)
 	return RT_EV_IGNORE;
 }
 
-/* Where a podman event keeps its fields: the events JSON / log file, or
- * podman's journal entry. */
+/* Where a podman event keeps its fields: the events JSON / log file
+ * (labels: the object "Attributes"), or podman's journal entry (labels:
+ * PODMAN_LABELS, a JSON object in a string). */
 struct pm_keys {
-	const char *what, *type, *status, *id, *name, *missing;
+	const char *what, *type, *status, *id, *name, *image, *labels, *missing;
 	int journal;
 };
 
-static const struct pm_keys pm_json = {"event", "Type", "Status", "ID", "Name",
-                                       "event skipped: no Status or Type", 0};
+static const struct pm_keys pm_json = {"event", "Type", "Status", "ID", "Name", "Image",
+                                       "Attributes", "event skipped: no Status or Type", 0};
 static const struct pm_keys pm_journal = {"journal entry", "PODMAN_TYPE", "PODMAN_EVENT",
-                                          "PODMAN_ID", "PODMAN_NAME",
+                                          "PODMAN_ID", "PODMAN_NAME", "PODMAN_IMAGE",
+                                          "PODMAN_LABELS",
                                           "event skipped: no PODMAN_EVENT or PODMAN_TYPE", 1};
 
 /* A journal entry's time: PODMAN_TIME, else __REALTIME_TIMESTAMP
@@ -901,12 +850,12 @@ static int
 podman_event(const struct pm_keys *k, const char *line, size_t len, struct rt_event *ev,
              const struct rt_diag *d)
 {
-	json_t *o = load(line, len, d, k->what);
+	json_t *o;
 	const char *type, *status;
 	int r = -1;
 
-	ev_init(ev);
-	if (o == NULL)
+	memset(ev, 0, sizeof *ev);
+	if ((o = load(line, len, d, k->what)) == NULL)
 		return -1;
 	if (!json_is_object(o)) {
 		diag(d, RDHPF_LOG_WARN, "event skipped: not an object", NULL, NULL);
@@ -920,14 +869,23 @@ podman_event(const struct pm_keys *k, const char *line, size_t len, struct rt_ev
 		diag(d, RDHPF_LOG_WARN, k->missing, NULL, NULL);
 		goto out;
 	}
+	snprintf(ev->action, sizeof ev->action, "%s", status);
 	if (strcmp(type, "container") != 0) {
-		snprintf(ev->action, sizeof ev->action, "%s", status);
 		r = 0;
 		goto out;
 	}
-	if (ev_finish(ev, jstr(o, k->id), status, d) != 0)
+	if (cont_start(&ev->c, jstr(o, k->id), jstr(o, k->name), "event skipped: bad container id",
+	               d) != 0)
 		goto out;
-	set_name(ev->name, jstr(o, k->name));
+	set_image(&ev->c, jstr(o, k->image), d);
+	if (k->journal) {
+		const char *lj = jstr(o, k->labels);
+		json_t *l = lj != NULL ? json_loads(lj, 0, NULL) : NULL;
+		add_labels(&ev->c, l, NULL, d);
+		json_decref(l);
+	} else {
+		add_labels(&ev->c, json_object_get(o, k->labels), NULL, d);
+	}
 	ev->time_ns = k->journal ? journal_time(o) : ev_time(o, 1);
 	ev->kind = podman_kind(status);
 	r = 0;
@@ -947,13 +905,6 @@ rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
                         const struct rt_diag *d)
 {
 	return podman_event(&pm_journal, line, len, ev, d);
-}
-
-void
-rt_printable(char *out, size_t outlen, const char *s, size_t len)
-{
-	if (outlen > 0)
-		short_text(out, outlen, s, len);
 }
 
 int
@@ -991,21 +942,6 @@ rt_podman_reader_line(const char *line, size_t len, int *kind, char *rest, size_
 
 /* ---- lists ---- */
 
-static int
-conts_push(struct rt_cont **v, size_t *n, size_t *cap, struct rt_cont *c)
-{
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 8;
-		struct rt_cont *nv = realloc(*v, nc * sizeof *nv);
-		if (nv == NULL)
-			return -1;
-		*v = nv;
-		*cap = nc;
-	}
-	(*v)[(*n)++] = *c;
-	return 0;
-}
-
 static const char *
 first_name(const json_t *o)
 {
@@ -1019,23 +955,14 @@ first_name(const json_t *o)
 }
 
 static int
-cont_begin(struct rt_cont *c, const json_t *o, const char *idkey, const struct rt_diag *d)
+cont_begin(struct pcont *c, const json_t *o, const char *name, const struct rt_diag *d)
 {
-	const char *id = jstr(o, idkey);
-
-	rt_cont_init(c);
-	if (take_id(c->id, id) != 0) {
-		char detail[80];
-		short_text(detail, 64, id ? id : "(none)", id ? strlen(id) : 6);
-		diag(d, RDHPF_LOG_WARN, "container skipped: bad id", NULL, detail);
-		return -1;
-	}
-	c->running = 1;
-	return 0;
+	memset(c, 0, sizeof *c);
+	return cont_start(&c->c, jstr(o, "Id"), name, "container skipped: bad id", d);
 }
 
 static void
-docker_list_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
+docker_list_ports(struct pcont *c, const json_t *ports, const struct rt_diag *d)
 {
 	size_t i;
 	const json_t *p;
@@ -1052,7 +979,7 @@ docker_list_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *
 		if (hp == -2)
 			continue; /* exposed, not published */
 		if (proto == 0) {
-			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->c.id,
 			     type);
 			continue;
 		}
@@ -1061,16 +988,13 @@ docker_list_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *
 }
 
 int
-rt_docker_list(const char *body, size_t len, struct rt_cont **out, size_t *n,
-               const struct rt_diag *d)
+rt_docker_list(const char *body, size_t len, struct rsdk_cset *out, const struct rt_diag *d)
 {
 	json_t *a = load(body, len, d, "container list");
-	struct rt_cont *v = NULL;
-	size_t nv = 0, cap = 0, i;
+	size_t i;
 	const json_t *o;
 
-	*out = NULL;
-	*n = 0;
+	rsdk_cset_free(out);
 	if (a == NULL)
 		return -1;
 	if (!json_is_array(a)) {
@@ -1080,28 +1004,26 @@ rt_docker_list(const char *body, size_t len, struct rt_cont **out, size_t *n,
 	}
 	json_array_foreach(a, i, o)
 	{
-		struct rt_cont c;
-		if (!json_is_object(o) || cont_begin(&c, o, "Id", d) != 0)
+		struct pcont c;
+		if (!json_is_object(o) || cont_begin(&c, o, first_name(o), d) != 0)
 			continue;
-		set_name(c.name, first_name(o));
+		set_image(&c.c, jstr(o, "Image"), d);
+		add_labels(&c.c, json_object_get(o, "Labels"), NULL, d);
 		docker_list_ports(&c, json_object_get(o, "Ports"), d);
-		if (conts_push(&v, &nv, &cap, &c) != 0) {
-			rt_cont_clear(&c);
-			rt_conts_free(v, nv);
+		if (pcont_put(out, &c, d) != 0) {
+			rsdk_cset_free(out);
 			json_decref(a);
 			return -1;
 		}
 	}
 	json_decref(a);
-	*out = v;
-	*n = nv;
 	return 0;
 }
 
 /* One podman PortMapping: consecutive ports for range > 1, and a
  * protocol list like "tcp,udp". */
 static void
-podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
+podman_mapping(struct pcont *c, const json_t *p, const struct rt_diag *d)
 {
 	const json_t *hpv = json_object_get(p, "host_port");
 	const json_t *cpv = json_object_get(p, "container_port");
@@ -1125,12 +1047,12 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 	if (json_is_integer(rv) && json_integer_value(rv) > 1)
 		range = json_integer_value(rv);
 	else if (rv != NULL && !json_is_null(rv) && !json_is_integer(rv)) {
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "range is not a number");
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, "range is not a number");
 		return;
 	}
 	if (range > 65535 || (hp > 0 && hp + range - 1 > 65535) ||
 	    (cp > 0 && cp + range - 1 > 65535)) {
-		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->id, "range runs past 65535");
+		diag(d, RDHPF_LOG_WARN, "port mapping skipped", c->c.id, "range runs past 65535");
 		return;
 	}
 	if (hp < 0 || cp < 0) {
@@ -1154,7 +1076,7 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 		if (proto == 0 && !unknown_said) {
 			char detail[40];
 			short_text(detail, sizeof detail, s, l);
-			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->c.id,
 			     detail);
 			unknown_said = 1;
 		} else if (proto != 0 && !(seen & (1u << proto)) && n_protos < 3) {
@@ -1167,7 +1089,7 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 	}
 	for (int i = 0; i < n_protos; i++) {
 		for (json_int_t k = 0; k < range; k++) {
-			if (c->n_ports >= RT_MAX_PORTS) {
+			if (c->c.n_ports >= RT_MAX_PORTS) {
 				port_cap_hit(c,
 				             (uint64_t)(range - k) +
 				                 (uint64_t)range * (uint64_t)(n_protos - 1 - i),
@@ -1180,15 +1102,13 @@ podman_mapping(struct rt_cont *c, const json_t *p, const struct rt_diag *d)
 }
 
 int
-rt_podman_ps(const char *body, size_t len, struct rt_cont **out, size_t *n, const struct rt_diag *d)
+rt_podman_ps(const char *body, size_t len, struct rsdk_cset *out, const struct rt_diag *d)
 {
 	json_t *a = load(body, len, d, "podman ps");
-	struct rt_cont *v = NULL;
-	size_t nv = 0, cap = 0, i, k;
+	size_t i, k;
 	const json_t *o, *p;
 
-	*out = NULL;
-	*n = 0;
+	rsdk_cset_free(out);
 	if (a == NULL)
 		return -1;
 	if (json_is_null(a)) { /* some versions print null for none */
@@ -1202,36 +1122,34 @@ rt_podman_ps(const char *body, size_t len, struct rt_cont **out, size_t *n, cons
 	}
 	json_array_foreach(a, i, o)
 	{
-		struct rt_cont c;
+		struct pcont c;
 		const char *state;
-		if (!json_is_object(o) || cont_begin(&c, o, "Id", d) != 0)
+		if (!json_is_object(o))
 			continue;
 		state = jstr(o, "State");
-		if (state != NULL && strcmp(state, "running") != 0) {
-			rt_cont_clear(&c);
+		if (state != NULL && strcmp(state, "running") != 0)
 			continue;
-		}
-		set_name(c.name, first_name(o));
+		if (cont_begin(&c, o, first_name(o), d) != 0)
+			continue;
+		set_image(&c.c, jstr(o, "Image"), d);
+		add_labels(&c.c, json_object_get(o, "Labels"), NULL, d);
 		const json_t *ports = json_object_get(o, "Ports");
 		if (json_is_array(ports))
 			json_array_foreach(ports, k, p) if (json_is_object(p))
 			    podman_mapping(&c, p, d);
-		if (conts_push(&v, &nv, &cap, &c) != 0) {
-			rt_cont_clear(&c);
-			rt_conts_free(v, nv);
+		if (pcont_put(out, &c, d) != 0) {
+			rsdk_cset_free(out);
 			json_decref(a);
 			return -1;
 		}
 	}
 	json_decref(a);
-	*out = v;
-	*n = nv;
 	return 0;
 }
 
 /* NetworkSettings.Ports: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}] | null} */
 static void
-inspect_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
+inspect_ports(struct pcont *c, const json_t *ports, const struct rt_diag *d)
 {
 	const char *key;
 	const json_t *binds;
@@ -1250,7 +1168,7 @@ inspect_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
 		if (!json_is_array(binds) || json_array_size(binds) == 0)
 			continue; /* exposed, not published */
 		if (proto == 0) {
-			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->id,
+			diag(d, RDHPF_LOG_DEBUG, "port mapping skipped: unknown protocol", c->c.id,
 			     key);
 			continue;
 		}
@@ -1269,63 +1187,60 @@ inspect_ports(struct rt_cont *c, const json_t *ports, const struct rt_diag *d)
 	}
 }
 
+/* 1: put into out; 0: skipped (bad, or not running when running_only);
+ * -1: ENOMEM. */
 static int
-inspect_one(const json_t *o, struct rt_cont *c, const struct rt_diag *d)
+inspect_one(const json_t *o, struct rsdk_cset *out, int running_only, const struct rt_diag *d)
 {
 	const json_t *state, *ns;
+	struct pcont c;
 
-	if (!json_is_object(o) || cont_begin(c, o, "Id", d) != 0)
-		return -1;
-	set_name(c->name, jstr(o, "Name"));
+	if (!json_is_object(o) || cont_begin(&c, o, jstr(o, "Name"), d) != 0)
+		return 0;
 	state = json_object_get(o, "State");
-	c->running = json_is_object(state) && json_is_true(json_object_get(state, "Running"));
+	if (running_only &&
+	    (!json_is_object(state) || !json_is_true(json_object_get(state, "Running")))) {
+		rsdk_cont_clear(&c.c);
+		return 0;
+	}
+	set_image(&c.c, rsdk_json_path_str(o, "Config.Image"), d);
+	add_labels(&c.c, rsdk_json_path_obj(o, "Config.Labels"), NULL, d);
 	ns = json_object_get(o, "NetworkSettings");
 	if (json_is_object(ns))
-		inspect_ports(c, json_object_get(ns, "Ports"), d);
-	return 0;
+		inspect_ports(&c, json_object_get(ns, "Ports"), d);
+	return pcont_put(out, &c, d) == 0 ? 1 : -1;
 }
 
 int
-rt_inspect(const char *body, size_t len, struct rt_cont **out, size_t *n, const struct rt_diag *d)
+rt_inspect(const char *body, size_t len, int running_only, struct rsdk_cset *out,
+           const struct rt_diag *d)
 {
 	json_t *j = load(body, len, d, "inspect");
-	struct rt_cont *v = NULL;
-	size_t nv = 0, cap = 0, i;
+	size_t i;
 	const json_t *o;
+	int rc = 0;
 
-	*out = NULL;
-	*n = 0;
+	rsdk_cset_free(out);
 	if (j == NULL)
 		return -1;
 	if (json_is_object(j)) {
-		struct rt_cont c;
-		if (inspect_one(j, &c, d) == 0 && conts_push(&v, &nv, &cap, &c) != 0) {
-			rt_cont_clear(&c);
-			json_decref(j);
-			return -1;
-		}
+		rc = inspect_one(j, out, running_only, d) < 0 ? -1 : 0;
 	} else if (json_is_array(j)) {
 		json_array_foreach(j, i, o)
 		{
-			struct rt_cont c;
-			if (inspect_one(o, &c, d) != 0)
-				continue;
-			if (conts_push(&v, &nv, &cap, &c) != 0) {
-				rt_cont_clear(&c);
-				rt_conts_free(v, nv);
-				json_decref(j);
-				return -1;
+			if (inspect_one(o, out, running_only, d) < 0) {
+				rc = -1;
+				break;
 			}
 		}
 	} else {
 		diag(d, RDHPF_LOG_WARN, "inspect output is neither object nor array", NULL, NULL);
-		json_decref(j);
-		return -1;
+		rc = -1;
 	}
 	json_decref(j);
-	*out = v;
-	*n = nv;
-	return 0;
+	if (rc != 0)
+		rsdk_cset_free(out);
+	return rc;
 }
 
 void

@@ -13,12 +13,13 @@
 #include <stdint.h>
 
 #include "rdhpf/plugin.h"
+#include "rdhpf/sdk.h"
 
 #define RT_LINE_MAX (1024u * 1024u)       /* one event line */
 #define RT_BODY_MAX (16u * 1024u * 1024u) /* one non-streamed HTTP body / command output */
 #define RT_HTTP_LINE_MAX 8192u            /* one status, header or chunk-size line */
 #define RT_HTTP_HEAD_MAX 65536u           /* a response's whole head */
-#define RT_MAX_PORTS 8192u                /* mappings kept per container */
+#define RT_MAX_PORTS 4096u                /* mappings kept per container (the core's own cap) */
 #define RT_ID_MAX 64u
 #define RT_NAME_MAX 255u
 #define RT_IP_MAX 63u
@@ -26,41 +27,23 @@
 /* ---- diagnostics ---- */
 
 /* level is an RDHPF_LOG_*; id is the container (may be NULL); detail says
- * what was wrong (may be NULL). */
+ * what was wrong (may be NULL).  dropped (optional): n port mappings of
+ * container id were past RT_MAX_PORTS and skipped (a metric). */
 struct rt_diag {
 	void (*fn)(void *arg, int level, const char *msg, const char *id, const char *detail);
 	void *arg;
+	void (*dropped)(void *arg, const char *id, uint64_t n);
 };
 
-/* ---- containers ---- */
-
-struct rt_port {
-	char ip[RT_IP_MAX + 1];
-	uint16_t host_port;
-	uint16_t container_port;
-	int proto; /* enum rdhpf_proto */
-};
-
-struct rt_cont {
-	char id[RT_ID_MAX + 1];
-	char name[RT_NAME_MAX + 1];
-	int running;           /* inspect: State.Running; lists: 1 */
-	struct rt_port *ports; /* malloc'd */
-	size_t n_ports;
-	size_t cap_ports;
-	uint64_t dropped_ports; /* mappings past RT_MAX_PORTS: counted, not kept */
-};
-
-void rt_cont_init(struct rt_cont *c);
-void rt_cont_clear(struct rt_cont *c);
-void rt_conts_free(struct rt_cont *cs, size_t n);
-/* Append a port; the caller validated it.  -1 on ENOMEM or when the
- * container already holds RT_MAX_PORTS. */
-int rt_cont_add_port(struct rt_cont *c, const char *ip, uint16_t host_port, uint16_t container_port,
-                     int proto);
-/* Fill an ABI view of c.  ports must hold c->n_ports entries; its host_ip
- * pointers point into c. */
-void rt_cont_view(const struct rt_cont *c, struct rdhpf_container *out, struct rdhpf_port *ports);
+/* ---- containers ----
+ *
+ * Containers are the SDK's (rdhpf/sdk.h: id, name, image, labels, ports),
+ * kept by id in an rsdk_cset.  The parsers bound what they keep of remote
+ * data: RT_MAX_PORTS mappings, RT_MAX_LABELS labels, RT_TEXT_MAX bytes of
+ * an image or a label's key or value (longer ones are skipped, said in a
+ * diag). */
+#define RT_MAX_LABELS 256
+#define RT_TEXT_MAX 1024
 
 /* [0-9a-f]{12,64}: the only ids that ever reach a URL or an argv. */
 int rt_valid_id(const char *s, size_t len);
@@ -85,24 +68,11 @@ int rt_rfc3339_ns(const char *s, int64_t *out);
  * error. */
 int rt_http_date(const char *s, int64_t *out);
 
-/* ---- line splitting ---- */
-
-/* Called per complete line without its "\n" (a trailing "\r" is removed);
- * empty lines are not reported.  line == NULL: a line longer than max was
- * dropped (len: max), reported once per such line.  Return nonzero to stop
- * feeding at once (the splitter may be gone). */
-typedef int (*rt_line_fn)(void *arg, const char *line, size_t len);
-
-struct rt_lines {
-	char *buf;
-	size_t len, cap, max;
-	int skipping; /* inside an oversized line: drop up to the next "\n" */
-};
-
-void rt_lines_init(struct rt_lines *l, size_t max);
-void rt_lines_free(struct rt_lines *l);
-/* 0: all fed; 1: fn asked to stop; -1: ENOMEM (the partial line is lost). */
-int rt_lines_feed(struct rt_lines *l, const char *buf, size_t n, rt_line_fn fn, void *arg);
+/* ---- line splitting ----
+ *
+ * Event streams are split by the SDK's rsdk_lines (bounded by
+ * RT_LINE_MAX); an oversized line is counted there and makes the plugin
+ * list again. */
 
 /* ---- HTTP/1.1 responses ---- */
 
@@ -154,11 +124,16 @@ enum rt_ev_kind {
 
 struct rt_event {
 	int kind;
-	char id[RT_ID_MAX + 1];
-	char name[RT_NAME_MAX + 1];
 	char action[32]; /* as the engine said it (truncated), for logs */
 	int64_t time_ns; /* 0 if unknown */
+	/* The container as the event tells it: id (validated hex), name,
+	 * image and labels.  Empty (c.id NULL) for an event of another type.
+	 * A START is answered from inspect, which is the truth; these serve
+	 * STOPs and logs.  Free with rt_event_clear. */
+	struct rsdk_cont c;
 };
+
+void rt_event_clear(struct rt_event *ev);
 
 /* One line of `docker events --format '{{json .}}'` or of GET /events
  * (Docker, and Podman's Docker-compatible API).  0 or -1 (malformed, with
@@ -174,10 +149,6 @@ int rt_podman_event(const char *line, size_t len, struct rt_event *ev, const str
 int rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
                             const struct rt_diag *d);
 
-/* Remote text for a log: copied printable (others become '?'), truncated
- * to outlen - 1 bytes, terminated. */
-void rt_printable(char *out, size_t outlen, const char *s, size_t len);
-
 /* Which reader the podman plugin's remote events script chose. */
 enum { RT_PM_NONE = 0, RT_PM_FILE, RT_PM_JOURNALD, RT_PM_EVENTS };
 /* The script's first line, "rdhpf-events KIND[ REST]" with KIND file,
@@ -185,21 +156,22 @@ enum { RT_PM_NONE = 0, RT_PM_FILE, RT_PM_JOURNALD, RT_PM_EVENTS };
  * copied printable and truncated into rest.  -1 if line is not one. */
 int rt_podman_reader_line(const char *line, size_t len, int *kind, char *rest, size_t restlen);
 
-/* GET /containers/json: running containers with Ports[{IP, PrivatePort,
- * PublicPort, Type}].  Entries and ports that fail validation are skipped
- * with a diag.  *out is malloc'd (rt_conts_free). -1 if the body is not a
- * JSON array. */
-int rt_docker_list(const char *body, size_t len, struct rt_cont **out, size_t *n,
-                   const struct rt_diag *d);
-/* `podman ps --format json`: Ports[{host_ip, container_port, host_port,
- * range, protocol}] where protocol may be "tcp,udp" and range > 1 means
- * consecutive ports. */
-int rt_podman_ps(const char *body, size_t len, struct rt_cont **out, size_t *n,
-                 const struct rt_diag *d);
+/* GET /containers/json: running containers with Image, Labels and
+ * Ports[{IP, PrivatePort, PublicPort, Type}].  Entries and ports that fail
+ * validation are skipped with a diag.  Fills out (emptied first); -1 if
+ * the body is not a JSON array or on ENOMEM. */
+int rt_docker_list(const char *body, size_t len, struct rsdk_cset *out, const struct rt_diag *d);
+/* `podman ps --format json`: Image, Labels, Ports[{host_ip,
+ * container_port, host_port, range, protocol}] where protocol may be
+ * "tcp,udp" and range > 1 means consecutive ports.  Only State "running". */
+int rt_podman_ps(const char *body, size_t len, struct rsdk_cset *out, const struct rt_diag *d);
 /* GET /containers/ID/json (an object) or `podman container inspect` (an
- * array of them): NetworkSettings.Ports {"80/tcp": [{HostIp, HostPort}]}
- * and State.Running.  Every object is returned; -1 if the body is neither. */
-int rt_inspect(const char *body, size_t len, struct rt_cont **out, size_t *n,
+ * array of them): Config.Image, Config.Labels, NetworkSettings.Ports
+ * {"80/tcp": [{HostIp, HostPort}]}.  With running_only, only the
+ * containers whose State.Running is true go into out (a start's truth);
+ * without, all (ports looked up ahead, at create).  -1 if the body is
+ * neither. */
+int rt_inspect(const char *body, size_t len, int running_only, struct rsdk_cset *out,
                const struct rt_diag *d);
 
 /* The reason in an engine's error body ({"message": "..."}, or the text

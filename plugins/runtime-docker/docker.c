@@ -35,15 +35,19 @@ dk_free(struct rt *r)
 	free(d);
 }
 
+static int
+d_want_ports(struct rt *r, struct rt_item *it)
+{
+	return eng_want_ports(((struct dk *)r)->e, it);
+}
+
 static void
 d_stop(void *state)
 {
 	struct dk *d = state;
 
-	d->r.gen++;
-	d->r.wcbs = NULL;
+	rt_stop(&d->r);
 	eng_stop(d->e);
-	rt_q_clear(&d->r);
 }
 
 static void
@@ -67,9 +71,7 @@ d_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 		return RDHPF_ERR_BUSY;
 	/* What is left of a watch that ended: its stream, its queue. */
 	eng_unwatch(d->e);
-	rt_q_clear(&d->r);
-	d->r.wcbs = cbs;
-	d->r.warg = arg;
+	rt_watch_begin(&d->r, cbs, arg);
 	rc = eng_watch(d->e);
 	if (rc != RDHPF_OK)
 		d->r.wcbs = NULL;
@@ -84,43 +86,69 @@ d_list(void *state, rdhpf_list_fn done, void *arg)
 	return eng_list(d->e, done, arg);
 }
 
+/* ---- options: the same checks for check-config and create ---- */
+
+static const char *const apis[] = {"auto", "unix", "dial-stdio", NULL};
+
+static int
+d_validate_option(const char *key, const char *value, char *err, size_t errlen)
+{
+	if (strcmp(key, "api") == 0)
+		return rsdk_check_enum(value, apis, err, errlen);
+	if (strcmp(key, "socket") == 0) {
+		/* sun_path holds 108 bytes with the NUL. */
+		if (strlen(value) > 107) {
+			snprintf(err, errlen, "longer than 107 bytes (a Unix socket path)");
+			return RDHPF_ERR_INVAL;
+		}
+		return rsdk_check_abs_path(value, err, errlen);
+	}
+	if (strcmp(key, "docker") == 0) {
+		/* A command name or path, passed as one argv word. */
+		if (value[0] == '/')
+			return rsdk_check_abs_path(value, err, errlen);
+		return rsdk_check_name(value, err, errlen);
+	}
+	snprintf(err, errlen, "unknown option");
+	return RDHPF_ERR_INVAL;
+}
+
+/* The value of key, checked; def when unset.  NULL with err filled. */
+static const char *
+opt(struct rdhpf_ctx *ctx, const char *key, const char *def, char *err, size_t errlen)
+{
+	const char *v = H->option(ctx, key);
+	char why[200];
+
+	if (v == NULL)
+		return def;
+	if (d_validate_option(key, v, why, sizeof why) != RDHPF_OK) {
+		snprintf(err, errlen, "%s: %s", key, why);
+		return NULL;
+	}
+	return v;
+}
+
 static int
 d_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
          size_t errlen)
 {
-	const char *api = "auto", *socket = "/var/run/docker.sock", *docker = "docker";
+	const char *api, *socket, *docker;
 	struct eng_opts o;
 	struct dk *d;
 
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
-		if (strcmp(k, "api") == 0)
-			api = v;
-		else if (strcmp(k, "socket") == 0)
-			socket = v;
-		else if (strcmp(k, "docker") == 0)
-			docker = v;
-	}
+	(void)p;
+	if ((api = opt(ctx, "api", "auto", err, errlen)) == NULL ||
+	    (socket = opt(ctx, "socket", "/var/run/docker.sock", err, errlen)) == NULL ||
+	    (docker = opt(ctx, "docker", "docker", err, errlen)) == NULL)
+		return RDHPF_ERR_INVAL;
 	memset(&o, 0, sizeof o);
-	if (strcmp(api, "auto") == 0) {
-		o.mode = ENG_AUTO;
-	} else if (strcmp(api, "unix") == 0) {
+	if (strcmp(api, "unix") == 0)
 		o.mode = ENG_UNIX;
-	} else if (strcmp(api, "dial-stdio") == 0) {
+	else if (strcmp(api, "dial-stdio") == 0)
 		o.mode = ENG_EXEC;
-	} else {
-		snprintf(err, errlen, "api: '%s' is not auto, unix or dial-stdio", api);
-		return RDHPF_ERR_INVAL;
-	}
-	if (socket[0] != '/' || strlen(socket) > 107) {
-		snprintf(err, errlen, "socket: '%s' is not an absolute path of at most 107 bytes",
-		         socket);
-		return RDHPF_ERR_INVAL;
-	}
-	if (docker[0] == '\0') {
-		snprintf(err, errlen, "docker: empty command");
-		return RDHPF_ERR_INVAL;
-	}
+	else
+		o.mode = ENG_AUTO;
 	const char *argv[] = {docker, "system", "dial-stdio", NULL};
 	o.socket = socket;
 	o.exec_argv = argv;
@@ -130,7 +158,7 @@ d_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	d = calloc(1, sizeof *d);
 	if (d == NULL)
 		return RDHPF_ERR_NOMEM;
-	rt_base_init(&d->r, H, ctx, dk_free);
+	rt_base_init(&d->r, H, ctx, dk_free, d_want_ports);
 	d->e = eng_new(&d->r, &o);
 	if (d->e == NULL) {
 		free(d);
@@ -141,6 +169,7 @@ d_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 }
 
 static const struct rdhpf_runtime_ops ops = {
+    RDHPF_INIT(rdhpf_runtime_ops),
     .create = d_create,
     .destroy = d_destroy,
     .watch = d_watch,
@@ -148,12 +177,12 @@ static const struct rdhpf_runtime_ops ops = {
     .stop = d_stop,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"api", "auto (default): the remote socket if the transport can open it, else "
-            "dial-stdio; unix; dial-stdio"},
-    {"socket", "the Docker API socket on the remote (default /var/run/docker.sock)"},
-    {"docker", "the docker command on the remote, for dial-stdio (default docker)"},
-    {NULL, NULL},
+static const struct rdhpf_option_desc *const options[] = {
+    RDHPF_OPTION("api", "auto (default): the remote socket if the transport can open it, else "
+                        "dial-stdio; unix; dial-stdio"),
+    RDHPF_OPTION("socket", "the Docker API socket on the remote (default /var/run/docker.sock)"),
+    RDHPF_OPTION("docker", "the docker command on the remote, for dial-stdio (default docker)"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info info = {
@@ -162,10 +191,11 @@ static const struct rdhpf_plugin_info info = {
     .struct_size = sizeof(struct rdhpf_plugin_info),
     .kind = RDHPF_KIND_RUNTIME,
     .name = "docker",
-    .version = "1.0.0",
-    .description = "Docker Engine API: containers, published ports and events",
+    .version = "2.0.0",
+    .description = "Docker Engine API: containers, published ports, images, labels and events",
     .caps = RDHPF_RCAP_EVENTS,
     .options = options,
+    .validate_option = d_validate_option,
     .ops.runtime = &ops,
 };
 

@@ -2,7 +2,7 @@
  *
  * script=PATH holds one step a line, at a time since the instance was
  * created:
- *     0      start c1 web 18080:80 127.0.0.1:18081:81 5353:53/udp
+ *     0      start c1 web 18080:80 127.0.0.1:18081:81 5353:53/udp image:nginx label:k=v
  *     1500ms stop c1
  *     2s     restart-engine          (ends the event stream once)
  * The simulated remote moves on by the clock whether or not anyone
@@ -18,6 +18,7 @@
 #include "rdhpf/plugin.h"
 
 #define MAX_PORTS 16
+#define MAX_LABELS 8
 #define TICK_MS 20
 
 static const struct rdhpf_host_api *H;
@@ -32,6 +33,9 @@ struct step {
 	struct rdhpf_port ports[MAX_PORTS];
 	char ips[MAX_PORTS][128];
 	size_t n_ports;
+	char image[128];
+	char labels[MAX_LABELS][2][128];
+	size_t n_labels;
 };
 
 struct running {
@@ -51,6 +55,9 @@ struct fr {
 	void *warg;
 	size_t emitted;        /* steps already sent to the watcher */
 	struct rdhpf_timer *tick;
+
+	struct rdhpf_timer *est_t;
+	int no_established;
 
 	rdhpf_list_fn list_done;
 	void *list_arg;
@@ -86,6 +93,7 @@ parse_port(const char *spec, struct rdhpf_port *p, char ip[128])
 	if (strlen(spec) >= sizeof buf)
 		return -1;
 	snprintf(buf, sizeof buf, "%s", spec);
+	p->struct_size = sizeof *p;
 	p->proto = RDHPF_PROTO_TCP;
 	proto = strchr(buf, '/');
 	if (proto) {
@@ -160,6 +168,20 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 			snprintf(st.id, sizeof st.id, "%s", id);
 			snprintf(st.name, sizeof st.name, "%s", name);
 			while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+				if (strncmp(tok, "image:", 6) == 0) {
+					snprintf(st.image, sizeof st.image, "%s", tok + 6);
+					continue;
+				}
+				if (strncmp(tok, "label:", 6) == 0) {
+					char *eq = strchr(tok + 6, '=');
+					if (eq == NULL || st.n_labels == MAX_LABELS)
+						goto bad;
+					*eq = '\0';
+					snprintf(st.labels[st.n_labels][0], 128, "%s", tok + 6);
+					snprintf(st.labels[st.n_labels][1], 128, "%s", eq + 1);
+					st.n_labels++;
+					continue;
+				}
 				if (st.n_ports == MAX_PORTS ||
 				    parse_port(tok, &st.ports[st.n_ports], st.ips[st.n_ports]) != 0)
 					goto bad;
@@ -234,13 +256,29 @@ remote_advance(struct fr *r)
 		remote_apply(r, &r->steps[r->applied++]);
 }
 
-static void
-to_container(const struct step *s, struct rdhpf_container *c)
+/* A core container for step s (ports only for a start); NULL on ENOMEM or
+ * a port the core refuses (logged). */
+static struct rdhpf_container *
+to_container(struct fr *r, const struct step *s, int with_ports)
 {
-	c->id = s->id;
-	c->name = s->name;
-	c->ports = s->ports;
-	c->n_ports = s->n_ports;
+	struct rdhpf_container *c = H->container_new(r->ctx, s->id, s->name);
+
+	if (c == NULL) {
+		H->log(r->ctx, RDHPF_LOG_WARN, "container refused by the core", "container", s->id,
+		       NULL);
+		return NULL;
+	}
+	if (s->image[0] != '\0' && H->container_set_image(c, s->image) != RDHPF_OK)
+		H->log(r->ctx, RDHPF_LOG_WARN, "image refused by the core", "container", s->id, NULL);
+	for (size_t i = 0; i < s->n_labels; i++)
+		if (H->container_add_label(c, s->labels[i][0], s->labels[i][1]) != RDHPF_OK)
+			H->log(r->ctx, RDHPF_LOG_WARN, "label refused by the core", "container", s->id,
+			       "label", s->labels[i][0], NULL);
+	for (size_t i = 0; with_ports && i < s->n_ports; i++)
+		if (H->container_add_port(c, &s->ports[i]) != RDHPF_OK)
+			H->log(r->ctx, RDHPF_LOG_WARN, "port refused by the core", "container", s->id,
+			       NULL);
+	return c;
 }
 
 static void
@@ -251,8 +289,7 @@ tick_cb(void *arg)
 	remote_advance(r);
 	while (r->wcbs != NULL && r->emitted < r->applied) {
 		const struct step *s = &r->steps[r->emitted++];
-		struct rdhpf_container c;
-		struct rdhpf_event ev;
+		struct rdhpf_container *c;
 		if (s->kind == STEP_RESTART) {
 			const struct rdhpf_watch_cbs *cbs = r->wcbs;
 			void *warg = r->warg;
@@ -260,17 +297,25 @@ tick_cb(void *arg)
 			cbs->on_end(warg, RDHPF_ERR_CLOSED, "engine restarted (scripted)");
 			return;
 		}
-		memset(&c, 0, sizeof c);
-		memset(&ev, 0, sizeof ev);
-		c.id = s->id;
-		c.name = s->name;
-		if (s->kind == STEP_START)
-			to_container(s, &c);
-		ev.type = s->kind == STEP_START ? RDHPF_EV_START : RDHPF_EV_STOP;
-		ev.container = &c;
-		ev.time_ns = H->wall_ns(r->ctx);
-		r->wcbs->on_event(r->warg, &ev);
+		c = to_container(r, s, s->kind == STEP_START);
+		if (c == NULL)
+			continue;
+		r->wcbs->on_event(r->warg, s->kind == STEP_START ? RDHPF_EV_START : RDHPF_EV_STOP,
+		                  H->wall_ns(r->ctx), c);
+		H->container_free(c);
 	}
+}
+
+#ifndef FAKE_POLL_ONLY
+static void
+est_fire(void *arg)
+{
+	struct fr *r = arg;
+
+	H->timer_stop(r->est_t);
+	r->est_t = NULL;
+	if (r->wcbs != NULL)
+		r->wcbs->on_established(r->warg);
 }
 
 static int
@@ -282,14 +327,21 @@ r_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 	r->wcbs = cbs;
 	r->warg = arg;
 	r->emitted = r->applied; /* only what happens from now on */
+	/* Like an engine's HTTP 200, a loop turn later (or never, for
+	 * tests of the core's timeout). */
+	if (!r->no_established)
+		r->est_t = H->timer_start(r->ctx, 0, 0, est_fire, r);
 	return RDHPF_OK;
 }
+
+#endif
 
 static void
 list_fire(void *arg)
 {
 	struct fr *r = arg;
-	struct rdhpf_container *cs;
+	struct rdhpf_container **cs;
+	size_t n = 0;
 	rdhpf_list_fn done = r->list_done;
 	void *darg = r->list_arg;
 
@@ -303,8 +355,11 @@ list_fire(void *arg)
 		return;
 	}
 	for (size_t i = 0; i < r->n_run; i++)
-		to_container(r->run[i], &cs[i]);
-	done(darg, RDHPF_OK, NULL, cs, r->n_run);
+		if ((cs[n] = to_container(r, r->run[i], 1)) != NULL)
+			n++;
+	done(darg, RDHPF_OK, NULL, cs, n);
+	for (size_t i = 0; i < n; i++)
+		H->container_free(cs[i]);
 	free(cs);
 }
 
@@ -327,6 +382,10 @@ r_stop(void *state)
 	struct fr *r = state;
 
 	r->wcbs = NULL;
+	if (r->est_t) {
+		H->timer_stop(r->est_t);
+		r->est_t = NULL;
+	}
 	if (r->list_t) {
 		H->timer_stop(r->list_t);
 		r->list_t = NULL;
@@ -360,9 +419,10 @@ r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 		return RDHPF_ERR_NOMEM;
 	r->ctx = ctx;
 	r->t0 = H->now_ms(ctx);
-	for (size_t i = 0; i < p->n_options; i++)
-		if (strcmp(p->options[i].key, "script") == 0)
-			script = p->options[i].value;
+	(void)p;
+	script = H->option(ctx, "script");
+	r->no_established = H->option(ctx, "established") != NULL &&
+	                    strcmp(H->option(ctx, "established"), "never") == 0;
 	if (script != NULL && load_script(r, script, err, errlen) != 0) {
 		r_destroy(r);
 		return RDHPF_ERR_INVAL;
@@ -373,28 +433,55 @@ r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 }
 
 static const struct rdhpf_runtime_ops ops = {
+	RDHPF_INIT(rdhpf_runtime_ops),
 	.create = r_create,
 	.destroy = r_destroy,
+#ifndef FAKE_POLL_ONLY
 	.watch = r_watch,
+#endif
 	.list = r_list,
 	.stop = r_stop,
 };
 
-static const struct rdhpf_option_desc options[] = {
-	{"script", "file of timed start/stop steps to replay"},
-	{NULL, NULL},
+static const struct rdhpf_option_desc *const options[] = {
+	RDHPF_OPTION("script", "file of timed start/stop steps to replay"),
+	RDHPF_OPTION("established", "'never': the event stream is never confirmed"),
+	NULL,
 };
+
+static int
+r_validate(const char *key, const char *value, char *err, size_t errlen)
+{
+	if (strcmp(key, "established") == 0 && strcmp(value, "never") != 0 &&
+	    strcmp(value, "yes") != 0) {
+		snprintf(err, errlen, "bad value '%s' (expected yes or never)", value);
+		return RDHPF_ERR_INVAL;
+	}
+	if (strcmp(key, "script") == 0 && value[0] == '\0') {
+		snprintf(err, errlen, "empty path");
+		return RDHPF_ERR_INVAL;
+	}
+	return RDHPF_OK;
+}
 
 static const struct rdhpf_plugin_info info = {
 	.abi_major = RDHPF_ABI_MAJOR,
 	.abi_minor = RDHPF_ABI_MINOR,
 	.struct_size = sizeof(struct rdhpf_plugin_info),
 	.kind = RDHPF_KIND_RUNTIME,
+#ifdef FAKE_POLL_ONLY
+	.name = "fake-poll",
+	.version = "1.0.0",
+	.description = "test runtime: replays a scripted remote, poll-only (no watch)",
+	.caps = 0,
+#else
 	.name = "fake",
 	.version = "1.0.0",
 	.description = "test runtime: replays a scripted remote",
 	.caps = RDHPF_RCAP_EVENTS,
+#endif
 	.options = options,
+	.validate_option = r_validate,
 	.ops.runtime = &ops,
 };
 

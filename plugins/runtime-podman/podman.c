@@ -13,10 +13,16 @@
  *             second before the reader started.
  *           - else (or when the above are missing): `podman events --format
  *             json --filter type=container --since 5s`, as before.
- *           The list waits for that first line, so every event written
- *           after the list began is read (the replay windows only repeat
- *           events, which is harmless: a START is always answered with the
- *           container's current state).
+ *           That first line is the watch's on_established for file and
+ *           journald: each reader starts where the log stood before the
+ *           line was printed (a byte offset; one second back), so nothing
+ *           written after it is missed.  `podman events` has no such line
+ *           of its own: on_established comes with its first output or
+ *           after PM_SETTLE_MS, whichever is first, and its --since
+ *           overlap covers what was written before it subscribed.  The
+ *           core lists only after on_established (the replay windows only
+ *           repeat events, which is harmless: a START is always answered
+ *           with the container's current state).
  *   list    `podman ps --format json`, once per (re)sync
  *   start   `podman container inspect ID…`: one remote process per burst of
  *           starts (ids that arrive while one runs are batched into the next),
@@ -42,6 +48,10 @@
 static const struct rdhpf_host_api *H;
 
 #define PM_REPLAY "5s"
+/* `podman events` prints nothing until an event: the stream counts as
+ * established this long after the reader line (podman subscribes well
+ * within it, and --since PM_REPLAY replays what it missed). */
+#define PM_SETTLE_MS 1000
 #define PM_BATCH 64
 #define PM_PRE_MAX 256 /* containers whose ports are known ahead of their start */
 /* A log line older than the newest one read by more than this means the
@@ -121,7 +131,7 @@ static const char PM_SCRIPT[] =
 /* A container's ports looked up ahead of its start. */
 enum { PRE_WANT = 0, PRE_RUNNING, PRE_READY };
 struct pm_pre {
-	struct rt_cont c; /* id; ports once PRE_READY */
+	struct rsdk_cont c; /* id; ports, image, labels once PRE_READY */
 	int state;
 	uint64_t stamp; /* for eviction: the oldest goes first */
 };
@@ -132,13 +142,14 @@ struct pm {
 	char *podman;
 
 	struct rdhpf_stream *ev;
-	struct rt_lines lines;
+	struct rsdk_lines lines;
+	struct rdhpf_timer *settle; /* podman events: on_established after PM_SETTLE_MS */
 
-	struct rt_collect *list_c;
+	struct rsdk_collect *list_c;
 	rdhpf_list_fn list_done;
 	void *list_arg;
 
-	struct rt_collect *insp_c; /* the inspect running */
+	struct rsdk_collect *insp_c; /* the inspect running */
 	struct rt_item **insp;     /* its items */
 	size_t n_insp;
 	struct rt_item **want; /* starts waiting for the next inspect */
@@ -149,12 +160,11 @@ struct pm {
 	char *events_log;  /* "" to find it */
 	int reader;        /* RT_PM_*: RT_PM_NONE until the script's first line */
 	int64_t newest_ns; /* the newest event time read from the log file */
-	int list_waits;    /* a list waits for the reader to start */
 
 	struct pm_pre *pre; /* PM_PRE_MAX entries, n_pre used */
 	size_t n_pre;
 	uint64_t pre_stamp;
-	struct rt_collect *pre_c;    /* the look-ahead inspect running */
+	struct rsdk_collect *pre_c;  /* the look-ahead inspect running */
 	struct rt_item **pre_wait;   /* starts waiting for a look-ahead */
 	size_t n_pre_wait, cap_pre_wait;
 };
@@ -167,7 +177,7 @@ pm_free(struct rt *r)
 	struct pm *p = (struct pm *)r;
 
 	eng_free(p->e);
-	rt_lines_free(&p->lines);
+	rsdk_lines_free(&p->lines);
 	free(p->insp);
 	free(p->want);
 	free(p->podman);
@@ -183,15 +193,13 @@ p_stop(void *state)
 {
 	struct pm *p = state;
 
-	p->r.gen++;
-	p->r.wcbs = NULL;
+	rt_stop(&p->r);
 	unwatch(p);
 	if (p->e)
 		eng_stop(p->e);
-	rt_collect_cancel(p->list_c);
+	rsdk_collect_cancel(p->list_c);
 	p->list_c = NULL;
 	p->list_done = NULL;
-	p->list_waits = 0;
 }
 
 static void
@@ -203,6 +211,28 @@ p_destroy(void *state)
 		return;
 	p_stop(p);
 	rt_destroy(&p->r);
+}
+
+/* A deep copy (a container stays in its set, which is sorted by id). */
+static int
+cont_copy(struct rsdk_cont *dst, const struct rsdk_cont *src)
+{
+	if (rsdk_cont_init(dst, src->id, src->name) != RDHPF_OK ||
+	    rsdk_cont_set_image(dst, src->image) != RDHPF_OK)
+		goto fail;
+	for (size_t i = 0; i < src->n_labels; i++)
+		if (rsdk_cont_add_label(dst, src->labels[i].key, src->labels[i].value) != RDHPF_OK)
+			goto fail;
+	for (size_t i = 0; i < src->n_ports; i++) {
+		const struct rsdk_port *q = &src->ports[i];
+		if (rsdk_cont_add_port(dst, q->ip, q->host_port, q->container_port, q->proto) !=
+		    RDHPF_OK)
+			goto fail;
+	}
+	return 0;
+fail:
+	rsdk_cont_clear(dst);
+	return -1;
 }
 
 /* ---- inspect ---- */
@@ -221,48 +251,52 @@ inspect_done(void *arg, int status, int exit_code, const char *detail, const cha
 {
 	struct pm *p = arg;
 	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
-	struct rt_cont *cs = NULL;
-	size_t n = 0;
+	uint64_t gen = RT_GEN(r);
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	int parsed;
 	char msg[300];
 
 	p->insp_c = NULL;
+	rt_enter(r);
 	if (status != RDHPF_OK) {
 		snprintf(msg, sizeof msg, "podman inspect: %s", detail ? detail : "stream failed");
 		rt_end(r, status, msg);
-		return;
+		goto out;
 	}
-	parsed = len > 0 && rt_inspect(out, len, &cs, &n, exit_code == 0 ? &r->diag : NULL) == 0;
+	parsed = len > 0 && rt_inspect(out, len, 1, &cs, exit_code == 0 ? &r->diag : NULL) == 0;
 	if (!parsed && exit_code != 0 && !detail_says_gone(detail)) {
 		/* podman itself failed: the ports are unknown, resync. */
 		snprintf(msg, sizeof msg, "podman inspect exited %d%s%s", exit_code,
 		         detail ? ": " : "", detail ? detail : "");
 		rt_end(r, RDHPF_ERR_REMOTE, msg);
-		return;
+		goto out;
 	}
 	if (!parsed && exit_code == 0)
 		RT_LOG(r, RDHPF_LOG_WARN, "starts skipped: malformed podman inspect output");
 	for (size_t i = 0; i < p->n_insp; i++) {
 		struct rt_item *it = p->insp[i];
-		size_t k;
-		for (k = 0; k < n; k++)
-			if (strcmp(cs[k].id, it->c.id) == 0)
-				break;
-		if (k < n && cs[k].running) {
-			rt_item_fill(r, it, &cs[k]);
-		} else {
+		struct rsdk_cont *c = rsdk_cset_get(&cs, it->c.id), copy;
+		if (c == NULL) {
 			RT_LOG(r, RDHPF_LOG_DEBUG, "container no longer runs; start ignored",
 			       "container", it->c.id);
 			rt_item_fill(r, it, NULL);
+		} else if (cont_copy(&copy, c) != 0) {
+			/* Its ports are unknown: only a list can tell. */
+			rt_item_fill(r, it, NULL);
+			rt_resync(r, "out of memory");
+		} else {
+			rt_item_fill(r, it, &copy);
 		}
 	}
 	p->n_insp = 0;
-	rt_conts_free(cs, n);
-	if (!rt_q_flush(r) || r->gen != gen)
-		return;
+	rsdk_cset_free(&cs);
+	if (!rt_q_flush(r) || RT_GEN(r) != gen)
+		goto out;
 	if (p->n_want > 0 && inspect_next(p) != RDHPF_OK)
 		rt_end(r, RDHPF_ERR_REMOTE, "cannot run podman inspect");
+out:
+	rsdk_cset_free(&cs);
+	rt_leave(r);
 }
 
 /* Start one inspect for (up to PM_BATCH of) the starts waiting. */
@@ -281,12 +315,12 @@ inspect_next(struct pm *p)
 	for (size_t i = 0; i < n; i++)
 		argv[3 + i] = p->want[i]->c.id; /* validated hex */
 	argv[3 + n] = NULL;
-	rc = rt_collect_start(&p->r, argv, inspect_done, p, &p->insp_c);
+	rc = rsdk_collect(H, p->r.ctx, argv, RT_BODY_MAX, inspect_done, p, &p->insp_c);
 	if (rc != RDHPF_OK)
 		return rc;
 	p->insp = realloc(p->insp, n * sizeof *p->insp);
 	if (p->insp == NULL) {
-		rt_collect_cancel(p->insp_c);
+		rsdk_collect_cancel(p->insp_c);
 		p->insp_c = NULL;
 		return RDHPF_ERR_NOMEM;
 	}
@@ -297,9 +331,13 @@ inspect_next(struct pm *p)
 	return RDHPF_OK;
 }
 
+static int pre_take(struct pm *p, struct rt_item *it);
+
 static int
 want_inspect(struct pm *p, struct rt_item *it)
 {
+	if (pre_take(p, it))
+		return RDHPF_OK;
 	if (p->n_want == p->cap_want) {
 		size_t cap = p->cap_want ? p->cap_want * 2 : 16;
 		struct rt_item **v = realloc(p->want, cap * sizeof *v);
@@ -326,14 +364,14 @@ pre_find(struct pm *p, const char *id)
 static void
 pre_drop(struct pm *p, struct pm_pre *e)
 {
-	rt_cont_clear(&e->c);
+	rsdk_cont_clear(&e->c);
 	*e = p->pre[--p->n_pre];
 }
 
 static void
 pre_clear(struct pm *p)
 {
-	rt_collect_cancel(p->pre_c);
+	rsdk_collect_cancel(p->pre_c);
 	p->pre_c = NULL;
 	while (p->n_pre > 0)
 		pre_drop(p, &p->pre[0]);
@@ -362,7 +400,7 @@ pre_next(struct pm *p)
 	if (n == 3)
 		return;
 	argv[n] = NULL;
-	if (rt_collect_start(&p->r, argv, pre_done, p, &p->pre_c) != RDHPF_OK) {
+	if (rsdk_collect(H, p->r.ctx, argv, RT_BODY_MAX, pre_done, p, &p->pre_c) != RDHPF_OK) {
 		p->pre_c = NULL;
 		return;
 	}
@@ -400,29 +438,13 @@ pre_want(struct pm *p, const char *id)
 			return;
 		pre_drop(p, old);
 	}
-	e = &p->pre[p->n_pre++];
-	rt_cont_init(&e->c);
-	memcpy(e->c.id, id, strlen(id) + 1);
+	e = &p->pre[p->n_pre];
+	if (rsdk_cont_init(&e->c, id, NULL) != RDHPF_OK)
+		return;
+	p->n_pre++;
 	e->state = PRE_WANT;
 	e->stamp = ++p->pre_stamp;
 	pre_next(p);
-}
-
-static int
-pre_copy(struct rt_cont *dst, const struct rt_cont *src)
-{
-	rt_cont_init(dst);
-	memcpy(dst->id, src->id, sizeof dst->id);
-	memcpy(dst->name, src->name, sizeof dst->name);
-	dst->running = 1;
-	for (size_t i = 0; i < src->n_ports; i++) {
-		const struct rt_port *q = &src->ports[i];
-		if (rt_cont_add_port(dst, q->ip, q->host_port, q->container_port, q->proto) != 0) {
-			rt_cont_clear(dst);
-			return -1;
-		}
-	}
-	return 0;
 }
 
 /* Give a START its ports if they were looked up ahead: 1 when done (or
@@ -431,7 +453,7 @@ static int
 pre_take(struct pm *p, struct rt_item *it)
 {
 	struct pm_pre *e = pre_find(p, it->c.id);
-	struct rt_cont c;
+	struct rsdk_cont c;
 
 	if (e == NULL)
 		return 0;
@@ -447,95 +469,104 @@ pre_take(struct pm *p, struct rt_item *it)
 		p->pre_wait[p->n_pre_wait++] = it;
 		return 1;
 	}
-	if (pre_copy(&c, &e->c) != 0)
+	if (cont_copy(&c, &e->c) != 0)
 		return 0;
 	e->stamp = ++p->pre_stamp;
 	rt_item_fill(&p->r, it, &c);
-	rt_cont_clear(&c);
+	rsdk_cont_clear(&c);
 	return 1;
 }
-
-static int want_inspect(struct pm *p, struct rt_item *it);
 
 static void
 pre_done(void *arg, int status, int exit_code, const char *detail, const char *out, size_t len)
 {
 	struct pm *p = arg;
 	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
-	struct rt_cont *cs = NULL;
-	size_t n = 0, nw;
+	uint64_t gen = RT_GEN(r);
+	struct rsdk_cset cs = RSDK_CSET_INIT;
+	size_t nw;
 	struct rt_item **w;
 
 	(void)detail;
-	p->pre_c = NULL;
-	if (status == RDHPF_OK && len > 0 && rt_inspect(out, len, &cs, &n, NULL) != 0)
-		n = 0;
 	(void)exit_code; /* a container gone meanwhile only makes podman exit 125 */
+	p->pre_c = NULL;
+	rt_enter(r);
+	/* Not running yet (create, init): all of them. */
+	if (status == RDHPF_OK && len > 0)
+		rt_inspect(out, len, 0, &cs, NULL);
 	for (size_t i = 0; i < p->n_pre;) {
 		struct pm_pre *e = &p->pre[i];
-		size_t k;
+		struct rsdk_cont *c;
 		if (e->state != PRE_RUNNING) {
 			i++;
 			continue;
 		}
-		for (k = 0; k < n; k++)
-			if (strcmp(cs[k].id, e->c.id) == 0)
-				break;
-		if (k == n) {
+		if ((c = rsdk_cset_get(&cs, e->c.id)) == NULL) {
 			pre_drop(p, e); /* its start, if any, is looked up as before */
 			continue;
 		}
-		e->c = cs[k];
-		rt_cont_init(&cs[k]);
+		struct rsdk_cont copy;
+		if (cont_copy(&copy, c) != 0) {
+			pre_drop(p, e);
+			continue;
+		}
+		rsdk_cont_clear(&e->c);
+		rsdk_cont_move(&e->c, &copy);
 		e->state = PRE_READY;
 		i++;
 	}
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 	/* The starts that waited: take their ports, or look them up. */
 	w = p->pre_wait;
 	nw = p->n_pre_wait;
 	p->pre_wait = NULL;
 	p->n_pre_wait = p->cap_pre_wait = 0;
 	for (size_t i = 0; i < nw; i++) {
-		if (pre_take(p, w[i]))
-			continue;
 		if (want_inspect(p, w[i]) != RDHPF_OK) {
 			free(w);
 			rt_end(r, RDHPF_ERR_REMOTE, "cannot run podman inspect");
-			return;
+			goto out;
 		}
 	}
 	free(w);
-	if (!rt_q_flush(r) || r->gen != gen)
-		return;
+	if (!rt_q_flush(r) || RT_GEN(r) != gen)
+		goto out;
 	pre_next(p);
+out:
+	rt_leave(r);
 }
 
 /* ---- events ---- */
 
-static int list_run(struct pm *p);
-
-/* The list waited for the reader; run it now.  Returns nonzero when stop()
- * ran meanwhile. */
-static int
-list_release(struct pm *p)
+static void
+settle_stop(struct pm *p)
 {
-	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
-	rdhpf_list_fn done = p->list_done;
-	void *darg = p->list_arg;
-	int rc;
-
-	if (!p->list_waits)
-		return 0;
-	p->list_waits = 0;
-	rc = list_run(p);
-	if (rc != RDHPF_OK) {
-		p->list_done = NULL;
-		done(darg, rc, "cannot run podman ps", NULL, 0);
+	if (p->settle != NULL) {
+		H->timer_stop(p->settle);
+		p->settle = NULL;
 	}
-	return r->gen != gen;
+}
+
+/* The stream is read where events are written: on_established.  Returns
+ * nonzero when stop() ran meanwhile. */
+static int
+established(struct pm *p)
+{
+	settle_stop(p);
+	return !rt_established(&p->r);
+}
+
+static void
+settle_fired(void *arg)
+{
+	struct pm *p = arg;
+	struct rt *r = &p->r;
+
+	rt_enter(r);
+	settle_stop(p);
+	if (r->wcbs != NULL)
+		rt_established(r);
+	rt_leave(r);
 }
 
 /* The script's first line: which reader runs, now reading. */
@@ -548,15 +579,11 @@ reader_started(struct pm *p, const char *line, size_t len)
 	    [RT_PM_EVENTS] = "podman-events",
 	};
 	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
 	char rest[300];
 	int kind;
 
-	if (line == NULL || rt_podman_reader_line(line, len, &kind, rest, sizeof rest) != 0) {
-		if (line != NULL)
-			rt_printable(rest, sizeof rest, line, len);
-		else
-			snprintf(rest, sizeof rest, "(an oversized line)");
+	if (rt_podman_reader_line(line, len, &kind, rest, sizeof rest) != 0) {
+		rsdk_printable(rest, sizeof rest, line, len);
 		RT_LOG(r, RDHPF_LOG_WARN, "podman events reader: unexpected first line", "line",
 		       rest);
 		rt_end(r, RDHPF_ERR_PROTO, "podman events reader: unexpected first line");
@@ -587,7 +614,12 @@ reader_started(struct pm *p, const char *line, size_t len)
 	else
 		RT_LOG(r, RDHPF_LOG_INFO, "podman events: running podman events", "reader",
 		       names[kind], "why", rest[0] ? rest : NULL);
-	return list_release(p) || r->gen != gen;
+	if (kind != RT_PM_EVENTS)
+		return established(p);
+	p->settle = H->timer_start(r->ctx, PM_SETTLE_MS, 0, settle_fired, p);
+	if (p->settle == NULL)
+		return established(p);
+	return 0;
 }
 
 static int
@@ -595,23 +627,14 @@ ev_line(void *arg, const char *line, size_t len)
 {
 	struct pm *p = arg;
 	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
 	struct rt_event ev;
-	struct rt_item *it;
-	char mb[24];
 
-	if (line == NULL && p->reader == RT_PM_NONE)
-		return reader_started(p, NULL, len);
-	if (line == NULL) {
-		snprintf(mb, sizeof mb, "%zu", len);
-		RT_LOG(r, RDHPF_LOG_WARN, "oversized event line dropped; listing again",
-		       "max_bytes", mb);
-		/* The line may have been a start or a stop: the list tells. */
-		rt_resync(r, "oversized event line dropped");
-		return r->gen != gen;
-	}
+	if (len == 0)
+		return 0;
 	if (p->reader == RT_PM_NONE)
 		return reader_started(p, line, len);
+	if (p->settle != NULL && established(p))
+		return 1;
 	if (p->reader == RT_PM_JOURNALD) {
 		if (rt_podman_journal_event(line, len, &ev, &r->diag) != 0)
 			return 0;
@@ -620,6 +643,7 @@ ev_line(void *arg, const char *line, size_t len)
 	}
 	if (p->reader == RT_PM_FILE && ev.time_ns > 0) {
 		if (p->newest_ns > 0 && ev.time_ns < p->newest_ns - PM_ROTATE_SLACK_NS) {
+			rt_event_clear(&ev);
 			rt_end(r, RDHPF_ERR_CLOSED,
 			       "podman events log rotated (an older event was read again)");
 			return 1;
@@ -627,33 +651,15 @@ ev_line(void *arg, const char *line, size_t len)
 		if (ev.time_ns > p->newest_ns)
 			p->newest_ns = ev.time_ns;
 	}
-	if (ev.kind == RT_EV_IGNORE) {
-		RT_LOG(r, RDHPF_LOG_TRACE, "event ignored", "action", ev.action, "container",
-		       ev.id[0] ? ev.id : NULL);
-		if (ev.id[0] && (strcmp(ev.action, "create") == 0 || strcmp(ev.action, "init") == 0))
-			pre_want(p, ev.id);
-		return 0;
-	}
+	if (ev.kind == RT_EV_IGNORE && ev.c.id != NULL &&
+	    (strcmp(ev.action, "create") == 0 || strcmp(ev.action, "init") == 0))
+		pre_want(p, ev.c.id);
 	if (ev.kind == RT_EV_STOP && strcmp(ev.action, "remove") == 0) {
-		struct pm_pre *e = pre_find(p, ev.id);
+		struct pm_pre *e = pre_find(p, ev.c.id);
 		if (e != NULL && e->state == PRE_READY)
 			pre_drop(p, e);
 	}
-	if (!rt_q_room(r))
-		return r->gen != gen;
-	it = rt_q_push(r, ev.kind == RT_EV_START ? RDHPF_EV_START : RDHPF_EV_STOP, &ev);
-	if (it == NULL) {
-		rt_end(r, RDHPF_ERR_NOMEM, "out of memory");
-		return r->gen != gen;
-	}
-	if (ev.kind == RT_EV_START) {
-		int rc = pre_take(p, it) ? RDHPF_OK : want_inspect(p, it);
-		if (rc != RDHPF_OK) {
-			rt_end(r, rc, "cannot run podman inspect");
-			return r->gen != gen;
-		}
-	}
-	return !rt_q_flush(r);
+	return rt_event_take(r, &ev);
 }
 
 static void
@@ -661,13 +667,9 @@ ev_data(void *arg, const char *buf, size_t len)
 {
 	struct pm *p = arg;
 	struct rt *r = &p->r;
-	uint64_t gen = r->gen;
-	int rc;
 
 	rt_enter(r);
-	rc = rt_lines_feed(&p->lines, buf, len, ev_line, p);
-	if (rc < 0 && r->gen == gen)
-		RT_LOG(r, RDHPF_LOG_WARN, "event line dropped: out of memory");
+	rt_lines_feed(r, &p->lines, buf, len, ev_line, p);
 	rt_leave(r);
 }
 
@@ -680,16 +682,16 @@ ev_close(void *arg, int status, int exit_code, const char *detail)
 
 	rt_enter(r);
 	p->ev = NULL; /* the core freed it */
+	settle_stop(p);
 	snprintf(msg, sizeof msg, "podman events reader exited (%d)%s%s", exit_code,
 	         detail ? ": " : "", detail ? detail : "");
-	size_t l = strlen(msg);
-	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
-		msg[--l] = '\0';
+	rt_detail_trim(msg);
 	rt_end(r, status == RDHPF_OK ? RDHPF_ERR_CLOSED : status, msg);
 	rt_leave(r);
 }
 
 static const struct rdhpf_stream_cbs ev_cbs = {
+    RDHPF_INIT(rdhpf_stream_cbs),
     .on_data = ev_data,
     .on_close = ev_close,
 };
@@ -703,10 +705,11 @@ unwatch(struct pm *p)
 		H->stream_close(p->ev);
 		p->ev = NULL;
 	}
-	rt_lines_free(&p->lines);
+	settle_stop(p);
+	rsdk_lines_free(&p->lines);
 	p->reader = RT_PM_NONE;
 	pre_clear(p);
-	rt_collect_cancel(p->insp_c);
+	rsdk_collect_cancel(p->insp_c);
 	p->insp_c = NULL;
 	p->n_insp = 0;
 	p->n_want = 0;
@@ -725,8 +728,7 @@ p_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 		return RDHPF_ERR_BUSY;
 	/* What is left of a watch that ended: its stream, its queue. */
 	unwatch(p);
-	p->r.wcbs = cbs;
-	p->r.warg = arg;
+	rt_watch_begin(&p->r, cbs, arg);
 	if (p->e) {
 		rc = eng_watch(p->e);
 	} else {
@@ -748,55 +750,42 @@ list_done(void *arg, int status, int exit_code, const char *detail, const char *
 	struct rt *r = &p->r;
 	rdhpf_list_fn done = p->list_done;
 	void *darg = p->list_arg;
-	struct rt_cont *cs = NULL;
-	size_t n = 0;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	char msg[300];
 
 	p->list_c = NULL;
 	p->list_done = NULL;
 	if (done == NULL)
 		return;
+	rt_enter(r);
 	if (status != RDHPF_OK || exit_code != 0) {
 		snprintf(msg, sizeof msg, "podman ps exited %d%s%s", exit_code, detail ? ": " : "",
 		         detail ? detail : "");
+		rt_detail_trim(msg);
 		done(darg, status != RDHPF_OK ? status : RDHPF_ERR_REMOTE, msg, NULL, 0);
-		return;
-	}
-	if (rt_podman_ps(out, len, &cs, &n, &r->diag) != 0) {
+	} else if (rt_podman_ps(out, len, &cs, &r->diag) != 0) {
 		done(darg, RDHPF_ERR_PROTO, "malformed podman ps output", NULL, 0);
-		return;
+	} else {
+		rt_list_deliver(r, done, darg, &cs);
 	}
-	rt_list_deliver(r, done, darg, cs, n);
-	rt_conts_free(cs, n);
-}
-
-static int
-list_run(struct pm *p)
-{
-	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
-
-	return rt_collect_start(&p->r, argv, list_done, p, &p->list_c);
+	rsdk_cset_free(&cs);
+	rt_leave(r);
 }
 
 static int
 p_list(void *state, rdhpf_list_fn done, void *arg)
 {
 	struct pm *p = state;
+	const char *argv[] = {p->podman, "ps", "--format", "json", NULL};
 	int rc;
 
 	if (p->e)
 		return eng_list(p->e, done, arg);
 	if (p->list_done != NULL)
 		return RDHPF_ERR_BUSY;
-	/* While the events reader has not said it reads, an event written
-	 * after ps looked could be before where the reader starts: ps waits. */
-	if (p->ev != NULL && p->reader == RT_PM_NONE) {
-		p->list_waits = 1;
-	} else {
-		rc = list_run(p);
-		if (rc != RDHPF_OK)
-			return rc;
-	}
+	rc = rsdk_collect(H, p->r.ctx, argv, RT_BODY_MAX, list_done, p, &p->list_c);
+	if (rc != RDHPF_OK)
+		return rc;
 	p->list_done = done;
 	p->list_arg = arg;
 	return RDHPF_OK;
@@ -805,53 +794,87 @@ p_list(void *state, rdhpf_list_fn done, void *arg)
 /* ---- instance ---- */
 
 static int
+p_want_ports(struct rt *r, struct rt_item *it)
+{
+	struct pm *p = (struct pm *)r;
+
+	if (p->e)
+		return eng_want_ports(p->e, it);
+	return want_inspect(p, it);
+}
+
+/* ---- options: the same checks for check-config and create ---- */
+
+static int
+command_ok(const char *value, char *err, size_t errlen)
+{
+	/* A command name or path, passed as one argv word. */
+	if (value[0] == '/')
+		return rsdk_check_abs_path(value, err, errlen);
+	return rsdk_check_name(value, err, errlen);
+}
+
+static int
+p_validate_option(const char *key, const char *value, char *err, size_t errlen)
+{
+	static const char *const apis[] = {"cli", "unix", NULL};
+	static const char *const events[] = {"auto", "file", "journald", "podman", NULL};
+
+	if (strcmp(key, "api") == 0)
+		return rsdk_check_enum(value, apis, err, errlen);
+	if (strcmp(key, "socket") == 0) {
+		/* sun_path holds 108 bytes with the NUL. */
+		if (strlen(value) > 107) {
+			snprintf(err, errlen, "longer than 107 bytes (a Unix socket path)");
+			return RDHPF_ERR_INVAL;
+		}
+		return rsdk_check_abs_path(value, err, errlen);
+	}
+	if (strcmp(key, "podman") == 0)
+		return command_ok(value, err, errlen);
+	if (strcmp(key, "events") == 0)
+		return rsdk_check_enum(value, events, err, errlen);
+	if (strcmp(key, "events_log") == 0)
+		return value[0] == '\0' ? RDHPF_OK : rsdk_check_abs_path(value, err, errlen);
+	snprintf(err, errlen, "unknown option");
+	return RDHPF_ERR_INVAL;
+}
+
+/* The value of key, checked; def when unset.  NULL with err filled. */
+static const char *
+opt(struct rdhpf_ctx *ctx, const char *key, const char *def, char *err, size_t errlen)
+{
+	const char *v = H->option(ctx, key);
+	char why[200];
+
+	if (v == NULL)
+		return def;
+	if (p_validate_option(key, v, why, sizeof why) != RDHPF_OK) {
+		snprintf(err, errlen, "%s: %s", key, why);
+		return NULL;
+	}
+	return v;
+}
+
+static int
 p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state, char *err,
          size_t errlen)
 {
-	const char *api = "cli", *socket = "/run/podman/podman.sock", *podman = "podman";
-	const char *events = "auto", *events_log = "";
+	const char *api, *socket, *podman, *events, *events_log;
 	struct pm *p;
 
-	for (size_t i = 0; i < hp->n_options; i++) {
-		const char *k = hp->options[i].key, *v = hp->options[i].value;
-		if (strcmp(k, "api") == 0)
-			api = v;
-		else if (strcmp(k, "socket") == 0)
-			socket = v;
-		else if (strcmp(k, "podman") == 0)
-			podman = v;
-		else if (strcmp(k, "events") == 0)
-			events = v;
-		else if (strcmp(k, "events_log") == 0)
-			events_log = v;
-	}
-	if (strcmp(api, "cli") != 0 && strcmp(api, "unix") != 0) {
-		snprintf(err, errlen, "api: '%s' is not cli or unix", api);
+	(void)hp;
+	if ((api = opt(ctx, "api", "cli", err, errlen)) == NULL ||
+	    (socket = opt(ctx, "socket", "/run/podman/podman.sock", err, errlen)) == NULL ||
+	    (podman = opt(ctx, "podman", "podman", err, errlen)) == NULL ||
+	    (events = opt(ctx, "events", "auto", err, errlen)) == NULL ||
+	    (events_log = opt(ctx, "events_log", "", err, errlen)) == NULL)
 		return RDHPF_ERR_INVAL;
-	}
-	if (socket[0] != '/' || strlen(socket) > 107) {
-		snprintf(err, errlen, "socket: '%s' is not an absolute path of at most 107 bytes",
-		         socket);
-		return RDHPF_ERR_INVAL;
-	}
-	if (podman[0] == '\0') {
-		snprintf(err, errlen, "podman: empty command");
-		return RDHPF_ERR_INVAL;
-	}
-	if (strcmp(events, "auto") != 0 && strcmp(events, "file") != 0 &&
-	    strcmp(events, "journald") != 0 && strcmp(events, "podman") != 0) {
-		snprintf(err, errlen, "events: '%s' is not auto, file, journald or podman", events);
-		return RDHPF_ERR_INVAL;
-	}
-	if (events_log[0] != '\0' && events_log[0] != '/') {
-		snprintf(err, errlen, "events_log: '%s' is not an absolute path", events_log);
-		return RDHPF_ERR_INVAL;
-	}
 	p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return RDHPF_ERR_NOMEM;
-	rt_base_init(&p->r, H, ctx, pm_free);
-	rt_lines_init(&p->lines, RT_LINE_MAX);
+	rt_base_init(&p->r, H, ctx, pm_free, p_want_ports);
+	rsdk_lines_init(&p->lines, RT_LINE_MAX);
 	p->podman = strdup(podman);
 	p->events_mode = strdup(events);
 	p->events_log = strdup(events_log);
@@ -879,6 +902,7 @@ p_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp, void **state
 }
 
 static const struct rdhpf_runtime_ops ops = {
+    RDHPF_INIT(rdhpf_runtime_ops),
     .create = p_create,
     .destroy = p_destroy,
     .watch = p_watch,
@@ -886,19 +910,20 @@ static const struct rdhpf_runtime_ops ops = {
     .stop = p_stop,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"api", "cli (default): run the podman command; unix: Podman's Docker-compatible API "
-            "on the remote socket (needs podman.socket and a transport that opens remote "
-            "sockets)"},
-    {"socket", "the Podman API socket on the remote, for api = unix (default "
-               "/run/podman/podman.sock)"},
-    {"podman", "the podman command on the remote (default podman)"},
-    {"events", "api = cli: how events are read: auto (default: as podman info's "
-               "eventLogger says), file (tail -F on the events log), journald "
-               "(journalctl -f) or podman (podman events, which polls the file)"},
-    {"events_log", "the events log for events = file/auto, when podman's containers.conf "
-                   "files do not say it (default: found as podman does)"},
-    {NULL, NULL},
+static const struct rdhpf_option_desc *const options[] = {
+    RDHPF_OPTION("api", "cli (default): run the podman command; unix: Podman's "
+                        "Docker-compatible API on the remote socket (needs podman.socket and "
+                        "a transport that opens remote sockets)"),
+    RDHPF_OPTION("socket", "the Podman API socket on the remote, for api = unix (default "
+                           "/run/podman/podman.sock)"),
+    RDHPF_OPTION("podman", "the podman command on the remote (default podman)"),
+    RDHPF_OPTION("events", "api = cli: how events are read: auto (default: as podman info's "
+                           "eventLogger says), file (tail -F on the events log), journald "
+                           "(journalctl -f) or podman (podman events, which polls the file)"),
+    RDHPF_OPTION("events_log", "the events log for events = file/auto, when podman's "
+                               "containers.conf files do not say it (default: found as podman "
+                               "does)"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info info = {
@@ -907,10 +932,11 @@ static const struct rdhpf_plugin_info info = {
     .struct_size = sizeof(struct rdhpf_plugin_info),
     .kind = RDHPF_KIND_RUNTIME,
     .name = "podman",
-    .version = "1.0.0",
-    .description = "Podman 4.x/5.x: containers, published ports and events",
+    .version = "2.0.0",
+    .description = "Podman 4.x/5.x: containers, published ports, images, labels and events",
     .caps = RDHPF_RCAP_EVENTS,
     .options = options,
+    .validate_option = p_validate_option,
     .ops.runtime = &ops,
 };
 

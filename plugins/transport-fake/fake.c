@@ -277,6 +277,7 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	s->cbs = cbs;
 	s->arg = arg;
 	memset(&o, 0, sizeof o);
+	o.struct_size = sizeof o;
 	o.argv = argv;
 	o.stdin_fd = &s->in_fd;
 	o.stdout_fd = &s->out_fd;
@@ -523,6 +524,27 @@ parse_long(const char *s, long *out)
 
 static void t_destroy(void *state);
 
+/* The value checks create makes, without an instance (check-config). */
+static int
+t_validate(const char *k, const char *v, char *err, size_t errlen)
+{
+	long n;
+
+	if (strcmp(k, "fail_connects") == 0 && parse_long(v, &n) != 0) {
+		snprintf(err, errlen, "'%s' is not a count", v);
+		return RDHPF_ERR_INVAL;
+	}
+	if ((strcmp(k, "hang_connect") == 0 || strcmp(k, "bind_ports") == 0) &&
+	    strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+		snprintf(err, errlen, "'%s' is not yes or no", v);
+		return RDHPF_ERR_INVAL;
+	}
+	return RDHPF_OK;
+}
+
+static const char *const option_names[] = {"state_file",   "control_file", "refuse_connect",
+                                           "fail_connects", "hang_connect", "bind_ports"};
+
 static int
 t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
          size_t errlen)
@@ -532,8 +554,11 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	if (f == NULL)
 		return RDHPF_ERR_NOMEM;
 	f->ctx = ctx;
-	for (size_t i = 0; i < p->n_options; i++) {
-		const char *k = p->options[i].key, *v = p->options[i].value;
+	(void)p;
+	for (size_t i = 0; i < sizeof option_names / sizeof option_names[0]; i++) {
+		const char *k = option_names[i], *v = H->option(ctx, k);
+		if (v == NULL)
+			continue;
 		if (strcmp(k, "state_file") == 0) {
 			f->state_file = strdup(v);
 		} else if (strcmp(k, "control_file") == 0) {
@@ -585,6 +610,7 @@ t_destroy(void *state)
 }
 
 static const struct rdhpf_transport_ops ops = {
+	RDHPF_INIT(rdhpf_transport_ops),
 	.create = t_create,
 	.destroy = t_destroy,
 	.connect = t_connect,
@@ -597,14 +623,15 @@ static const struct rdhpf_transport_ops ops = {
 	.stream_close = t_stream_close,
 };
 
-static const struct rdhpf_option_desc options[] = {
-    {"state_file", "write the forward table here after every change"},
-    {"control_file", "while this file holds \"down\", the link is down"},
-    {"fail_connects", "fail this many connects first"},
-    {"hang_connect", "yes: connect never completes"},
-    {"refuse_connect", "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"},
-    {"bind_ports", "yes: hold each forward's local port with a real listener"},
-    {NULL, NULL},
+static const struct rdhpf_option_desc *const options[] = {
+	RDHPF_OPTION("state_file", "write the forward table here after every change"),
+	RDHPF_OPTION("control_file", "while this file holds \"down\", the link is down"),
+	RDHPF_OPTION("fail_connects", "fail this many connects first"),
+	RDHPF_OPTION("hang_connect", "yes: connect never completes"),
+	RDHPF_OPTION("refuse_connect",
+	             "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"),
+	RDHPF_OPTION("bind_ports", "yes: hold each forward's local port with a real listener"),
+	NULL,
 };
 
 static const struct rdhpf_plugin_info info = {
@@ -617,6 +644,7 @@ static const struct rdhpf_plugin_info info = {
 	.description = "test transport: records forwards, runs commands locally",
 	.caps = RDHPF_TCAP_EXEC,
 	.options = options,
+	.validate_option = t_validate,
 	.ops.transport = &ops,
 };
 

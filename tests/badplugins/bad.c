@@ -1,5 +1,5 @@
 /* Deliberately broken plugins for the loader's tests.  BAD_KIND selects:
- *   1  ABI major 2 (from the future)
+ *   1  ABI major 3 (from the future)
  *   2  a mandatory slot left NULL */
 #include "rdhpf/plugin.h"
 
@@ -22,9 +22,10 @@ nop_destroy(void *state)
 }
 
 static const struct rdhpf_runtime_ops ops = {
+	RDHPF_INIT(rdhpf_runtime_ops),
 	.create = nop_create,
 	.destroy = nop_destroy,
-	/* watch, list, stop missing */
+	/* list, stop missing */
 };
 
 static const struct rdhpf_plugin_info info = {

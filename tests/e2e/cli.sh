@@ -5,13 +5,16 @@
 
 out=$("$RDHPF_BIN" plugins)
 echo "$out"
-check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +1\.1 +exec' <<<"$out"
-check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +1\.1 +events' <<<"$out"
+check "plugins lists the fake transport" grep -Eq '^transport +fake +1\.0\.0 +2\.0 +exec' <<<"$out"
+check "plugins lists the fake runtime" grep -Eq '^runtime +fake +1\.0\.0 +2\.0 +events' <<<"$out"
+check "plugins lists the poll-only fake runtime" grep -Eq '^runtime +fake-poll +1\.0\.0 +2\.0 +-' <<<"$out"
 
 out=$(RDHPF_PLUGIN_DIR=$RDHPF_BADPLUGIN_DIR "$RDHPF_BIN" plugins)
 echo "$out"
-check "plugin with ABI major 2 refused, naming both versions" \
-	grep -q 'bad-abi.so: plugin ABI 2.0, rdhpf speaks ABI 1.1' <<<"$out"
+check "plugin with ABI major 3 refused, naming both versions" \
+	grep -q 'bad-abi.so: built for plugin ABI 3.0; this rdhpf speaks 2.0' <<<"$out"
+check "plugin built for ABI 1.1 refused, naming both versions" \
+	grep -q 'abi1.so: built for plugin ABI 1.1; this rdhpf speaks 2.0' <<<"$out"
 check "plugin with a NULL mandatory slot refused" grep -q 'null-slot.so: mandatory slot .* is NULL' <<<"$out"
 
 mkdir -m 755 "$T/ww"

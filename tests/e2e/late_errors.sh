@@ -20,7 +20,8 @@ rc=0; out=$(timeout 10 "$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/kh.i
 check "run refuses it at startup (exit 2, not a retry loop)" test "$rc" -eq 2
 check "run names FILE:LINE too" grep -q 'kh.ini:3: \[host "a"\] known_hosts' <<<"$out"
 
-# A value only the plugin knows to be wrong: refused by its create.
+# A value only the plugin knows to be wrong: refused by its validate_option,
+# at the key's own line, like a core key.
 cat >"$T/opt.ini" <<'C'
 [host "good"]
 url = ssh://u@h.example
@@ -37,12 +38,12 @@ C
 rc=0; out=$("$RDHPF_BIN" check-config --runtime-dir "$T/run" "$T/opt.ini" 2>&1) || rc=$?
 echo "$out"
 check "check-config refuses a value the transport refuses (exit 2)" test "$rc" -eq 2
-check "... at the host's line, naming plugin, key and value" \
-	grep -q "opt.ini:7: \[host \"b\"\]: transport fake: fail_connects: 'lots' is not a count" <<<"$out"
+check "... at the key's line, naming key and value" \
+	grep -q "opt.ini:11: \[host \"b\"\] fail_connects: 'lots' is not a count" <<<"$out"
 rc=0; out=$(timeout 10 "$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/opt.ini" 2>&1) || rc=$?
 check "run refuses it before any host starts (exit 2)" test "$rc" -eq 2
 check "... and no host was started" eval '! grep -q "connected" <<<"$out"'
-check "run's error is check-config's" grep -q "opt.ini:7: \[host \"b\"\]: transport fake: fail_connects" <<<"$out"
+check "run's error is check-config's" grep -q "opt.ini:11: \[host \"b\"\] fail_connects: 'lots' is not a count" <<<"$out"
 
 # A configuration the transport refuses only when connecting: failed, not
 # retried; the other host runs.

@@ -60,12 +60,12 @@ struct fspec {
 struct drv {
 	struct plugin_set ps;
 	const struct plugin *p;
-	const struct rdhpf_transport_ops *t;
 	struct rdhpf_ctx *ctx;
 	struct rdhpf_host_params hp;
-	struct rdhpf_kv kv[MAX_OPTS];
+	struct cfg_host cfgh;       /* only opts: what host->option() reads */
+	struct cfg_opt kv[MAX_OPTS];
 	struct ssh_url u;
-	void *st;
+	struct pinst *ti;
 
 	char **cmds;
 	size_t ncmd, ip;
@@ -283,7 +283,7 @@ on_step_done(void *arg, int status, const char *detail)
 		} else if (D.supervise) {
 			/* As the supervisor: back off, try again. */
 			D.down_at_us = D.t0_us;
-			D.t->disconnect(D.st);
+			tp_disconnect(D.ti);
 			uv_timer_start(&D.retry_t, (uv_timer_cb)supervise_reconnect, D.backoff_ms, 0);
 		}
 	}
@@ -329,7 +329,7 @@ restore_next(void)
 		return;
 	}
 	to_fwd(&D.books[D.restore_i], &f);
-	if (D.t->forward_add(D.st, &f, on_restore_done, NULL) != RDHPF_OK) {
+	if (tp_forward_add(D.ti, &f, on_restore_done, NULL) != RDHPF_OK) {
 		D.restore_i++;
 		restore_next();
 	}
@@ -341,7 +341,7 @@ on_reconnect(void *arg, int status, const char *detail)
 	(void)arg;
 	if (status != RDHPF_OK) {
 		out("reconnect ERR %s %s", sname(status), detail ? detail : "-");
-		D.t->disconnect(D.st);
+		tp_disconnect(D.ti);
 		uv_timer_start(&D.retry_t, (uv_timer_cb)supervise_reconnect, D.backoff_ms, 0);
 		return;
 	}
@@ -354,7 +354,7 @@ on_reconnect(void *arg, int status, const char *detail)
 static void
 supervise_reconnect(void)
 {
-	int r = D.t->connect(D.st, on_reconnect, NULL);
+	int r = tp_connect(D.ti, on_reconnect, NULL);
 
 	if (r != RDHPF_OK) {
 		out("reconnect ERR %s (refused)", sname(r));
@@ -366,7 +366,7 @@ static void
 down_deferred(uv_timer_t *t)
 {
 	(void)t;
-	D.t->disconnect(D.st);
+	tp_disconnect(D.ti);
 	if (D.supervise)
 		uv_timer_start(&D.retry_t, (uv_timer_cb)supervise_reconnect, D.backoff_ms, 0);
 }
@@ -441,6 +441,7 @@ stream_close_cb(void *arg, int status, int code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs scbs = {
+	RDHPF_INIT(rdhpf_stream_cbs),
 	.on_data = stream_data,
 	.on_close = stream_close_cb,
 };
@@ -497,7 +498,7 @@ bench_add_done(void *arg, int status, const char *detail)
 	D.add_ms[D.i] = since_ms(D.t0_us);
 	to_fwd(&D.bf, &f);
 	D.t0_us = now_us();
-	if (D.t->forward_remove(D.st, &f, bench_rm_done, NULL) != RDHPF_OK) {
+	if (tp_forward_remove(D.ti, &f, bench_rm_done, NULL) != RDHPF_OK) {
 		result("bench remove", RDHPF_ERR_GENERIC, "refused");
 		bench_free();
 		step_later();
@@ -518,7 +519,7 @@ bench_step(void)
 	}
 	to_fwd(&D.bf, &f);
 	D.t0_us = now_us();
-	if (D.t->forward_add(D.st, &f, bench_add_done, NULL) != RDHPF_OK) {
+	if (tp_forward_add(D.ti, &f, bench_add_done, NULL) != RDHPF_OK) {
 		result("bench add", RDHPF_ERR_GENERIC, "refused");
 		bench_free();
 		step_later();
@@ -553,6 +554,7 @@ execs_data(void *arg, const char *buf, size_t len)
 }
 
 static const struct rdhpf_stream_cbs ecbs = {
+	RDHPF_INIT(rdhpf_stream_cbs),
 	.on_data = execs_data,
 	.on_close = execs_close,
 };
@@ -570,7 +572,7 @@ execs_step(void)
 		return;
 	}
 	D.t0_us = now_us();
-	r = D.t->exec(D.st, argv, &ecbs, NULL, &D.stream);
+	r = tp_exec(D.ti, argv, &ecbs, NULL, &D.stream);
 	if (r != RDHPF_OK) {
 		char d[64];
 		snprintf(d, sizeof d, "i=%lu refused", D.i);
@@ -655,18 +657,18 @@ run_cmd(char *line)
 		return;
 	}
 	if (strcmp(line, "connect") == 0) {
-		r = D.t->connect(D.st, on_step_done, NULL);
+		r = tp_connect(D.ti, on_step_done, NULL);
 		if (r != RDHPF_OK) {
 			result("connect", r, "refused");
 			step_later();
 		}
 	} else if (strcmp(line, "disconnect") == 0) {
-		D.t->disconnect(D.st);
+		tp_disconnect(D.ti);
 		D.connected = 0;
 		result("disconnect", RDHPF_OK, NULL);
 		step_later();
 	} else if (strcmp(line, "health") == 0) {
-		r = D.t->health_check(D.st, on_step_done, NULL);
+		r = tp_health(D.ti, on_step_done, NULL);
 		if (r != RDHPF_OK) {
 			result("health", r, "refused");
 			step_later();
@@ -680,10 +682,10 @@ run_cmd(char *line)
 		to_fwd(&fs, &f);
 		if (line[0] == 'a') {
 			books_add(&fs);
-			r = D.t->forward_add(D.st, &f, on_add_done, NULL);
+			r = tp_forward_add(D.ti, &f, on_add_done, NULL);
 		} else {
 			books_remove(&fs);
-			r = D.t->forward_remove(D.st, &f, on_add_done, NULL);
+			r = tp_forward_remove(D.ti, &f, on_add_done, NULL);
 		}
 		if (r != RDHPF_OK) {
 			result(line, r, "refused");
@@ -706,7 +708,7 @@ run_cmd(char *line)
 		}
 		stream_reset();
 		D.quiet = strcmp(line, "execq") == 0;
-		r = D.t->exec(D.st, argv, &scbs, NULL, &D.stream);
+		r = tp_exec(D.ti, argv, &scbs, NULL, &D.stream);
 		if (r != RDHPF_OK) {
 			result(line, r, "refused");
 			step_later();
@@ -714,8 +716,8 @@ run_cmd(char *line)
 		}
 		if (text != NULL) {
 			unescape(text);
-			if (D.t->stream_write(D.st, D.stream, text, strlen(text)) != RDHPF_OK ||
-			    D.t->stream_write(D.st, D.stream, "\n", 1) != RDHPF_OK)
+			if (tp_stream_write(D.ti, D.stream, text, strlen(text)) != RDHPF_OK ||
+			    tp_stream_write(D.ti, D.stream, "\n", 1) != RDHPF_OK)
 				out("execin write failed");
 		}
 	} else if (strcmp(line, "unix") == 0) {
@@ -729,18 +731,18 @@ run_cmd(char *line)
 		unescape(req);
 		stream_reset();
 		D.quiet = 1;
-		if (D.t->open_unix == NULL) {
+		if (!tp_can_open_unix(D.ti)) {
 			result(line, RDHPF_ERR_UNSUPPORTED, NULL);
 			step_later();
 			return;
 		}
-		r = D.t->open_unix(D.st, arg, &scbs, NULL, &D.stream);
+		r = tp_open_unix(D.ti, arg, &scbs, NULL, &D.stream);
 		if (r != RDHPF_OK) {
 			result(line, r, "refused");
 			step_later();
 			return;
 		}
-		if (D.t->stream_write(D.st, D.stream, req, strlen(req)) != RDHPF_OK)
+		if (tp_stream_write(D.ti, D.stream, req, strlen(req)) != RDHPF_OK)
 			out("unix write failed");
 	} else if (strcmp(line, "sleep") == 0) {
 		if (parse_u64(arg, 3600000, &v) != 0)
@@ -852,7 +854,7 @@ main(int argc, char **argv)
 	const char *dir = getenv("RDHPF_PLUGIN_DIR"), *tname = "openssh", *url = NULL;
 	const char *rundir = NULL;
 	char uerr[256], perr[512], rd[512];
-	int level = RDHPF_LOG_WARN, i, made_rundir = 0;
+	int level = RDHPF_LOG_WARN, i, made_rundir = 0, status;
 	size_t nkv = 0;
 	uint64_t v;
 
@@ -917,7 +919,7 @@ main(int argc, char **argv)
 			if (eq == NULL || nkv >= MAX_OPTS)
 				usage();
 			D.kv[nkv].key = xstrndup(val, (size_t)(eq - val));
-			D.kv[nkv].value = eq + 1;
+			D.kv[nkv].value = (char *)(uintptr_t)(eq + 1);
 			nkv++;
 		} else if (strcmp(a, "--supervise") == 0) {
 			D.supervise = 1;
@@ -949,8 +951,10 @@ main(int argc, char **argv)
 	D.hp.user = D.u.user[0] ? D.u.user : NULL;
 	D.hp.hostname = D.u.host;
 	D.hp.port = D.u.port;
-	D.hp.options = D.kv;
-	D.hp.n_options = nkv;
+	D.hp.struct_size = sizeof D.hp;
+	D.cfgh.name = (char *)(uintptr_t)"lab";
+	D.cfgh.opts = D.kv;
+	D.cfgh.n_opts = nkv;
 	if (rundir == NULL) {
 		snprintf(rd, sizeof rd, "/tmp/tdriver-%ld", (long)getpid());
 		rundir = rd;
@@ -975,11 +979,11 @@ main(int argc, char **argv)
 			fprintf(stderr, "  refused %s: %s\n", D.ps.refused[k].path, D.ps.refused[k].why);
 		return 2;
 	}
-	D.t = D.p->info->ops.transport;
-	D.ctx = ctx_new(NULL, "lab", D.p, NULL);
+	D.ctx = ctx_new(NULL, "lab", D.p, &D.cfgh);
 	D.ctx->down_cb = on_down;
 	D.ctx->down_arg = &D;
-	if (D.t->create(D.ctx, &D.hp, &D.st, perr, sizeof perr) != RDHPF_OK) {
+	D.ti = tp_create(D.p, D.ctx, &D.hp, &status, perr, sizeof perr);
+	if (D.ti == NULL) {
 		fprintf(stderr, "tdriver: create: %s\n", perr);
 		return 2;
 	}
@@ -996,7 +1000,7 @@ main(int argc, char **argv)
 	uv_timer_stop(&D.retry_t);
 	uv_timer_stop(&D.wait_t);
 	uv_timer_stop(&down_t);
-	D.t->destroy(D.st);
+	tp_destroy(D.ti);
 	ctx_free(D.ctx);
 	{
 		uint64_t t0 = now_us();

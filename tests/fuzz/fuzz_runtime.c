@@ -1,5 +1,5 @@
 /* libFuzzer targets for the runtimes' parsing of remote data (untrusted):
- * event lines through the line splitter, list and inspect bodies (with
+ * event lines through the SDK's line splitter, list and inspect bodies (with
  * their HostIp check and, for podman, port ranges × protocols), HTTP
  * response framing.  FUZZ_PODMAN selects the podman parsers. */
 #include <stddef.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rdhpf/sdk.h"
 #include "rtparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,16 +29,21 @@ on_line(void *arg, const char *line, size_t len)
 {
 	struct rt_event ev;
 	(void)arg;
-	if (line == NULL)
-		return 0;
 #ifdef FUZZ_PODMAN
 	rt_podman_event(line, len, &ev, &D);
+	rt_event_clear(&ev);
+	rt_podman_journal_event(line, len, &ev, &D);
 #else
 	rt_docker_event(line, len, &ev, &D);
 #endif
+	/* what passes holds a valid id */
+	if (ev.c.id != NULL && !rt_valid_id(ev.c.id, strlen(ev.c.id)))
+		abort();
+	rt_event_clear(&ev);
 	return 0;
 }
 
+#ifndef FUZZ_PODMAN
 static int
 on_body(void *arg, const char *buf, size_t len)
 {
@@ -46,20 +52,21 @@ on_body(void *arg, const char *buf, size_t len)
 	(void)len;
 	return 0;
 }
+#endif
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
-	struct rt_lines l;
-	struct rt_cont *cs = NULL;
-	size_t n = 0;
+	struct rsdk_lines l;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 
 	/* events: fed in two pieces, so splits land mid-line */
-	rt_lines_init(&l, 4096);
-	rt_lines_feed(&l, s, size / 2, on_line, NULL);
-	rt_lines_feed(&l, s + size / 2, size - size / 2, on_line, NULL);
-	rt_lines_free(&l);
+	rsdk_lines_init(&l, 4096);
+	rsdk_lines_feed(&l, s, size / 2, on_line, NULL);
+	rsdk_lines_feed(&l, s + size / 2, size - size / 2, on_line, NULL);
+	rsdk_lines_finish(&l, on_line, NULL);
+	rsdk_lines_free(&l);
 
 	{
 		/* A HostIp as the engine would send it: what passes must be an
@@ -73,16 +80,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 #ifdef FUZZ_PODMAN
-	if (rt_podman_ps(s, size, &cs, &n, &D) == 0) {
-		/* the cap holds, however large the ranges */
-		for (size_t i = 0; i < n; i++)
-			if (cs[i].n_ports > RT_MAX_PORTS)
+	if (rt_podman_ps(s, size, &cs, &D) == 0) {
+		/* the caps hold, however large the ranges */
+		for (size_t i = 0; i < cs.n; i++)
+			if (cs.v[i].n_ports > RT_MAX_PORTS || cs.v[i].n_labels > RT_MAX_LABELS)
 				abort();
-		rt_conts_free(cs, n);
 	}
+	rsdk_cset_free(&cs);
 #else
-	if (rt_docker_list(s, size, &cs, &n, &D) == 0)
-		rt_conts_free(cs, n);
+	rt_docker_list(s, size, &cs, &D);
+	rsdk_cset_free(&cs);
 	{
 		struct rt_http h;
 		size_t off = 0, used = 0;
@@ -102,7 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rt_http_eof(&h);
 	}
 #endif
-	if (rt_inspect(s, size, &cs, &n, &D) == 0)
-		rt_conts_free(cs, n);
+	rt_inspect(s, size, 0, &cs, &D);
+	rsdk_cset_free(&cs);
 	return 0;
 }

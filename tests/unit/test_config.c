@@ -800,13 +800,15 @@ test_port_map(void **s)
 
 /* ---- plugins --------------------------------------------------------------- */
 
-static const struct rdhpf_option_desc openssh_opts[] = {
-    {"ssh_binary", "path to ssh"}, {"frobnicate", "frob"}, {NULL, NULL}};
-static const struct rdhpf_option_desc libssh2_opts[] = {{"window_size", "bytes"}, {NULL, NULL}};
-static const struct rdhpf_option_desc docker_opts[] = {{"docker_socket", "path"}, {NULL, NULL}};
-static const struct rdhpf_option_desc no_opts[] = {{NULL, NULL}};
+static const struct rdhpf_option_desc *const openssh_opts[] = {
+    RDHPF_OPTION("ssh_binary", "path to ssh"), RDHPF_OPTION("frobnicate", "frob"), NULL};
+static const struct rdhpf_option_desc *const libssh2_opts[] = {RDHPF_OPTION("window_size", "bytes"),
+                                                               NULL};
+static const struct rdhpf_option_desc *const docker_opts[] = {
+    RDHPF_OPTION("docker_socket", "path"), RDHPF_OPTION("api", "engine API version"), NULL};
+static const struct rdhpf_option_desc *const no_opts[] = {NULL};
 
-static const struct rdhpf_option_desc *
+static const struct rdhpf_option_desc *const *
 fake_lookup(void *arg, int kind, const char *name)
 {
 	int *calls = arg;
@@ -901,6 +903,82 @@ test_check_plugins_default_choices(void **s)
 	                 0);
 	assert_int_equal(cfg_check_plugins(&c, fake_lookup, &calls), 1);
 	expect_one_error(&c, "t.ini:2: [defaults] transport: unknown transport 'nope'");
+	cfg_free(&c);
+}
+
+/* The docker runtime's validator, as a plugin's would be: api must look
+ * like 1.NN; the transports have none. */
+static int
+fake_validate(void *arg, int kind, const char *name, const char *key, const char *value, char *err,
+              size_t errlen)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	if (kind == RDHPF_KIND_RUNTIME && strcmp(name, "docker") == 0 && strcmp(key, "api") == 0 &&
+	    strncmp(value, "1.", 2) != 0) {
+		snprintf(err, errlen, "'%s' is not an API version like 1.43", value);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+test_check_plugins_validate(void **s)
+{
+	struct cfg c;
+	int calls = 0;
+	const char *text = "[defaults]\n"             /* 1 */
+	                   "api = nope\n"             /* 2: docker refuses it, for hosts a and c */
+	                   "[host \"a\"]\n"           /* 3 */
+	                   "url = ssh://a\n"          /* 4 */
+	                   "[host \"b\"]\n"           /* 5 */
+	                   "url = ssh://b\n"          /* 6 */
+	                   "api = no-such-api\n"      /* 7: refused at its own line */
+	                   "[host \"c\"]\n"           /* 8 */
+	                   "url = ssh://c\n"          /* 9 */
+	                   "[host \"d\"]\n"           /* 10 */
+	                   "url = ssh://d\n"          /* 11 */
+	                   "api = 1.43\n";            /* 12: fine */
+	const char *want[] = {
+	    "t.ini:2: [defaults] api: 'nope' is not an API version like 1.43 (runtime 'docker' of "
+	    "host \"a\")",
+	    "t.ini:7: [host \"b\"] api: 'no-such-api' is not an API version like 1.43",
+	    NULL};
+
+	assert_int_equal(cfg_parse_string("t.ini", text, &c), 0);
+	assert_int_equal(cfg_check_plugins_v(&c, fake_lookup, fake_validate, &calls), 2);
+	expect_errors(&c, want);
+	cfg_free(&c);
+
+	/* Without a validator only declarations are checked. */
+	assert_int_equal(cfg_parse_string("t.ini", text, &c), 0);
+	assert_int_equal(cfg_check_plugins(&c, fake_lookup, &calls), 0);
+	cfg_free(&c);
+}
+
+static void
+test_poll_interval(void **s)
+{
+	struct cfg c;
+
+	assert_int_equal(cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\n", &c), 0);
+	assert_int_equal(host_named(&c, "a")->pol.poll_interval_ms, 2000);
+	cfg_free(&c);
+
+	assert_int_equal(cfg_parse_string("t.ini",
+	                                  "[defaults]\npoll_interval = 500ms\n"
+	                                  "[host \"a\"]\nurl = ssh://a\n"
+	                                  "[host \"b\"]\nurl = ssh://b\npoll_interval = 10s\n",
+	                                  &c),
+	                 0);
+	assert_int_equal(host_named(&c, "a")->pol.poll_interval_ms, 500);
+	assert_int_equal(host_named(&c, "b")->pol.poll_interval_ms, 10000);
+	cfg_free(&c);
+
+	assert_int_not_equal(
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\npoll_interval = 10ms\n", &c), 0);
+	expect_one_error(&c, "t.ini:3: [host \"a\"] poll_interval: '10ms' is out of range (100ms..1h)");
 	cfg_free(&c);
 }
 
@@ -1078,6 +1156,7 @@ test_print(void **s)
 	    "  runtime            = podman\n"
 	    "  bind_address       = ::1\n"
 	    "  health_interval    = 1m\n"
+	    "  poll_interval      = 2s\n"
 	    "  keepalive_interval = 7s\n"
 	    "  keepalive_count    = 4\n"
 	    "  connect_timeout    = 3s\n"
@@ -1098,6 +1177,7 @@ test_print(void **s)
 	    "  runtime            = podman\n"
 	    "  bind_address       = ::1\n"
 	    "  health_interval    = 1m\n"
+	    "  poll_interval      = 2s\n"
 	    "  keepalive_interval = 5s\n"
 	    "  keepalive_count    = 4\n"
 	    "  connect_timeout    = 3s\n"
@@ -1173,6 +1253,8 @@ main(void)
 	    cmocka_unit_test(test_url_error_hides_password),
 	    cmocka_unit_test(test_port_map),
 	    cmocka_unit_test(test_check_plugins),
+	    cmocka_unit_test(test_check_plugins_validate),
+	    cmocka_unit_test(test_poll_interval),
 	    cmocka_unit_test(test_check_plugins_default_choices),
 	    cmocka_unit_test(test_from_url),
 	    cmocka_unit_test(test_parse_file),

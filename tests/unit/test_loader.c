@@ -41,6 +41,7 @@ setup(void **s)
 {
 	(void)s;
 	memset(&rops, 0, sizeof rops);
+	rops.struct_size = sizeof rops;
 	rops.create = nop_create;
 	rops.destroy = nop_void;
 	rops.watch = nop_watch;
@@ -53,6 +54,7 @@ setup(void **s)
 	info.kind = RDHPF_KIND_RUNTIME;
 	info.name = "good-one";
 	info.version = "1";
+	info.caps = RDHPF_RCAP_EVENTS;
 	info.ops.runtime = &rops;
 	return 0;
 }
@@ -74,8 +76,8 @@ test_major_mismatch_names_both(void **s)
 	info.abi_minor = 7;
 	rops.list = NULL; /* ABI is checked first, before anything else */
 	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
-	snprintf(want, sizeof want, "plugin ABI %d.7, rdhpf speaks ABI %d.%d", RDHPF_ABI_MAJOR + 1,
-	         RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
+	snprintf(want, sizeof want, "built for plugin ABI %d.7; this rdhpf speaks %d.%d",
+	         RDHPF_ABI_MAJOR + 1, RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
 	assert_non_null(strstr(why, want));
 }
 
@@ -106,7 +108,70 @@ test_null_mandatory_slot(void **s)
 	(void)s;
 	rops.stop = NULL;
 	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
-	assert_non_null(strstr(why, "o->stop"));
+	assert_string_equal(why, "mandatory slot stop is NULL");
+}
+
+/* A slot outside the plugin's ops struct_size is absent, whatever the
+ * memory after the table holds. */
+static void
+test_ops_size(void **s)
+{
+	char why[256] = "";
+	(void)s;
+	rops.struct_size = offsetof(struct rdhpf_runtime_ops, stop);
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_non_null(strstr(why, "runtime ops table is"));
+	rops.struct_size = sizeof rops + 32; /* a newer minor: fine */
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
+	assert_true(slot_present(&info, SLOT_R_STOP));
+	rops.struct_size = offsetof(struct rdhpf_runtime_ops, stop);
+	assert_false(slot_present(&info, SLOT_R_STOP));
+	assert_true(slot_present(&info, SLOT_R_LIST));
+}
+
+static void
+test_slot_inside(void **s)
+{
+	(void)s;
+	assert_true(slot_inside(16, 8, 8));
+	assert_false(slot_inside(15, 8, 8));
+	assert_false(slot_inside(0, 0, 1));
+	assert_true(slot_inside(UINT32_MAX, 8, 8));
+	assert_string_equal(slot_name(SLOT_T_HEALTH), "health_check");
+	assert_string_equal(slot_name(SLOT_R_LIST), "list");
+}
+
+/* RDHPF_RCAP_EVENTS and watch go together; without the cap, watch is
+ * ignored (poll-only) and may be NULL. */
+static void
+test_events_cap(void **s)
+{
+	char why[256] = "";
+	(void)s;
+	rops.watch = NULL;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_string_equal(why, "claims events but watch is NULL");
+	info.caps = 0;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
+	rops.watch = nop_watch;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
+}
+
+static const struct rdhpf_option_desc *const good[] = {RDHPF_OPTION("ports", "ports"),
+                                                       RDHPF_OPTION("include_ports", "x"), NULL};
+static const struct rdhpf_option_desc *const bad[] = {RDHPF_OPTION("ports", "ports"),
+                                                      RDHPF_OPTION("Bad-Name", "x"), NULL};
+
+static void
+test_options_table(void **s)
+{
+	char why[256] = "";
+	(void)s;
+	info.options = good;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
+	info.options = bad;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_string_equal(why, "option 2 has a bad name (want [a-z0-9_]+)");
 }
 
 static void
@@ -130,6 +195,7 @@ test_claimed_cap_needs_slot(void **s)
 	char why[256] = "";
 	(void)s;
 	memset(&t, 0, sizeof t);
+	t.struct_size = sizeof t;
 	t.create = nop_create;
 	t.destroy = nop_void;
 	t.connect = nop_done;
@@ -142,10 +208,26 @@ test_claimed_cap_needs_slot(void **s)
 	t.stream_close = nop_close;
 	info.kind = RDHPF_KIND_TRANSPORT;
 	info.ops.transport = &t;
+	info.caps = RDHPF_TCAP_EXEC;
 	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
 	info.caps = RDHPF_TCAP_UNIX_STREAM;
 	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
-	assert_non_null(strstr(why, "open_unix"));
+	assert_string_equal(why, "claims unix-stream but open_unix is NULL");
+	info.caps = RDHPF_TCAP_FORWARD_STATS;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_string_equal(why, "claims forward-stats but forward_stats is NULL");
+	/* Without EXEC or UNIX_STREAM a transport needs no stream slots. */
+	info.caps = 0;
+	t.exec = NULL;
+	t.stream_write = NULL;
+	t.stream_close = NULL;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), 0);
+	info.caps = RDHPF_TCAP_EXEC;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_string_equal(why, "claims exec but exec is NULL");
+	t.exec = nop_exec;
+	assert_int_equal(plugin_check_info(&info, why, sizeof why), -1);
+	assert_string_equal(why, "claims exec but stream_write is NULL");
 }
 
 int
@@ -159,6 +241,10 @@ main(void)
 		cmocka_unit_test_setup(test_null_mandatory_slot, setup),
 		cmocka_unit_test_setup(test_bad_name_kind, setup),
 		cmocka_unit_test_setup(test_claimed_cap_needs_slot, setup),
+		cmocka_unit_test_setup(test_ops_size, setup),
+		cmocka_unit_test(test_slot_inside),
+		cmocka_unit_test_setup(test_events_cap, setup),
+		cmocka_unit_test_setup(test_options_table, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

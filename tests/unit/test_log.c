@@ -92,7 +92,7 @@ test_logfmt_exact(void **state)
 	log_kv(RDHPF_LOG_ERROR, NULL, NULL, "boot", "a", NULL, "b", "2", NULL);
 	assert_string_equal(take(), TS "level=error msg=\"boot\" b=2\n");
 
-	log_emit(RDHPF_LOG_WARN, "h", NULL, "kv array", (const struct rdhpf_kv[]){{"x", "1"}, {"y", "2"}}, 2);
+	log_emit(RDHPF_LOG_WARN, "h", NULL, "kv array", (const struct kv_pair[]){{"x", "1"}, {"y", "2"}}, 2);
 	assert_string_equal(take(), TS "level=warn msg=\"kv array\" host=h x=1 y=2\n");
 }
 

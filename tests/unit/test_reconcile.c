@@ -12,6 +12,7 @@
 
 #define TCP RDHPF_PROTO_TCP
 #define UDP RDHPF_PROTO_UDP
+#define PORT_SZ ((uint32_t)sizeof(struct rdhpf_port))
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct rc_policy default_pol = {.bind = "127.0.0.1"};
@@ -198,12 +199,12 @@ static void
 test_adds_from_empty(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"0.0.0.0", 9090, 90, TCP},
-		{"0.0.0.0", 8080, 80, TCP},
+		{PORT_SZ, "0.0.0.0", 9090, 90, TCP},
+		{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
 	};
-	const struct rdhpf_port pb[] = {{"127.0.0.1", 5432, 5432, TCP}};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
-	const struct rdhpf_container b = {"bbbb", "db", pb, NELEM(pb)};
+	const struct rdhpf_port pb[] = {{PORT_SZ, "127.0.0.1", 5432, 5432, TCP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container b = {.id = "bbbb", .name = "db", .ports = pb, .n_ports = NELEM(pb)};
 	const struct rc_container cs[] = {{&a, 1}, {&b, 2}};
 	struct desired d;
 	struct rc_action *acts;
@@ -235,8 +236,8 @@ test_adds_from_empty(void **state)
 static void
 test_removes_to_empty(void **state)
 {
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 8080, 80, TCP}, {"0.0.0.0", 8443, 443, TCP}};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "0.0.0.0", 8443, 443, TCP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 	struct rc_action *acts;
@@ -260,11 +261,11 @@ static void
 test_dual_stack_dedupe(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"0.0.0.0", 8080, 80, TCP}, {"::", 8080, 80, TCP}, /* docker's pair */
-		{"::", 8081, 81, TCP}, {"", 8081, 81, TCP},        /* podman-ish, reversed */
-		{"::", 8082, 82, TCP},                             /* v6 only */
+		{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "::", 8080, 80, TCP}, /* docker's pair */
+		{PORT_SZ, "::", 8081, 81, TCP}, {PORT_SZ, "", 8081, 81, TCP},        /* podman-ish, reversed */
+		{PORT_SZ, "::", 8082, 82, TCP},                             /* v6 only */
 	};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -282,10 +283,10 @@ static void
 test_dual_stack_across_containers_is_a_conflict(void **state)
 {
 	/* The twin rule is per container: two containers are two claims. */
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 8080, 80, TCP}};
-	const struct rdhpf_port pb[] = {{"::", 8080, 80, TCP}};
-	const struct rdhpf_container a = {"aaaa", "v4", pa, 1};
-	const struct rdhpf_container b = {"bbbb", "v6", pb, 1};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}};
+	const struct rdhpf_port pb[] = {{PORT_SZ, "::", 8080, 80, TCP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "v4", .ports = pa, .n_ports = 1};
+	const struct rdhpf_container b = {.id = "bbbb", .name = "v6", .ports = pb, .n_ports = 1};
 	const struct rc_container cs[] = {{&a, 1}, {&b, 2}};
 	struct desired d;
 
@@ -302,12 +303,12 @@ static void
 test_udp_skipped_and_counted(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"0.0.0.0", 53, 53, UDP}, {"::", 53, 53, UDP}, /* one dual-stack UDP port */
-		{"0.0.0.0", 53, 53, TCP}, {"::", 53, 53, TCP},
-		{"0.0.0.0", 9999, 9999, RDHPF_PROTO_SCTP},
-		{"127.0.0.1", 5000, 5000, UDP},
+		{PORT_SZ, "0.0.0.0", 53, 53, UDP}, {PORT_SZ, "::", 53, 53, UDP}, /* one dual-stack UDP port */
+		{PORT_SZ, "0.0.0.0", 53, 53, TCP}, {PORT_SZ, "::", 53, 53, TCP},
+		{PORT_SZ, "0.0.0.0", 9999, 9999, RDHPF_PROTO_SCTP},
+		{PORT_SZ, "127.0.0.1", 5000, 5000, UDP},
 	};
-	const struct rdhpf_container a = {"aaaa", "dns", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "dns", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 	struct rc_forward *out, *conf;
@@ -334,8 +335,8 @@ test_udp_skipped_and_counted(void **state)
 static void
 test_ephemeral_zero_skipped(void **state)
 {
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 0, 80, TCP}, {"0.0.0.0", 0, 53, UDP}};
-	const struct rdhpf_container a = {"aaaa", "x", pa, NELEM(pa)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 0, 80, TCP}, {PORT_SZ, "0.0.0.0", 0, 53, UDP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -351,11 +352,11 @@ static void
 test_specific_host_ip(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"127.0.0.1", 8080, 80, TCP},
-		{"10.1.2.3", 8081, 81, TCP},
-		{"::1", 8082, 82, TCP},
+		{PORT_SZ, "127.0.0.1", 8080, 80, TCP},
+		{PORT_SZ, "10.1.2.3", 8081, 81, TCP},
+		{PORT_SZ, "::1", 8082, 82, TCP},
 	};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -374,11 +375,11 @@ static void
 test_host_ip_must_be_an_address(void **state)
 {
 	const struct rdhpf_port pa[] = {
-	    {"evil.example.com", 8080, 80, TCP}, {"-oProxyCommand=x", 8081, 81, TCP},
-	    {"10.1.2.3", 8082, 82, TCP},         {"localhost", 8083, 83, TCP},
-	    {"fe80::1", 8084, 84, TCP},          {"1.2.3", 8085, 85, TCP},
+	    {PORT_SZ, "evil.example.com", 8080, 80, TCP}, {PORT_SZ, "-oProxyCommand=x", 8081, 81, TCP},
+	    {PORT_SZ, "10.1.2.3", 8082, 82, TCP},         {PORT_SZ, "localhost", 8083, 83, TCP},
+	    {PORT_SZ, "fe80::1", 8084, 84, TCP},          {PORT_SZ, "1.2.3", 8085, 85, TCP},
 	};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -421,9 +422,9 @@ test_same_port_two_addresses_in_one_container(void **state)
 {
 	/* -p 10.1.2.3:8080:80 -p 127.0.0.1:8080:81: one local key, loopback
 	 * wins, the other is reported. */
-	const struct rdhpf_port pa[] = {{"10.1.2.3", 8080, 80, TCP}, {"127.0.0.1", 8080, 81, TCP},
-	                                {"127.0.0.1", 8080, 81, TCP}}; /* exact duplicate */
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "10.1.2.3", 8080, 80, TCP}, {PORT_SZ, "127.0.0.1", 8080, 81, TCP},
+	                                {PORT_SZ, "127.0.0.1", 8080, 81, TCP}}; /* exact duplicate */
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -440,15 +441,15 @@ static void
 test_port_offset_and_map(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{"0.0.0.0", 8080, 80, TCP},
-		{"0.0.0.0", 5432, 5432, TCP},
-		{"0.0.0.0", 60000, 1, TCP}, /* + 10000 is out of range */
-		{"0.0.0.0", 7000, 7000, TCP},
+		{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+		{PORT_SZ, "0.0.0.0", 5432, 5432, TCP},
+		{PORT_SZ, "0.0.0.0", 60000, 1, TCP}, /* + 10000 is out of range */
+		{PORT_SZ, "0.0.0.0", 7000, 7000, TCP},
 	};
 	const struct rc_port_map map[] = {{8080, 80}, {7000, 0}};
 	const struct rc_policy pol = {.bind = "127.0.0.2", .port_offset = 10000, .map = map,
 	                              .n_map = NELEM(map)};
-	const struct rdhpf_container a = {"aaaa", "web", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -467,9 +468,9 @@ test_port_offset_and_map(void **state)
 static void
 test_negative_offset_and_default_policy(void **state)
 {
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 80, 80, TCP}, {"0.0.0.0", 81, 81, TCP}};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 80, 80, TCP}, {PORT_SZ, "0.0.0.0", 81, 81, TCP}};
 	const struct rc_policy pol = {.bind = "::1", .port_offset = -80};
-	const struct rdhpf_container a = {"aaaa", NULL, pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = NULL, .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -495,10 +496,10 @@ test_map_can_collide_with_offset(void **state)
 {
 	/* 8080 mapped to 9000, 9000 itself forwarded as 9000: two claims on
 	 * one key within one container, resolved deterministically. */
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 9000, 1, TCP}, {"0.0.0.0", 8080, 2, TCP}};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 9000, 1, TCP}, {PORT_SZ, "0.0.0.0", 8080, 2, TCP}};
 	const struct rc_port_map map[] = {{8080, 9000}};
 	const struct rc_policy pol = {.bind = "127.0.0.1", .map = map, .n_map = 1};
-	const struct rdhpf_container a = {"aaaa", "x", pa, NELEM(pa)};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -514,10 +515,10 @@ test_map_can_collide_with_offset(void **state)
 static void
 test_last_event_wins_and_ties(void **state)
 {
-	const struct rdhpf_port p[] = {{"0.0.0.0", 8080, 80, TCP}};
-	const struct rdhpf_container a = {"aaaa", "a", p, 1};
-	const struct rdhpf_container b = {"bbbb", "b", p, 1};
-	const struct rdhpf_container c = {"cccc", "c", p, 1};
+	const struct rdhpf_port p[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "a", .ports = p, .n_ports = 1};
+	const struct rdhpf_container b = {.id = "bbbb", .name = "b", .ports = p, .n_ports = 1};
+	const struct rdhpf_container c = {.id = "cccc", .name = "c", .ports = p, .n_ports = 1};
 	struct desired d;
 
 	(void)state;
@@ -560,12 +561,12 @@ test_last_event_wins_and_ties(void **state)
 static void
 test_ownership_moves(void **state)
 {
-	const struct rdhpf_port pa[] = {{"0.0.0.0", 8080, 80, TCP}, {"0.0.0.0", 9000, 9000, TCP}};
-	const struct rdhpf_port pb[] = {{"0.0.0.0", 8080, 80, TCP}};
-	const struct rdhpf_port pc[] = {{"10.1.2.3", 8080, 80, TCP}};
-	const struct rdhpf_container a = {"aaaa", "a", pa, NELEM(pa)};
-	const struct rdhpf_container b = {"bbbb", "b", pb, NELEM(pb)};
-	const struct rdhpf_container c = {"cccc", "c", pc, NELEM(pc)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "0.0.0.0", 9000, 9000, TCP}};
+	const struct rdhpf_port pb[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}};
+	const struct rdhpf_port pc[] = {{PORT_SZ, "10.1.2.3", 8080, 80, TCP}};
+	const struct rdhpf_container a = {.id = "aaaa", .name = "a", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container b = {.id = "bbbb", .name = "b", .ports = pb, .n_ports = NELEM(pb)};
+	const struct rdhpf_container c = {.id = "cccc", .name = "c", .ports = pc, .n_ports = NELEM(pc)};
 	struct desired d0, d1, d2, d3;
 	struct rc_action *acts;
 	size_t n;
@@ -758,7 +759,7 @@ random_world(struct world *w)
 			w->ports[i][p].container_port = (uint16_t)(1 + rng(100));
 			w->ports[i][p].proto = rng(5) == 0 ? UDP : TCP;
 		}
-		w->c[i] = (struct rdhpf_container){w->ids[i], w->names[i], w->ports[i], np};
+		w->c[i] = (struct rdhpf_container){.id = w->ids[i], .name = w->names[i], .ports = w->ports[i], .n_ports = np};
 		w->rc[i] = (struct rc_container){&w->c[i], rng(4)}; /* ties happen */
 	}
 }

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "rdhpf/sdk.h"
 #include "rtparse.h"
 
 #ifndef RT_SAMPLES
@@ -26,7 +27,17 @@
 struct diags {
 	int warn, debug, other;
 	char last[256];
+	uint64_t dropped; /* port mappings past RT_MAX_PORTS */
 };
+
+static void
+dropped_fn(void *arg, const char *id, uint64_t n)
+{
+	struct diags *d = arg;
+
+	(void)id;
+	d->dropped += n;
+}
 
 static void
 diag_fn(void *arg, int level, const char *msg, const char *id, const char *detail)
@@ -45,7 +56,7 @@ diag_fn(void *arg, int level, const char *msg, const char *id, const char *detai
 static struct rt_diag
 mkdiag(struct diags *d)
 {
-	struct rt_diag r = {.fn = diag_fn, .arg = d};
+	struct rt_diag r = {.fn = diag_fn, .arg = d, .dropped = dropped_fn};
 	memset(d, 0, sizeof *d);
 	return r;
 }
@@ -74,8 +85,8 @@ slurp(const char *name, size_t *len)
 	return buf;
 }
 
-static const struct rt_port *
-find_port(const struct rt_cont *c, const char *ip, int hp, int proto)
+static const struct rsdk_port *
+find_port(const struct rsdk_cont *c, const char *ip, int hp, int proto)
 {
 	for (size_t i = 0; i < c->n_ports; i++)
 		if (c->ports[i].host_port == hp && c->ports[i].proto == proto &&
@@ -84,12 +95,21 @@ find_port(const struct rt_cont *c, const char *ip, int hp, int proto)
 	return NULL;
 }
 
-static const struct rt_cont *
-find_cont(const struct rt_cont *cs, size_t n, const char *name)
+static const struct rsdk_cont *
+find_cont(const struct rsdk_cset *cs, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(cs[i].name, name) == 0)
-			return &cs[i];
+	for (size_t i = 0; i < cs->n; i++)
+		if (strcmp(cs->v[i].name, name) == 0)
+			return &cs->v[i];
+	return NULL;
+}
+
+static const char *
+label(const struct rsdk_cont *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_labels; i++)
+		if (strcmp(c->labels[i].key, key) == 0)
+			return c->labels[i].value;
 	return NULL;
 }
 
@@ -175,7 +195,7 @@ test_http_date(void **s)
 /* ---- line splitting ---- */
 
 struct lines_seen {
-	int n, oversized, stop_after;
+	int n, stop_after;
 	char last[64];
 	size_t last_len;
 };
@@ -185,10 +205,8 @@ line_cb(void *arg, const char *line, size_t len)
 {
 	struct lines_seen *ls = arg;
 
-	if (line == NULL) {
-		ls->oversized++;
-		return 0;
-	}
+	if (len == 0)
+		return 0; /* the event readers skip empty lines */
 	ls->n++;
 	ls->last_len = len;
 	snprintf(ls->last, sizeof ls->last, "%.*s", (int)(len < 63 ? len : 63), line);
@@ -198,67 +216,67 @@ line_cb(void *arg, const char *line, size_t len)
 static void
 test_lines_basic(void **s)
 {
-	struct rt_lines l;
+	struct rsdk_lines l;
 	struct lines_seen ls = {0};
 	(void)s;
 
-	rt_lines_init(&l, 16);
-	assert_int_equal(rt_lines_feed(&l, "a\nbb\r\n\n\nccc", 11, line_cb, &ls), 0);
+	rsdk_lines_init(&l, 16);
+	assert_int_equal(rsdk_lines_feed(&l, "a\nbb\r\n\n\nccc", 11, line_cb, &ls), 0);
 	assert_int_equal(ls.n, 2);
 	assert_string_equal(ls.last, "bb");
-	assert_int_equal(rt_lines_feed(&l, "c", 1, line_cb, &ls), 0);
+	assert_int_equal(rsdk_lines_feed(&l, "c", 1, line_cb, &ls), 0);
 	assert_int_equal(ls.n, 2);
-	assert_int_equal(rt_lines_feed(&l, "\n", 1, line_cb, &ls), 0);
+	assert_int_equal(rsdk_lines_feed(&l, "\n", 1, line_cb, &ls), 0);
 	assert_int_equal(ls.n, 3);
 	assert_string_equal(ls.last, "cccc");
 	/* byte by byte */
 	const char *t = "xyz\r\nq\n";
 	for (size_t i = 0; i < strlen(t); i++)
-		assert_int_equal(rt_lines_feed(&l, t + i, 1, line_cb, &ls), 0);
+		assert_int_equal(rsdk_lines_feed(&l, t + i, 1, line_cb, &ls), 0);
 	assert_int_equal(ls.n, 5);
 	assert_string_equal(ls.last, "q");
 	/* the callback can stop the feed */
 	ls.stop_after = 6;
-	assert_int_equal(rt_lines_feed(&l, "1\n2\n3\n", 6, line_cb, &ls), 1);
+	assert_int_equal(rsdk_lines_feed(&l, "1\n2\n3\n", 6, line_cb, &ls), 1);
 	assert_int_equal(ls.n, 6);
-	rt_lines_free(&l);
+	rsdk_lines_free(&l);
 }
 
 static void
 test_lines_oversized(void **s)
 {
-	struct rt_lines l;
+	struct rsdk_lines l;
 	struct lines_seen ls = {0};
 	size_t big = 2u * 1024 * 1024;
 	char *buf = malloc(big + 64);
 	(void)s;
 
 	assert_non_null(buf);
-	rt_lines_init(&l, RT_LINE_MAX);
+	rsdk_lines_init(&l, RT_LINE_MAX);
 	/* A 2 MiB line in pieces, then a good one: dropped once, stream goes on. */
 	memset(buf, 'x', big);
 	for (size_t off = 0; off < big; off += 65536)
-		assert_int_equal(rt_lines_feed(&l, buf + off, 65536, line_cb, &ls), 0);
-	assert_int_equal(ls.oversized, 1);
-	assert_int_equal(rt_lines_feed(&l, "tail-of-big\n{\"ok\":1}\n", 21, line_cb, &ls), 0);
-	assert_int_equal(ls.oversized, 1);
+		assert_int_equal(rsdk_lines_feed(&l, buf + off, 65536, line_cb, &ls), 0);
+	assert_int_equal(l.oversized, 1);
+	assert_int_equal(rsdk_lines_feed(&l, "tail-of-big\n{\"ok\":1}\n", 21, line_cb, &ls), 0);
+	assert_int_equal(l.oversized, 1);
 	assert_int_equal(ls.n, 1);
 	assert_string_equal(ls.last, "{\"ok\":1}");
 	/* The same in one buffer with its newline. */
 	memcpy(buf + big, "\nnext\n", 6);
-	assert_int_equal(rt_lines_feed(&l, buf, big + 6, line_cb, &ls), 0);
-	assert_int_equal(ls.oversized, 2);
+	assert_int_equal(rsdk_lines_feed(&l, buf, big + 6, line_cb, &ls), 0);
+	assert_int_equal(l.oversized, 2);
 	assert_int_equal(ls.n, 2);
 	assert_string_equal(ls.last, "next");
 	/* Exactly the limit is fine. */
 	memset(buf, 'y', RT_LINE_MAX);
 	buf[RT_LINE_MAX] = '\n';
-	assert_int_equal(rt_lines_feed(&l, buf, 10, line_cb, &ls), 0);
-	assert_int_equal(rt_lines_feed(&l, buf + 10, RT_LINE_MAX + 1 - 10, line_cb, &ls), 0);
-	assert_int_equal(ls.oversized, 2);
+	assert_int_equal(rsdk_lines_feed(&l, buf, 10, line_cb, &ls), 0);
+	assert_int_equal(rsdk_lines_feed(&l, buf + 10, RT_LINE_MAX + 1 - 10, line_cb, &ls), 0);
+	assert_int_equal(l.oversized, 2);
 	assert_int_equal(ls.n, 3);
 	assert_int_equal(ls.last_len, RT_LINE_MAX);
-	rt_lines_free(&l);
+	rsdk_lines_free(&l);
 	free(buf);
 }
 
@@ -357,16 +375,16 @@ test_http_events_stream(void **s)
 	size_t len;
 	char *raw = slurp("docker-20.10-events.http", &len);
 	struct resp r[1];
-	struct rt_lines l;
+	struct rsdk_lines l;
 	struct lines_seen ls = {0};
 	(void)s;
 
 	assert_int_equal(parse_all(raw, len, 13, r, 1), 1);
 	assert_int_equal(r[0].status, 200);
-	rt_lines_init(&l, RT_LINE_MAX);
-	assert_int_equal(rt_lines_feed(&l, r[0].body, r[0].len, line_cb, &ls), 0);
+	rsdk_lines_init(&l, RT_LINE_MAX);
+	assert_int_equal(rsdk_lines_feed(&l, r[0].body, r[0].len, line_cb, &ls), 0);
 	assert_int_equal(ls.n, 19);
-	rt_lines_free(&l);
+	rsdk_lines_free(&l);
 	resps_free(r, 1);
 	free(raw);
 }
@@ -486,9 +504,9 @@ test_docker_events_sample(void **s)
 	(void)s;
 
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		struct rt_event ev;
-		assert_int_equal(rt_docker_event(line, strlen(line), &ev, &d), 0);
-		assert_true(rt_valid_id(ev.id, strlen(ev.id)));
+		struct rt_event ev = {0};
+		assert_int_equal((rt_event_clear(&ev), rt_docker_event(line, strlen(line), &ev, &d)), 0);
+		assert_true(rt_valid_id(ev.c.id, strlen(ev.c.id)));
 		assert_true(ev.time_ns > 1795836600000000000LL);
 		if (ev.kind == RT_EV_START)
 			starts++;
@@ -496,10 +514,11 @@ test_docker_events_sample(void **s)
 			stops++;
 		else
 			ignored++;
-		if (strcmp(ev.action, "start") == 0 && strcmp(ev.name, "rtp-a") == 0)
+		if (strcmp(ev.action, "start") == 0 && strcmp(ev.c.name, "rtp-a") == 0)
 			assert_string_equal(
-			    ev.id,
+			    ev.c.id,
 			    "ec8f408c96a72b94a6195c61dfd692e310bc9a5d9e5bb4209ddca8d48817e805");
+		rt_event_clear(&ev);
 	}
 	/* start ×8; die ×8 + stop ×2 + destroy ×7; kill, exec_*, restart, pause… ignored */
 	assert_int_equal(starts, 8);
@@ -514,33 +533,33 @@ test_docker_events_crafted(void **s)
 {
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
-	struct rt_event ev;
+	struct rt_event ev = {0};
 	const char *l;
 	(void)s;
 
 	/* Old style: only status/id/from, no Actor. */
 	l = "{\"status\":\"die\",\"id\":\"" ID_A "\",\"from\":\"busybox\",\"time\":1700000000}";
-	assert_int_equal(rt_docker_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_STOP);
-	assert_string_equal(ev.id, ID_A);
+	assert_string_equal(ev.c.id, ID_A);
 	assert_int_equal(ev.time_ns, 1700000000000000000LL);
 	/* A leading "/" in a name goes. */
 	l = "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"" ID_B
 	    "\",\"Attributes\":{\"name\":\"/web\"}},\"timeNano\":1700000000000000001}";
-	assert_int_equal(rt_docker_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_START);
-	assert_string_equal(ev.name, "web");
+	assert_string_equal(ev.c.name, "web");
 	assert_int_equal(ev.time_ns, 1700000000000000001LL);
 	/* Unknown actions and other types: valid, ignored. */
 	l = "{\"Type\":\"container\",\"Action\":\"health_status: "
 	    "healthy\",\"Actor\":{\"ID\":\"" ID_A "\"}}";
-	assert_int_equal(rt_docker_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	l = "{\"Type\":\"container\",\"Action\":\"teleport\",\"Actor\":{\"ID\":\"" ID_A "\"}}";
-	assert_int_equal(rt_docker_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	l = "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"not-hex!\"}}";
-	assert_int_equal(rt_docker_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	assert_int_equal(dg.warn, 0);
 	/* Malformed: each logged, none fatal. */
@@ -559,7 +578,7 @@ test_docker_events_crafted(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal(rt_docker_event(bad[i], strlen(bad[i]), &ev, &d), -1);
+		assert_int_equal((rt_event_clear(&ev), rt_docker_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
 	/* Deep nesting is refused by the parser's depth limit, not the stack. */
@@ -568,8 +587,9 @@ test_docker_events_crafted(void **s)
 	assert_non_null(deep);
 	memset(deep, '[', depth);
 	memset(deep + depth, ']', depth);
-	assert_int_equal(rt_docker_event(deep, depth * 2, &ev, &d), -1);
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(deep, depth * 2, &ev, &d)), -1);
 	free(deep);
+	rt_event_clear(&ev);
 }
 
 /* The bodies of the pipelined sample: list, inspect, 404, ping. */
@@ -586,18 +606,17 @@ static void
 test_docker_list_sample(void **s)
 {
 	struct resp r[4];
-	struct rt_cont *cs;
-	size_t n;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
-	const struct rt_cont *c;
+	const struct rsdk_cont *c;
 	(void)s;
 
 	sample_bodies(r);
-	assert_int_equal(rt_docker_list(r[0].body, r[0].len, &cs, &n, &d), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(rt_docker_list(r[0].body, r[0].len, &cs, &d), 0);
+	assert_int_equal(cs.n, 3);
 	/* rtp-web: -p 18301:80, -p 18302 (ephemeral), 83/udp, 84-85, -P --expose 99 */
-	c = find_cont(cs, n, "rtp-web");
+	c = find_cont(&cs, "rtp-web");
 	assert_non_null(c);
 	assert_string_equal(c->id,
 	                    "eeff8470554df1a2c974a0dfda6f649ee17a7d39e132e59764112267eb529aee");
@@ -611,11 +630,11 @@ test_docker_list_sample(void **s)
 	assert_non_null(find_port(c, "127.0.0.1", 18303, RDHPF_PROTO_UDP));
 	assert_non_null(find_port(c, "::", 18305, RDHPF_PROTO_TCP));
 	/* exposed only: nothing */
-	c = find_cont(cs, n, "rtp-noport");
+	c = find_cont(&cs, "rtp-noport");
 	assert_non_null(c);
 	assert_int_equal(c->n_ports, 0);
 	/* HostIp respected */
-	c = find_cont(cs, n, "rtp-v6");
+	c = find_cont(&cs, "rtp-v6");
 	assert_non_null(c);
 	assert_int_equal(c->n_ports, 2);
 	assert_non_null(find_port(c, "::1", 18310, RDHPF_PROTO_TCP));
@@ -623,15 +642,10 @@ test_docker_list_sample(void **s)
 	assert_int_equal(dg.warn, 0);
 	assert_int_equal(dg.debug, 1); /* the UDP mapping */
 
-	/* The ABI view. */
-	c = find_cont(cs, n, "rtp-v6");
-	struct rdhpf_port pv[2];
-	struct rdhpf_container view;
-	rt_cont_view(c, &view, pv);
-	assert_string_equal(view.name, "rtp-v6");
-	assert_int_equal(view.n_ports, 2);
-	assert_ptr_equal(view.ports[0].host_ip, c->ports[0].ip);
-	rt_conts_free(cs, n);
+	/* The image as listed; the sample's labels are empty. */
+	assert_string_equal(c->image, "rdhpf-lab/busybox:latest");
+	assert_int_equal(c->n_labels, 0);
+	rsdk_cset_free(&cs);
 	resps_free(r, 4);
 }
 
@@ -639,23 +653,21 @@ static void
 test_docker_inspect_sample(void **s)
 {
 	struct resp r[4];
-	struct rt_cont *cs;
-	size_t n;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	char msg[128];
 	(void)s;
 
 	sample_bodies(r);
-	assert_int_equal(rt_inspect(r[1].body, r[1].len, &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(cs[0].name, "rtp-web");
-	assert_true(cs[0].running);
-	assert_int_equal(cs[0].n_ports, 11);
-	assert_non_null(find_port(&cs[0], "::", 32768, RDHPF_PROTO_TCP));
-	assert_int_equal(find_port(&cs[0], "::", 32768, RDHPF_PROTO_TCP)->container_port, 18302);
-	assert_non_null(find_port(&cs[0], "127.0.0.1", 18303, RDHPF_PROTO_UDP));
-	rt_conts_free(cs, n);
+	assert_int_equal(rt_inspect(r[1].body, r[1].len, 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.v[0].name, "rtp-web");
+	assert_int_equal(cs.v[0].n_ports, 11);
+	assert_non_null(find_port(&cs.v[0], "::", 32768, RDHPF_PROTO_TCP));
+	assert_int_equal(find_port(&cs.v[0], "::", 32768, RDHPF_PROTO_TCP)->container_port, 18302);
+	assert_non_null(find_port(&cs.v[0], "127.0.0.1", 18303, RDHPF_PROTO_UDP));
+	rsdk_cset_free(&cs);
 	/* The 404 body's reason. */
 	rt_api_error(r[2].body, r[2].len, msg, sizeof msg);
 	assert_string_equal(msg, "No such container: 0000000000000000");
@@ -669,8 +681,7 @@ test_docker_inspect_sample(void **s)
 static void
 test_docker_ports_crafted(void **s)
 {
-	struct rt_cont *cs;
-	size_t n;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	(void)s;
@@ -692,22 +703,22 @@ test_docker_ports_crafted(void **s)
 	    "{\"Names\":[\"/noid\"]},"
 	    "42,"
 	    "{\"Id\":\"" ID_B "\",\"Names\":[],\"Ports\":null}]";
-	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &n, &d), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(cs[0].name, "a");
+	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &d), 0);
+	assert_int_equal(cs.n, 2);
+	assert_string_equal(cs.v[0].name, "a");
 	/* kept: "8081" (string), 8084 (no IP/Type: tcp on ""), 5353/udp, 8085 twice */
-	assert_int_equal(cs[0].n_ports, 5);
-	assert_non_null(find_port(&cs[0], "0.0.0.0", 8081, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 8084, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "0.0.0.0", 5353, RDHPF_PROTO_UDP));
-	assert_non_null(find_port(&cs[0], "0.0.0.0", 8085, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "::", 8085, RDHPF_PROTO_TCP));
-	assert_null(find_port(&cs[0], "0.0.0.0", 0, RDHPF_PROTO_TCP));
+	assert_int_equal(cs.v[0].n_ports, 5);
+	assert_non_null(find_port(&cs.v[0], "0.0.0.0", 8081, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 8084, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "0.0.0.0", 5353, RDHPF_PROTO_UDP));
+	assert_non_null(find_port(&cs.v[0], "0.0.0.0", 8085, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "::", 8085, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs.v[0], "0.0.0.0", 0, RDHPF_PROTO_TCP));
 	/* port 0, 70000, private 0, -1, 8082.5; two bad ids */
 	assert_int_equal(dg.warn, 7);
-	assert_string_equal(cs[1].name, "");
-	assert_int_equal(cs[1].n_ports, 0);
-	rt_conts_free(cs, n);
+	assert_string_equal(cs.v[1].name, ID_B); /* no name: the id */
+	assert_int_equal(cs.v[1].n_ports, 0);
+	rsdk_cset_free(&cs);
 
 	const char *insp = "{\"Id\":\"" ID_A "\",\"Name\":\"/i\",\"State\":{\"Running\":true},"
 	                   "\"NetworkSettings\":{\"Ports\":{"
@@ -724,29 +735,29 @@ test_docker_ports_crafted(void **s)
 	                   "\"85/udp\":[{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"5300\"}],"
 	                   "\"86/tcp\":[7, null]}}}";
 	dg.warn = dg.debug = 0;
-	assert_int_equal(rt_inspect(insp, strlen(insp), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_true(cs[0].running);
-	assert_string_equal(cs[0].name, "i");
-	assert_int_equal(cs[0].n_ports, 4);
-	assert_non_null(find_port(&cs[0], "0.0.0.0", 8080, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "::", 8080, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 8089, RDHPF_PROTO_TCP)); /* no /proto: tcp */
-	assert_non_null(find_port(&cs[0], "127.0.0.1", 5300, RDHPF_PROTO_UDP));
+	assert_int_equal(rt_inspect(insp, strlen(insp), 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.v[0].name, "i");
+	assert_int_equal(cs.v[0].n_ports, 4);
+	assert_non_null(find_port(&cs.v[0], "0.0.0.0", 8080, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "::", 8080, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 8089, RDHPF_PROTO_TCP)); /* no /proto: tcp */
+	assert_non_null(find_port(&cs.v[0], "127.0.0.1", 5300, RDHPF_PROTO_UDP));
 	assert_int_equal(dg.warn, 5); /* 0, 70000, "", 0/tcp, 99999/tcp */
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 
 	/* Stopped, truncated, wrong shape. */
 	const char *stopped = "{\"Id\":\"" ID_A "\",\"State\":{\"Running\":false},"
 	                      "\"NetworkSettings\":{\"Ports\":{}}}";
-	assert_int_equal(rt_inspect(stopped, strlen(stopped), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_false(cs[0].running);
-	rt_conts_free(cs, n);
-	assert_int_equal(rt_inspect(insp, strlen(insp) / 2, &cs, &n, &d), -1);
-	assert_int_equal(rt_inspect("42", 2, &cs, &n, &d), -1);
-	assert_int_equal(rt_docker_list("{}", 2, &cs, &n, &d), -1);
-	assert_int_equal(rt_docker_list("[{\"Id\":", 7, &cs, &n, &d), -1);
+	assert_int_equal(rt_inspect(stopped, strlen(stopped), 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 0); /* not running: no truth for a start */
+	assert_int_equal(rt_inspect(stopped, strlen(stopped), 0, &cs, &d), 0);
+	assert_int_equal(cs.n, 1); /* ports looked up ahead, at create */
+	rsdk_cset_free(&cs);
+	assert_int_equal(rt_inspect(insp, strlen(insp) / 2, 1, &cs, &d), -1);
+	assert_int_equal(rt_inspect("42", 2, 1, &cs, &d), -1);
+	assert_int_equal(rt_docker_list("{}", 2, &cs, &d), -1);
+	assert_int_equal(rt_docker_list("[{\"Id\":", 7, &cs, &d), -1);
 }
 
 /* HostIp from the engine becomes the forward's target: only IP literals
@@ -754,8 +765,7 @@ test_docker_ports_crafted(void **s)
 static void
 test_host_ip_not_an_address(void **s)
 {
-	struct rt_cont *cs;
-	size_t n;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	(void)s;
@@ -781,29 +791,29 @@ test_host_ip_not_an_address(void **s)
 	    "{\"IP\":\"10.0.0.5\",\"PrivatePort\":80,\"PublicPort\":8082,"
 	    "\"Type\":\"tcp\"},"
 	    "{\"IP\":\"::1\",\"PrivatePort\":80,\"PublicPort\":8083,\"Type\":\"tcp\"}]}]";
-	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(cs[0].n_ports, 2);
-	assert_non_null(find_port(&cs[0], "10.0.0.5", 8082, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "::1", 8083, RDHPF_PROTO_TCP));
+	assert_int_equal(rt_docker_list(list, strlen(list), &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_int_equal(cs.v[0].n_ports, 2);
+	assert_non_null(find_port(&cs.v[0], "10.0.0.5", 8082, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "::1", 8083, RDHPF_PROTO_TCP));
 	assert_int_equal(dg.warn, 2);
 	assert_string_equal(dg.last, "port mapping skipped [" ID_A
 	                             "] HostIp '-oProxyCommand=x' is not an IP address");
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 
 	const char *insp = "{\"Id\":\"" ID_A "\",\"Name\":\"/i\",\"State\":{\"Running\":true},"
 	                   "\"NetworkSettings\":{\"Ports\":{"
 	                   "\"80/tcp\":[{\"HostIp\":\"evil.example.com\",\"HostPort\":\"8080\"},"
 	                   "{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"8081\"}]}}}";
 	dg.warn = 0;
-	assert_int_equal(rt_inspect(insp, strlen(insp), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(cs[0].n_ports, 1);
-	assert_non_null(find_port(&cs[0], "127.0.0.1", 8081, RDHPF_PROTO_TCP));
+	assert_int_equal(rt_inspect(insp, strlen(insp), 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_int_equal(cs.v[0].n_ports, 1);
+	assert_non_null(find_port(&cs.v[0], "127.0.0.1", 8081, RDHPF_PROTO_TCP));
 	assert_int_equal(dg.warn, 1);
 	assert_string_equal(dg.last, "port mapping skipped [" ID_A
 	                             "] HostIp 'evil.example.com' is not an IP address");
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 
 	/* podman: one reason for a whole range, not one a port. */
 	const char *ps =
@@ -813,21 +823,21 @@ test_host_ip_not_an_address(void **s)
 	    "{\"host_ip\":\"\\u001b]0;x\",\"container_port\":80,\"host_port\":9500,"
 	    "\"range\":1,\"protocol\":\"tcp\"}]}]";
 	dg.warn = 0;
-	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(cs[0].n_ports, 0);
+	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_int_equal(cs.v[0].n_ports, 0);
 	assert_int_equal(dg.warn, 2);
 	/* the value is shown, its control bytes not */
 	assert_string_equal(dg.last,
 	                    "port mapping skipped [" ID_A "] HostIp '?]0;x' is not an IP address");
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 }
 
 static void
 test_too_many_ports(void **s)
 {
-	struct rt_cont *cs;
-	size_t n, cap = 64u * (RT_MAX_PORTS + 10) + 256, len;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
+	size_t cap = 64u * (RT_MAX_PORTS + 10) + 256, len;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	char *buf = malloc(cap);
@@ -840,13 +850,13 @@ test_too_many_ports(void **s)
 		                        "%s{\"IP\":\"\",\"PrivatePort\":80,\"PublicPort\":%u}",
 		                        i ? "," : "", 1 + i % 65535);
 	len += (size_t)snprintf(buf + len, cap - len, "]}]");
-	assert_int_equal(rt_docker_list(buf, len, &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
+	assert_int_equal(rt_docker_list(buf, len, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_int_equal(cs.v[0].n_ports, RT_MAX_PORTS);
 	/* said once, the rest counted (for ports_dropped_total) */
 	assert_int_equal(dg.warn, 1);
-	assert_int_equal(cs[0].dropped_ports, 10);
-	rt_conts_free(cs, n);
+	assert_int_equal(dg.dropped, 10);
+	rsdk_cset_free(&cs);
 	free(buf);
 }
 
@@ -858,8 +868,8 @@ test_too_many_ports(void **s)
 static void
 test_podman_range_flood(void **s)
 {
-	struct rt_cont *cs;
-	size_t n, len;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
+	size_t len;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	char protos[64 * 5 + 1], *buf;
@@ -878,20 +888,21 @@ test_podman_range_flood(void **s)
 	                       "\"range\":65535,\"protocol\":\"%s\"}]}]",
 	                       protos);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &d), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	print_message("range 65535 x 64 protocols parsed in %.2f ms\n",
 	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 	                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	assert_int_equal(n, 1);
-	assert_int_equal(cs[0].n_ports, RT_MAX_PORTS);
-	/* tcp 1..8192 kept; udp and sctp ranges counted */
-	assert_non_null(find_port(&cs[0], "", 8192, RDHPF_PROTO_TCP));
-	assert_null(find_port(&cs[0], "", 1, RDHPF_PROTO_UDP));
-	assert_int_equal(cs[0].dropped_ports, 3u * 65535u - RT_MAX_PORTS);
+	assert_int_equal(cs.n, 1);
+	assert_int_equal(cs.v[0].n_ports, RT_MAX_PORTS);
+	/* tcp 1..RT_MAX_PORTS kept; udp and sctp ranges counted */
+	assert_non_null(find_port(&cs.v[0], "", RT_MAX_PORTS, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs.v[0], "", RT_MAX_PORTS + 1, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs.v[0], "", 1, RDHPF_PROTO_UDP));
+	assert_int_equal(dg.dropped, 3u * 65535u - RT_MAX_PORTS);
 	assert_int_equal(dg.warn, 1);
 	assert_true(dg.debug <= 1);
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 	free(buf);
 }
 
@@ -909,8 +920,8 @@ count_podman(const char *file, int *starts, int *stops, int *ignored, int64_t *f
 	*starts = *stops = *ignored = 0;
 	*first_time = 0;
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		struct rt_event ev;
-		assert_int_equal(rt_podman_event(line, strlen(line), &ev, &d), 0);
+		struct rt_event ev = {0};
+		assert_int_equal((rt_event_clear(&ev), rt_podman_event(line, strlen(line), &ev, &d)), 0);
 		if (*first_time == 0)
 			*first_time = ev.time_ns;
 		if (ev.kind == RT_EV_START)
@@ -920,10 +931,11 @@ count_podman(const char *file, int *starts, int *stops, int *ignored, int64_t *f
 		else
 			(*ignored)++;
 		if (ev.kind != RT_EV_IGNORE) {
-			assert_true(rt_valid_id(ev.id, strlen(ev.id)));
-			assert_true(ev.name[0] != '\0');
+			assert_true(rt_valid_id(ev.c.id, strlen(ev.c.id)));
+			assert_true(ev.c.name != NULL);
 			assert_true(ev.time_ns > 1795836000000000000LL);
 		}
+		rt_event_clear(&ev);
 	}
 	assert_int_equal(dg.warn, 0);
 	free(buf);
@@ -963,33 +975,33 @@ test_podman_events_crafted(void **s)
 {
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
-	struct rt_event ev;
+	struct rt_event ev = {0};
 	const char *l;
 	(void)s;
 
 	/* 5.x with only "time" (seconds) */
 	l = "{\"ID\":\"" ID_A "\",\"Name\":\"w\",\"Status\":\"died\",\"time\":1700000000,"
 	    "\"Type\":\"container\"}";
-	assert_int_equal(rt_podman_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_STOP);
 	assert_int_equal(ev.time_ns, 1700000000000000000LL);
 	/* 4.x with a local offset */
 	l = "{\"ID\":\"" ID_A "\",\"Name\":\"w\",\"Status\":\"start\","
 	    "\"Time\":\"2019-04-27T22:47:00.849932843-04:00\",\"Type\":\"container\"}";
-	assert_int_equal(rt_podman_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_START);
 	assert_int_equal(ev.time_ns, 1556419620849932843LL);
 	/* An unparseable time is not fatal: 0 means unknown. */
 	l = "{\"ID\":\"" ID_A "\",\"Name\":\"w\",\"Status\":\"start\",\"Time\":\"soon\","
 	    "\"Type\":\"container\"}";
-	assert_int_equal(rt_podman_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.time_ns, 0);
 	/* exec_died is an exec session, not the container */
 	l = "{\"ID\":\"" ID_A "\",\"Name\":\"w\",\"Status\":\"exec_died\",\"Type\":\"container\"}";
-	assert_int_equal(rt_podman_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	l = "{\"ID\":\"sha256:abc\",\"Status\":\"pull\",\"Type\":\"image\"}";
-	assert_int_equal(rt_podman_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	assert_int_equal(dg.warn, 0);
 	const char *bad[] = {
@@ -1001,9 +1013,10 @@ test_podman_events_crafted(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal(rt_podman_event(bad[i], strlen(bad[i]), &ev, &d), -1);
+		assert_int_equal((rt_event_clear(&ev), rt_podman_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
+	rt_event_clear(&ev);
 }
 
 /* The events log itself (events_logger = file), as the plugin's tail -F
@@ -1031,7 +1044,7 @@ test_podman_journal_events(void **s)
 {
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
-	struct rt_event ev;
+	struct rt_event ev = {0};
 	const char *l;
 	(void)s;
 
@@ -1042,19 +1055,19 @@ test_podman_journal_events(void **s)
 	    "\"PODMAN_TYPE\":\"container\",\"PODMAN_ID\":\"" ID_A "\",\"PODMAN_NAME\":\"web\","
 	    "\"PODMAN_IMAGE\":\"localhost/bb:latest\","
 	    "\"PODMAN_TIME\":\"2026-12-01T03:14:56.499581844Z\",\"MESSAGE\":\"x\"}";
-	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_START);
-	assert_string_equal(ev.id, ID_A);
-	assert_string_equal(ev.name, "web");
+	assert_string_equal(ev.c.id, ID_A);
+	assert_string_equal(ev.c.name, "web");
 	assert_int_equal(ev.time_ns, 1796094896499581844LL);
 	/* No PODMAN_TIME: the journal's own timestamp (microseconds). */
 	l = "{\"__REALTIME_TIMESTAMP\":\"1796094896499581\",\"PODMAN_EVENT\":\"died\","
 	    "\"PODMAN_TYPE\":\"container\",\"PODMAN_ID\":\"" ID_A "\"}";
-	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_STOP);
 	assert_int_equal(ev.time_ns, 1796094896499581000LL);
 	l = "{\"PODMAN_EVENT\":\"pull\",\"PODMAN_TYPE\":\"image\"}";
-	assert_int_equal(rt_podman_journal_event(l, strlen(l), &ev, &d), 0);
+	assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(l, strlen(l), &ev, &d)), 0);
 	assert_int_equal(ev.kind, RT_EV_IGNORE);
 	assert_int_equal(dg.warn, 0);
 	const char *bad[] = {
@@ -1067,9 +1080,10 @@ test_podman_journal_events(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal(rt_podman_journal_event(bad[i], strlen(bad[i]), &ev, &d), -1);
+		assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
+	rt_event_clear(&ev);
 }
 
 static void
@@ -1104,47 +1118,47 @@ test_podman_reader_line(void **s)
 static void
 test_podman4_ps_sample(void **s)
 {
-	size_t len, n;
+	size_t len;
 	char *buf = slurp("podman-4.3-ps.json", &len);
-	struct rt_cont *cs;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	(void)s;
 
-	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(cs[0].name, "web");
-	assert_string_equal(cs[0].id,
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.v[0].name, "web");
+	assert_string_equal(cs.v[0].id,
 	                    "5fc9334b93fd19a5749cd0bef18c0dc0f407b0770b353071318956550e59d658");
 	/* 80, 90-92 (range 3), 100/tcp, 81 → 33607 (ephemeral), 100/udp, 82/udp */
-	assert_int_equal(cs[0].n_ports, 8);
-	assert_non_null(find_port(&cs[0], "", 18080, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 18090, RDHPF_PROTO_TCP));
-	assert_int_equal(find_port(&cs[0], "", 18091, RDHPF_PROTO_TCP)->container_port, 91);
-	assert_int_equal(find_port(&cs[0], "", 18092, RDHPF_PROTO_TCP)->container_port, 92);
-	assert_null(find_port(&cs[0], "", 18093, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 33607, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 18100, RDHPF_PROTO_UDP));
-	assert_non_null(find_port(&cs[0], "127.0.0.1", 18082, RDHPF_PROTO_UDP));
+	assert_int_equal(cs.v[0].n_ports, 8);
+	assert_non_null(find_port(&cs.v[0], "", 18080, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 18090, RDHPF_PROTO_TCP));
+	assert_int_equal(find_port(&cs.v[0], "", 18091, RDHPF_PROTO_TCP)->container_port, 91);
+	assert_int_equal(find_port(&cs.v[0], "", 18092, RDHPF_PROTO_TCP)->container_port, 92);
+	assert_null(find_port(&cs.v[0], "", 18093, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 33607, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 18100, RDHPF_PROTO_UDP));
+	assert_non_null(find_port(&cs.v[0], "127.0.0.1", 18082, RDHPF_PROTO_UDP));
 	assert_int_equal(dg.warn, 0);
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 	free(buf);
 }
 
 static void
 test_podman5_ps_sample(void **s)
 {
-	size_t len, n;
+	size_t len;
 	char *buf = slurp("podman-5-ps.json", &len);
-	struct rt_cont *cs;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
-	const struct rt_cont *c;
+	const struct rsdk_cont *c;
 	(void)s;
 
-	assert_int_equal(rt_podman_ps(buf, len, &cs, &n, &d), 0);
-	assert_int_equal(n, 2);
-	c = find_cont(cs, n, "web5");
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &d), 0);
+	assert_int_equal(cs.n, 2);
+	c = find_cont(&cs, "web5");
 	assert_non_null(c);
 	/* 80; 53 "tcp,udp" → two; 90-92; [::1]:41234; 7/sctp */
 	assert_int_equal(c->n_ports, 8);
@@ -1153,19 +1167,18 @@ test_podman5_ps_sample(void **s)
 	assert_non_null(find_port(c, "::1", 41234, RDHPF_PROTO_TCP));
 	assert_non_null(find_port(c, "", 18592, RDHPF_PROTO_TCP));
 	assert_non_null(find_port(c, "", 18507, RDHPF_PROTO_SCTP));
-	c = find_cont(cs, n, "db5");
+	c = find_cont(&cs, "db5");
 	assert_non_null(c);
 	assert_int_equal(c->n_ports, 0);
 	assert_int_equal(dg.warn, 0);
-	rt_conts_free(cs, n);
+	rsdk_cset_free(&cs);
 	free(buf);
 }
 
 static void
 test_podman_ps_crafted(void **s)
 {
-	struct rt_cont *cs;
-	size_t n;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	(void)s;
@@ -1192,58 +1205,172 @@ test_podman_ps_crafted(void **s)
 	    "{\"Id\":\"" ID_B "\",\"Names\":[\"exited\"],\"State\":\"exited\",\"Ports\":["
 	    "{\"host_ip\":\"\",\"container_port\":80,\"host_port\":9100,\"range\":1,\"protocol\":"
 	    "\"tcp\"}]}]";
-	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
+	assert_int_equal(rt_podman_ps(ps, strlen(ps), &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
 	/* kept: 9002 (range 0 = 1, empty protocol = tcp), 9003 tcp+udp, 9004 (3.x names) */
-	assert_int_equal(cs[0].n_ports, 4);
-	assert_non_null(find_port(&cs[0], "", 9002, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 9003, RDHPF_PROTO_TCP));
-	assert_non_null(find_port(&cs[0], "", 9003, RDHPF_PROTO_UDP));
-	assert_non_null(find_port(&cs[0], "10.0.0.1", 9004, RDHPF_PROTO_TCP));
+	assert_int_equal(cs.v[0].n_ports, 4);
+	assert_non_null(find_port(&cs.v[0], "", 9002, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 9003, RDHPF_PROTO_TCP));
+	assert_non_null(find_port(&cs.v[0], "", 9003, RDHPF_PROTO_UDP));
+	assert_non_null(find_port(&cs.v[0], "10.0.0.1", 9004, RDHPF_PROTO_TCP));
 	/* 0, 70000, range past 65535 twice, string range */
 	assert_int_equal(dg.warn, 5);
-	rt_conts_free(cs, n);
-	assert_int_equal(rt_podman_ps("null", 4, &cs, &n, &d), 0);
-	assert_int_equal(n, 0);
-	assert_int_equal(rt_podman_ps("[]", 2, &cs, &n, &d), 0);
-	assert_int_equal(n, 0);
-	rt_conts_free(cs, n);
-	assert_int_equal(rt_podman_ps("{\"Id\":1}", 8, &cs, &n, &d), -1);
-	assert_int_equal(rt_podman_ps("[{\"Id\":\"", 8, &cs, &n, &d), -1);
+	rsdk_cset_free(&cs);
+	assert_int_equal(rt_podman_ps("null", 4, &cs, &d), 0);
+	assert_int_equal(cs.n, 0);
+	assert_int_equal(rt_podman_ps("[]", 2, &cs, &d), 0);
+	assert_int_equal(cs.n, 0);
+	rsdk_cset_free(&cs);
+	assert_int_equal(rt_podman_ps("{\"Id\":1}", 8, &cs, &d), -1);
+	assert_int_equal(rt_podman_ps("[{\"Id\":\"", 8, &cs, &d), -1);
 }
 
 static void
 test_podman_inspect_sample(void **s)
 {
-	size_t len, n;
+	size_t len;
 	char *buf = slurp("podman-4.3-inspect.json", &len);
-	struct rt_cont *cs;
+	struct rsdk_cset cs = RSDK_CSET_INIT;
 	struct diags dg;
 	struct rt_diag d = mkdiag(&dg);
 	(void)s;
 
-	assert_int_equal(rt_inspect(buf, len, &cs, &n, &d), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(cs[0].name, "web");
-	assert_true(cs[0].running);
-	assert_int_equal(cs[0].n_ports, 8);
-	assert_non_null(find_port(&cs[0], "", 33607, RDHPF_PROTO_TCP));
-	assert_int_equal(find_port(&cs[0], "", 18091, RDHPF_PROTO_TCP)->container_port, 91);
-	assert_non_null(find_port(&cs[0], "127.0.0.1", 18082, RDHPF_PROTO_UDP));
-	rt_conts_free(cs, n);
+	assert_int_equal(rt_inspect(buf, len, 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.v[0].name, "web");
+	assert_int_equal(cs.v[0].n_ports, 8);
+	assert_non_null(find_port(&cs.v[0], "", 33607, RDHPF_PROTO_TCP));
+	assert_int_equal(find_port(&cs.v[0], "", 18091, RDHPF_PROTO_TCP)->container_port, 91);
+	assert_non_null(find_port(&cs.v[0], "127.0.0.1", 18082, RDHPF_PROTO_UDP));
+	rsdk_cset_free(&cs);
 	free(buf);
 	/* Several ids in one inspect, one of them junk. */
 	const char *two = "[{\"Id\":\"" ID_A "\",\"Name\":\"a\",\"State\":{\"Running\":true}},"
 	                  "{\"Id\":\"nope\"},"
 	                  "{\"Id\":\"" ID_B "\",\"Name\":\"b\",\"State\":{\"Running\":false}}]";
-	assert_int_equal(rt_inspect(two, strlen(two), &cs, &n, &d), 0);
-	assert_int_equal(n, 2);
-	assert_true(cs[0].running);
-	assert_false(cs[1].running);
-	rt_conts_free(cs, n);
-	assert_int_equal(rt_inspect("[]", 2, &cs, &n, &d), 0);
-	assert_int_equal(n, 0);
-	rt_conts_free(cs, n);
+	assert_int_equal(rt_inspect(two, strlen(two), 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 1);
+	assert_non_null(rsdk_cset_get(&cs, ID_A));
+	assert_int_equal(rt_inspect(two, strlen(two), 0, &cs, &d), 0);
+	assert_int_equal(cs.n, 2);
+	assert_non_null(rsdk_cset_get(&cs, ID_B));
+	rsdk_cset_free(&cs);
+	assert_int_equal(rt_inspect("[]", 2, 1, &cs, &d), 0);
+	assert_int_equal(cs.n, 0);
+	rsdk_cset_free(&cs);
+}
+
+/* ---- images and labels ---- */
+
+static void
+test_image_labels(void **s)
+{
+	struct diags dg;
+	struct rt_diag d = mkdiag(&dg);
+	struct rsdk_cset cs = RSDK_CSET_INIT;
+	struct rt_event ev = {0};
+	const struct rsdk_cont *c;
+	const char *l;
+	size_t len;
+	char *buf;
+	(void)s;
+
+	/* Docker events: the attributes are labels, but for those the engine
+	 * adds (name, image, exitCode, signal…). */
+	l = "{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"" ID_A "\","
+	    "\"Attributes\":{\"name\":\"web\",\"image\":\"nginx:1\",\"exitCode\":\"0\","
+	    "\"signal\":\"15\",\"tier\":\"front\",\"com.example.team\":\"ops\"}},"
+	    "\"time\":1700000000}";
+	assert_int_equal((rt_event_clear(&ev), rt_docker_event(l, strlen(l), &ev, &d)), 0);
+	assert_int_equal(ev.kind, RT_EV_STOP);
+	assert_string_equal(ev.c.name, "web");
+	assert_string_equal(ev.c.image, "nginx:1");
+	assert_int_equal(ev.c.n_labels, 2);
+	assert_string_equal(label(&ev.c, "tier"), "front");
+	assert_string_equal(label(&ev.c, "com.example.team"), "ops");
+	assert_null(label(&ev.c, "exitCode"));
+	assert_null(label(&ev.c, "name"));
+	rt_event_clear(&ev);
+	assert_null(ev.c.id);
+
+	/* Docker inspect: Config.Image and Config.Labels are the truth. */
+	l = "{\"Id\":\"" ID_A "\",\"Name\":\"/i\",\"State\":{\"Running\":true},"
+	    "\"Image\":\"sha256:0123\",\"Config\":{\"Image\":\"nginx:1\","
+	    "\"Labels\":{\"tier\":\"front\",\"n\":7}}}";
+	assert_int_equal(rt_inspect(l, strlen(l), 1, &cs, &d), 0);
+	c = rsdk_cset_get(&cs, ID_A);
+	assert_non_null(c);
+	assert_string_equal(c->image, "nginx:1");
+	assert_int_equal(c->n_labels, 1); /* "n" is not a string */
+	assert_string_equal(label(c, "tier"), "front");
+	rsdk_cset_free(&cs);
+
+	/* Docker list: Image and Labels. */
+	l = "[{\"Id\":\"" ID_A "\",\"Names\":[\"/a\"],\"Image\":\"redis:7\","
+	    "\"Labels\":{\"x\":\"1\",\"\":\"nokey\"},\"Ports\":[]}]";
+	dg.warn = 0;
+	assert_int_equal(rt_docker_list(l, strlen(l), &cs, &d), 0);
+	assert_string_equal(cs.v[0].image, "redis:7");
+	assert_int_equal(cs.v[0].n_labels, 1);
+	assert_string_equal(label(&cs.v[0], "x"), "1");
+	assert_int_equal(dg.warn, 1); /* the label without a key */
+	rsdk_cset_free(&cs);
+
+	/* Podman ps: Image and Labels (null for none). */
+	buf = slurp("podman-5-ps.json", &len);
+	assert_int_equal(rt_podman_ps(buf, len, &cs, &d), 0);
+	c = find_cont(&cs, "db5");
+	assert_non_null(c);
+	assert_string_equal(c->image, "docker.io/library/busybox:latest");
+	assert_string_equal(label(c, "app"), "db");
+	c = find_cont(&cs, "web5");
+	assert_non_null(c);
+	assert_int_equal(c->n_labels, 0);
+	rsdk_cset_free(&cs);
+	free(buf);
+
+	/* Podman events: Image, and Attributes are the labels. */
+	l = "{\"ID\":\"" ID_A "\",\"Image\":\"localhost/bb:latest\",\"Name\":\"web\","
+	    "\"Status\":\"start\",\"Type\":\"container\",\"Attributes\":{\"app\":\"web\"}}";
+	assert_int_equal((rt_event_clear(&ev), rt_podman_event(l, strlen(l), &ev, &d)), 0);
+	assert_string_equal(ev.c.image, "localhost/bb:latest");
+	assert_string_equal(label(&ev.c, "app"), "web");
+	rt_event_clear(&ev);
+	/* The journal: PODMAN_IMAGE, PODMAN_LABELS (JSON in a string). */
+	l = "{\"PODMAN_TYPE\":\"container\",\"PODMAN_EVENT\":\"start\",\"PODMAN_ID\":\"" ID_A
+	    "\",\"PODMAN_NAME\":\"web\",\"PODMAN_IMAGE\":\"bb:1\","
+	    "\"PODMAN_LABELS\":\"{\\\"app\\\":\\\"web\\\"}\"}";
+	assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(l, strlen(l), &ev, &d)), 0);
+	assert_string_equal(ev.c.image, "bb:1");
+	assert_string_equal(label(&ev.c, "app"), "web");
+	rt_event_clear(&ev);
+
+	/* A control character in a label or an image: that one is skipped. */
+	l = "[{\"Id\":\"" ID_A "\",\"Image\":\"x\\u001b[31m\",\"Labels\":{\"a\":\"1\\n2\","
+	    "\"b\":\"2\"}}]";
+	dg.warn = 0;
+	assert_int_equal(rt_docker_list(l, strlen(l), &cs, &d), 0);
+	assert_null(cs.v[0].image);
+	assert_int_equal(cs.v[0].n_labels, 1);
+	assert_string_equal(label(&cs.v[0], "b"), "2");
+	assert_int_equal(dg.warn, 2);
+	rsdk_cset_free(&cs);
+
+	/* Bounds: RT_MAX_LABELS kept, the rest skipped, said once. */
+	size_t cap = 64u * (RT_MAX_LABELS + 10) + 256;
+	buf = malloc(cap);
+	assert_non_null(buf);
+	len = (size_t)snprintf(buf, cap, "[{\"Id\":\"%s\",\"Labels\":{", ID_A);
+	for (unsigned i = 0; i < RT_MAX_LABELS + 10; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s\"k%u\":\"v\"", i ? "," : "", i);
+	len += (size_t)snprintf(buf + len, cap - len, "}}]");
+	dg.warn = 0;
+	assert_int_equal(rt_docker_list(buf, len, &cs, &d), 0);
+	assert_int_equal(cs.v[0].n_labels, RT_MAX_LABELS);
+	assert_int_equal(dg.warn, 1);
+	rsdk_cset_free(&cs);
+	free(buf);
+	rt_event_clear(&ev);
 }
 
 int
@@ -1278,6 +1405,7 @@ main(void)
 	    cmocka_unit_test(test_podman5_ps_sample),
 	    cmocka_unit_test(test_podman_ps_crafted),
 	    cmocka_unit_test(test_podman_inspect_sample),
+	    cmocka_unit_test(test_image_labels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

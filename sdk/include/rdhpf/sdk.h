@@ -173,8 +173,10 @@ void rsdk_cont_move(struct rsdk_cont *dst, struct rsdk_cont *src);
 int rsdk_cont_equal(const struct rsdk_cont *a, const struct rsdk_cont *b);
 
 /* Build the core's object for c (host->container_new and setters).
- * NULL on ENOMEM or a value the core refused (logged with host and
- * container). */
+ * NULL on ENOMEM or when the core refused the id.  An image, label or
+ * port the core refuses (a control character, past its limits) is left
+ * out and logged with host, container and field: one odd label must not
+ * cost a container its forwards. */
 struct rdhpf_container *rsdk_cont_export(const struct rdhpf_host_api *H,
                                          struct rdhpf_ctx *ctx, const struct rsdk_cont *c);
 
@@ -210,8 +212,9 @@ void rsdk_cset_diff(const struct rsdk_cset *old, const struct rsdk_cset *now,
 void rsdk_list_reply(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
                      rdhpf_list_fn done, void *arg, const struct rsdk_cset *s);
 /* Hand one event to the core through a watch's callbacks (exports c,
- * calls cbs->on_event, frees).  Returns RDHPF_ERR_NOMEM when it could not
- * (the caller should ask host->resync). */
+ * calls cbs->on_event, frees).  Returns RDHPF_ERR_NOMEM (or
+ * RDHPF_ERR_INVAL: the id was refused) when it could not (the caller
+ * should ask host->resync). */
 int rsdk_emit(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
               const struct rdhpf_watch_cbs *cbs, void *arg, int type, int64_t time_ns,
               const struct rsdk_cont *c);
