@@ -14,6 +14,7 @@
  * watch slot, so the core calls list() every poll_interval; each list runs
  * one remote command, `cat FILE`.  Each line is one pseudo-container (its
  * name is the id), its ports published on the remote's 127.0.0.1. */
+#define _POSIX_C_SOURCE 200809L /* strtok_r, also under -std=c17 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -45,8 +45,12 @@ export PKG_CONFIG_PATH=${pc%/*} PKG_CONFIG_SYSROOT_DIR=$D
 flags=$(pkg-config --cflags --libs rdhpf-plugin)
 echo "pkg-config --cflags --libs rdhpf-plugin: $flags"
 check "the flags name no source tree" bash -c "! grep -qF -- '$src' <<<'$flags'"
+check "jansson is private (only --static links it)" bash -c "! grep -q -- -ljansson <<<'$flags'"
 plugindir=$(pkg-config --variable=plugindir rdhpf-plugin)
 check "plugindir variable set ($plugindir)" test -n "$plugindir"
+# pkgconf puts the sysroot in front of variables too; pkg-config does not.
+[[ $plugindir == "$D"/* ]] || plugindir=$D$plugindir
+check "plugindir holds the installed plugins" test -f "$plugindir/transport-openssh.so"
 
 # Out of tree: copies of the sources in W, compiled from W.
 P=$W/plugins
@@ -94,7 +98,7 @@ run_conf portfile --option "file=$W/ports" --bad-option "file=relative" \
 	--expect-port 18123 --stop-cmd "sed -i /^web/d $W/ports"
 
 # The installed rdhpf loads them, next to the installed plugins.
-cp "$D$plugindir"/*.so "$P/"
+cp "$plugindir"/*.so "$P/"
 out=$(RDHPF_PLUGIN_DIR=$P "$rdhpf" plugins 2>&1)
 echo "$out"
 for n in static listening portfile; do
