@@ -19,6 +19,8 @@ lpid=$!
 for _ in $(seq 100); do [[ -s $dir/port ]] && break; sleep 0.05; done
 port=$(cat "$dir/port")
 [[ $port =~ ^[0-9]+$ ]] || { echo "listener did not start" >&2; exit 1; }
-exec "$conf" runtime "$so" --option "exclude=22" \
+rc=0
+"$conf" runtime "$so" --option "exclude=22" \
   --bad-option "include=abc" --bad-option "exclude=0" --bad-option "include=9-3" \
-  --expect-port "$port" --stop-cmd "kill $lpid"
+  --expect-port "$port" --stop-cmd "kill $lpid" || rc=$?
+exit "$rc"
