@@ -84,6 +84,9 @@ int conf_run(const char *cmd);
 /* Free ctx and say what the plugin left registered with it (""
  * when nothing), as the core names each leak. */
 void conf_ctx_free(struct rdhpf_ctx *ctx, char *leaks, size_t len);
+/* Replace each callback address in a leak report by its function's name
+ * from the plugin's symbol table (and file+offset). */
+void conf_symbolize(char *text, size_t len);
 /* Replace (or add) one option of the test host; restore with the value
  * returned (NULL: it was not set). */
 char *conf_set_option(const char *key, const char *value);

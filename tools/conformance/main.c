@@ -140,6 +140,7 @@ conf_ctx_free(struct rdhpf_ctx *ctx, char *leaks, size_t len)
 			*p = p[1] ? ';' : '\0';
 	if (leaks[0] == '\0')
 		snprintf(leaks, len, "%zu handles left registered with the ctx", n);
+	conf_symbolize(leaks, len);
 }
 
 char *
