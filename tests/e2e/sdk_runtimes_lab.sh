@@ -23,9 +23,18 @@ poll_ms=500
 mkdir -p "$T/www"
 echo sdk-runtime >"$T/www/index.html"
 LISTENERS=()
-# listen NAME ADDR:PORT: busybox httpd inside the lab namespace.
+# listen NAME ADDR:PORT: busybox httpd inside the lab namespace, its pid in
+# L_NAME.  exec'd (so the pid is busybox's) without our fds above 2 (the
+# lab lock must not outlive this script in a listener).
 listen() {
-	lab_ns busybox httpd -f -p "$2" -h "$T/www" &
+	(
+		for fd in "/proc/$BASHPID/fd/"*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-"; fi
+		done
+		exec nsenter --net="$LAB_NETNS_PATH" busybox httpd -f -p "$2" -h "$T/www" \
+			</dev/null >/dev/null 2>&1
+	) &
 	eval "L_$1=$!"
 	LISTENERS+=($!)
 	lab_wait_for 5 lab_ns_http_ok "${2%:*}" "${2##*:}" >/dev/null 2>&1 ||
@@ -77,8 +86,12 @@ else
 fi
 t0=$(date +%s%N)
 listen any "0.0.0.0:$p_any"
-check "listener on 0.0.0.0:$p_any: forwarded (to the remote's 127.0.0.1)" wait_for 10000 serves "$p_any"
-echo "# serving $(ms_since "$t0") ms after the listener came up"
+if wait_for 10000 serves "$p_any"; then
+	ok "listener on 0.0.0.0:$p_any: forwarded (to the remote's 127.0.0.1)"
+	echo "# serving $(ms_since "$t0") ms after the listener came up"
+else
+	not_ok "listener on 0.0.0.0:$p_any: forwarded (to the remote's 127.0.0.1)"
+fi
 listen out "127.0.0.1:$p_out"
 sleep $((3 * poll_ms / 1000 + 1))
 check "a listener outside include ($p_out): not forwarded" refuses "$p_out"
