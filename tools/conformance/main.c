@@ -135,9 +135,19 @@ conf_ctx_free(struct rdhpf_ctx *ctx, char *leaks, size_t len)
 	conf_log_take(logged, sizeof logged); /* the core's own leak lines */
 	if (n == 0)
 		return;
-	for (char *p = leaks; *p; p++)
-		if (*p == '\n')
-			*p = p[1] ? ';' : '\0';
+	/* One line per handle: joined with "; ". */
+	{
+		char joined[4096];
+		size_t o = 0;
+		for (const char *p = leaks; *p && o + 3 < sizeof joined; p++) {
+			if (*p != '\n')
+				joined[o++] = *p;
+			else if (p[1] != '\0')
+				o += (size_t)snprintf(joined + o, sizeof joined - o, "; ");
+		}
+		joined[o] = '\0';
+		snprintf(leaks, len, "%s", joined);
+	}
 	if (leaks[0] == '\0')
 		snprintf(leaks, len, "%zu handles left registered with the ctx", n);
 	conf_symbolize(leaks, len);

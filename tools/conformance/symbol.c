@@ -81,7 +81,7 @@ elf_func_at(const char *img, size_t len, uint64_t off, char *out, size_t outlen)
 static void
 name_addr(uintptr_t a, char *out, size_t outlen)
 {
-	Dl_info di;
+	Dl_info di, pi;
 	char name[128] = "", real[4096];
 	const char *base;
 	ssize_t rl;
@@ -94,21 +94,53 @@ name_addr(uintptr_t a, char *out, size_t outlen)
 		return;
 	}
 	off = (uint64_t)(a - (uintptr_t)di.dli_fbase);
-	/* The loader dlopens the file it checked through /proc/self/fd/N. */
+	/* The loader dlopens the file it checked through /proc/self/fd/N,
+	 * which may be closed by now: the plugin under test is known by its
+	 * load address. */
 	base = di.dli_fname;
-	if ((rl = readlink(di.dli_fname, real, sizeof real - 1)) > 0) {
+	if (dladdr((const void *)g_plugin->info, &pi) != 0 && pi.dli_fbase == di.dli_fbase) {
+		base = g_plugin->path;
+	} else if ((rl = readlink(di.dli_fname, real, sizeof real - 1)) > 0) {
 		real[rl] = '\0';
 		base = real;
 	}
-	base = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
-	if ((img = read_file(di.dli_fname, &len)) != NULL) {
+	if ((img = read_file(base, &len)) != NULL) {
 		elf_func_at(img, len, off, name, sizeof name);
 		free(img);
 	}
+	base = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
 	if (name[0])
 		snprintf(out, outlen, "%s (%.160s+0x%jx)", name, base, (uintmax_t)off);
 	else
 		snprintf(out, outlen, "%.160s+0x%jx", base, (uintmax_t)off);
+}
+
+/* "FILE+0xOFF", as the core writes a callback it has no dynamic symbol
+ * for (FILE may be the loader's /proc/self/fd/N): leaks are on the
+ * plugin's own ctx, so the offset is into the plugin under test. */
+static void
+name_off(const char *file, size_t flen, uint64_t off, char *out, size_t outlen)
+{
+	const char *path = g_plugin->path;
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	bool fd = strspn(file, "0123456789") == flen;
+	char name[128] = "";
+	size_t len = 0;
+	char *img;
+
+	if (fd || (strlen(base) == flen && memcmp(file, base, flen) == 0)) {
+		if ((img = read_file(path, &len)) != NULL) {
+			elf_func_at(img, len, off, name, sizeof name);
+			free(img);
+		}
+	} else {
+		base = NULL;
+	}
+	if (name[0])
+		snprintf(out, outlen, "%s (%.160s+0x%jx)", name, base, (uintmax_t)off);
+	else
+		snprintf(out, outlen, "%.*s+0x%jx", (int)(flen > 160 ? 160 : flen),
+		         base ? base : file, (uintmax_t)off);
 }
 
 void
@@ -118,17 +150,26 @@ conf_symbolize(char *text, size_t len)
 	size_t o = 0;
 
 	for (const char *p = text; *p && o + 1 < sizeof out;) {
-		if (p[0] == '0' && p[1] == 'x' && (p == text || p[-1] == ' ')) {
-			char *end;
-			uintptr_t a = (uintptr_t)strtoull(p, &end, 16);
-			char one[300];
-			if (end > p + 2 && (*end == '\0' || *end == ' ' || *end == ';')) {
-				name_addr(a, one, sizeof one);
-				o += (size_t)snprintf(out + o, sizeof out - o, "%s", one);
-				if (o >= sizeof out)
-					o = sizeof out - 1;
-				p = end;
-				continue;
+		if (p == text || p[-1] == ' ') {
+			size_t w = strcspn(p, " ;\n");
+			const char *plus = memchr(p, '+', w);
+			const char *hex = plus ? plus + 1 : p;
+			char *end, one[300];
+			uint64_t v;
+
+			if (hex[0] == '0' && hex[1] == 'x') {
+				v = strtoull(hex + 2, &end, 16);
+				if (end == p + w && end > hex + 2) {
+					if (plus)
+						name_off(p, (size_t)(plus - p), v, one, sizeof one);
+					else
+						name_addr((uintptr_t)v, one, sizeof one);
+					o += (size_t)snprintf(out + o, sizeof out - o, "%s", one);
+					if (o >= sizeof out)
+						o = sizeof out - 1;
+					p = end;
+					continue;
+				}
 			}
 		}
 		out[o++] = *p++;
