@@ -15,8 +15,8 @@ container_id_ok(const char *id)
 		return false;
 	for (const char *p = id; *p; p++, n++) {
 		char ch = *p;
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      ch == '_' || ch == '.' || ch == '-'))
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == '.' || ch == '-'))
 			return false;
 		if (n >= CONTAINER_ID_MAX)
 			return false;
@@ -42,7 +42,8 @@ container_port_ok(const struct rdhpf_port *p)
 		return false;
 	if (p->host_port == 0)
 		return false;
-	if (p->proto != RDHPF_PROTO_TCP && p->proto != RDHPF_PROTO_UDP && p->proto != RDHPF_PROTO_SCTP)
+	if (p->proto != RDHPF_PROTO_TCP && p->proto != RDHPF_PROTO_UDP &&
+	    p->proto != RDHPF_PROTO_SCTP)
 		return false;
 	return p->host_ip == NULL || printable(p->host_ip, 63);
 }

@@ -22,7 +22,7 @@ struct rdhpf_container {
 	const char *name;               /* "" when not known */
 	const struct rdhpf_port *ports; /* host_ip never NULL ("" when none) */
 	size_t n_ports;
-	const char *image;              /* NULL when not reported */
+	const char *image; /* NULL when not reported */
 	const struct rule_label *labels;
 	size_t n_labels;
 };

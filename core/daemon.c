@@ -416,7 +416,8 @@ reload(struct daemon *d)
 		return;
 	}
 	if (cfg_parse_file(d->config_file, &nc) == 0 &&
-	    cfg_check_plugins_v(&nc, plugins_lookup_options, plugins_validate_option, &d->plugins) == 0)
+	    cfg_check_plugins_v(&nc, plugins_lookup_options, plugins_validate_option,
+	                        &d->plugins) == 0)
 		cfg_check_hosts(&nc, &d->plugins, d->rundir);
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
@@ -577,7 +578,8 @@ daemon_run(const struct run_opts *o)
 		goto out;
 	}
 	report_refused(&d.plugins);
-	if (cfg_check_plugins_v(&d.cfg, plugins_lookup_options, plugins_validate_option, &d.plugins) != 0) {
+	if (cfg_check_plugins_v(&d.cfg, plugins_lookup_options, plugins_validate_option,
+	                        &d.plugins) != 0) {
 		cfg_print_errors(&d.cfg, stderr);
 		rc = 2;
 		goto out;

@@ -154,7 +154,8 @@ check_plugins(struct doc *d)
 		    d->tp == NULL ? d->h->transport : d->h->runtime, dir);
 		return -1;
 	}
-	if (cfg_check_plugins_v(&d->cfg, plugins_lookup_options, plugins_validate_option, &d->ps) > 0) {
+	if (cfg_check_plugins_v(&d->cfg, plugins_lookup_options, plugins_validate_option, &d->ps) >
+	    0) {
 		say(d, V_FAIL, "plugins load", "correct the keys named above", "plugin options rejected");
 		for (size_t i = 0; i < d->cfg.n_errors; i++)
 			printf("       %s\n", d->cfg.errors[i].text);

@@ -788,16 +788,27 @@ ctx_new(struct host *h, const char *host_name, const struct plugin *p, const str
 	return ctx;
 }
 
-/* The symbol a callback points at, or its address. */
+/* The symbol a callback points at when the object exports it; else the
+ * object and offset (for addr2line), since plugins hide their statics and
+ * dladdr would name the nearest exported symbol instead. */
 static void
 sym_name(const void *fn, char *buf, size_t len)
 {
 	Dl_info di;
 
-	if (fn != NULL && dladdr(fn, &di) != 0 && di.dli_sname != NULL)
-		snprintf(buf, len, "%s", di.dli_sname);
-	else
+	if (fn == NULL || dladdr(fn, &di) == 0) {
 		snprintf(buf, len, "%p", fn);
+		return;
+	}
+	if (di.dli_sname != NULL && di.dli_saddr == fn) {
+		snprintf(buf, len, "%s", di.dli_sname);
+		return;
+	}
+	{
+		const char *base = di.dli_fname ? strrchr(di.dli_fname, '/') : NULL;
+		snprintf(buf, len, "%s+0x%lx", base ? base + 1 : di.dli_fname ? di.dli_fname : "?",
+		         (unsigned long)((uintptr_t)fn - (uintptr_t)di.dli_fbase));
+	}
 }
 
 static void

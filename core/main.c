@@ -106,7 +106,8 @@ cmd_check_config(const struct run_opts *o, const char *file)
 	if (plugins_load_dir(plugin_dir_choose(&c), &core_host_api, &ps) != 0) {
 		fprintf(stderr, "rdhpf: %s\n", ps.dir_error);
 		rc = 2;
-	} else if (cfg_check_plugins_v(&c, plugins_lookup_options, plugins_validate_option, &ps) == 0 && c.n_errors == 0) {
+	} else if (cfg_check_plugins_v(&c, plugins_lookup_options, plugins_validate_option, &ps) == 0 &&
+	           c.n_errors == 0) {
 		/* What run would refuse when it starts: the plugins' own checks,
 		 * against the runtime directory run would use. */
 		char dir[512], err[768];

@@ -69,23 +69,23 @@ static struct {
 static size_t g_n_warned;
 
 static const char *const names[SLOT_COUNT] = {
-	[SLOT_T_CREATE] = "create",
-	[SLOT_T_DESTROY] = "destroy",
-	[SLOT_T_CONNECT] = "connect",
-	[SLOT_T_DISCONNECT] = "disconnect",
-	[SLOT_T_HEALTH] = "health_check",
-	[SLOT_T_FORWARD_ADD] = "forward_add",
-	[SLOT_T_FORWARD_REMOVE] = "forward_remove",
-	[SLOT_T_EXEC] = "exec",
-	[SLOT_T_STREAM_WRITE] = "stream_write",
-	[SLOT_T_STREAM_CLOSE] = "stream_close",
-	[SLOT_T_OPEN_UNIX] = "open_unix",
-	[SLOT_T_FORWARD_STATS] = "forward_stats",
-	[SLOT_R_CREATE] = "create",
-	[SLOT_R_DESTROY] = "destroy",
-	[SLOT_R_WATCH] = "watch",
-	[SLOT_R_LIST] = "list",
-	[SLOT_R_STOP] = "stop",
+    [SLOT_T_CREATE] = "create",
+    [SLOT_T_DESTROY] = "destroy",
+    [SLOT_T_CONNECT] = "connect",
+    [SLOT_T_DISCONNECT] = "disconnect",
+    [SLOT_T_HEALTH] = "health_check",
+    [SLOT_T_FORWARD_ADD] = "forward_add",
+    [SLOT_T_FORWARD_REMOVE] = "forward_remove",
+    [SLOT_T_EXEC] = "exec",
+    [SLOT_T_STREAM_WRITE] = "stream_write",
+    [SLOT_T_STREAM_CLOSE] = "stream_close",
+    [SLOT_T_OPEN_UNIX] = "open_unix",
+    [SLOT_T_FORWARD_STATS] = "forward_stats",
+    [SLOT_R_CREATE] = "create",
+    [SLOT_R_DESTROY] = "destroy",
+    [SLOT_R_WATCH] = "watch",
+    [SLOT_R_LIST] = "list",
+    [SLOT_R_STOP] = "stop",
 };
 
 const char *
@@ -107,27 +107,46 @@ slot_present(const struct rdhpf_plugin_info *info, enum slot_id s)
 {
 	const struct rdhpf_transport_ops *t =
 	    info->kind == RDHPF_KIND_TRANSPORT ? info->ops.transport : NULL;
-	const struct rdhpf_runtime_ops *r = info->kind == RDHPF_KIND_RUNTIME ? info->ops.runtime : NULL;
+	const struct rdhpf_runtime_ops *r =
+	    info->kind == RDHPF_KIND_RUNTIME ? info->ops.runtime : NULL;
 
 	switch (s) {
-	case SLOT_T_CREATE: return T_SLOT(t, create);
-	case SLOT_T_DESTROY: return T_SLOT(t, destroy);
-	case SLOT_T_CONNECT: return T_SLOT(t, connect);
-	case SLOT_T_DISCONNECT: return T_SLOT(t, disconnect);
-	case SLOT_T_HEALTH: return T_SLOT(t, health_check);
-	case SLOT_T_FORWARD_ADD: return T_SLOT(t, forward_add);
-	case SLOT_T_FORWARD_REMOVE: return T_SLOT(t, forward_remove);
-	case SLOT_T_EXEC: return T_SLOT(t, exec);
-	case SLOT_T_STREAM_WRITE: return T_SLOT(t, stream_write);
-	case SLOT_T_STREAM_CLOSE: return T_SLOT(t, stream_close);
-	case SLOT_T_OPEN_UNIX: return T_SLOT(t, open_unix);
-	case SLOT_T_FORWARD_STATS: return T_SLOT(t, forward_stats);
-	case SLOT_R_CREATE: return T_SLOT(r, create);
-	case SLOT_R_DESTROY: return T_SLOT(r, destroy);
-	case SLOT_R_WATCH: return T_SLOT(r, watch);
-	case SLOT_R_LIST: return T_SLOT(r, list);
-	case SLOT_R_STOP: return T_SLOT(r, stop);
-	default: return false;
+	case SLOT_T_CREATE:
+		return T_SLOT(t, create);
+	case SLOT_T_DESTROY:
+		return T_SLOT(t, destroy);
+	case SLOT_T_CONNECT:
+		return T_SLOT(t, connect);
+	case SLOT_T_DISCONNECT:
+		return T_SLOT(t, disconnect);
+	case SLOT_T_HEALTH:
+		return T_SLOT(t, health_check);
+	case SLOT_T_FORWARD_ADD:
+		return T_SLOT(t, forward_add);
+	case SLOT_T_FORWARD_REMOVE:
+		return T_SLOT(t, forward_remove);
+	case SLOT_T_EXEC:
+		return T_SLOT(t, exec);
+	case SLOT_T_STREAM_WRITE:
+		return T_SLOT(t, stream_write);
+	case SLOT_T_STREAM_CLOSE:
+		return T_SLOT(t, stream_close);
+	case SLOT_T_OPEN_UNIX:
+		return T_SLOT(t, open_unix);
+	case SLOT_T_FORWARD_STATS:
+		return T_SLOT(t, forward_stats);
+	case SLOT_R_CREATE:
+		return T_SLOT(r, create);
+	case SLOT_R_DESTROY:
+		return T_SLOT(r, destroy);
+	case SLOT_R_WATCH:
+		return T_SLOT(r, watch);
+	case SLOT_R_LIST:
+		return T_SLOT(r, list);
+	case SLOT_R_STOP:
+		return T_SLOT(r, stop);
+	default:
+		return false;
 	}
 }
 
@@ -491,18 +510,18 @@ tp_destroy(struct pinst *t)
 	free(t);
 }
 
-#define ASYNC_T(t, slot, member, done, arg, ...)                                          \
-	do {                                                                                \
-		struct call *c_;                                                            \
-		void *id_;                                                                  \
-		uint64_t n_;                                                                \
-		if (RDHPF_SLOT((t)->t, member) == NULL)                                     \
-			return RDHPF_ERR_UNSUPPORTED;                                       \
-		c_ = call_new((t), (slot), (arg));                                          \
-		c_->done = (done);                                                          \
-		c_->in_slot = 1;                                                            \
-		n_ = c_->id;                                                                \
-		idof(n_, &id_);                                                             \
+#define ASYNC_T(t, slot, member, done, arg, ...)                                                   \
+	do {                                                                                       \
+		struct call *c_;                                                                   \
+		void *id_;                                                                         \
+		uint64_t n_;                                                                       \
+		if (RDHPF_SLOT((t)->t, member) == NULL)                                            \
+			return RDHPF_ERR_UNSUPPORTED;                                              \
+		c_ = call_new((t), (slot), (arg));                                                 \
+		c_->done = (done);                                                                 \
+		c_->in_slot = 1;                                                                   \
+		n_ = c_->id;                                                                       \
+		idof(n_, &id_);                                                                    \
 		return async_finish(n_, (t)->t->member((t)->state, __VA_ARGS__, tramp_done, id_)); \
 	} while (0)
 
@@ -687,7 +706,8 @@ tramp_established(void *arg)
 		return;
 	pi = c->pi;
 	if (c->established) {
-		bug(pi_host(pi), pi->plugin->info->name, SLOT_R_WATCH, "on_established called twice");
+		bug(pi_host(pi), pi->plugin->info->name, SLOT_R_WATCH,
+		    "on_established called twice");
 		return;
 	}
 	c->established = 1;
@@ -742,10 +762,10 @@ tramp_end(void *arg, int status, const char *detail)
 }
 
 static const struct rdhpf_watch_cbs tramp_watch = {
-	RDHPF_INIT(rdhpf_watch_cbs),
-	.on_established = tramp_established,
-	.on_event = tramp_event,
-	.on_end = tramp_end,
+    RDHPF_INIT(rdhpf_watch_cbs),
+    .on_established = tramp_established,
+    .on_event = tramp_event,
+    .on_end = tramp_end,
 };
 
 int

@@ -352,9 +352,22 @@ pend_clear(struct host *h)
 	h->n_pend = 0;
 }
 
-/* Apply one event to the container set (no reconcile). */
+/* The container with this id among the n in v, or NULL. */
+static const struct cont *
+cont_in(const struct cont *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].c.id, id) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/* Apply one event to the container set (no reconcile).  known: the same
+ * container as the set held before a list repeated it: its skipped ports
+ * were logged when it came, and it keeps its seq, so that a list (every
+ * poll_interval for a poll-only runtime) never moves a port's owner. */
 static void
-apply_event(struct host *h, int type, const struct rdhpf_container *c)
+apply_event_q(struct host *h, int type, const struct rdhpf_container *c, const struct cont *known)
 {
 	struct cont *old;
 
@@ -362,7 +375,7 @@ apply_event(struct host *h, int type, const struct rdhpf_container *c)
 		return;
 	old = cont_find(h, c->id);
 	if (type == RDHPF_EV_START) {
-		for (size_t i = 0; i < c->n_ports; i++) {
+		for (size_t i = 0; known == NULL && i < c->n_ports; i++) {
 			char pb[24];
 			if (c->ports[i].proto == RDHPF_PROTO_TCP)
 				continue;
@@ -377,11 +390,17 @@ apply_event(struct host *h, int type, const struct rdhpf_container *c)
 			h->conts = xrealloc(h->conts, (h->n_conts + 1) * sizeof *h->conts);
 			old = &h->conts[h->n_conts++];
 		}
-		cont_copy(old, c, ++h->seq);
+		cont_copy(old, c, known != NULL ? known->seq : ++h->seq);
 	} else if (type == RDHPF_EV_STOP && old != NULL) {
 		cont_clear(old);
 		*old = h->conts[--h->n_conts];
 	}
+}
+
+static void
+apply_event(struct host *h, int type, const struct rdhpf_container *c)
+{
+	apply_event_q(h, type, c, NULL);
 }
 
 /* ---- forwards ---- */
@@ -1173,9 +1192,21 @@ on_list_done(void *arg, int status, const char *detail, struct rdhpf_container *
 	}
 	/* The list is the truth; events that raced it are applied after it.
 	 * The reconciler diffs, so containers that stayed cost nothing. */
-	conts_clear(h);
-	for (size_t i = 0; i < n; i++)
-		apply_event(h, RDHPF_EV_START, cs[i]);
+	{
+		/* The old set only says which containers are known already. */
+		struct cont *old = h->conts;
+		size_t n_old = h->n_conts;
+		h->conts = NULL;
+		h->n_conts = 0;
+		for (size_t i = 0; i < n; i++)
+			apply_event_q(h, RDHPF_EV_START, cs[i],
+			              cs[i] != NULL && cs[i]->id != NULL
+			                  ? cont_in(old, n_old, cs[i]->id)
+			                  : NULL);
+		for (size_t i = 0; i < n_old; i++)
+			cont_clear(&old[i]);
+		free(old);
+	}
 	for (size_t i = 0; i < h->n_pend; i++)
 		apply_event(h, h->pend[i].type, &h->pend[i].c.c);
 	pend_clear(h);

@@ -10,7 +10,7 @@
 
 # ---- poll-only ----
 cat >"$T/script" <<'S'
-0     start p1aaaaaaaaaa steady 18201:80
+0     start p1aaaaaaaaaa steady 18201:80 18253:53/udp
 0     start p2bbbbbbbbbb goes 18202:80
 1s    start p3cccccccccc late 18203:80
 1500ms stop p2bbbbbbbbbb
@@ -44,6 +44,9 @@ check "poll-only: several lists ran" test "$(grep -c 'msg="synced" host=poll' "$
 check "poll-only: the unchanged container's forward was added once and never removed" \
 	bash -c "[ \$(grep -c 'forward active.*local_port=18201' '$T/log') -eq 1 ] &&
 		! grep -q 'forward removed.*local_port=18201' '$T/log'"
+check "poll-only: the skipped UDP port is logged once, not at every poll" \
+	bash -c "[ \$(grep -c 'port=18253/udp' '$T/log') -eq 1 ] &&
+		[ \$(grep -c 'remote_port=18253 proto=udp' '$T/log') -eq 1 ]"
 check "poll-only: no event stream was started" eval '! grep -q "event stream" "$T/log"'
 stop_daemon || true
 

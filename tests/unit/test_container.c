@@ -105,9 +105,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_id),
-		cmocka_unit_test(test_ports),
-		cmocka_unit_test(test_image_labels_copy),
+	    cmocka_unit_test(test_id),
+	    cmocka_unit_test(test_ports),
+	    cmocka_unit_test(test_image_labels_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,24 +69,24 @@ p_fwd(void *s, const struct rdhpf_forward *f, rdhpf_done_fn done, void *arg)
 }
 
 static const struct rdhpf_transport_ops tops = {
-	RDHPF_INIT(rdhpf_transport_ops),
-	.create = p_create,
-	.destroy = p_void,
-	.connect = p_connect,
-	.disconnect = p_void,
-	.health_check = p_health,
-	.forward_add = p_fwd,
-	.forward_remove = p_fwd,
+    RDHPF_INIT(rdhpf_transport_ops),
+    .create = p_create,
+    .destroy = p_void,
+    .connect = p_connect,
+    .disconnect = p_void,
+    .health_check = p_health,
+    .forward_add = p_fwd,
+    .forward_remove = p_fwd,
 };
 
 static const struct rdhpf_plugin_info tinfo = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_TRANSPORT,
-	.name = "misbehaving",
-	.version = "1",
-	.ops.transport = &tops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "misbehaving",
+    .version = "1",
+    .ops.transport = &tops,
 };
 
 static struct rdhpf_ctx *g_rctx;
@@ -125,23 +125,23 @@ r_watch(void *s, const struct rdhpf_watch_cbs *cbs, void *arg)
 
 /* A 2.0 runtime table cut before stop: stop is absent. */
 static const struct rdhpf_runtime_ops rops = {
-	.struct_size = offsetof(struct rdhpf_runtime_ops, stop),
-	.create = p_create,
-	.destroy = p_void,
-	.watch = r_watch,
-	.list = r_list,
-	.stop = p_void,
+    .struct_size = offsetof(struct rdhpf_runtime_ops, stop),
+    .create = p_create,
+    .destroy = p_void,
+    .watch = r_watch,
+    .list = r_list,
+    .stop = p_void,
 };
 
 static const struct rdhpf_plugin_info rinfo = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "lister",
-	.version = "1",
-	.caps = RDHPF_RCAP_EVENTS,
-	.ops.runtime = &rops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "lister",
+    .version = "1",
+    .caps = RDHPF_RCAP_EVENTS,
+    .ops.runtime = &rops,
 };
 
 struct got {
@@ -217,7 +217,7 @@ log_count(const char *needle)
 static void
 test_async_completions(void **s)
 {
-	struct plugin tp = {.path = (char *)(uintptr_t)"mem", .info = &tinfo};
+	struct plugin tp = {.path = (char *)(uintptr_t) "mem", .info = &tinfo};
 	struct rdhpf_host_params hp = {RDHPF_INIT(rdhpf_host_params)};
 	struct rdhpf_ctx *ctx = ctx_new(NULL, "h", &tp, NULL);
 	struct rdhpf_forward f = {0};
@@ -283,11 +283,11 @@ test_async_completions(void **s)
 static void
 test_list_and_watch(void **s)
 {
-	struct plugin rp = {.path = (char *)(uintptr_t)"mem", .info = &rinfo};
+	struct plugin rp = {.path = (char *)(uintptr_t) "mem", .info = &rinfo};
 	struct rdhpf_host_params hp = {RDHPF_INIT(rdhpf_host_params)};
 	static const struct rdhpf_watch_cbs wcbs = {
-		RDHPF_INIT(rdhpf_watch_cbs),
-		.on_established = core_established,
+	    RDHPF_INIT(rdhpf_watch_cbs),
+	    .on_established = core_established,
 	};
 	struct got g = {0};
 	char err[64];
@@ -335,9 +335,15 @@ test_list_and_watch(void **s)
 }
 
 static void
+never_cb(void *arg)
+{
+	(void)arg;
+}
+
+static void
 test_leak_report(void **s)
 {
-	struct plugin rp = {.path = (char *)(uintptr_t)"mem", .info = &rinfo};
+	struct plugin rp = {.path = (char *)(uintptr_t) "mem", .info = &rinfo};
 	struct rdhpf_ctx *ctx = ctx_new(NULL, "h", &rp, NULL);
 	char buf[512];
 
@@ -346,8 +352,14 @@ test_leak_report(void **s)
 	assert_non_null(core_host_api.container_new(ctx, "abc123", "x"));
 	assert_int_equal(ctx_describe_handles(ctx, buf, sizeof buf), 1);
 	assert_string_equal(buf, "container abc123\n");
-	assert_int_equal(ctx_free(ctx), 1);
+	/* A static callback is named by object and offset, never by the
+	 * nearest exported symbol. */
+	assert_non_null(core_host_api.timer_start(ctx, 100000, 0, never_cb, NULL));
+	assert_int_equal(ctx_describe_handles(ctx, buf, sizeof buf), 2);
+	assert_non_null(strstr(buf, "timer callback test-slots+0x"));
+	assert_int_equal(ctx_free(ctx), 2);
 	assert_int_equal(log_count("leaked container abc123"), 1);
+	assert_int_equal(log_count("leaked timer callback test-slots+0x"), 1);
 	turn();
 }
 
@@ -355,9 +367,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_async_completions),
-		cmocka_unit_test(test_list_and_watch),
-		cmocka_unit_test(test_leak_report),
+	    cmocka_unit_test(test_async_completions),
+	    cmocka_unit_test(test_list_and_watch),
+	    cmocka_unit_test(test_leak_report),
 	};
 	int r;
 
