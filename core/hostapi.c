@@ -788,16 +788,27 @@ ctx_new(struct host *h, const char *host_name, const struct plugin *p, const str
 	return ctx;
 }
 
-/* The symbol a callback points at, or its address. */
+/* The symbol a callback points at when the object exports it; else the
+ * object and offset (for addr2line), since plugins hide their statics and
+ * dladdr would name the nearest exported symbol instead. */
 static void
 sym_name(const void *fn, char *buf, size_t len)
 {
 	Dl_info di;
 
-	if (fn != NULL && dladdr(fn, &di) != 0 && di.dli_sname != NULL)
-		snprintf(buf, len, "%s", di.dli_sname);
-	else
+	if (fn == NULL || dladdr(fn, &di) == 0) {
 		snprintf(buf, len, "%p", fn);
+		return;
+	}
+	if (di.dli_sname != NULL && di.dli_saddr == fn) {
+		snprintf(buf, len, "%s", di.dli_sname);
+		return;
+	}
+	{
+		const char *base = di.dli_fname ? strrchr(di.dli_fname, '/') : NULL;
+		snprintf(buf, len, "%s+0x%lx", base ? base + 1 : di.dli_fname ? di.dli_fname : "?",
+		         (unsigned long)((uintptr_t)fn - (uintptr_t)di.dli_fbase));
+	}
 }
 
 static void
@@ -869,11 +880,12 @@ ctx_free(struct rdhpf_ctx *ctx)
 		return 0;
 	while (ctx->handles) {
 		struct ctx_handle *h = ctx->handles;
-		char what[256];
+		char what[256], msg[300];
 		handle_describe(h, what, sizeof what);
-		/* Named one by one: the conformance suite shows these. */
-		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx),
-		       "plugin left a handle open; the core closed it", "leaked", what, NULL);
+		/* Named one by one, each its own message so that repeats do
+		 * not collapse them: the conformance suite shows these. */
+		snprintf(msg, sizeof msg, "leaked %s", what);
+		log_kv(RDHPF_LOG_WARN, ctx->host_name, ctx_plugin_name(ctx), msg, NULL);
 		leaked++;
 		switch (h->type) {
 		case HANDLE_IO:

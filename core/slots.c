@@ -528,6 +528,9 @@ tp_disconnect(struct pinst *t)
 
 	if (fn != NULL)
 		fn(t->state);
+	/* No pending callback may come after it: what is still pending is
+	 * dropped (one that comes anyway is reported as a plugin bug). */
+	calls_drop(t, SLOT_COUNT);
 }
 
 int

@@ -1,5 +1,6 @@
 /* Plugin-side containers, container sets and the diff between two sets;
  * export to the core's opaque containers. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,15 +191,26 @@ rsdk_cont_equal(const struct rsdk_cont *a, const struct rsdk_cont *b)
 	return 1;
 }
 
-/* *rcp: RDHPF_ERR_NOMEM, or RDHPF_ERR_INVAL for a value the core refused
+/* A value the core refused: left out, said with the container. */
+static void
+refused(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, const struct rsdk_cont *c,
+        const char *field, const char *what)
+{
+	char shown[80];
+
+	rsdk_printable(shown, sizeof shown, what, strlen(what));
+	RSDK_LOG(H, ctx, RDHPF_LOG_WARN, "value left out: refused by the core", "container", c->id,
+	         "field", field, "value", shown);
+}
+
+/* *rcp: RDHPF_ERR_NOMEM, or RDHPF_ERR_INVAL for an id the core refused
  * (logged). */
 static struct rdhpf_container *
 cont_export(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, const struct rsdk_cont *c,
             int *rcp)
 {
 	struct rdhpf_container *x;
-	const char *what = NULL;
-	int rc = RDHPF_OK;
+	int rc;
 
 	/* container_new fails for a bad id or memory; the id is checked
 	 * here so that the two can be told apart. */
@@ -212,12 +224,19 @@ cont_export(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, const struct 
 		*rcp = RDHPF_ERR_NOMEM;
 		return NULL;
 	}
-	if (c->image != NULL && (rc = H->container_set_image(x, c->image)) != RDHPF_OK)
-		what = "image";
-	for (size_t i = 0; rc == RDHPF_OK && i < c->n_labels; i++)
-		if ((rc = H->container_add_label(x, c->labels[i].key, c->labels[i].value)) != RDHPF_OK)
-			what = "label";
-	for (size_t i = 0; rc == RDHPF_OK && i < c->n_ports; i++) {
+	if (c->image != NULL && (rc = H->container_set_image(x, c->image)) != RDHPF_OK) {
+		if (rc == RDHPF_ERR_NOMEM)
+			goto nomem;
+		refused(H, ctx, c, "image", c->image);
+	}
+	for (size_t i = 0; i < c->n_labels; i++) {
+		rc = H->container_add_label(x, c->labels[i].key, c->labels[i].value);
+		if (rc == RDHPF_ERR_NOMEM)
+			goto nomem;
+		if (rc != RDHPF_OK)
+			refused(H, ctx, c, "label", c->labels[i].key);
+	}
+	for (size_t i = 0; i < c->n_ports; i++) {
 		struct rdhpf_port p = {
 		    RDHPF_INIT(rdhpf_port),
 		    .host_ip = c->ports[i].ip,
@@ -225,19 +244,21 @@ cont_export(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, const struct 
 		    .container_port = c->ports[i].container_port,
 		    .proto = c->ports[i].proto,
 		};
-		if ((rc = H->container_add_port(x, &p)) != RDHPF_OK)
-			what = "port";
-	}
-	if (rc != RDHPF_OK) {
-		if (rc != RDHPF_ERR_NOMEM)
-			RSDK_LOG(H, ctx, RDHPF_LOG_WARN, "container value refused by the core",
-			         "container", c->id, "field", what);
-		H->container_free(x);
-		*rcp = rc;
-		return NULL;
+		char pn[8];
+		rc = H->container_add_port(x, &p);
+		if (rc == RDHPF_ERR_NOMEM)
+			goto nomem;
+		if (rc != RDHPF_OK) {
+			snprintf(pn, sizeof pn, "%u", (unsigned)p.host_port);
+			refused(H, ctx, c, "port", pn);
+		}
 	}
 	*rcp = RDHPF_OK;
 	return x;
+nomem:
+	H->container_free(x);
+	*rcp = RDHPF_ERR_NOMEM;
+	return NULL;
 }
 
 struct rdhpf_container *

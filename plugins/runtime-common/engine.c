@@ -75,6 +75,7 @@ static void econn_data(void *arg, const char *buf, size_t len);
 static void econn_closed(void *arg, int status, int exit_code, const char *detail);
 
 static const struct rdhpf_stream_cbs econn_cbs = {
+    RDHPF_INIT(rdhpf_stream_cbs),
     .on_data = econn_data,
     .on_close = econn_closed,
 };

@@ -544,13 +544,24 @@ cont_start(struct rsdk_cont *c, const char *id, const char *name, const char *wh
 	return 0;
 }
 
+/* No control characters: they would reach logs and rule matching. */
+static int
+text_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 static void
 set_image(struct rsdk_cont *c, const char *image, const struct rt_diag *d)
 {
 	if (image == NULL || image[0] == '\0')
 		return;
-	if (strlen(image) > RT_TEXT_MAX) {
-		diag(d, RDHPF_LOG_WARN, "image name skipped: too long", c->id, NULL);
+	if (strlen(image) > RT_TEXT_MAX || !text_ok(image)) {
+		diag(d, RDHPF_LOG_WARN, "image name skipped", c->id,
+		     "too long, or holds a control character");
 		return;
 	}
 	if (rsdk_cont_set_image(c, image) != RDHPF_OK)
@@ -569,6 +580,8 @@ add_label(struct rsdk_cont *c, const char *k, const char *v, int *said, const st
 		why = "a label longer than " RT_STR(RT_TEXT_MAX) " bytes skipped";
 	else if (k[0] == '\0')
 		why = "a label without a key skipped";
+	else if (!text_ok(k) || !text_ok(v))
+		why = "a label with a control character skipped";
 	else if (rsdk_cont_add_label(c, k, v) != RDHPF_OK)
 		why = "out of memory";
 	if (why != NULL && !*said) {

@@ -19,7 +19,7 @@
 #define RT_BODY_MAX (16u * 1024u * 1024u) /* one non-streamed HTTP body / command output */
 #define RT_HTTP_LINE_MAX 8192u            /* one status, header or chunk-size line */
 #define RT_HTTP_HEAD_MAX 65536u           /* a response's whole head */
-#define RT_MAX_PORTS 8192u                /* mappings kept per container */
+#define RT_MAX_PORTS 4096u                /* mappings kept per container (the core's own cap) */
 #define RT_ID_MAX 64u
 #define RT_NAME_MAX 255u
 #define RT_IP_MAX 63u

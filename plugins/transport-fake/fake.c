@@ -277,6 +277,7 @@ t_exec(void *state, const char *const *argv, const struct rdhpf_stream_cbs *cbs,
 	s->cbs = cbs;
 	s->arg = arg;
 	memset(&o, 0, sizeof o);
+	o.struct_size = sizeof o;
 	o.argv = argv;
 	o.stdin_fd = &s->in_fd;
 	o.stdout_fd = &s->out_fd;

@@ -12,7 +12,10 @@ mkdir -p "$FAKE_PODMAN_DIR/running"
 B=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0
 X=a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1
 echo "base 18951" >"$FAKE_PODMAN_DIR/running/$B"
-echo "0.5 start $X big 18952 BIG" >"$FAKE_PODMAN_DIR/script"
+# At 2 s: after the runtime confirmed its stream (on_established) and the
+# first list ran; a line lost before on_established needs no extra list, as
+# the list that follows it sees the container anyway.
+echo "2 start $X big 18952 BIG" >"$FAKE_PODMAN_DIR/script"
 
 cat >"$T/config.ini" <<C
 [host "lab"]

@@ -895,8 +895,9 @@ test_podman_range_flood(void **s)
 	                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	assert_int_equal(cs.n, 1);
 	assert_int_equal(cs.v[0].n_ports, RT_MAX_PORTS);
-	/* tcp 1..8192 kept; udp and sctp ranges counted */
-	assert_non_null(find_port(&cs.v[0], "", 8192, RDHPF_PROTO_TCP));
+	/* tcp 1..RT_MAX_PORTS kept; udp and sctp ranges counted */
+	assert_non_null(find_port(&cs.v[0], "", RT_MAX_PORTS, RDHPF_PROTO_TCP));
+	assert_null(find_port(&cs.v[0], "", RT_MAX_PORTS + 1, RDHPF_PROTO_TCP));
 	assert_null(find_port(&cs.v[0], "", 1, RDHPF_PROTO_UDP));
 	assert_int_equal(dg.dropped, 3u * 65535u - RT_MAX_PORTS);
 	assert_int_equal(dg.warn, 1);
@@ -1343,6 +1344,17 @@ test_image_labels(void **s)
 	assert_string_equal(ev.c.image, "bb:1");
 	assert_string_equal(label(&ev.c, "app"), "web");
 	rt_event_clear(&ev);
+
+	/* A control character in a label or an image: that one is skipped. */
+	l = "[{\"Id\":\"" ID_A "\",\"Image\":\"x\\u001b[31m\",\"Labels\":{\"a\":\"1\\n2\","
+	    "\"b\":\"2\"}}]";
+	dg.warn = 0;
+	assert_int_equal(rt_docker_list(l, strlen(l), &cs, &d), 0);
+	assert_null(cs.v[0].image);
+	assert_int_equal(cs.v[0].n_labels, 1);
+	assert_string_equal(label(&cs.v[0], "b"), "2");
+	assert_int_equal(dg.warn, 2);
+	rsdk_cset_free(&cs);
 
 	/* Bounds: RT_MAX_LABELS kept, the rest skipped, said once. */
 	size_t cap = 64u * (RT_MAX_LABELS + 10) + 256;

@@ -683,14 +683,27 @@ test_list_reply(void **state)
 	assert_int_equal(conts_live, 0);
 	assert_int_equal(s.n, 2);
 
-	/* A value the core refuses leaves that container out, logged. */
+	/* A label the core refuses is left out, logged; the container stays
+	 * with its ports. */
 	refuse_label = 1;
 	g.calls = 0;
 	rsdk_list_reply(&H, NULL, on_list, &g, &s);
 	assert_int_equal(g.calls, 1);
-	assert_int_equal(g.n, 1);
-	assert_true(logs > 0);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.first, "abc|web|nginx:1||127.0.0.1:8080:80/1;");
+	assert_int_equal(logs, 1);
 	assert_int_equal(conts_live, 0);
+
+	/* An id the core would refuse: that container is left out. */
+	struct rsdk_cont bad = { 0 };
+	bad.id = (char *)"bad id";
+	bad.name = (char *)"x";
+	struct rsdk_cset one = { &bad, 1, 1 };
+	g.calls = 0;
+	rsdk_list_reply(&H, NULL, on_list, &g, &one);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, RDHPF_OK);
+	assert_int_equal(g.n, 0);
 	rsdk_cset_free(&s);
 }
 
