@@ -48,6 +48,8 @@ unlisten() { # unlisten NAME
 trap 'for p in "${LISTENERS[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
 serves() { lab_http_ok 127.0.0.1 "$1"; }
 refuses() { ! lab_http_ok 127.0.0.1 "$1"; }
+# The forward itself is gone: nothing listens on the local port any more.
+unbound() { ! ss -ltnH "sport = :$1" | grep -q .; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 config() { # config RUNTIME KEY=VALUE...
@@ -97,8 +99,9 @@ sleep $((3 * poll_ms / 1000 + 1))
 check "a listener outside include ($p_out): not forwarded" refuses "$p_out"
 unlisten lo
 t0=$(date +%s%N)
-check "listener stopped: localhost:$p_lo goes" wait_for 10000 refuses "$p_lo"
-echo "# refused $(ms_since "$t0") ms after the listener stopped"
+check "listener stopped: localhost:$p_lo refuses" wait_for 10000 refuses "$p_lo"
+check "listener stopped: the forward goes (localhost:$p_lo unbound)" wait_for 10000 unbound "$p_lo"
+echo "# forward gone $(ms_since "$t0") ms after the listener stopped"
 check "the other listener still served" serves "$p_any"
 unlisten any
 unlisten out
