@@ -408,6 +408,8 @@ r_destroy(void *state)
 	free(r);
 }
 
+static int r_validate(const char *key, const char *value, char *err, size_t errlen);
+
 static int
 r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state, char *err,
          size_t errlen)
@@ -420,6 +422,17 @@ r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	r->ctx = ctx;
 	r->t0 = H->now_ms(ctx);
 	(void)p;
+	/* create checks what check-config checks (the conformance suite
+	 * asserts the two agree). */
+	for (const char *const *k = (const char *const[]){"script", "established", NULL}; *k; k++) {
+		const char *v = H->option(ctx, *k);
+		char why[200];
+		if (v != NULL && r_validate(*k, v, why, sizeof why) != RDHPF_OK) {
+			snprintf(err, errlen, "%s: %s", *k, why);
+			free(r);
+			return RDHPF_ERR_INVAL;
+		}
+	}
 	script = H->option(ctx, "script");
 	r->no_established = H->option(ctx, "established") != NULL &&
 	                    strcmp(H->option(ctx, "established"), "never") == 0;

@@ -72,15 +72,16 @@ check "status shows the reason as the host's last error" \
 	grep -q 'runtime did not confirm its event stream' "$T/status.json"
 stop_daemon || true
 
-out=$("$RDHPF_BIN" check-config --runtime-dir "$T/run" /dev/stdin 2>&1 <<C) || true
+cat >"$T/bad.ini" <<C
 [host "x"]
 url = ssh://t@x.invalid
 transport = fake
 runtime = fake
 established = sometimes
 C
+out=$("$RDHPF_BIN" check-config --runtime-dir "$T/run" "$T/bad.ini" 2>&1) || true
 check "a value the runtime's validate_option refuses is FILE:LINE: [section] key: reason" \
-	grep -q '/dev/stdin:5: \[host "x"\] established: bad value .sometimes. (expected yes or never)' <<<"$out"
+	grep -q "$T/bad.ini:5: \\[host \"x\"\\] established: bad value .sometimes. (expected yes or never)" <<<"$out"
 
 # ---- image= and label= rules ----
 cat >"$T/script3" <<'S'
