@@ -9,12 +9,12 @@ struct backoff {
 	uint64_t initial_ms;
 	uint64_t max_ms;
 	double multiplier;
-	double jitter;      /* 0..1: delay is base × (1 ± jitter), capped at max */
-	uint32_t attempt;   /* failures since the last reset */
+	double jitter;    /* 0..1: delay is base × (1 ± jitter), capped at max */
+	uint32_t attempt; /* failures since the last reset */
 };
 
-void backoff_init(struct backoff *b, uint64_t initial_ms, uint64_t max_ms,
-                  double multiplier, double jitter);
+void backoff_init(struct backoff *b, uint64_t initial_ms, uint64_t max_ms, double multiplier,
+                  double jitter);
 /* The delay before the next try, given r uniform in [0,1).  Increments
  * attempt.  base = min(max, initial × multiplier^attempt); result within
  * [base × (1 - jitter), min(max, base × (1 + jitter))]. */
@@ -24,17 +24,17 @@ void backoff_reset(struct backoff *b);
 enum breaker_state { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
 
 struct breaker {
-	uint32_t threshold;   /* consecutive failures that open it */
+	uint32_t threshold; /* consecutive failures that open it */
 	uint64_t cooldown_ms;
 	enum breaker_state state;
-	uint32_t failures;    /* consecutive */
+	uint32_t failures; /* consecutive */
 	uint64_t opened_ms;
-	uint32_t opens;       /* times it opened, for metrics */
-	bool cooled;          /* open, but the cooldown was ended early */
+	uint32_t opens; /* times it opened, for metrics */
+	bool cooled;    /* open, but the cooldown was ended early */
 };
 
 void breaker_init(struct breaker *k, uint32_t threshold, uint64_t cooldown_ms);
-void breaker_success(struct breaker *k);              /* → closed, failures 0 */
+void breaker_success(struct breaker *k);                  /* → closed, failures 0 */
 void breaker_failure(struct breaker *k, uint64_t now_ms); /* may open; half-open → open */
 /* May a try start now?  Open and cooled down → half-open, true (one trial). */
 bool breaker_allow(struct breaker *k, uint64_t now_ms);

@@ -84,8 +84,8 @@ describe_char(char c, char *buf, size_t len)
 		snprintf(buf, len, "byte 0x%02x", (unsigned)(unsigned char)c);
 }
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -116,7 +116,8 @@ check_user(const char *s, size_t n, struct ssh_url *u, char *err, size_t errlen)
 			return fail(err, errlen, "password in url is not supported");
 		if (!is_word(s[i])) {
 			describe_char(s[i], ch, sizeof ch);
-			return fail(err, errlen, "user contains %s (allowed: letters, digits, . _ -)", ch);
+			return fail(err, errlen,
+			            "user contains %s (allowed: letters, digits, . _ -)", ch);
 		}
 	}
 	if (n >= sizeof u->user)
@@ -138,8 +139,9 @@ check_name_host(const char *s, size_t n, struct ssh_url *u, char *err, size_t er
 	for (size_t i = 0; i < n; i++) {
 		if (!is_word(s[i])) {
 			describe_char(s[i], ch, sizeof ch);
-			return fail(err, errlen,
-			            "host contains %s (allowed: letters, digits, . - _; IPv6 in [ ])", ch);
+			return fail(
+			    err, errlen,
+			    "host contains %s (allowed: letters, digits, . - _; IPv6 in [ ])", ch);
 		}
 	}
 	if (n > 253)
@@ -180,7 +182,9 @@ check_ipv6_host(const char *s, size_t n, struct ssh_url *u, char *err, size_t er
 		for (size_t i = an + 1; i < n; i++) {
 			if (!is_word(s[i])) {
 				describe_char(s[i], ch, sizeof ch);
-				return fail(err, errlen, "zone contains %s (allowed: letters, digits, . _ -)", ch);
+				return fail(err, errlen,
+				            "zone contains %s (allowed: letters, digits, . _ -)",
+				            ch);
 			}
 		}
 		if (zn > 64)
@@ -208,15 +212,16 @@ ssh_url_parse(const char *s, struct ssh_url *u, char *err, size_t errlen)
 		for (const char *p = s; sane && p < sep; p++)
 			sane = is_alnum(*p) || *p == '+' || *p == '.' || *p == '-';
 		if (sane)
-			return fail(err, errlen, "unsupported scheme '%.*s' (only ssh:// is supported)",
+			return fail(err, errlen,
+			            "unsupported scheme '%.*s' (only ssh:// is supported)",
 			            (int)(sep - s), s);
 		return fail(err, errlen, "missing ssh:// scheme");
 	}
 	auth = sep + 3;
 	end = auth + strcspn(auth, "/?#");
 	if (*end != '\0' && strcmp(end, "/") != 0)
-		return fail(err, errlen, "unexpected '%s' after the host (only ssh://[user@]host[:port])",
-		            end);
+		return fail(err, errlen,
+		            "unexpected '%s' after the host (only ssh://[user@]host[:port])", end);
 
 	at = memchr(auth, '@', (size_t)(end - auth));
 	if (at != NULL) {
@@ -250,7 +255,8 @@ ssh_url_parse(const char *s, struct ssh_url *u, char *err, size_t errlen)
 			colons += *p == ':';
 		}
 		if (colons > 1)
-			return fail(err, errlen, "IPv6 address must be in [ ], e.g. ssh://[::1]:22");
+			return fail(err, errlen,
+			            "IPv6 address must be in [ ], e.g. ssh://[::1]:22");
 		he = memchr(hs, ':', (size_t)(end - hs));
 		if (he == NULL)
 			he = end;
@@ -321,8 +327,9 @@ parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
 		return fail(err, errlen, "bad duration '%s' " DURATION_HINT, s);
 	unit = s + n;
 	if (*unit == '.' || *unit == ',')
-		return fail(err, errlen,
-		            "bad duration '%s': fractions are not supported (write 1500ms, not 1.5s)", s);
+		return fail(
+		    err, errlen,
+		    "bad duration '%s': fractions are not supported (write 1500ms, not 1.5s)", s);
 	if (*unit == '\0') {
 		if (n == 1 && s[0] == '0') {
 			*ms = 0;
@@ -339,8 +346,8 @@ parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
 		for (const char *p = unit; *p; p++)
 			word = word && is_alnum(*p);
 		if (word)
-			return fail(err, errlen, "bad duration '%s': unknown unit '%s' " DURATION_HINT, s,
-			            unit);
+			return fail(err, errlen,
+			            "bad duration '%s': unknown unit '%s' " DURATION_HINT, s, unit);
 		return fail(err, errlen, "bad duration '%s' " DURATION_HINT, s);
 	}
 	if (n >= sizeof digits)
@@ -533,9 +540,9 @@ enum key_type {
 	T_OFFSET,
 	T_PORTMAP,
 	T_CHOICE,
-	T_LISTEN,   /* IPv4:port or [IPv6]:port */
+	T_LISTEN,     /* IPv4:port or [IPv6]:port */
 	T_PRIVILEGED, /* "skip" or "offset N" */
-	T_ENGINE,   /* yes, no, or an absolute path on the remote */
+	T_ENGINE,     /* yes, no, or an absolute path on the remote */
 };
 
 struct key_def {
@@ -554,43 +561,58 @@ static const char *const on_conflicts[] = {"wait", "next-free", NULL};
 static const char *const yes_no[] = {"yes", "no", NULL};
 
 static const struct key_def keys[K__COUNT] = {
-	[K_URL] = {.name = "url", .where = W_HOST, .type = T_URL},
-	[K_TRANSPORT] = {.name = "transport", .where = W_BOTH, .type = T_PLUGIN},
-	[K_RUNTIME] = {.name = "runtime", .where = W_BOTH, .type = T_PLUGIN},
-	[K_IDENTITY_FILE] = {.name = "identity_file", .where = W_BOTH, .type = T_PATH},
-	[K_KNOWN_HOSTS] = {.name = "known_hosts", .where = W_BOTH, .type = T_PATH},
-	[K_BIND_ADDRESS] = {.name = "bind_address", .where = W_BOTH, .type = T_ADDR},
-	[K_HEALTH_INTERVAL] = {.name = "health_interval", .where = W_BOTH, .type = T_DURATION},
-	[K_POLL_INTERVAL] = {.name = "poll_interval", .where = W_BOTH, .type = T_DURATION,
-	                     .min = 100, .max = 3600 * 1000},
-	[K_KEEPALIVE_INTERVAL] = {.name = "keepalive_interval", .where = W_BOTH, .type = T_DURATION},
-	[K_KEEPALIVE_COUNT] = {.name = "keepalive_count", .where = W_BOTH, .type = T_UINT,
-	                       .min = 1, .max = 100},
-	[K_CONNECT_TIMEOUT] = {.name = "connect_timeout", .where = W_BOTH, .type = T_DURATION},
-	[K_BACKOFF_INITIAL] = {.name = "backoff_initial", .where = W_BOTH, .type = T_DURATION},
-	[K_BACKOFF_MAX] = {.name = "backoff_max", .where = W_BOTH, .type = T_DURATION},
-	[K_BACKOFF_MULTIPLIER] = {.name = "backoff_multiplier", .where = W_BOTH, .type = T_REAL,
-	                          .dmin = 1.0, .dmax = 10.0},
-	[K_BACKOFF_JITTER] = {.name = "backoff_jitter", .where = W_BOTH, .type = T_REAL,
-	                      .dmin = 0.0, .dmax = 1.0},
-	[K_BREAKER_THRESHOLD] = {.name = "breaker_threshold", .where = W_BOTH, .type = T_UINT,
-	                         .min = 1, .max = 1000},
-	[K_BREAKER_COOLDOWN] = {.name = "breaker_cooldown", .where = W_BOTH, .type = T_DURATION},
-	[K_RECONNECT_PROBE] = {.name = "reconnect_probe", .where = W_BOTH, .type = T_CHOICE,
-	                       .choices = yes_no, .choices_text = "yes or no"},
-	[K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
-	[K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
-	[K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
-	[K_ON_CONFLICT] = {.name = "on_conflict", .where = W_BOTH, .type = T_CHOICE,
-	                   .choices = on_conflicts, .choices_text = "wait or next-free"},
-	[K_PLUGIN_DIR] = {.name = "plugin_dir", .where = W_GLOBAL, .type = T_PATH},
-	[K_LOG_FORMAT] = {.name = "log_format", .where = W_GLOBAL, .type = T_CHOICE,
-	                  .choices = log_formats, .choices_text = "logfmt or json"},
-	[K_LOG_LEVEL] = {.name = "log_level", .where = W_GLOBAL, .type = T_CHOICE,
-	                 .choices = log_levels, .choices_text = "error, warn, info, debug or trace"},
-	[K_RUNTIME_DIR] = {.name = "runtime_dir", .where = W_GLOBAL, .type = T_PATH},
-	[K_METRICS_LISTEN] = {.name = "metrics_listen", .where = W_GLOBAL, .type = T_LISTEN},
-	[K_ENGINE_SOCKET] = {.name = "engine_socket", .where = W_BOTH, .type = T_ENGINE},
+    [K_URL] = {.name = "url", .where = W_HOST, .type = T_URL},
+    [K_TRANSPORT] = {.name = "transport", .where = W_BOTH, .type = T_PLUGIN},
+    [K_RUNTIME] = {.name = "runtime", .where = W_BOTH, .type = T_PLUGIN},
+    [K_IDENTITY_FILE] = {.name = "identity_file", .where = W_BOTH, .type = T_PATH},
+    [K_KNOWN_HOSTS] = {.name = "known_hosts", .where = W_BOTH, .type = T_PATH},
+    [K_BIND_ADDRESS] = {.name = "bind_address", .where = W_BOTH, .type = T_ADDR},
+    [K_HEALTH_INTERVAL] = {.name = "health_interval", .where = W_BOTH, .type = T_DURATION},
+    [K_POLL_INTERVAL] = {.name = "poll_interval",
+                         .where = W_BOTH,
+                         .type = T_DURATION,
+                         .min = 100,
+                         .max = 3600 * 1000},
+    [K_KEEPALIVE_INTERVAL] = {.name = "keepalive_interval", .where = W_BOTH, .type = T_DURATION},
+    [K_KEEPALIVE_COUNT] =
+        {.name = "keepalive_count", .where = W_BOTH, .type = T_UINT, .min = 1, .max = 100},
+    [K_CONNECT_TIMEOUT] = {.name = "connect_timeout", .where = W_BOTH, .type = T_DURATION},
+    [K_BACKOFF_INITIAL] = {.name = "backoff_initial", .where = W_BOTH, .type = T_DURATION},
+    [K_BACKOFF_MAX] = {.name = "backoff_max", .where = W_BOTH, .type = T_DURATION},
+    [K_BACKOFF_MULTIPLIER] =
+        {.name = "backoff_multiplier", .where = W_BOTH, .type = T_REAL, .dmin = 1.0, .dmax = 10.0},
+    [K_BACKOFF_JITTER] =
+        {.name = "backoff_jitter", .where = W_BOTH, .type = T_REAL, .dmin = 0.0, .dmax = 1.0},
+    [K_BREAKER_THRESHOLD] =
+        {.name = "breaker_threshold", .where = W_BOTH, .type = T_UINT, .min = 1, .max = 1000},
+    [K_BREAKER_COOLDOWN] = {.name = "breaker_cooldown", .where = W_BOTH, .type = T_DURATION},
+    [K_RECONNECT_PROBE] = {.name = "reconnect_probe",
+                           .where = W_BOTH,
+                           .type = T_CHOICE,
+                           .choices = yes_no,
+                           .choices_text = "yes or no"},
+    [K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
+    [K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
+    [K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
+    [K_ON_CONFLICT] = {.name = "on_conflict",
+                       .where = W_BOTH,
+                       .type = T_CHOICE,
+                       .choices = on_conflicts,
+                       .choices_text = "wait or next-free"},
+    [K_PLUGIN_DIR] = {.name = "plugin_dir", .where = W_GLOBAL, .type = T_PATH},
+    [K_LOG_FORMAT] = {.name = "log_format",
+                      .where = W_GLOBAL,
+                      .type = T_CHOICE,
+                      .choices = log_formats,
+                      .choices_text = "logfmt or json"},
+    [K_LOG_LEVEL] = {.name = "log_level",
+                     .where = W_GLOBAL,
+                     .type = T_CHOICE,
+                     .choices = log_levels,
+                     .choices_text = "error, warn, info, debug or trace"},
+    [K_RUNTIME_DIR] = {.name = "runtime_dir", .where = W_GLOBAL, .type = T_PATH},
+    [K_METRICS_LISTEN] = {.name = "metrics_listen", .where = W_GLOBAL, .type = T_LISTEN},
+    [K_ENGINE_SOCKET] = {.name = "engine_socket", .where = W_BOTH, .type = T_ENGINE},
 };
 
 static int
@@ -616,7 +638,7 @@ struct scope {
 	struct ssh_url u;
 	struct cfg_port_map *pm;
 	size_t n_pm;
-	struct rule *rules;  /* host sections only */
+	struct rule *rules; /* host sections only */
 	size_t n_rules;
 	struct cfg_opt *opts;
 	size_t n_opts;
@@ -667,8 +689,7 @@ struct parse {
 
 static const char DEFAULTS_LABEL[] = "defaults";
 
-static void
-perr(struct parse *ps, const char *label, const char *key, const char *fmt, ...)
+static void perr(struct parse *ps, const char *label, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -708,8 +729,8 @@ classify_section(struct parse *ps, const char *s, size_t n)
 		return sec;
 	}
 	if (n < 5 || memcmp(s, "host", 4) != 0 || !is_blank(s[4])) {
-		perr(ps, NULL, NULL, "unknown section [%.*s] (expected [defaults] or [host \"NAME\"])",
-		     (int)n, s);
+		perr(ps, NULL, NULL,
+		     "unknown section [%.*s] (expected [defaults] or [host \"NAME\"])", (int)n, s);
 		return sec;
 	}
 	q = s + 5;
@@ -733,8 +754,8 @@ classify_section(struct parse *ps, const char *s, size_t n)
 	}
 	for (size_t i = 0; i < ps->n_hosts; i++) {
 		if (strlen(ps->hosts[i].name) == qn && memcmp(ps->hosts[i].name, q, qn) == 0) {
-			perr(ps, ps->hosts[i].label, NULL, "duplicate host (first defined at line %d)",
-			     ps->hosts[i].line);
+			perr(ps, ps->hosts[i].label, NULL,
+			     "duplicate host (first defined at line %d)", ps->hosts[i].line);
 			return sec;
 		}
 	}
@@ -927,8 +948,9 @@ parse_port_map(struct parse *ps, struct scope *sc, const char *label, const char
 		tn = strcspn(p, " \t,");
 		colon = memchr(p, ':', tn);
 		if (tn >= sizeof tok || colon == NULL) {
-			perr(ps, label, name, "bad port pair '%.*s' (use REMOTE:LOCAL, e.g. 8080:18080)",
-			     (int)tn, p);
+			perr(ps, label, name,
+			     "bad port pair '%.*s' (use REMOTE:LOCAL, e.g. 8080:18080)", (int)tn,
+			     p);
 			ok = false;
 			p += tn;
 			continue;
@@ -936,9 +958,11 @@ parse_port_map(struct parse *ps, struct scope *sc, const char *label, const char
 		memcpy(tok, p, tn);
 		tok[tn] = '\0';
 		tok[colon - p] = '\0';
-		if (parse_port(tok, &e.remote) != 0 || parse_port(tok + (colon - p) + 1, &e.local) != 0) {
+		if (parse_port(tok, &e.remote) != 0 ||
+		    parse_port(tok + (colon - p) + 1, &e.local) != 0) {
 			perr(ps, label, name,
-			     "bad port pair '%.*s' (use REMOTE:LOCAL, ports 1-65535, e.g. 8080:18080)",
+			     "bad port pair '%.*s' (use REMOTE:LOCAL, ports 1-65535, e.g. "
+			     "8080:18080)",
 			     (int)tn, p);
 			ok = false;
 			p += tn;
@@ -947,10 +971,12 @@ parse_port_map(struct parse *ps, struct scope *sc, const char *label, const char
 		p += tn;
 		for (size_t i = 0; i < n; i++) {
 			if (pm[i].remote == e.remote) {
-				perr(ps, label, name, "remote port %u is mapped twice", (unsigned)e.remote);
+				perr(ps, label, name, "remote port %u is mapped twice",
+				     (unsigned)e.remote);
 				ok = false;
 			} else if (pm[i].local == e.local) {
-				perr(ps, label, name, "local port %u is used twice", (unsigned)e.local);
+				perr(ps, label, name, "local port %u is used twice",
+				     (unsigned)e.local);
 				ok = false;
 			}
 		}
@@ -997,7 +1023,8 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		return true;
 	case T_PLUGIN:
 		if (!plugin_name_ok(v)) {
-			perr(ps, label, kd->name, "bad name '%s' (lowercase letters, digits and -)", v);
+			perr(ps, label, kd->name, "bad name '%s' (lowercase letters, digits and -)",
+			     v);
 			return false;
 		}
 		sc->str[k] = xstrdup(v);
@@ -1021,9 +1048,11 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		return true;
 	case T_ENGINE:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0 &&
-		    (v[0] != '/' || strlen(v) > 255 || strpbrk(v, " \t\n\r\"'\\$`;&|<>*?") != NULL)) {
+		    (v[0] != '/' || strlen(v) > 255 ||
+		     strpbrk(v, " \t\n\r\"'\\$`;&|<>*?") != NULL)) {
 			perr(ps, label, kd->name,
-			     "bad value '%s' (yes, no, or the engine's socket path on the remote: absolute, "
+			     "bad value '%s' (yes, no, or the engine's socket path on the remote: "
+			     "absolute, "
 			     "no blanks, quotes or shell characters)",
 			     v);
 			return false;
@@ -1044,15 +1073,18 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 				break;
 			len = strcspn(p, ", \t");
 			if (len >= sizeof a) {
-				perr(ps, label, kd->name, "bad address '%.*s' (too long)", (int)len, p);
+				perr(ps, label, kd->name, "bad address '%.*s' (too long)", (int)len,
+				     p);
 				ok = false;
 			} else {
 				memcpy(a, p, len);
 				a[len] = '\0';
-				if (strcmp(a, "localhost") != 0 && inet_pton(AF_INET, a, addr) != 1 &&
+				if (strcmp(a, "localhost") != 0 &&
+				    inet_pton(AF_INET, a, addr) != 1 &&
 				    inet_pton(AF_INET6, a, addr) != 1) {
 					perr(ps, label, kd->name,
-					     "bad address '%s' (an IPv4 or IPv6 address without [ ], or "
+					     "bad address '%s' (an IPv4 or IPv6 address without [ "
+					     "], or "
 					     "localhost)",
 					     a);
 					ok = false;
@@ -1115,13 +1147,14 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 		return true;
 	case T_UINT:
 		if (parse_u64(v, UINT64_MAX, &u) != 0) {
-			perr(ps, label, kd->name, "bad number '%s' (a whole number %" PRIu64 "..%" PRIu64 ")",
-			     v, kd->min, kd->max);
+			perr(ps, label, kd->name,
+			     "bad number '%s' (a whole number %" PRIu64 "..%" PRIu64 ")", v,
+			     kd->min, kd->max);
 			return false;
 		}
 		if (u < kd->min || u > kd->max) {
-			perr(ps, label, kd->name, "%s is out of range (%" PRIu64 "..%" PRIu64 ")", v,
-			     kd->min, kd->max);
+			perr(ps, label, kd->name, "%s is out of range (%" PRIu64 "..%" PRIu64 ")",
+			     v, kd->min, kd->max);
 			return false;
 		}
 		sc->num[k] = u;
@@ -1133,14 +1166,16 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			return false;
 		}
 		if (d < kd->dmin || d > kd->dmax) {
-			perr(ps, label, kd->name, "%s is out of range (%g..%g)", v, kd->dmin, kd->dmax);
+			perr(ps, label, kd->name, "%s is out of range (%g..%g)", v, kd->dmin,
+			     kd->dmax);
 			return false;
 		}
 		sc->real[k] = d;
 		return true;
 	case T_OFFSET:
 		if (parse_offset(v, &sc->offset) != 0) {
-			perr(ps, label, kd->name, "bad port offset '%s' (a whole number -65535..65535)", v);
+			perr(ps, label, kd->name,
+			     "bad port offset '%s' (a whole number -65535..65535)", v);
 			return false;
 		}
 		return true;
@@ -1160,7 +1195,8 @@ set_value(struct parse *ps, struct scope *sc, enum key_id k, const char *label, 
 			}
 		}
 		perr(ps, label, kd->name,
-		     "bad value '%s' (skip, or offset N with N 1-64511: e.g. offset 8000 moves 80 to 8080)",
+		     "bad value '%s' (skip, or offset N with N 1-64511: e.g. offset 8000 moves 80 "
+		     "to 8080)",
 		     v);
 		return false;
 	case T_CHOICE:
@@ -1187,7 +1223,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 
 	if (*section != '\0') {
 		uint64_t idx;
-		if (parse_u64(section, ps->n_secs ? ps->n_secs - 1 : 0, &idx) != 0 || ps->n_secs == 0)
+		if (parse_u64(section, ps->n_secs ? ps->n_secs - 1 : 0, &idx) != 0 ||
+		    ps->n_secs == 0)
 			return 1; /* cannot happen: the reader wrote the header */
 		const struct section *sec = &ps->secs[idx];
 		if (sec->kind == SEC_IGNORE)
@@ -1214,7 +1251,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 		struct rule r;
 		char err[512];
 		if (!in_host) {
-			perr(ps, label, name, "rules belong to a host section (each [host \"NAME\"] has its own)");
+			perr(ps, label, name,
+			     "rules belong to a host section (each [host \"NAME\"] has its own)");
 			return 1;
 		}
 		if (rule_parse(value, ps->lineno, &r, err, sizeof err) != 0) {
@@ -1231,7 +1269,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	if (k < 0) {
 		for (size_t i = 0; i < sc->n_opts; i++) {
 			if (strcmp(sc->opts[i].key, name) == 0) {
-				perr(ps, label, name, "duplicate key (first set at line %d)", sc->opts[i].line);
+				perr(ps, label, name, "duplicate key (first set at line %d)",
+				     sc->opts[i].line);
 				return 1;
 			}
 		}
@@ -1250,7 +1289,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	}
 	if (keys[k].where == W_HOST && !in_host) {
-		perr(ps, label, name, "not allowed in [defaults] (each [host \"NAME\"] has its own)");
+		perr(ps, label, name,
+		     "not allowed in [defaults] (each [host \"NAME\"] has its own)");
 		return 1;
 	}
 	if (sc->line[k] != 0) {
@@ -1320,12 +1360,13 @@ pick_str(char **dst, const struct scope *hs, const struct scope *ds, enum key_id
 static void
 apply_policy(struct rdhpf_policy *p, const struct scope *hs, const struct scope *ds)
 {
-	static const enum key_id durations[] = {K_HEALTH_INTERVAL, K_POLL_INTERVAL, K_KEEPALIVE_INTERVAL,
-	                                        K_CONNECT_TIMEOUT, K_BACKOFF_INITIAL,
-	                                        K_BACKOFF_MAX, K_BREAKER_COOLDOWN};
-	uint64_t *fields[] = {&p->health_interval_ms, &p->poll_interval_ms, &p->keepalive_interval_ms,
-	                      &p->connect_timeout_ms, &p->backoff_initial_ms,
-	                      &p->backoff_max_ms, &p->breaker_cooldown_ms};
+	static const enum key_id durations[] = {
+	    K_HEALTH_INTERVAL, K_POLL_INTERVAL, K_KEEPALIVE_INTERVAL, K_CONNECT_TIMEOUT,
+	    K_BACKOFF_INITIAL, K_BACKOFF_MAX,   K_BREAKER_COOLDOWN};
+	uint64_t *fields[] = {&p->health_interval_ms,    &p->poll_interval_ms,
+	                      &p->keepalive_interval_ms, &p->connect_timeout_ms,
+	                      &p->backoff_initial_ms,    &p->backoff_max_ms,
+	                      &p->breaker_cooldown_ms};
 	const struct scope *src;
 
 	for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
@@ -1444,9 +1485,10 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 	for (size_t i = 0; i < h->n_rules; i++) {
 		long j = rules_shadowed_by(h->rules, i);
 		if (j >= 0)
-			cfg_add_error(ps->c, h->rules[i].line, ph->label, "rule",
-			              "can never match: the rule at line %d matches every port it does",
-			              h->rules[j].line);
+			cfg_add_error(
+			    ps->c, h->rules[i].line, ph->label, "rule",
+			    "can never match: the rule at line %d matches every port it does",
+			    h->rules[j].line);
 	}
 
 	for (size_t i = 0; i < hs->n_opts; i++)
@@ -1598,7 +1640,8 @@ cfg_parse_file(const char *path, struct cfg *c)
 		size_t got = fread(buf + len, 1, cap - len, f);
 		len += got;
 		if (len > CFG_MAX_FILE) {
-			cfg_add_error(c, 0, NULL, NULL, "cannot read: larger than %d bytes", CFG_MAX_FILE);
+			cfg_add_error(c, 0, NULL, NULL, "cannot read: larger than %d bytes",
+			              CFG_MAX_FILE);
 			break;
 		}
 		if (got == 0) {
@@ -1728,16 +1771,20 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 
 	if (!str_same(a->name, b->name) || !str_same(a->url, b->url) ||
 	    !str_same(a->transport, b->transport) || !str_same(a->runtime, b->runtime) ||
-	    !str_same(a->identity_file, b->identity_file) || !str_same(a->known_hosts, b->known_hosts) ||
+	    !str_same(a->identity_file, b->identity_file) ||
+	    !str_same(a->known_hosts, b->known_hosts) ||
 	    !str_same(a->bind_address, b->bind_address) ||
 	    !str_same(a->engine_socket, b->engine_socket))
 		return false;
 	if (p->health_interval_ms != q->health_interval_ms ||
 	    p->poll_interval_ms != q->poll_interval_ms ||
 	    p->keepalive_interval_ms != q->keepalive_interval_ms ||
-	    p->keepalive_count != q->keepalive_count || p->connect_timeout_ms != q->connect_timeout_ms ||
-	    p->backoff_initial_ms != q->backoff_initial_ms || p->backoff_max_ms != q->backoff_max_ms ||
-	    p->backoff_multiplier != q->backoff_multiplier || p->backoff_jitter != q->backoff_jitter ||
+	    p->keepalive_count != q->keepalive_count ||
+	    p->connect_timeout_ms != q->connect_timeout_ms ||
+	    p->backoff_initial_ms != q->backoff_initial_ms ||
+	    p->backoff_max_ms != q->backoff_max_ms ||
+	    p->backoff_multiplier != q->backoff_multiplier ||
+	    p->backoff_jitter != q->backoff_jitter ||
 	    p->breaker_threshold != q->breaker_threshold ||
 	    p->breaker_cooldown_ms != q->breaker_cooldown_ms ||
 	    p->reconnect_probe != q->reconnect_probe)
@@ -1852,8 +1899,9 @@ check_value(struct cfg *c, const struct cfg_host *h, const char *label, const st
 	if (!o->from_defaults)
 		cfg_add_error(c, o->line, label, o->key, "%s", err);
 	else if (!seen_before(seen, n_seen, o->key))
-		cfg_add_error(c, o->line, DEFAULTS_LABEL, o->key, "%s (%s '%s' of host \"%s\")", err,
-		              kind == RDHPF_KIND_TRANSPORT ? "transport" : "runtime", name, h->name);
+		cfg_add_error(c, o->line, DEFAULTS_LABEL, o->key, "%s (%s '%s' of host \"%s\")",
+		              err, kind == RDHPF_KIND_TRANSPORT ? "transport" : "runtime", name,
+		              h->name);
 }
 
 size_t
@@ -1883,23 +1931,25 @@ cfg_check_plugins_v(struct cfg *c, cfg_plugin_lookup_fn lookup, cfg_plugin_valid
 			bool dt = declares(t, o->key), dr = declares(r, o->key);
 			if (dt || dr) {
 				if (validate != NULL && dt)
-					check_value(c, h, label, o, RDHPF_KIND_TRANSPORT, validate, arg,
-					            &seen, &n_seen);
+					check_value(c, h, label, o, RDHPF_KIND_TRANSPORT, validate,
+					            arg, &seen, &n_seen);
 				if (validate != NULL && dr)
-					check_value(c, h, label, o, RDHPF_KIND_RUNTIME, validate, arg,
-					            &seen, &n_seen);
+					check_value(c, h, label, o, RDHPF_KIND_RUNTIME, validate,
+					            arg, &seen, &n_seen);
 				continue;
 			}
 			if (!o->from_defaults) {
-				cfg_add_error(c, o->line, label, o->key,
-				              "unknown key (not a core key, and neither transport '%s' "
-				              "nor runtime '%s' declares it)",
-				              h->transport, h->runtime);
+				cfg_add_error(
+				    c, o->line, label, o->key,
+				    "unknown key (not a core key, and neither transport '%s' "
+				    "nor runtime '%s' declares it)",
+				    h->transport, h->runtime);
 			} else if (!seen_before(&seen, &n_seen, o->key)) {
-				cfg_add_error(c, o->line, DEFAULTS_LABEL, o->key,
-				              "unknown key (not a core key, and neither transport '%s' "
-				              "nor runtime '%s' of host \"%s\" declares it)",
-				              h->transport, h->runtime, h->name);
+				cfg_add_error(
+				    c, o->line, DEFAULTS_LABEL, o->key,
+				    "unknown key (not a core key, and neither transport '%s' "
+				    "nor runtime '%s' of host \"%s\" declares it)",
+				    h->transport, h->runtime, h->name);
 			}
 		}
 		free(label);
@@ -1931,8 +1981,8 @@ print_ms(FILE *out, const char *key, uint64_t ms)
 	print_kv(out, key, b, NULL);
 }
 
-static void
-print_num(FILE *out, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void print_num(FILE *out, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 print_num(FILE *out, const char *key, const char *fmt, ...)
@@ -2042,6 +2092,7 @@ cfg_print(const struct cfg *c, FILE *out)
 		print_rules(out, c, h);
 		for (size_t j = 0; j < h->n_opts; j++)
 			print_kv(out, h->opts[j].key, h->opts[j].value,
-			         h->opts[j].from_defaults ? "(plugin, from [defaults])" : "(plugin)");
+			         h->opts[j].from_defaults ? "(plugin, from [defaults])"
+			                                  : "(plugin)");
 	}
 }

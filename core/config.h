@@ -14,9 +14,9 @@
 #include "rules.h"
 
 struct ssh_url {
-	char user[64];      /* "" when not given */
-	char host[256];     /* name or address; IPv6 without brackets */
-	uint16_t port;      /* 0 when not given */
+	char user[64];  /* "" when not given */
+	char host[256]; /* name or address; IPv6 without brackets */
+	uint16_t port;  /* 0 when not given */
 };
 
 /* ssh://[user@]host[:port][/] — IPv6 as [addr].  Rejects anything that could
@@ -31,8 +31,8 @@ int parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen);
 void format_duration(uint64_t ms, char *buf, size_t len);
 
 struct rdhpf_policy {
-	uint64_t health_interval_ms;    /* default 15s */
-	uint64_t poll_interval_ms;      /* default 2s: runtimes without events are listed this often */
+	uint64_t health_interval_ms; /* default 15s */
+	uint64_t poll_interval_ms;   /* default 2s: runtimes without events are listed this often */
 	uint64_t keepalive_interval_ms; /* default 5s */
 	uint32_t keepalive_count;       /* default 3 */
 	uint64_t connect_timeout_ms;    /* default 10s */
@@ -54,39 +54,39 @@ struct cfg_port_map {
 struct cfg_opt {
 	char *key;
 	char *value;
-	int line;        /* 0 when not from a file */
+	int line; /* 0 when not from a file */
 	int from_defaults;
 };
 
 struct cfg_host {
 	char *name;
-	int line;                /* line of the section header */
+	int line; /* line of the section header */
 	char *url;
 	struct ssh_url u;
-	char *transport;         /* default "openssh" */
-	char *runtime;           /* default "docker" */
-	char *identity_file;     /* NULL unless set */
-	char *known_hosts;       /* NULL unless set */
-	char *bind_address;      /* default "127.0.0.1" */
-	char *engine_socket;     /* NULL (no), "yes", or the remote socket path */
+	char *transport;                  /* default "openssh" */
+	char *runtime;                    /* default "docker" */
+	char *identity_file;              /* NULL unless set */
+	char *known_hosts;                /* NULL unless set */
+	char *bind_address;               /* default "127.0.0.1" */
+	char *engine_socket;              /* NULL (no), "yes", or the remote socket path */
 	int transport_line, runtime_line; /* where chosen, 0 if default */
 	int transport_from_defaults;      /* chosen in [defaults], not here */
 	int runtime_from_defaults;
 	struct rdhpf_policy pol;
-	int32_t port_offset;     /* local = remote + offset; default 0, |x| <= 65535 */
+	int32_t port_offset;           /* local = remote + offset; default 0, |x| <= 65535 */
 	struct cfg_port_map *port_map; /* exact overrides of the offset, file order */
 	size_t n_port_map;
-	int privileged_skip;     /* privileged = skip */
+	int privileged_skip;        /* privileged = skip */
 	uint16_t privileged_offset; /* privileged = offset N; 0 when not set */
 	int on_conflict_next_free;  /* on_conflict = next-free (default wait) */
-	struct rule *rules;      /* `rule = …` lines of the host section, file order */
+	struct rule *rules;         /* `rule = …` lines of the host section, file order */
 	size_t n_rules;
-	struct cfg_opt *opts;    /* plugin-specific keys, defaults merged in */
+	struct cfg_opt *opts; /* plugin-specific keys, defaults merged in */
 	size_t n_opts;
 };
 
 struct cfg_error {
-	char *text;  /* "FILE:LINE: [section] key: reason" */
+	char *text; /* "FILE:LINE: [section] key: reason" */
 	int line;
 };
 
@@ -126,14 +126,14 @@ bool cfg_host_same(const struct cfg_host *a, const struct cfg_host *b);
 /* Appends "PATH:LINE: [SECTION] KEY: message"; line 0, a NULL or empty
  * section and a NULL key leave their part out.  section is what stands
  * between the brackets, e.g. "defaults" or "host \"ci\"". */
-void cfg_add_error(struct cfg *c, int line, const char *section, const char *key,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void cfg_add_error(struct cfg *c, int line, const char *section, const char *key, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 
 /* Returns the plugin's declared options (a table of pointers ended by
  * NULL), or NULL if no plugin of that kind and name exists.  A plugin
  * without options returns a table holding only the NULL. */
 typedef const struct rdhpf_option_desc *const *(*cfg_plugin_lookup_fn)(void *arg, int kind,
-                                                                      const char *name);
+                                                                       const char *name);
 /* Check one value of a key the plugin declares: 0, or -1 with err filled
  * (the plugin's reason, no trailing newline).  0 when the plugin has no
  * validator. */

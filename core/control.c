@@ -109,7 +109,8 @@ control_start(const char *rundir, control_handler_fn handler, void *arg, char *e
 	    .arg = c,
 	};
 
-	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >= sizeof c->path) {
+	if ((size_t)snprintf(c->path, sizeof c->path, "%s/control.sock", rundir) >=
+	    sizeof c->path) {
 		snprintf(err, errlen, "control socket path too long under %s", rundir);
 		free(c);
 		return NULL;
@@ -216,7 +217,8 @@ metric_help(const char *name)
 	     "Time from asking the transport for a forward to it being active."},
 	    {"health_check_seconds", "Duration of transport health checks."},
 	    {"events_total", "Container events received from the runtime."},
-	    {"resyncs_total", "Full resyncs after a stream failure, and lists after a runtime lost an event."},
+	    {"resyncs_total",
+	     "Full resyncs after a stream failure, and lists after a runtime lost an event."},
 	    {"forwards_active", "Forwards currently active."},
 	    {"host_state", "Host state: 0 idle, 1 connecting, 2 syncing, 3 steady, 4 backoff, 5 "
 	                   "breaker-open, 6 stopped, 7 failed (configuration can never work)."},
@@ -277,7 +279,8 @@ label(char *out, size_t outlen, const char *v)
 static int
 cmp_metric(const void *a, const void *b)
 {
-	const struct metric *x = *(const struct metric *const *)a, *y = *(const struct metric *const *)b;
+	const struct metric *x = *(const struct metric *const *)a,
+	                    *y = *(const struct metric *const *)b;
 	int c = strcmp(x->name, y->name);
 	if (c)
 		return c;
@@ -307,18 +310,18 @@ metrics_text(void)
 		label(host, sizeof host, m->host);
 		label(plugin, sizeof plugin, m->plugin);
 		if (prev == NULL || strcmp(prev, m->name) != 0) {
-			append(&buf, &len, &cap, "# HELP rdhpf_%s %s\n# TYPE rdhpf_%s %s\n", m->name,
-			       metric_help(m->name), m->name, types[m->type]);
+			append(&buf, &len, &cap, "# HELP rdhpf_%s %s\n# TYPE rdhpf_%s %s\n",
+			       m->name, metric_help(m->name), m->name, types[m->type]);
 			prev = m->name;
 		}
 		if (m->type == 2) {
-			append(&buf, &len, &cap, "rdhpf_%s_sum{host=\"%s\",plugin=\"%s\"} %.6f\n", m->name,
-			       host, plugin, m->sum);
+			append(&buf, &len, &cap, "rdhpf_%s_sum{host=\"%s\",plugin=\"%s\"} %.6f\n",
+			       m->name, host, plugin, m->sum);
 			append(&buf, &len, &cap, "rdhpf_%s_count{host=\"%s\",plugin=\"%s\"} %llu\n",
 			       m->name, host, plugin, (unsigned long long)m->count);
 		} else {
-			append(&buf, &len, &cap, "rdhpf_%s{host=\"%s\",plugin=\"%s\"} %.17g\n", m->name, host,
-			       plugin, m->value);
+			append(&buf, &len, &cap, "rdhpf_%s{host=\"%s\",plugin=\"%s\"} %.17g\n",
+			       m->name, host, plugin, m->value);
 		}
 	}
 	free(v);
@@ -396,18 +399,22 @@ status_skipped(json_t *skipped, FILE *out)
 	size_t k;
 	struct pool p = {.n = 0};
 
-	json_array_foreach(skipped, k, f) {
+	json_array_foreach(skipped, k, f)
+	{
 		char remote[96], why[160];
 		snprintf(remote, sizeof remote, "%s:%lld/%s", tj(&p, f, "remote_host"),
-		         (long long)json_integer_value(json_object_get(f, "remote_port")), tj(&p, f, "proto"));
+		         (long long)json_integer_value(json_object_get(f, "remote_port")),
+		         tj(&p, f, "proto"));
 		if (json_is_string(json_object_get(f, "rule")))
-			snprintf(why, sizeof why, "%s (rule %s)", tj(&p, f, "reason"), tj(&p, f, "rule"));
+			snprintf(why, sizeof why, "%s (rule %s)", tj(&p, f, "reason"),
+			         tj(&p, f, "rule"));
 		else if (json_is_string(json_object_get(f, "holder")))
-			snprintf(why, sizeof why, "%s (%s)", tj(&p, f, "reason"), tj(&p, f, "holder"));
+			snprintf(why, sizeof why, "%s (%s)", tj(&p, f, "reason"),
+			         tj(&p, f, "holder"));
 		else
 			snprintf(why, sizeof why, "%s", tj(&p, f, "reason"));
-		fprintf(out, "  %-21s %-21.21s %-16.16s %-8s %s\n", "-", remote, tj(&p, f, "container"),
-		        "skipped", why);
+		fprintf(out, "  %-21s %-21.21s %-16.16s %-8s %s\n", "-", remote,
+		        tj(&p, f, "container"), "skipped", why);
 		pool_free(&p);
 	}
 }
@@ -419,7 +426,8 @@ status_table(json_t *st, FILE *out)
 	struct pool p = {.n = 0};
 	size_t i, k;
 
-	json_array_foreach(hosts, i, h) {
+	json_array_foreach(hosts, i, h)
+	{
 		char ago[32];
 		since(json_object_get(h, "connected_since"), ago, sizeof ago);
 		fprintf(out, "host %s  %s  %s/%s  up %s  reconnects %lld  breaker %s\n",
@@ -430,9 +438,10 @@ status_table(json_t *st, FILE *out)
 		if (json_is_string(json_object_get(h, "last_error")))
 			fprintf(out, "  last error: %.70s\n", tj(&p, h, "last_error"));
 		pool_free(&p);
-		fprintf(out, "  %-21s %-21s %-16s %-8s %s\n", "LOCAL", "REMOTE", "CONTAINER", "STATE",
-		        "SINCE");
-		json_array_foreach(json_object_get(h, "forwards"), k, f) {
+		fprintf(out, "  %-21s %-21s %-16s %-8s %s\n", "LOCAL", "REMOTE", "CONTAINER",
+		        "STATE", "SINCE");
+		json_array_foreach(json_object_get(h, "forwards"), k, f)
+		{
 			char local[64], remote[96], ago2[32];
 			snprintf(local, sizeof local, "%s:%lld", tj(&p, f, "bind"),
 			         (long long)json_integer_value(json_object_get(f, "local_port")));
@@ -444,15 +453,19 @@ status_table(json_t *st, FILE *out)
 			if (json_is_string(json_object_get(f, "error")))
 				fprintf(out, "    %.74s\n", tj(&p, f, "error"));
 			if (json_is_integer(json_object_get(f, "wanted_port")))
-				fprintf(out, "    wanted local port %lld (taken; on_conflict = next-free)\n",
-				        (long long)json_integer_value(json_object_get(f, "wanted_port")));
+				fprintf(
+				    out,
+				    "    wanted local port %lld (taken; on_conflict = next-free)\n",
+				    (long long)json_integer_value(
+				        json_object_get(f, "wanted_port")));
 			pool_free(&p);
 		}
 		status_skipped(json_object_get(h, "skipped"), out);
 	}
 	if (json_array_size(json_object_get(st, "ended")) > 0) {
 		fprintf(out, "ended (newest first):\n");
-		json_array_foreach(json_object_get(st, "ended"), k, f) {
+		json_array_foreach(json_object_get(st, "ended"), k, f)
+		{
 			char ago[32];
 			if (k >= 10) {
 				fprintf(out, "  … %zu more in --format json\n",

@@ -12,8 +12,8 @@ struct control;
 /* Returns a malloc'd reply for one command line, or NULL if unknown. */
 typedef char *(*control_handler_fn)(const char *cmd, void *arg);
 
-struct control *control_start(const char *rundir, control_handler_fn handler, void *arg,
-                              char *err, size_t errlen);
+struct control *control_start(const char *rundir, control_handler_fn handler, void *arg, char *err,
+                              size_t errlen);
 /* Closes the server and every connection, and removes the socket file. */
 void control_stop(struct control *c);
 

@@ -35,8 +35,8 @@ struct plugin_set {
 	size_t n;
 	struct refused *refused;
 	size_t n_refused;
-	char *dir_error;  /* the directory itself could not be used */
-	int *held_fds;    /* of files refused after dlopen (see loader.c) */
+	char *dir_error; /* the directory itself could not be used */
+	int *held_fds;   /* of files refused after dlopen (see loader.c) */
 	size_t n_held_fds;
 };
 
@@ -56,7 +56,7 @@ int plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct p
 const struct plugin *plugins_find(const struct plugin_set *set, int kind, const char *name);
 void plugins_unload(struct plugin_set *set);
 const struct rdhpf_option_desc *const *plugins_lookup_options(void *set, int kind,
-                                                             const char *name);
+                                                              const char *name);
 /* The plugin's validate_option on one value (cfg_plugin_validate_fn). */
 int plugins_validate_option(void *set, int kind, const char *name, const char *key,
                             const char *value, char *err, size_t errlen);
@@ -72,11 +72,11 @@ struct host;
 
 /* One plugin instance's handle on the core. */
 struct rdhpf_ctx {
-	struct host *host;         /* NULL for contexts outside a host (tests) */
+	struct host *host; /* NULL for contexts outside a host (tests) */
 	const char *host_name;
 	const struct plugin *plugin;
 	const struct cfg_host *cfg;
-	struct ctx_handle *handles;/* ios, timers, children, streams, containers */
+	struct ctx_handle *handles; /* ios, timers, children, streams, containers */
 	/* For runtime contexts: the transport that serves stream_exec. */
 	struct pinst *tpi;
 	struct rdhpf_ctx *tctx;
@@ -111,7 +111,7 @@ struct metric {
 	char *name;
 	char *host;
 	char *plugin;
-	int type;        /* 0 counter, 1 gauge, 2 summary (sum, count) */
+	int type; /* 0 counter, 1 gauge, 2 summary (sum, count) */
 	double value;
 	double sum;
 	uint64_t count;
@@ -164,11 +164,11 @@ json_t *ended_forwards_json(void);
 /* ---- daemon.c ---------------------------------------------------------- */
 
 struct run_opts {
-	const char *config_path;   /* NULL: default path or zero-config */
-	const char *host_url;      /* --host */
-	const char *runtime_dir;   /* --runtime-dir */
-	int log_format;            /* -1: from config */
-	int log_level;             /* -1: from config */
+	const char *config_path; /* NULL: default path or zero-config */
+	const char *host_url;    /* --host */
+	const char *runtime_dir; /* --runtime-dir */
+	int log_format;          /* -1: from config */
+	int log_level;           /* -1: from config */
 };
 
 /* SIGHUP: re-read the config file; added hosts start, removed hosts stop,

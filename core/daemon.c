@@ -40,7 +40,7 @@ struct daemon {
 	struct metrics_http *mhttp;
 	int64_t started_wall;
 	const struct run_opts *opts;
-	char config_file[512];  /* "" when not from a file: nothing to reload */
+	char config_file[512]; /* "" when not from a file: nothing to reload */
 	struct wake wake;
 	/* systemd notification: host and forward events schedule an update */
 	struct ev_sub *notify_sub;
@@ -64,7 +64,8 @@ runtime_dir_prepare(const char *want, char *out, size_t outlen, char *err, size_
 	else if (home != NULL && *home == '/')
 		snprintf(path, sizeof path, "%s/.rdhpf", home);
 	else {
-		snprintf(err, errlen, "no runtime directory: set XDG_RUNTIME_DIR or HOME, or --runtime-dir");
+		snprintf(err, errlen,
+		         "no runtime directory: set XDG_RUNTIME_DIR or HOME, or --runtime-dir");
 		return -1;
 	}
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
@@ -85,7 +86,8 @@ runtime_dir_prepare(const char *want, char *out, size_t outlen, char *err, size_
 		return -1;
 	}
 	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "runtime directory %s has mode %04o; it must be private (0700)", path,
+		snprintf(err, errlen,
+		         "runtime directory %s has mode %04o; it must be private (0700)", path,
 		         (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
@@ -112,7 +114,8 @@ again:
 		ssize_t n = read(fd, buf, sizeof buf - 1);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		snprintf(err, errlen, "another rdhpf (pid %s) already runs with runtime directory %s",
+		snprintf(err, errlen,
+		         "another rdhpf (pid %s) already runs with runtime directory %s",
 		         buf[0] ? buf : "?", d->rundir);
 		close(fd);
 		return -1;
@@ -132,7 +135,8 @@ again:
 	if (ftruncate(fd, 0) == 0) {
 		int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
 		if (write(fd, buf, (size_t)n) != n)
-			log_kv(RDHPF_LOG_WARN, NULL, NULL, "cannot write pid file", "path", d->lockpath, NULL);
+			log_kv(RDHPF_LOG_WARN, NULL, NULL, "cannot write pid file", "path",
+			       d->lockpath, NULL);
 	}
 	d->lockfd = fd;
 	return 0;
@@ -211,7 +215,8 @@ stream_handler(const char *cmd, struct control_stream *cs, void *arg)
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
 		if (strcmp(tok, "--since-start") == 0) {
 			replay = 1;
-		} else if (strcmp(tok, "--host") == 0 && (tok = strtok_r(NULL, " ", &save)) != NULL) {
+		} else if (strcmp(tok, "--host") == 0 &&
+		           (tok = strtok_r(NULL, " ", &save)) != NULL) {
 			host = tok;
 		} else {
 			control_stream_close(cs, "usage: events [--since-start] [--host NAME]");
@@ -233,7 +238,8 @@ stream_handler(const char *cmd, struct control_stream *cs, void *arg)
 	}
 	sub = events_subscribe(host, events_sink, cs);
 	control_stream_on_close(cs, events_closed, sub);
-	hello = json_pack("{s:s, s:s, s:o}", "type", "hello", "version", RDHPF_VERSION, "hosts", names);
+	hello =
+	    json_pack("{s:s, s:s, s:o}", "type", "hello", "version", RDHPF_VERSION, "hosts", names);
 	events_send_to(sub, hello);
 	if (replay) {
 		for (size_t i = 0; i < d->n_hosts; i++)
@@ -258,8 +264,9 @@ on_wake(void *arg, uint64_t gone_ms, const char *why)
 	if (d->stopping)
 		return;
 	snprintf(gone, sizeof gone, "%llu", (unsigned long long)gone_ms);
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "the loop did not run for a while; checking every host now",
-	       "gone_ms", gone, "cause", why, NULL);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL,
+	       "the loop did not run for a while; checking every host now", "gone_ms", gone,
+	       "cause", why, NULL);
 	metrics_counter_add(NULL, NULL, "loop_pauses_total", 1);
 	for (size_t i = 0; i < d->n_hosts; i++)
 		host_wake(d->hosts[i]);
@@ -316,7 +323,8 @@ shutdown_tick(uv_timer_t *t)
 		return;
 	}
 	if (waited >= SHUTDOWN_GRACE_MS) {
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "children did not exit in time; killing them", NULL);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "children did not exit in time; killing them",
+		       NULL);
 		core_kill_children();
 		uv_timer_start(&d->t_shutdown, shutdown_tick, 50, 0);
 		d->stop_started_ms = uv_hrtime() / 1000000u - SHUTDOWN_GRACE_MS + 200;
@@ -411,7 +419,8 @@ reload(struct daemon *d)
 
 	if (d->config_file[0] == '\0') {
 		log_kv(RDHPF_LOG_WARN, NULL, NULL,
-		       "SIGHUP: running from --host or DOCKER_HOST, not a config file; nothing to reload",
+		       "SIGHUP: running from --host or DOCKER_HOST, not a config file; nothing to "
+		       "reload",
 		       NULL);
 		return;
 	}
@@ -421,7 +430,8 @@ reload(struct daemon *d)
 		cfg_check_hosts(&nc, &d->plugins, d->rundir);
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
-			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err", nc.errors[i].text, NULL);
+			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err",
+			       nc.errors[i].text, NULL);
 		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "reload refused; the running config stays",
 		       "file", d->config_file, NULL);
 		cfg_free(&nc);
@@ -438,7 +448,8 @@ reload(struct daemon *d)
 	for (size_t i = 0; i < nc.n_hosts; i++) {
 		struct host *old = NULL;
 		for (size_t k = 0; k < d->n_hosts; k++) {
-			if (d->hosts[k] != NULL && strcmp(host_name(d->hosts[k]), nc.hosts[i].name) == 0) {
+			if (d->hosts[k] != NULL &&
+			    strcmp(host_name(d->hosts[k]), nc.hosts[i].name) == 0) {
 				old = d->hosts[k];
 				d->hosts[k] = NULL;
 				break;
@@ -450,7 +461,8 @@ reload(struct daemon *d)
 			continue;
 		}
 		if (old != NULL) {
-			log_kv(RDHPF_LOG_INFO, nc.hosts[i].name, NULL, "host changed; restarting it", NULL);
+			log_kv(RDHPF_LOG_INFO, nc.hosts[i].name, NULL,
+			       "host changed; restarting it", NULL);
 			host_stop(old, "host changed");
 			host_free(old);
 			changed++;
@@ -514,8 +526,8 @@ static void
 report_refused(const struct plugin_set *ps)
 {
 	for (size_t i = 0; i < ps->n_refused; i++)
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path", ps->refused[i].path, "why",
-		       ps->refused[i].why, NULL);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path", ps->refused[i].path,
+		       "why", ps->refused[i].why, NULL);
 }
 
 /* Every forward costs a listening socket (libssh2: in rdhpf; openssh: in
@@ -562,7 +574,8 @@ daemon_run(const struct run_opts *o)
 	if (o->host_url == NULL) {
 		if (o->config_path != NULL)
 			snprintf(d.config_file, sizeof d.config_file, "%s", o->config_path);
-		else if (access(config_default_path(d.config_file, sizeof d.config_file), F_OK) != 0)
+		else if (access(config_default_path(d.config_file, sizeof d.config_file), F_OK) !=
+		         0)
 			d.config_file[0] = '\0';
 	}
 	if (config_load(o->config_path, o->host_url, &d.cfg) != 0) {
@@ -573,7 +586,8 @@ daemon_run(const struct run_opts *o)
 	apply_log_settings(&d.cfg, o->log_format, o->log_level);
 	fd_limit_raise();
 	if (plugins_load_dir(plugin_dir_choose(&d.cfg), &core_host_api, &d.plugins) != 0) {
-		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err", d.plugins.dir_error, NULL);
+		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err",
+		       d.plugins.dir_error, NULL);
 		rc = 2;
 		goto out;
 	}
@@ -604,12 +618,13 @@ daemon_run(const struct run_opts *o)
 	if (d.control != NULL)
 		control_set_stream(d.control, stream_handler);
 	if (d.control == NULL)
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no control socket; status and metrics unavailable",
-		       "err", err, NULL);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL,
+		       "no control socket; status and metrics unavailable", "err", err, NULL);
 	if (d.cfg.metrics_listen != NULL) {
 		d.mhttp = metrics_http_start(d.cfg.metrics_listen, err, sizeof err);
 		if (d.mhttp == NULL)
-			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "metrics over HTTP unavailable", "err", err, NULL);
+			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "metrics over HTTP unavailable", "err",
+			       err, NULL);
 	}
 	uv_signal_init(core_loop(), &d.sig_int);
 	uv_signal_init(core_loop(), &d.sig_term);
@@ -637,7 +652,8 @@ daemon_run(const struct run_opts *o)
 		}
 	}
 	if (started == 0)
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal", NULL);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "no host could be started; waiting for a signal",
+		       NULL);
 	wake_start(&d.wake, core_loop(), WAKE_THRESHOLD_MS, on_wake, &d);
 	if (notify_init()) {
 		uv_timer_init(core_loop(), &d.t_notify);
@@ -691,9 +707,10 @@ config_load(const char *path, const char *host_url, struct cfg *c)
 	dh = getenv("DOCKER_HOST");
 	if (dh != NULL && strncmp(dh, "ssh://", 6) == 0)
 		return cfg_from_url(dh, "DOCKER_HOST", c);
-	cfg_add_error(c, 0, NULL, NULL,
-	              "no hosts: pass --host ssh://USER@HOST, write %s, or set DOCKER_HOST=ssh://…%s%s",
-	              def, dh ? " (DOCKER_HOST is " : "", dh ? "not an ssh:// URL)" : "");
+	cfg_add_error(
+	    c, 0, NULL, NULL,
+	    "no hosts: pass --host ssh://USER@HOST, write %s, or set DOCKER_HOST=ssh://…%s%s", def,
+	    dh ? " (DOCKER_HOST is " : "", dh ? "not an ssh:// URL)" : "");
 	return -1;
 }
 

@@ -114,8 +114,9 @@ check_config(struct doc *d, const struct run_opts *o, const char *sel)
 		url = sel;
 	config_load(o->config_path, url, &d->cfg);
 	if (d->cfg.n_errors > 0) {
-		say(d, V_FAIL, "config valid", "correct the lines above (rdhpf check-config shows them)",
-		    "%zu error%s", d->cfg.n_errors, d->cfg.n_errors == 1 ? "" : "s");
+		say(d, V_FAIL, "config valid",
+		    "correct the lines above (rdhpf check-config shows them)", "%zu error%s",
+		    d->cfg.n_errors, d->cfg.n_errors == 1 ? "" : "s");
 		for (size_t i = 0; i < d->cfg.n_errors; i++)
 			printf("       %s\n", d->cfg.errors[i].text);
 		return -1;
@@ -128,11 +129,12 @@ check_config(struct doc *d, const struct run_opts *o, const char *sel)
 	}
 	if (d->h == NULL) {
 		say(d, V_FAIL, "config valid", "name a host of the config, or give --host ssh://…",
-		    "no host '%s' in %s", sel ? sel : "?", d->cfg.path ? d->cfg.path : "the config");
+		    "no host '%s' in %s", sel ? sel : "?",
+		    d->cfg.path ? d->cfg.path : "the config");
 		return -1;
 	}
-	say(d, V_OK, "config valid", NULL, "%s: host %s, %s over %s", d->cfg.path ? d->cfg.path : "-",
-	    d->h->name, d->h->runtime, d->h->transport);
+	say(d, V_OK, "config valid", NULL, "%s: host %s, %s over %s",
+	    d->cfg.path ? d->cfg.path : "-", d->h->name, d->h->runtime, d->h->transport);
 	return 0;
 }
 
@@ -142,21 +144,23 @@ check_plugins(struct doc *d)
 	const char *dir = plugin_dir_choose(&d->cfg);
 
 	if (plugins_load_dir(dir, &core_host_api, &d->ps) != 0) {
-		say(d, V_FAIL, "plugins load", "install rdhpf's plugins, or point plugin_dir= at them",
-		    "%s", d->ps.dir_error);
+		say(d, V_FAIL, "plugins load",
+		    "install rdhpf's plugins, or point plugin_dir= at them", "%s", d->ps.dir_error);
 		return -1;
 	}
 	d->tp = plugins_find(&d->ps, RDHPF_KIND_TRANSPORT, d->h->transport);
 	d->rp = plugins_find(&d->ps, RDHPF_KIND_RUNTIME, d->h->runtime);
 	if (d->tp == NULL || d->rp == NULL) {
-		say(d, V_FAIL, "plugins load", "rdhpf plugins lists what is there and why files were refused",
+		say(d, V_FAIL, "plugins load",
+		    "rdhpf plugins lists what is there and why files were refused",
 		    "%s plugin '%s' not found in %s", d->tp == NULL ? "transport" : "runtime",
 		    d->tp == NULL ? d->h->transport : d->h->runtime, dir);
 		return -1;
 	}
 	if (cfg_check_plugins_v(&d->cfg, plugins_lookup_options, plugins_validate_option, &d->ps) >
 	    0) {
-		say(d, V_FAIL, "plugins load", "correct the keys named above", "plugin options rejected");
+		say(d, V_FAIL, "plugins load", "correct the keys named above",
+		    "plugin options rejected");
 		for (size_t i = 0; i < d->cfg.n_errors; i++)
 			printf("       %s\n", d->cfg.errors[i].text);
 		return -1;
@@ -210,7 +214,8 @@ ssh_resolve(const char *host, char *name, size_t nlen, char *port, size_t plen, 
 			str_copy(name, line + 9, nlen);
 		else if (strncmp(line, "port ", 5) == 0 && port[0] == '\0')
 			str_copy(port, line + 5, plen);
-		else if (strncmp(line, "proxyjump ", 10) == 0 || strncmp(line, "proxycommand ", 13) == 0)
+		else if (strncmp(line, "proxyjump ", 10) == 0 ||
+		         strncmp(line, "proxycommand ", 13) == 0)
 			*jump = 1;
 	}
 	fclose(fp);
@@ -235,8 +240,8 @@ check_tcp(struct doc *d)
 	if (port[0] == '\0')
 		snprintf(port, sizeof port, "22");
 	if (jump) {
-		say(d, V_SKIP, "TCP reach", NULL, "%s goes through ProxyJump/ProxyCommand (ssh_config)",
-		    d->h->u.host);
+		say(d, V_SKIP, "TCP reach", NULL,
+		    "%s goes through ProxyJump/ProxyCommand (ssh_config)", d->h->u.host);
 		return 0;
 	}
 	memset(&hints, 0, sizeof hints);
@@ -252,7 +257,8 @@ check_tcp(struct doc *d)
 		struct pollfd pfd;
 		int err = 0;
 		socklen_t el = sizeof err;
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		            a->ai_protocol);
 		if (fd < 0)
 			continue;
 		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
@@ -277,7 +283,8 @@ check_tcp(struct doc *d)
 	freeaddrinfo(res);
 	if (!ok) {
 		say(d, V_FAIL, "TCP reach",
-		    "is sshd running and reachable on that port? check firewalls and the port in url=",
+		    "is sshd running and reachable on that port? check firewalls and the port in "
+		    "url=",
 		    "%s port %s: %s", name, port, why);
 		return -1;
 	}
@@ -309,7 +316,8 @@ check_ssh(struct doc *d)
 		x.status = RDHPF_ERR_TIMEOUT, snprintf(x.detail, sizeof x.detail, "no answer");
 	if (x.status == RDHPF_ERR_HOSTKEY) {
 		say(d, V_FAIL, "host key known",
-		    "the server's key is unknown or changed: verify it out of band, then fix known_hosts "
+		    "the server's key is unknown or changed: verify it out of band, then fix "
+		    "known_hosts "
 		    "(ssh-keygen -R HOST; add the right key). rdhpf never accepts a key by itself",
 		    "%s", x.detail);
 		say(d, V_SKIP, "auth", NULL, "needs a trusted host key first");
@@ -317,8 +325,10 @@ check_ssh(struct doc *d)
 	}
 	if (x.status == RDHPF_ERR_AUTH) {
 		say(d, V_OK, "host key known", NULL, "matches known_hosts");
-		say(d, V_FAIL, "auth", "load the key into ssh-agent or set identity_file=; check authorized_keys "
-		    "on the server (an RSA key needs rsa-sha2 support on both sides)", "%s", x.detail);
+		say(d, V_FAIL, "auth",
+		    "load the key into ssh-agent or set identity_file=; check authorized_keys "
+		    "on the server (an RSA key needs rsa-sha2 support on both sides)",
+		    "%s", x.detail);
 		return -1;
 	}
 	if (x.status != RDHPF_OK) {
@@ -328,8 +338,8 @@ check_ssh(struct doc *d)
 		return -1;
 	}
 	d->connected = 1;
-	say(d, V_OK, "host key known", NULL, "matches %s", d->h->known_hosts ? d->h->known_hosts
-	                                                                   : "the user's known_hosts");
+	say(d, V_OK, "host key known", NULL, "matches %s",
+	    d->h->known_hosts ? d->h->known_hosts : "the user's known_hosts");
 	say(d, V_OK, "auth", NULL, "logged in%s%s", d->h->u.user[0] ? " as " : "", d->h->u.user);
 	return 0;
 }
@@ -346,7 +356,8 @@ check_controlpath(struct doc *d)
 		return;
 	}
 	if (len >= 104)
-		say(d, V_FAIL, "ControlPath length", "set runtime_dir= (or XDG_RUNTIME_DIR) to a shorter path",
+		say(d, V_FAIL, "ControlPath length",
+		    "set runtime_dir= (or XDG_RUNTIME_DIR) to a shorter path",
 		    "%zu bytes with the master's temporary suffix; the limit is 104", len);
 	else
 		say(d, V_OK, "ControlPath length", NULL, "%zu of 104 bytes (%s)", len, d->rundir);
@@ -406,20 +417,21 @@ static int
 check_engine(struct doc *d)
 {
 	static const struct rdhpf_watch_cbs wcbs = {
-		RDHPF_INIT(rdhpf_watch_cbs),
-		.on_established = w_established,
-		.on_event = w_event,
-		.on_end = w_end,
+	    RDHPF_INIT(rdhpf_watch_cbs),
+	    .on_established = w_established,
+	    .on_event = w_event,
+	    .on_end = w_end,
 	};
 	int r;
 	struct list_res l = {0};
 	struct watch_res w = {0};
 	char err[512] = "";
 	int never = 0;
-	const char *fix_engine = d->rp->info->name[0] == 'p'
-	                             ? "is podman installed for the remote user? try: ssh HOST podman ps"
-	                             : "is dockerd running on the remote, and may the user use it? "
-	                               "try: ssh HOST docker info";
+	const char *fix_engine =
+	    d->rp->info->name[0] == 'p'
+	        ? "is podman installed for the remote user? try: ssh HOST podman ps"
+	        : "is dockerd running on the remote, and may the user use it? "
+	          "try: ssh HOST docker info";
 
 	d->rctx = ctx_new(NULL, d->h->name, d->rp, d->h);
 	d->rctx->tpi = d->ts;
@@ -427,7 +439,8 @@ check_engine(struct doc *d)
 	d->rhp = host_params_new(d->h, d->rp, d->rundir);
 	d->rs = rt_create(d->rp, d->rctx, d->rhp, &r, err, sizeof err);
 	if (d->rs == NULL) {
-		say(d, V_FAIL, "engine answers", "correct the runtime's options", "runtime: %s", err);
+		say(d, V_FAIL, "engine answers", "correct the runtime's options", "runtime: %s",
+		    err);
 		return -1;
 	}
 	if (rt_list(d->rs, list_cb, &l) == RDHPF_OK)
@@ -498,9 +511,9 @@ static void
 check_keepalive(struct doc *d)
 {
 	static const struct rdhpf_stream_cbs cbs = {
-		RDHPF_INIT(rdhpf_stream_cbs),
-		.on_data = ex_data,
-		.on_close = ex_close,
+	    RDHPF_INIT(rdhpf_stream_cbs),
+	    .on_data = ex_data,
+	    .on_close = ex_close,
 	};
 	const char *argv[] = {"sshd", "-T", NULL};
 	const char *hint = "set ClientAliveInterval 15 and ClientAliveCountMax 3 in the server's "
@@ -526,8 +539,8 @@ check_keepalive(struct doc *d)
 		    "ClientAliveInterval is 0: the server never probes dead clients (rdhpf's own "
 		    "keepalive still detects dead links)");
 	else
-		say(d, V_OK, "server keepalive", NULL, "ClientAliveInterval %ld, ClientAliveCountMax %ld",
-		    interval, count);
+		say(d, V_OK, "server keepalive", NULL,
+		    "ClientAliveInterval %ld, ClientAliveCountMax %ld", interval, count);
 }
 
 /* Which known failure does the running daemon's record match? */
@@ -541,13 +554,15 @@ check_pattern(struct doc *d)
 	json_int_t link_failures, stream_failures, resyncs;
 
 	if (control_request(d->rundir, "status", &txt, err, sizeof err) != 0) {
-		say(d, V_INFO, "failure pattern", NULL, "no running rdhpf to read diagnostics from");
+		say(d, V_INFO, "failure pattern", NULL,
+		    "no running rdhpf to read diagnostics from");
 		return;
 	}
 	st = json_loads(txt, 0, NULL);
 	free(txt);
 	h = NULL;
-	json_array_foreach(json_object_get(st, "hosts"), i, hh) {
+	json_array_foreach(json_object_get(st, "hosts"), i, hh)
+	{
 		if (strcmp(json_string_value(json_object_get(hh, "name")), d->h->name) == 0)
 			h = hh;
 	}
@@ -563,25 +578,28 @@ check_pattern(struct doc *d)
 	stream_failures = json_integer_value(
 	    json_object_get(json_object_get(h, "stream"), "consecutive_failures"));
 	resyncs = json_integer_value(json_object_get(json_object_get(h, "stream"), "resyncs"));
-	if (last != NULL && (strstr(last, "control socket") || strstr(last, "stale") ||
-	                     strstr(last, "master"))) {
-		say(d, V_WARN, "failure pattern", "rdhpf removes stale sockets and restarts its master by itself; "
+	if (last != NULL &&
+	    (strstr(last, "control socket") || strstr(last, "stale") || strstr(last, "master"))) {
+		say(d, V_WARN, "failure pattern",
+		    "rdhpf removes stale sockets and restarts its master by itself; "
 		    "if it repeats, look for another ssh using the same ControlPath",
 		    "stale master socket: %s", last);
 	} else if (stream_failures > 0 && state != NULL &&
 	           (strcmp(state, "syncing") == 0 || strcmp(state, "steady") == 0)) {
-		say(d, V_WARN, "failure pattern", "the link is fine but the engine is not answering: check "
+		say(d, V_WARN, "failure pattern",
+		    "the link is fine but the engine is not answering: check "
 		    "the engine on the remote (systemctl status docker)",
 		    "engine hang or restart: %lld event stream failures in a row (%s)",
 		    (long long)stream_failures, last ? last : "-");
 	} else if (link_failures > 0 || (state && strcmp(state, "steady") != 0)) {
-		say(d, V_WARN, "failure pattern", "check the network path and the server; rdhpf reconnects "
+		say(d, V_WARN, "failure pattern",
+		    "check the network path and the server; rdhpf reconnects "
 		    "by itself and restores every forward",
-		    "network interruption: %lld link failures (last: %s), state %s", (long long)link_failures,
-		    last ? last : "-", state ? state : "?");
+		    "network interruption: %lld link failures (last: %s), state %s",
+		    (long long)link_failures, last ? last : "-", state ? state : "?");
 	} else {
-		say(d, V_OK, "failure pattern", NULL, "healthy: state %s, %lld resyncs", state ? state : "?",
-		    (long long)resyncs);
+		say(d, V_OK, "failure pattern", NULL, "healthy: state %s, %lld resyncs",
+		    state ? state : "?", (long long)resyncs);
 	}
 	json_decref(st);
 }
@@ -598,8 +616,8 @@ doctor_run(const struct run_opts *o, const char *sel)
 		goto out;
 	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : d.cfg.runtime_dir, d.rundir,
 	                        sizeof d.rundir, err, sizeof err) != 0) {
-		say(&d, V_FAIL, "runtime directory", "fix its owner and mode (0700), or set runtime_dir=",
-		    "%s", err);
+		say(&d, V_FAIL, "runtime directory",
+		    "fix its owner and mode (0700), or set runtime_dir=", "%s", err);
 		goto out;
 	}
 	if (check_tcp(&d) == 0 && check_ssh(&d) == 0) {

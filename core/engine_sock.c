@@ -72,8 +72,8 @@ engine_local_path(char *buf, size_t len, const char *rundir, const char *host)
 
 	for (i = 0; host[i] && i < sizeof name - 1; i++) {
 		char c = host[i];
-		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		         c == '.' || c == '-' || c == '_';
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 		name[i] = ok ? c : '_';
 	}
 	name[i] = '\0';
@@ -164,8 +164,8 @@ remote_closed(void *arg, int status, int exit_code, const char *detail)
 	if (c->closing)
 		return;
 	if (status != RDHPF_OK)
-		log_kv(RDHPF_LOG_DEBUG, c->e->host_name, NULL, "engine socket: remote stream ended", "detail",
-		       detail, NULL);
+		log_kv(RDHPF_LOG_DEBUG, c->e->host_name, NULL, "engine socket: remote stream ended",
+		       "detail", detail, NULL);
 	c->closing = 1;
 	c->shut.data = c;
 	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->pipe, shut_done) != 0)
@@ -173,9 +173,9 @@ remote_closed(void *arg, int status, int exit_code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs remote_cbs = {
-	RDHPF_INIT(rdhpf_stream_cbs),
-	.on_data = remote_data,
-	.on_close = remote_closed,
+    RDHPF_INIT(rdhpf_stream_cbs),
+    .on_data = remote_data,
+    .on_close = remote_closed,
 };
 
 static void
@@ -244,7 +244,8 @@ on_connection(uv_stream_t *server, int status)
 	/* The link is down: the client learns at once (a refused connection
 	 * would be the same to it), rather than hanging. */
 	if (!host_link(e->h, &tp) || !tp_can_open_unix(tp)) {
-		log_kv(RDHPF_LOG_DEBUG, e->host_name, NULL, "engine socket: link not up; client closed", NULL);
+		log_kv(RDHPF_LOG_DEBUG, e->host_name, NULL,
+		       "engine socket: link not up; client closed", NULL);
 		econn_close(c);
 		return;
 	}
@@ -252,8 +253,8 @@ on_connection(uv_stream_t *server, int status)
 	r = tp_open_unix(tp, e->remote, &remote_cbs, c, &c->ts);
 	if (r != RDHPF_OK) {
 		c->ts = NULL;
-		log_kv(RDHPF_LOG_WARN, e->host_name, NULL, "engine socket: cannot reach the remote socket",
-		       "path", e->remote, NULL);
+		log_kv(RDHPF_LOG_WARN, e->host_name, NULL,
+		       "engine socket: cannot reach the remote socket", "path", e->remote, NULL);
 		econn_close(c);
 		return;
 	}

@@ -20,9 +20,8 @@ const char *engine_remote_path(const char *engine_socket, const char *runtime,
  * -1 if it does not fit a socket path. */
 int engine_local_path(char *buf, size_t len, const char *rundir, const char *host);
 
-struct engine_sock *engine_sock_start(struct host *h, const char *host_name,
-                                      const char *local_path, const char *remote_path, char *err,
-                                      size_t errlen);
+struct engine_sock *engine_sock_start(struct host *h, const char *host_name, const char *local_path,
+                                      const char *remote_path, char *err, size_t errlen);
 /* Closes the socket and every relayed connection; removes the file. */
 void engine_sock_stop(struct engine_sock *e);
 

@@ -40,7 +40,7 @@ struct rdhpf_timer {
 };
 
 struct rdhpf_child {
-	struct ctx_handle h;   /* h.ctx NULL once detached / orphaned */
+	struct ctx_handle h; /* h.ctx NULL once detached / orphaned */
 	uv_process_t proc;
 	rdhpf_child_exit_fn cb;
 	void *arg;
@@ -332,7 +332,8 @@ api_spawn(struct rdhpf_ctx *ctx, const struct rdhpf_spawn_opts *uo, rdhpf_child_
 	int r;
 
 	if (spawn_opts_copy(&o, uo) != 0) {
-		snprintf(err, errlen, "spawn options: bad struct_size %u", uo ? uo->struct_size : 0);
+		snprintf(err, errlen, "spawn options: bad struct_size %u",
+		         uo ? uo->struct_size : 0);
 		return NULL;
 	}
 	want[0] = o.stdin_fd;
@@ -584,9 +585,9 @@ stream_on_close(void *arg, int status, int exit_code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs stream_wrap_cbs = {
-	RDHPF_INIT(rdhpf_stream_cbs),
-	.on_data = stream_on_data,
-	.on_close = stream_on_close,
+    RDHPF_INIT(rdhpf_stream_cbs),
+    .on_data = stream_on_data,
+    .on_close = stream_on_close,
 };
 
 /* Copy the members inside the runtime's struct_size; the rest are NULL. */
@@ -806,7 +807,10 @@ sym_name(const void *fn, char *buf, size_t len)
 	}
 	{
 		const char *base = di.dli_fname ? strrchr(di.dli_fname, '/') : NULL;
-		snprintf(buf, len, "%s+0x%lx", base ? base + 1 : di.dli_fname ? di.dli_fname : "?",
+		snprintf(buf, len, "%s+0x%lx",
+		         base           ? base + 1
+		         : di.dli_fname ? di.dli_fname
+		                        : "?",
 		         (unsigned long)((uintptr_t)fn - (uintptr_t)di.dli_fbase));
 	}
 }

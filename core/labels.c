@@ -11,8 +11,7 @@
 #define PREFIX "rdhpf."
 #define PORT_PREFIX "rdhpf.port."
 
-static void
-bad(struct labels_policy *p, size_t *n_bad, const char *fmt, ...)
+static void bad(struct labels_policy *p, size_t *n_bad, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -78,22 +77,27 @@ labels_parse(const struct rule_label *labels, size_t n, struct labels_policy *p)
 			if (strcmp(v, "true") == 0)
 				p->ignore = true;
 			else if (strcmp(v, "false") != 0)
-				bad(p, &n_bad, "label rdhpf.ignore: bad value '%.40s' (true or false)", v);
+				bad(p, &n_bad,
+				    "label rdhpf.ignore: bad value '%.40s' (true or false)", v);
 		} else if (strcmp(k, "rdhpf.bind") == 0) {
 			if (strlen(v) < sizeof p->bind && bind_list_ok(v))
 				str_copy(p->bind, v, sizeof p->bind);
 			else
 				bad(p, &n_bad,
-				    "label rdhpf.bind: bad value '%.40s' (IP addresses or localhost)", v);
+				    "label rdhpf.bind: bad value '%.40s' (IP addresses or "
+				    "localhost)",
+				    v);
 		} else if (strncmp(k, PORT_PREFIX, sizeof PORT_PREFIX - 1) == 0) {
 			const char *rp = k + sizeof PORT_PREFIX - 1;
 			bool dup = false;
 			if (parse_port(rp, &remote) != 0) {
-				bad(p, &n_bad, "label %.60s: bad remote port '%.20s' (1-65535)", k, rp);
+				bad(p, &n_bad, "label %.60s: bad remote port '%.20s' (1-65535)", k,
+				    rp);
 				continue;
 			}
 			if (parse_port(v, &local) != 0) {
-				bad(p, &n_bad, "label %.60s: bad local port '%.20s' (1-65535)", k, v);
+				bad(p, &n_bad, "label %.60s: bad local port '%.20s' (1-65535)", k,
+				    v);
 				continue;
 			}
 			for (size_t j = 0; j < p->n_ports; j++)
@@ -112,7 +116,8 @@ labels_parse(const struct rule_label *labels, size_t n, struct labels_policy *p)
 			p->n_ports++;
 		} else {
 			bad(p, &n_bad,
-			    "unknown label %.60s (rdhpf.ignore, rdhpf.port.<remote>, rdhpf.bind)", k);
+			    "unknown label %.60s (rdhpf.ignore, rdhpf.port.<remote>, rdhpf.bind)",
+			    k);
 		}
 	}
 	return n_bad;

@@ -21,13 +21,13 @@
 #define LABELS_ERR_MAX 512
 
 struct labels_policy {
-	bool ignore;                      /* rdhpf.ignore=true */
-	char bind[LABELS_BIND_MAX];       /* rdhpf.bind, "" when not given */
+	bool ignore;                /* rdhpf.ignore=true */
+	char bind[LABELS_BIND_MAX]; /* rdhpf.bind, "" when not given */
 	struct {
 		uint16_t remote, local;
-	} ports[LABELS_PORTS_MAX];        /* rdhpf.port.<remote>=<local> */
+	} ports[LABELS_PORTS_MAX]; /* rdhpf.port.<remote>=<local> */
 	size_t n_ports;
-	char err[LABELS_ERR_MAX];         /* "" or every bad label, "; "-joined */
+	char err[LABELS_ERR_MAX]; /* "" or every bad label, "; "-joined */
 };
 
 /* Read the rdhpf.* labels of one container into *p (always filled: the

@@ -21,17 +21,19 @@
 
 /* Sizes of the 2.0 structs: a 2.x plugin's tables are at least this big. */
 #define INFO_V2_0_SIZE (offsetof(struct rdhpf_plugin_info, ops) + sizeof(void *))
-#define TOPS_V2_0_SIZE \
-	(offsetof(struct rdhpf_transport_ops, forward_stats) + sizeof(void *))
+#define TOPS_V2_0_SIZE (offsetof(struct rdhpf_transport_ops, forward_stats) + sizeof(void *))
 #define ROPS_V2_0_SIZE (offsetof(struct rdhpf_runtime_ops, stop) + sizeof(void *))
 
 const char *
 plugin_kind_name(int kind)
 {
 	switch (kind) {
-	case RDHPF_KIND_TRANSPORT: return "transport";
-	case RDHPF_KIND_RUNTIME: return "runtime";
-	default: return "unknown";
+	case RDHPF_KIND_TRANSPORT:
+		return "transport";
+	case RDHPF_KIND_RUNTIME:
+		return "runtime";
+	default:
+		return "unknown";
 	}
 }
 
@@ -49,20 +51,20 @@ name_ok(const char *n)
 	return len <= 32;
 }
 
-#define NEED(o, slot)                                                          \
-	do {                                                                   \
-		if (RDHPF_SLOT(o, slot) == NULL) {                             \
-			snprintf(why, len, "mandatory slot %s is NULL", #slot); \
-			return -1;                                             \
-		}                                                              \
+#define NEED(o, slot)                                                                              \
+	do {                                                                                       \
+		if (RDHPF_SLOT(o, slot) == NULL) {                                                 \
+			snprintf(why, len, "mandatory slot %s is NULL", #slot);                    \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
 
-#define NEED_CAP(o, slot, capname)                                                     \
-	do {                                                                           \
-		if (RDHPF_SLOT(o, slot) == NULL) {                                     \
-			snprintf(why, len, "claims %s but %s is NULL", capname, #slot); \
-			return -1;                                                     \
-		}                                                                      \
+#define NEED_CAP(o, slot, capname)                                                                 \
+	do {                                                                                       \
+		if (RDHPF_SLOT(o, slot) == NULL) {                                                 \
+			snprintf(why, len, "claims %s but %s is NULL", capname, #slot);            \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 static int
@@ -73,8 +75,8 @@ options_ok(const struct rdhpf_plugin_info *info, char *why, size_t len)
 	for (size_t i = 0; info->options[i] != NULL; i++) {
 		const struct rdhpf_option_desc *d = info->options[i];
 		const char *n = RDHPF_HAS(d, name) ? d->name : NULL;
-		if (n == NULL || *n == '\0' || strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
-		                                   strlen(n)) {
+		if (n == NULL || *n == '\0' ||
+		    strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(n)) {
 			snprintf(why, len, "option %zu has a bad name (want [a-z0-9_]+)", i + 1);
 			return -1;
 		}
@@ -120,7 +122,8 @@ plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
 			return -1;
 		}
 		if (o->struct_size < TOPS_V2_0_SIZE) {
-			snprintf(why, len, "transport ops table is %u bytes, ABI %u.0 needs at least %zu",
+			snprintf(why, len,
+			         "transport ops table is %u bytes, ABI %u.0 needs at least %zu",
 			         o->struct_size, RDHPF_ABI_MAJOR, (size_t)TOPS_V2_0_SIZE);
 			return -1;
 		}
@@ -149,7 +152,8 @@ plugin_check_info(const struct rdhpf_plugin_info *info, char *why, size_t len)
 			return -1;
 		}
 		if (o->struct_size < ROPS_V2_0_SIZE) {
-			snprintf(why, len, "runtime ops table is %u bytes, ABI %u.0 needs at least %zu",
+			snprintf(why, len,
+			         "runtime ops table is %u bytes, ABI %u.0 needs at least %zu",
 			         o->struct_size, RDHPF_ABI_MAJOR, (size_t)ROPS_V2_0_SIZE);
 			return -1;
 		}
@@ -260,7 +264,8 @@ load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
 	}
 	if (st.st_mode & (S_IWOTH | S_IWGRP)) {
 		snprintf(why, len, "is %s-writable (mode %04o); refusing to load it",
-		         (st.st_mode & S_IWOTH) ? "world" : "group", (unsigned)(st.st_mode & 07777));
+		         (st.st_mode & S_IWOTH) ? "world" : "group",
+		         (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (!owner_ok(&st)) {
@@ -279,7 +284,8 @@ load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
 	if (plugin_check_info(info, why, len) != 0)
 		goto fail;
 	for (size_t i = 0; i < set->n; i++) {
-		if (set->v[i].info->kind == info->kind && strcmp(set->v[i].info->name, info->name) == 0) {
+		if (set->v[i].info->kind == info->kind &&
+		    strcmp(set->v[i].info->name, info->name) == 0) {
 			snprintf(why, len, "%s plugin '%s' already loaded from %s",
 			         plugin_kind_name(info->kind), info->name, set->v[i].path);
 			goto fail;
@@ -298,7 +304,8 @@ fail:
 		/* dlclose need not unload (a library with unique symbols stays),
 		 * and one that stays is known by /proc/self/fd/N: that number
 		 * must not name another file in this load. */
-		set->held_fds = xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
+		set->held_fds =
+		    xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
 		set->held_fds[set->n_held_fds++] = fd;
 		fd = -1;
 	}
@@ -489,11 +496,11 @@ plugin_caps_string(const struct rdhpf_plugin_info *info, char *buf, size_t len)
 		uint64_t bit;
 		const char *name;
 	} names[] = {
-		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_EXEC, "exec"},
-		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_UNIX_STREAM, "unix-stream"},
-		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_FORWARD_STATS, "forward-stats"},
-		{RDHPF_KIND_TRANSPORT, RDHPF_TCAP_HOLD_LISTENERS, "hold-listeners"},
-		{RDHPF_KIND_RUNTIME, RDHPF_RCAP_EVENTS, "events"},
+	    {RDHPF_KIND_TRANSPORT, RDHPF_TCAP_EXEC, "exec"},
+	    {RDHPF_KIND_TRANSPORT, RDHPF_TCAP_UNIX_STREAM, "unix-stream"},
+	    {RDHPF_KIND_TRANSPORT, RDHPF_TCAP_FORWARD_STATS, "forward-stats"},
+	    {RDHPF_KIND_TRANSPORT, RDHPF_TCAP_HOLD_LISTENERS, "hold-listeners"},
+	    {RDHPF_KIND_RUNTIME, RDHPF_RCAP_EVENTS, "events"},
 	};
 	size_t off = 0;
 

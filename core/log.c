@@ -16,10 +16,10 @@
 #include "util.h"
 
 #define DEFAULT_WINDOW_MS (10 * 60 * 1000)
-#define LINE_CAP 16384     /* bytes of one output line, newline included */
-#define LINE_TAIL 32       /* kept free for " truncated=true" and the end */
-#define VALUE_CAP 2048     /* input bytes of one value before "..." */
-#define KV_MAX 32          /* pairs taken by log_kv */
+#define LINE_CAP 16384 /* bytes of one output line, newline included */
+#define LINE_TAIL 32   /* kept free for " truncated=true" and the end */
+#define VALUE_CAP 2048 /* input bytes of one value before "..." */
+#define KV_MAX 32      /* pairs taken by log_kv */
 #define KEY_CAP 64
 
 /* Repeat table: bounded, so a flood of distinct messages costs a fixed
@@ -55,8 +55,8 @@ static struct {
 	uint64_t tick;
 	struct sig sigs[SIG_SLOTS];
 } L = {
-	.level = RDHPF_LOG_INFO,
-	.window_ms = DEFAULT_WINDOW_MS,
+    .level = RDHPF_LOG_INFO,
+    .window_ms = DEFAULT_WINDOW_MS,
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
@@ -104,8 +104,9 @@ log_init(FILE *out, enum log_format fmt, int level, uint64_t (*now_ms)(void))
 void
 log_set_level(int level)
 {
-	L.level = level < RDHPF_LOG_ERROR ? RDHPF_LOG_ERROR
-	        : level > RDHPF_LOG_TRACE ? RDHPF_LOG_TRACE : level;
+	L.level = level < RDHPF_LOG_ERROR   ? RDHPF_LOG_ERROR
+	          : level > RDHPF_LOG_TRACE ? RDHPF_LOG_TRACE
+	                                    : level;
 }
 
 void
@@ -174,7 +175,7 @@ key_contains(const char *key, const char *word)
 static bool
 key_is_secret(const char *key)
 {
-	static const char *const words[] = {"password", "passphrase", "secret", "token",
+	static const char *const words[] = {"password",    "passphrase",    "secret", "token",
 	                                    "private_key", "authorization", "passwd"};
 
 	for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
@@ -194,13 +195,13 @@ redact_urls(const char *v, char *buf, size_t len)
 
 	if (strstr(v, "://") == NULL)
 		return v;
-#define EMIT(src, n)                                         \
-	do {                                                 \
-		size_t n_ = (n);                             \
-		if (n_ > len - 1 - k)                        \
-			n_ = len - 1 - k;                    \
-		memcpy(buf + k, (src), n_);                  \
-		k += n_;                                     \
+#define EMIT(src, n)                                                                               \
+	do {                                                                                       \
+		size_t n_ = (n);                                                                   \
+		if (n_ > len - 1 - k)                                                              \
+			n_ = len - 1 - k;                                                          \
+		memcpy(buf + k, (src), n_);                                                        \
+		k += n_;                                                                           \
 	} while (0)
 	while ((s = strstr(p, "://")) != NULL) {
 		const char *auth = s + 3, *end = auth, *at = NULL, *colon = NULL;
@@ -466,8 +467,8 @@ put_json_string(struct line *l, const char *s)
 static void
 sanitize_key(const char *key, char *buf, size_t len)
 {
-	static const char *const reserved[] = {"ts", "level", "msg", "host", "plugin",
-	                                       "repeated", "truncated"};
+	static const char *const reserved[] = {"ts",     "level",    "msg",      "host",
+	                                       "plugin", "repeated", "truncated"};
 	size_t k = 0;
 
 	for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
@@ -549,8 +550,7 @@ format_ts(char *buf, size_t len)
 	struct tm tm;
 	size_t n;
 
-	if (gmtime_r(&t, &tm) == NULL ||
-	    (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+	if (gmtime_r(&t, &tm) == NULL || (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
 		str_copy(buf, "1970-01-01T00:00:00.000Z", len);
 		return;
 	}
@@ -717,8 +717,8 @@ log_flush_repeats(int force)
 /* ---- entry points ----------------------------------------------------- */
 
 void
-log_emit(int level, const char *host, const char *plugin, const char *msg,
-         const struct kv_pair *kv, size_t n)
+log_emit(int level, const char *host, const char *plugin, const char *msg, const struct kv_pair *kv,
+         size_t n)
 {
 	/* As large as what gets printed, so the hash sees all of it. */
 	char mbuf[VALUE_CAP + 16], ebuf[VALUE_CAP + 16];
@@ -750,7 +750,8 @@ log_emit(int level, const char *host, const char *plugin, const char *msg,
 	/* The signature is taken from what would be printed: no secret is
 	 * ever kept in the table. */
 	m = prepare(NULL, msg, mbuf, sizeof mbuf);
-	hash = fnv(fnv(fnv(fnv(UINT64_C(0xcbf29ce484222325) ^ (uint64_t)level, host), plugin), m), err);
+	hash = fnv(fnv(fnv(fnv(UINT64_C(0xcbf29ce484222325) ^ (uint64_t)level, host), plugin), m),
+	           err);
 	t = now();
 
 	s = sig_find(level, hash, host, plugin, m, err);

@@ -28,7 +28,7 @@ void log_set_window(uint64_t window_ms);
 /* Where ts= comes from: milliseconds since the epoch.  NULL (the default):
  * CLOCK_REALTIME.  Tests pass a fixed clock. */
 void log_set_wall_clock(int64_t (*wall_ms)(void));
-int log_level_parse(const char *s);          /* -1 if unknown */
+int log_level_parse(const char *s); /* -1 if unknown */
 const char *log_level_name(int level);
 
 /* host/plugin may be NULL.  kv pairs: values NULL are skipped.  Keys named

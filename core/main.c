@@ -35,14 +35,16 @@ usage(FILE *out)
 	      "                 podman) for the host's engine socket (engine_socket = yes)\n"
 	      "  events         the daemon's live event stream (--format json|logfmt,\n"
 	      "                 --host NAME, --since-start: the current state first)\n"
-	      "  doctor         check a host step by step (--host NAME|URL), each failure with a fix\n"
+	      "  doctor         check a host step by step (--host NAME|URL), each failure with a "
+	      "fix\n"
 	      "  version        print the version and plugin ABI\n"
 	      "\n"
 	      "options (every command):\n"
 	      "  --config FILE        config file (default $XDG_CONFIG_HOME/rdhpf/config.ini)\n"
 	      "  --host ssh://U@H[:P] one host, defaults for everything (zero-config);\n"
 	      "                       without --host and config file, DOCKER_HOST=ssh://… is used\n"
-	      "  --runtime-dir DIR    private directory for sockets (default $XDG_RUNTIME_DIR/rdhpf)\n"
+	      "  --runtime-dir DIR    private directory for sockets (default "
+	      "$XDG_RUNTIME_DIR/rdhpf)\n"
 	      "  --log-format FMT     logfmt (default) or json\n"
 	      "  --log-level LEVEL    error, warn, info (default), debug, trace\n",
 	      out);
@@ -82,8 +84,8 @@ cmd_plugins(const struct run_opts *o)
 		char caps[128], abi[16];
 		plugin_caps_string(in, caps, sizeof caps);
 		snprintf(abi, sizeof abi, "%u.%u", in->abi_major, in->abi_minor);
-		printf("%-10s %-12s %-10s %-6s %s\n", plugin_kind_name(in->kind), in->name, in->version,
-		       abi, caps);
+		printf("%-10s %-12s %-10s %-6s %s\n", plugin_kind_name(in->kind), in->name,
+		       in->version, abi, caps);
 	}
 	if (ps.n == 0)
 		printf("(no plugins)\n");
@@ -106,7 +108,8 @@ cmd_check_config(const struct run_opts *o, const char *file)
 	if (plugins_load_dir(plugin_dir_choose(&c), &core_host_api, &ps) != 0) {
 		fprintf(stderr, "rdhpf: %s\n", ps.dir_error);
 		rc = 2;
-	} else if (cfg_check_plugins_v(&c, plugins_lookup_options, plugins_validate_option, &ps) == 0 &&
+	} else if (cfg_check_plugins_v(&c, plugins_lookup_options, plugins_validate_option, &ps) ==
+	               0 &&
 	           c.n_errors == 0) {
 		/* What run would refuse when it starts: the plugins' own checks,
 		 * against the runtime directory run would use. */
@@ -278,16 +281,19 @@ cmd_env(const struct run_opts *o, const char *name)
 			h = &c.hosts[i];
 	if (h == NULL) {
 		fprintf(stderr, "rdhpf env: %s\n",
-		        name ? "no such host in the config" : "name the host (the config has several)");
+		        name ? "no such host in the config"
+		             : "name the host (the config has several)");
 		goto out;
 	}
 	if (h->engine_socket == NULL) {
-		fprintf(stderr, "rdhpf env: host %s has no engine socket: set engine_socket = yes in its section\n",
+		fprintf(stderr,
+		        "rdhpf env: host %s has no engine socket: set engine_socket = yes in its "
+		        "section\n",
 		        h->name);
 		goto out;
 	}
-	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : c.runtime_dir, dir, sizeof dir, err,
-	                        sizeof err) != 0) {
+	if (runtime_dir_prepare(o->runtime_dir ? o->runtime_dir : c.runtime_dir, dir, sizeof dir,
+	                        err, sizeof err) != 0) {
 		fprintf(stderr, "rdhpf: %s\n", err);
 		goto out;
 	}
@@ -305,7 +311,8 @@ cmd_env(const struct run_opts *o, const char *name)
 		putchar('\n');
 	}
 	if (access(path, F_OK) != 0)
-		fprintf(stderr, "rdhpf env: %s does not exist yet: it is there while rdhpf runs\n", path);
+		fprintf(stderr, "rdhpf env: %s does not exist yet: it is there while rdhpf runs\n",
+		        path);
 	rc = 0;
 out:
 	cfg_free(&c);
@@ -328,18 +335,18 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"host", required_argument, NULL, 'H'},
-		{"runtime-dir", required_argument, NULL, 'r'},
-		{"log-format", required_argument, NULL, 'f'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"format", required_argument, NULL, 'F'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"container", required_argument, NULL, 'C'},
-		{"since-start", no_argument, NULL, 'S'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"runtime-dir", required_argument, NULL, 'r'},
+	    {"log-format", required_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"format", required_argument, NULL, 'F'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"container", required_argument, NULL, 'C'},
+	    {"since-start", no_argument, NULL, 'S'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *timeout = NULL;
 	char **names = NULL; /* --container NAME, for wait */
@@ -363,38 +370,59 @@ main(int argc, char **argv)
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "c:H:r:f:l:hVF:T:C:S", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o.config_path = optarg; break;
-		case 'H': o.host_url = optarg; break;
-		case 'r': o.runtime_dir = optarg; break;
+		case 'c':
+			o.config_path = optarg;
+			break;
+		case 'H':
+			o.host_url = optarg;
+			break;
+		case 'r':
+			o.runtime_dir = optarg;
+			break;
 		case 'f':
 			if (strcmp(optarg, "logfmt") == 0)
 				o.log_format = LOG_LOGFMT;
 			else if (strcmp(optarg, "json") == 0)
 				o.log_format = LOG_JSON;
 			else {
-				fprintf(stderr, "rdhpf: --log-format: '%s' is not logfmt or json\n", optarg);
+				fprintf(stderr, "rdhpf: --log-format: '%s' is not logfmt or json\n",
+				        optarg);
 				return 2;
 			}
 			break;
 		case 'l':
 			o.log_level = log_level_parse(optarg);
 			if (o.log_level < 0) {
-				fprintf(stderr, "rdhpf: --log-level: '%s' is not error, warn, info, debug or trace\n",
+				fprintf(stderr,
+				        "rdhpf: --log-level: '%s' is not error, warn, info, debug "
+				        "or trace\n",
 				        optarg);
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		case 'V': cmd = "version"; break;
-		case 'F': format = optarg; break;
-		case 'T': timeout = optarg; break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cmd = "version";
+			break;
+		case 'F':
+			format = optarg;
+			break;
+		case 'T':
+			timeout = optarg;
+			break;
 		case 'C':
 			if (names == NULL)
 				names = xcalloc((size_t)argc + 1, sizeof *names);
 			names[n_names++] = optarg;
 			break;
-		case 'S': since_start = 1; break;
-		default: usage(stderr); return 2;
+		case 'S':
+			since_start = 1;
+			break;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (o.log_format >= 0)
@@ -424,7 +452,8 @@ main(int argc, char **argv)
 		if (strcmp(cmd, "wait") == 0)
 			rc = cmd_wait(&o, h, timeout, names, n_names, argv + optind, argc - optind);
 		else
-			rc = cmd_events(&o, strcmp(format, "table") == 0 ? "json" : format, h, since_start);
+			rc = cmd_events(&o, strcmp(format, "table") == 0 ? "json" : format, h,
+			                since_start);
 		free(names);
 		return rc;
 	}
@@ -433,7 +462,8 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(&o, optind < argc ? argv[optind] : NULL);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("rdhpf %s (plugin ABI %d.%d)\n", RDHPF_VERSION, RDHPF_ABI_MAJOR, RDHPF_ABI_MINOR);
+		printf("rdhpf %s (plugin ABI %d.%d)\n", RDHPF_VERSION, RDHPF_ABI_MAJOR,
+		       RDHPF_ABI_MINOR);
 		return 0;
 	}
 	fprintf(stderr, "rdhpf: unknown command '%s'\n", cmd);

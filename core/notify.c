@@ -31,7 +31,8 @@ send_msg(const char *msg)
 	if (g_fd < 0)
 		return;
 	if (sendto(g_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&g_sa, g_salen) < 0)
-		log_kv(RDHPF_LOG_DEBUG, NULL, NULL, "NOTIFY_SOCKET send failed", "err", strerror(errno), NULL);
+		log_kv(RDHPF_LOG_DEBUG, NULL, NULL, "NOTIFY_SOCKET send failed", "err",
+		       strerror(errno), NULL);
 }
 
 static void
@@ -107,8 +108,8 @@ notify_update(struct host *const *hosts, size_t n)
 		if (s == HOST_STEADY)
 			up++;
 		active += host_active_forwards(hosts[i]);
-		if (!settled(name) && (s == HOST_STEADY || s == HOST_BACKOFF || s == HOST_BREAKER_OPEN ||
-		                       s == HOST_FAILED)) {
+		if (!settled(name) && (s == HOST_STEADY || s == HOST_BACKOFF ||
+		                       s == HOST_BREAKER_OPEN || s == HOST_FAILED)) {
 			g_settled = xrealloc(g_settled, (g_n_settled + 1) * sizeof *g_settled);
 			g_settled[g_n_settled++] = xstrdup(name);
 		}

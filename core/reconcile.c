@@ -231,15 +231,21 @@ rc_skip_reason(const struct rc_skip *s)
 	case RC_SKIP_PROTO:
 		return s->proto == RDHPF_PROTO_SCTP ? "sctp: SSH forwards carry TCP only"
 		                                    : "udp: SSH forwards carry TCP only";
-	case RC_SKIP_RULE: return "ignored by rule";
-	case RC_SKIP_RANGE: return "local port outside 1-65535 (port_offset/port_map/rule)";
-	case RC_SKIP_TAKEN: return "local port taken by a later container of this host";
+	case RC_SKIP_RULE:
+		return "ignored by rule";
+	case RC_SKIP_RANGE:
+		return "local port outside 1-65535 (port_offset/port_map/rule)";
+	case RC_SKIP_TAKEN:
+		return "local port taken by a later container of this host";
 	case RC_SKIP_PRIVILEGED:
 		return "privileged local port: needs root or CAP_NET_BIND_SERVICE, or a port_map "
 		       "(or privileged = offset N)";
-	case RC_SKIP_PRIVILEGED_SKIP: return "privileged local port skipped (privileged = skip)";
-	case RC_SKIP_LABEL: return "ignored by label";
-	case RC_SKIP_HOSTIP: return "published on a HostIp that is not an IP address";
+	case RC_SKIP_PRIVILEGED_SKIP:
+		return "privileged local port skipped (privileged = skip)";
+	case RC_SKIP_LABEL:
+		return "ignored by label";
+	case RC_SKIP_HOSTIP:
+		return "published on a HostIp that is not an IP address";
 	}
 	return "skipped";
 }
@@ -332,10 +338,9 @@ privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct skip_vec
 
 int
 rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
-                const struct rc_policy *pol,
-                struct rc_forward **out, size_t *n_out,
-                struct rc_forward **conflicts, size_t *n_conflicts,
-                struct rc_skip **skips, size_t *n_skips)
+                const struct rc_policy *pol, struct rc_forward **out, size_t *n_out,
+                struct rc_forward **conflicts, size_t *n_conflicts, struct rc_skip **skips,
+                size_t *n_skips)
 {
 	struct fwd_vec cand = {0}, won = {0}, lost = {0};
 	struct skip_vec sk = {0};
@@ -356,7 +361,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 	for (size_t ci = 0; ci < n; ci++) {
 		const struct rdhpf_container *c = cs[ci].c;
 		struct labels_policy lp;
-		bool use_labels = pol != NULL && pol->labels && meta != NULL && meta[ci].n_labels > 0;
+		bool use_labels =
+		    pol != NULL && pol->labels && meta != NULL && meta[ci].n_labels > 0;
 
 		if (c == NULL)
 			continue;
@@ -419,10 +425,11 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				s->why = RC_SKIP_PROTO;
 				continue;
 			}
-			nb = rc_bind_expand(use_labels && lp.bind[0] ? lp.bind
+			nb = rc_bind_expand(use_labels && lp.bind[0]       ? lp.bind
 			                    : r != NULL && r->bind != NULL ? r->bind
-			                                                    : bind,
-			                    pol != NULL && pol->no_ipv6_loopback, binds, RC_BIND_MAX);
+			                                                   : bind,
+			                    pol != NULL && pol->no_ipv6_loopback, binds,
+			                    RC_BIND_MAX);
 			for (size_t bi = 0; bi < nb; bi++) {
 				if ((f = vec_push(&cand)) == NULL)
 					goto fail;
@@ -435,7 +442,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				f->rule_line = r != NULL ? r->line : 0;
 				f->remote_port = p->host_port;
 				f->seq = cs[ci].seq;
-				str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
+				str_copy(f->container_id, c->id ? c->id : "",
+				         sizeof f->container_id);
 				str_copy(f->container_name, c->name ? c->name : "",
 				         sizeof f->container_name);
 				/* A cut address would point somewhere else: refuse
@@ -473,7 +481,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 				if (s == NULL)
 					goto fail;
 				if (f->local_port != 0 && owner != NULL)
-					str_copy(s->holder, owner->container_name, sizeof s->holder);
+					str_copy(s->holder, owner->container_name,
+					         sizeof s->holder);
 			}
 			if (conflicts == NULL)
 				continue;
@@ -510,8 +519,8 @@ fail:
 
 int
 rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
-           struct rc_forward **out, size_t *n_out,
-           struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp)
+           struct rc_forward **out, size_t *n_out, struct rc_forward **conflicts,
+           size_t *n_conflicts, size_t *skipped_udp)
 {
 	struct rc_skip *sk = NULL;
 	size_t nsk = 0;
@@ -552,8 +561,7 @@ sorted_unique(const struct rc_forward *in, size_t n, size_t *n_out)
 }
 
 static void
-push_action(struct rc_action *acts, size_t *n, enum rc_action_type t,
-            const struct rc_forward *f)
+push_action(struct rc_action *acts, size_t *n, enum rc_action_type t, const struct rc_forward *f)
 {
 	acts[*n].type = t;
 	acts[*n].fwd = *f;
@@ -561,9 +569,8 @@ push_action(struct rc_action *acts, size_t *n, enum rc_action_type t,
 }
 
 int
-rc_reconcile(const struct rc_forward *desired, size_t nd,
-             const struct rc_forward *actual, size_t na,
-             struct rc_action **out, size_t *n_out)
+rc_reconcile(const struct rc_forward *desired, size_t nd, const struct rc_forward *actual,
+             size_t na, struct rc_action **out, size_t *n_out)
 {
 	struct rc_forward *d = NULL, *a = NULL;
 	struct rc_action *acts = NULL;

@@ -31,8 +31,8 @@ struct rc_forward {
 	char container_id[RC_ID_MAX];
 	char container_name[RC_NAME_MAX];
 	uint64_t seq;
-	int rule_line;                /* the rule that decided it, 0 when none did */
-	int privileged;               /* rc_desired_full internal: became a skip */
+	int rule_line;  /* the rule that decided it, 0 when none did */
+	int privileged; /* rc_desired_full internal: became a skip */
 };
 
 struct rc_port_map {
@@ -41,22 +41,22 @@ struct rc_port_map {
 };
 
 struct rc_policy {
-	const char *bind;             /* local bind addresses: "127.0.0.1", "localhost",
-	                               * "127.0.0.1, ::1" (see rc_bind_expand) */
-	int no_ipv6_loopback;         /* this machine has no ::1: localhost is 127.0.0.1 */
-	int32_t port_offset;          /* added to the remote port */
-	const struct rc_port_map *map;/* explicit remote → local, wins over offset */
+	const char *bind;              /* local bind addresses: "127.0.0.1", "localhost",
+	                                * "127.0.0.1, ::1" (see rc_bind_expand) */
+	int no_ipv6_loopback;          /* this machine has no ::1: localhost is 127.0.0.1 */
+	int32_t port_offset;           /* added to the remote port */
+	const struct rc_port_map *map; /* explicit remote → local, wins over offset */
 	size_t n_map;
-	const struct rule *rules;     /* tried first, in order (see rules.h) */
+	const struct rule *rules; /* tried first, in order (see rules.h) */
 	size_t n_rules;
 	/* Local ports below this cannot be bound here (not root, no
 	 * CAP_NET_BIND_SERVICE; Linux's ip_unprivileged_port_start, 1024 by
 	 * default); 0 when every port can. */
 	uint16_t unpriv_port_start;
-	int privileged_skip;          /* privileged = skip: quietly skipped */
-	int labels;                   /* labels = yes: rdhpf.* labels (labels.h) apply,
-	                               * before the rules */
-	uint16_t privileged_offset;   /* privileged = offset N: such ports move up by N */
+	int privileged_skip;        /* privileged = skip: quietly skipped */
+	int labels;                 /* labels = yes: rdhpf.* labels (labels.h) apply,
+	                             * before the rules */
+	uint16_t privileged_offset; /* privileged = offset N: such ports move up by N */
 };
 
 /* One container as the core holds it: runtime data plus the arrival seq. */
@@ -74,14 +74,14 @@ struct rc_meta {
 
 /* Why a published port has no forward. */
 enum rc_skip_why {
-	RC_SKIP_PROTO = 1, /* UDP or SCTP: SSH forwards carry TCP only */
-	RC_SKIP_RULE = 2,  /* an ignore rule matched (rule_line) */
-	RC_SKIP_RANGE = 3, /* its local port would fall outside 1..65535 */
-	RC_SKIP_TAKEN = 4, /* another container of this host owns the local port (holder) */
+	RC_SKIP_PROTO = 1,      /* UDP or SCTP: SSH forwards carry TCP only */
+	RC_SKIP_RULE = 2,       /* an ignore rule matched (rule_line) */
+	RC_SKIP_RANGE = 3,      /* its local port would fall outside 1..65535 */
+	RC_SKIP_TAKEN = 4,      /* another container of this host owns the local port (holder) */
 	RC_SKIP_PRIVILEGED = 5, /* local port < unpriv_port_start; never retried */
 	RC_SKIP_PRIVILEGED_SKIP = 6, /* likewise, and privileged = skip says so */
-	RC_SKIP_LABEL = 7, /* the container's label rdhpf.ignore=true (label) */
-	RC_SKIP_HOSTIP = 8, /* the engine's HostIp is not an IP literal */
+	RC_SKIP_LABEL = 7,           /* the container's label rdhpf.ignore=true (label) */
+	RC_SKIP_HOSTIP = 8,          /* the engine's HostIp is not an IP literal */
 };
 
 struct rc_skip {
@@ -90,12 +90,12 @@ struct rc_skip {
 	char remote_host[RC_ADDR_MAX];
 	uint16_t remote_port;
 	int proto;
-	char bind[RC_ADDR_MAX];       /* "" when no local port was chosen */
-	uint16_t local_port;          /* 0 when none */
+	char bind[RC_ADDR_MAX]; /* "" when no local port was chosen */
+	uint16_t local_port;    /* 0 when none */
 	enum rc_skip_why why;
-	int rule_line;                /* the rule that decided, 0 when none did */
-	char holder[RC_NAME_MAX];     /* RC_SKIP_TAKEN: the owning container's name */
-	char label[RC_NAME_MAX];      /* the label that decided, "" when none did */
+	int rule_line;            /* the rule that decided, 0 when none did */
+	char holder[RC_NAME_MAX]; /* RC_SKIP_TAKEN: the owning container's name */
+	char label[RC_NAME_MAX];  /* the label that decided, "" when none did */
 };
 
 /* A short English reason: "ignored by rule", "udp: SSH forwards carry TCP
@@ -127,22 +127,21 @@ bool rc_host_ip_ok(const char *host_ip);
  * (bind, local_port), owner first.  Returns 0, or -1 on ENOMEM.  Arrays
  * are malloc'd (NULL when empty); free() them. */
 int rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
-               struct rc_forward **out, size_t *n_out,
-               struct rc_forward **conflicts, size_t *n_conflicts, size_t *skipped_udp);
+               struct rc_forward **out, size_t *n_out, struct rc_forward **conflicts,
+               size_t *n_conflicts, size_t *skipped_udp);
 
 /* rc_desired, plus every published port that gets no forward and why,
  * sorted by container name, id, port (skips malloc'd, NULL when none).
  * meta is NULL or parallel to cs. */
 int rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
-                    const struct rc_policy *pol,
-                    struct rc_forward **out, size_t *n_out,
-                    struct rc_forward **conflicts, size_t *n_conflicts,
-                    struct rc_skip **skips, size_t *n_skips);
+                    const struct rc_policy *pol, struct rc_forward **out, size_t *n_out,
+                    struct rc_forward **conflicts, size_t *n_conflicts, struct rc_skip **skips,
+                    size_t *n_skips);
 
 enum rc_action_type {
-	RC_REMOVE = 1,  /* transport forward_remove(fwd) */
-	RC_ADD = 2,     /* transport forward_add(fwd) */
-	RC_RETAG = 3,   /* same forward, new owner: no transport call */
+	RC_REMOVE = 1, /* transport forward_remove(fwd) */
+	RC_ADD = 2,    /* transport forward_add(fwd) */
+	RC_RETAG = 3,  /* same forward, new owner: no transport call */
 };
 
 struct rc_action {
@@ -154,8 +153,7 @@ struct rc_action {
  * whose target changed is REMOVE then ADD; same target but another
  * container id or name is RETAG.  Each group is in key order.  Returns 0
  * or -1 on ENOMEM; *out is malloc'd (NULL when none). */
-int rc_reconcile(const struct rc_forward *desired, size_t nd,
-                 const struct rc_forward *actual, size_t na,
-                 struct rc_action **out, size_t *n_out);
+int rc_reconcile(const struct rc_forward *desired, size_t nd, const struct rc_forward *actual,
+                 size_t na, struct rc_action **out, size_t *n_out);
 
 #endif

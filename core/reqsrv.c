@@ -245,10 +245,10 @@ reqsrv_stream_send(struct reqsrv_stream *rs, const char *line, size_t len)
 		return;
 	queued = uv_stream_get_write_queue_size(&k->u.s);
 	if (queued + len + 1 > k->srv->o.stream_queue_max) {
-		snprintf(why, sizeof why, "client too slow: %zu bytes unread (limit %zu); cut off", queued,
-		         k->srv->o.stream_queue_max);
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "control stream client cut off", "server", k->srv->o.what,
-		       "reason", why, NULL);
+		snprintf(why, sizeof why, "client too slow: %zu bytes unread (limit %zu); cut off",
+		         queued, k->srv->o.stream_queue_max);
+		log_kv(RDHPF_LOG_WARN, NULL, NULL, "control stream client cut off", "server",
+		       k->srv->o.what, "reason", why, NULL);
 		metrics_counter_add(NULL, k->srv->o.what, "stream_clients_cut_total", 1);
 		reqsrv_stream_close(rs, why);
 		return;

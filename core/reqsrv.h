@@ -32,7 +32,7 @@ struct reqsrv_opts {
 	size_t max_request;   /* bytes; a longer request is dropped */
 	uint64_t deadline_ms; /* from accept to close */
 	reqsrv_answer_fn answer;
-	reqsrv_stream_fn stream;  /* NULL: no streams */
+	reqsrv_stream_fn stream; /* NULL: no streams */
 	size_t stream_queue_max;
 	void *arg;
 };

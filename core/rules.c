@@ -11,8 +11,8 @@
 #include "rdhpf/plugin.h"
 #include "util.h"
 
-static void
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -76,9 +76,12 @@ static const char *
 proto_name(int p)
 {
 	switch (p) {
-	case RDHPF_PROTO_TCP: return "tcp";
-	case RDHPF_PROTO_UDP: return "udp";
-	case RDHPF_PROTO_SCTP: return "sctp";
+	case RDHPF_PROTO_TCP:
+		return "tcp";
+	case RDHPF_PROTO_UDP:
+		return "udp";
+	case RDHPF_PROTO_SCTP:
+		return "sctp";
 	}
 	return "any";
 }
@@ -137,8 +140,10 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 		}
 	}
 	if (nt == 0) {
-		fail(err, errlen, "empty rule (use: forward|ignore [port=N[-M]] [proto=tcp|udp|sctp] "
-		                  "[name=GLOB] [image=GLOB] [label=KEY[=VALUE]] [-> LOCAL[-LOCAL]] [bind=ADDR])");
+		fail(
+		    err, errlen,
+		    "empty rule (use: forward|ignore [port=N[-M]] [proto=tcp|udp|sctp] "
+		    "[name=GLOB] [image=GLOB] [label=KEY[=VALUE]] [-> LOCAL[-LOCAL]] [bind=ADDR])");
 		return -1;
 	}
 	if (strcmp(tok[0], "forward") == 0)
@@ -157,7 +162,8 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 		if (arrow) {
 			arrow = false;
 			if (t[0] == '\0' || parse_range(t, &r.to_lo, &r.to_hi) != 0) {
-				fail(err, errlen, "bad local port '%.40s' after '->' (N or N-M, 1-65535)", t);
+				fail(err, errlen,
+				     "bad local port '%.40s' after '->' (N or N-M, 1-65535)", t);
 				goto bad;
 			}
 			continue;
@@ -207,13 +213,16 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 				goto bad;
 			}
 		} else if (KEY_IS("name") || KEY_IS("image") || KEY_IS("bind")) {
-			char **dst = KEY_IS("name") ? &r.name : KEY_IS("image") ? &r.image : &r.bind;
+			char **dst = KEY_IS("name")    ? &r.name
+			             : KEY_IS("image") ? &r.image
+			                               : &r.bind;
 			if (*dst != NULL) {
 				fail(err, errlen, "%.*s given twice", (int)kn, t);
 				goto bad;
 			}
 			if (!value_ok(v)) {
-				fail(err, errlen, "bad %.*s '%.40s' (1-%d printable characters, no spaces)",
+				fail(err, errlen,
+				     "bad %.*s '%.40s' (1-%d printable characters, no spaces)",
 				     (int)kn, t, v, RULE_GLOB_MAX - 1);
 				goto bad;
 			}
@@ -223,7 +232,9 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 					goto bad;
 				}
 				if (!addr_ok(v)) {
-					fail(err, errlen, "bad bind '%.40s' (an IPv4 or IPv6 address, or localhost)",
+					fail(err, errlen,
+					     "bad bind '%.40s' (an IPv4 or IPv6 address, or "
+					     "localhost)",
 					     v);
 					goto bad;
 				}
@@ -237,7 +248,9 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 				goto bad;
 			}
 			if (!value_ok(v) || keyn == 0) {
-				fail(err, errlen, "bad label '%.40s' (KEY or KEY=VALUE, printable, no spaces)", v);
+				fail(err, errlen,
+				     "bad label '%.40s' (KEY or KEY=VALUE, printable, no spaces)",
+				     v);
 				goto bad;
 			}
 			r.label_key = xstrndup(v, keyn);
@@ -245,7 +258,8 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 				r.label_value = xstrdup(veq + 1);
 		} else {
 			fail(err, errlen,
-			     "unknown matcher '%.*s' (port, proto, name, image, label, bind)", (int)kn, t);
+			     "unknown matcher '%.*s' (port, proto, name, image, label, bind)",
+			     (int)kn, t);
 			goto bad;
 		}
 #undef KEY_IS
@@ -255,7 +269,8 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 		goto bad;
 	}
 	if (r.action == RULE_FORWARD && r.proto != 0 && r.proto != RDHPF_PROTO_TCP) {
-		fail(err, errlen, "SSH forwards carry TCP only: forward proto=%s can never work (use ignore)",
+		fail(err, errlen,
+		     "SSH forwards carry TCP only: forward proto=%s can never work (use ignore)",
 		     proto_name(r.proto));
 		goto bad;
 	}
@@ -263,18 +278,21 @@ rule_parse(const char *text, int line, struct rule *out, char *err, size_t errle
 		unsigned want = r.port_lo ? (unsigned)(r.port_hi - r.port_lo) : 0;
 		unsigned got = (unsigned)(r.to_hi - r.to_lo);
 		if (r.port_lo == 0) {
-			fail(err, errlen, "'-> %u' needs port=: which remote port goes there?", r.to_lo);
+			fail(err, errlen, "'-> %u' needs port=: which remote port goes there?",
+			     r.to_lo);
 			goto bad;
 		}
 		if (got != want && got != 0) {
 			fail(err, errlen,
-			     "local range %u-%u has %u ports but port=%u-%u has %u (ranges map one to one)",
+			     "local range %u-%u has %u ports but port=%u-%u has %u (ranges map one "
+			     "to one)",
 			     r.to_lo, r.to_hi, got + 1, r.port_lo, r.port_hi, want + 1);
 			goto bad;
 		}
 		if (got == 0 && want != 0) {
 			fail(err, errlen,
-			     "'-> %u' for the %u ports of port=%u-%u: several remote ports cannot share "
+			     "'-> %u' for the %u ports of port=%u-%u: several remote ports cannot "
+			     "share "
 			     "one local port (give a range: -> %u-%u)",
 			     r.to_lo, want + 1, r.port_lo, r.port_hi, r.to_lo,
 			     r.to_lo + want > 65535 ? 65535 : r.to_lo + want);
@@ -328,16 +346,15 @@ bool
 rule_same(const struct rule *a, const struct rule *b)
 {
 	return a->action == b->action && a->line == b->line && str_eq(a->file, b->file) &&
-	       a->port_lo == b->port_lo &&
-	       a->port_hi == b->port_hi && a->proto == b->proto && str_eq(a->name, b->name) &&
-	       str_eq(a->image, b->image) && str_eq(a->label_key, b->label_key) &&
-	       str_eq(a->label_value, b->label_value) && a->to_lo == b->to_lo &&
-	       a->to_hi == b->to_hi && str_eq(a->bind, b->bind);
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi && a->proto == b->proto &&
+	       str_eq(a->name, b->name) && str_eq(a->image, b->image) &&
+	       str_eq(a->label_key, b->label_key) && str_eq(a->label_value, b->label_value) &&
+	       a->to_lo == b->to_lo && a->to_hi == b->to_hi && str_eq(a->bind, b->bind);
 }
 
 /* Appends to buf at *off, never past len. */
-static void
-put(char *buf, size_t len, size_t *off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
 put(char *buf, size_t len, size_t *off, const char *fmt, ...)
@@ -464,7 +481,8 @@ glob_covers(const char *a, const char *b)
 bool
 rule_covers(const struct rule *a, const struct rule *b)
 {
-	if (a->port_lo != 0 && (b->port_lo == 0 || b->port_lo < a->port_lo || b->port_hi > a->port_hi))
+	if (a->port_lo != 0 &&
+	    (b->port_lo == 0 || b->port_lo < a->port_lo || b->port_hi > a->port_hi))
 		return false;
 	if (a->proto != 0 && a->proto != b->proto)
 		return false;

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RULE_GLOB_MAX 128  /* name, image, label key/value, bind */
-#define RULE_TEXT_MAX 640  /* rule_format's output, always enough */
+#define RULE_GLOB_MAX 128 /* name, image, label key/value, bind */
+#define RULE_TEXT_MAX 640 /* rule_format's output, always enough */
 
 enum rule_action {
 	RULE_FORWARD = 1,
@@ -27,16 +27,16 @@ enum rule_action {
 
 struct rule {
 	enum rule_action action;
-	int line;                 /* where it was written; 0 when not from a file */
-	char *file;               /* the file it was written in, NULL when unknown */
-	uint16_t port_lo, port_hi;/* remote (published) port range; 0 = any */
-	int proto;                /* 0 = any, else enum rdhpf_proto */
-	char *name;               /* container name glob (fnmatch), NULL = any */
-	char *image;              /* image glob, NULL = any */
-	char *label_key;          /* NULL = any */
-	char *label_value;        /* NULL = the key only has to be present */
-	uint16_t to_lo, to_hi;    /* local port (range); 0 = port_map / port_offset */
-	char *bind;               /* local bind address; NULL = the host's */
+	int line;                  /* where it was written; 0 when not from a file */
+	char *file;                /* the file it was written in, NULL when unknown */
+	uint16_t port_lo, port_hi; /* remote (published) port range; 0 = any */
+	int proto;                 /* 0 = any, else enum rdhpf_proto */
+	char *name;                /* container name glob (fnmatch), NULL = any */
+	char *image;               /* image glob, NULL = any */
+	char *label_key;           /* NULL = any */
+	char *label_value;         /* NULL = the key only has to be present */
+	uint16_t to_lo, to_hi;     /* local port (range); 0 = port_map / port_offset */
+	char *bind;                /* local bind address; NULL = the host's */
 };
 
 /* A label as the runtime reports it. */
@@ -49,7 +49,7 @@ struct rule_label {
  * image and labels are NULL/0 when the runtime does not report them; a rule
  * that asks for them then does not match. */
 struct rule_subject {
-	uint16_t port;            /* published (remote) port */
+	uint16_t port; /* published (remote) port */
 	int proto;
 	const char *name;
 	const char *image;

@@ -90,23 +90,23 @@ struct host {
 	const struct plugin *tp, *rp;
 	struct rdhpf_ctx *tctx, *rctx;
 	struct rdhpf_host_params *tparams, *rparams;
-	struct pinst *tpi, *rpi;  /* the plugin instances (slots.h) */
+	struct pinst *tpi, *rpi; /* the plugin instances (slots.h) */
 
 	enum host_state state;
-	uint64_t gen;             /* bumped on every link change; stale callbacks ignore */
-	int listing;              /* list() outstanding: buffer events */
+	uint64_t gen; /* bumped on every link change; stale callbacks ignore */
+	int listing;  /* list() outstanding: buffer events */
 	int watching;
 	int down_pending;
 	int down_status;
 	char down_detail[256];
 
-	struct backoff bo;        /* link */
-	struct backoff sync_bo;   /* event stream, link fine */
+	struct backoff bo;      /* link */
+	struct backoff sync_bo; /* event stream, link fine */
 	struct breaker br;
 	uint64_t rng;
 
-	uv_timer_t t_retry;       /* backoff / breaker / resync */
-	uv_timer_t t_watchdog;    /* connect timeout */
+	uv_timer_t t_retry;    /* backoff / breaker / resync */
+	uv_timer_t t_watchdog; /* connect timeout */
 	uv_timer_t t_health;
 	uv_timer_t t_fwd;         /* retry conflicted / failed forwards */
 	uv_timer_t t_down;        /* deferred link failure */
@@ -118,8 +118,8 @@ struct host {
 	int polling;              /* poll-only runtime: listed every poll_interval */
 	int relist_again;         /* lost one while a list ran: list once more */
 	char relist_reason[128];
-	struct tcp_probe *probe;  /* while down: the TCP port watched */
-	uint64_t last_try_ms;     /* the last handshake started */
+	struct tcp_probe *probe; /* while down: the TCP port watched */
+	uint64_t last_try_ms;    /* the last handshake started */
 	int health_in_flight;
 	uint64_t health_started_ms;
 
@@ -132,9 +132,9 @@ struct host {
 	struct fwd *fwds;
 	size_t n_fwds;
 	uint64_t next_fwd_id;
-	struct rc_skip *skips;    /* published ports without a forward, and why */
+	struct rc_skip *skips; /* published ports without a forward, and why */
 	size_t n_skips;
-	struct remap *remaps;     /* on_conflict = next-free: ports moved */
+	struct remap *remaps; /* on_conflict = next-free: ports moved */
 	size_t n_remaps;
 
 	struct op *ops;
@@ -146,12 +146,12 @@ struct host {
 	/* event stream diagnostics */
 	uint64_t stream_starts;
 	uint64_t stream_started_ms;
-	uint64_t first_event_after_ms;  /* of the current stream; 0 none yet */
+	uint64_t first_event_after_ms; /* of the current stream; 0 none yet */
 	uint64_t last_event_ms;
-	uint64_t last_stream_ms;        /* duration of the last ended stream */
+	uint64_t last_stream_ms; /* duration of the last ended stream */
 	int last_stream_clean;
 	int last_stream_ended;
-	uint32_t stream_failures;       /* consecutive */
+	uint32_t stream_failures; /* consecutive */
 	uint64_t health_ok, health_failed;
 	uint64_t last_health_took_ms;
 	int last_health_status;
@@ -182,13 +182,20 @@ const char *
 host_state_name(enum host_state s)
 {
 	switch (s) {
-	case HOST_IDLE: return "idle";
-	case HOST_CONNECTING: return "connecting";
-	case HOST_SYNCING: return "syncing";
-	case HOST_STEADY: return "steady";
-	case HOST_BACKOFF: return "backoff";
-	case HOST_BREAKER_OPEN: return "breaker-open";
-	case HOST_STOPPED: return "stopped";
+	case HOST_IDLE:
+		return "idle";
+	case HOST_CONNECTING:
+		return "connecting";
+	case HOST_SYNCING:
+		return "syncing";
+	case HOST_STEADY:
+		return "steady";
+	case HOST_BACKOFF:
+		return "backoff";
+	case HOST_BREAKER_OPEN:
+		return "breaker-open";
+	case HOST_STOPPED:
+		return "stopped";
 	case HOST_FAILED:
 		return "failed";
 	}
@@ -225,24 +232,42 @@ static const char *
 status_name(int st)
 {
 	switch (st) {
-	case RDHPF_OK: return "ok";
-	case RDHPF_ERR_NOMEM: return "out of memory";
-	case RDHPF_ERR_INVAL: return "invalid";
-	case RDHPF_ERR_ABI: return "abi mismatch";
-	case RDHPF_ERR_IO: return "i/o error";
-	case RDHPF_ERR_TIMEOUT: return "timeout";
-	case RDHPF_ERR_CONNECT: return "cannot connect";
-	case RDHPF_ERR_HOSTKEY: return "host key mismatch";
-	case RDHPF_ERR_AUTH: return "authentication failed";
-	case RDHPF_ERR_CLOSED: return "closed";
-	case RDHPF_ERR_ADDRINUSE: return "address in use";
-	case RDHPF_ERR_REMOTE: return "remote error";
-	case RDHPF_ERR_PROTO: return "protocol error";
-	case RDHPF_ERR_UNSUPPORTED: return "unsupported";
-	case RDHPF_ERR_BUSY: return "busy";
-	case RDHPF_ERR_CANCELLED: return "cancelled";
-	case RDHPF_ERR_NOTCONN: return "not connected";
-	default: return "error";
+	case RDHPF_OK:
+		return "ok";
+	case RDHPF_ERR_NOMEM:
+		return "out of memory";
+	case RDHPF_ERR_INVAL:
+		return "invalid";
+	case RDHPF_ERR_ABI:
+		return "abi mismatch";
+	case RDHPF_ERR_IO:
+		return "i/o error";
+	case RDHPF_ERR_TIMEOUT:
+		return "timeout";
+	case RDHPF_ERR_CONNECT:
+		return "cannot connect";
+	case RDHPF_ERR_HOSTKEY:
+		return "host key mismatch";
+	case RDHPF_ERR_AUTH:
+		return "authentication failed";
+	case RDHPF_ERR_CLOSED:
+		return "closed";
+	case RDHPF_ERR_ADDRINUSE:
+		return "address in use";
+	case RDHPF_ERR_REMOTE:
+		return "remote error";
+	case RDHPF_ERR_PROTO:
+		return "protocol error";
+	case RDHPF_ERR_UNSUPPORTED:
+		return "unsupported";
+	case RDHPF_ERR_BUSY:
+		return "busy";
+	case RDHPF_ERR_CANCELLED:
+		return "cancelled";
+	case RDHPF_ERR_NOTCONN:
+		return "not connected";
+	default:
+		return "error";
 	}
 }
 
@@ -255,7 +280,7 @@ set_state(struct host *h, enum host_state s)
 	     host_state_name(s), NULL);
 	events_host(h->name, host_state_name(h->state), host_state_name(s),
 	            s == HOST_BACKOFF || s == HOST_BREAKER_OPEN || s == HOST_FAILED ? h->last_error
-	                                                                             : NULL);
+	                                                                            : NULL);
 	h->state = s;
 	metrics_gauge_set(h->name, h->tp->info->name, "host_state", (double)s);
 }
@@ -559,8 +584,9 @@ on_port_taken(struct host *h, struct fwd *w)
 	char want[16], got[16];
 
 	if (hw != NULL)
-		snprintf(w->err, sizeof w->err, "address in use: held by host %.40s (container %.60s)",
-		         ho->name, hw->f.container_name);
+		snprintf(w->err, sizeof w->err,
+		         "address in use: held by host %.40s (container %.60s)", ho->name,
+		         hw->f.container_name);
 	if (!h->cfg->on_conflict_next_free)
 		return false;
 	for (uint32_t p = (uint32_t)w->f.local_port + 1;
@@ -569,7 +595,8 @@ on_port_taken(struct host *h, struct fwd *w)
 		if (!port_free(w->f.bind, (uint16_t)p))
 			continue;
 		for (size_t i = 0; i < h->n_remaps && m == NULL; i++)
-			if (h->remaps[i].got == w->f.local_port && strcmp(h->remaps[i].bind, w->f.bind) == 0)
+			if (h->remaps[i].got == w->f.local_port &&
+			    strcmp(h->remaps[i].bind, w->f.bind) == 0)
 				m = &h->remaps[i]; /* moved before: move again */
 		if (m == NULL) {
 			h->remaps = xrealloc(h->remaps, (h->n_remaps + 1) * sizeof *h->remaps);
@@ -580,7 +607,9 @@ on_port_taken(struct host *h, struct fwd *w)
 		m->got = (uint16_t)p;
 		snprintf(want, sizeof want, "%u", m->want);
 		snprintf(got, sizeof got, "%u", m->got);
-		hlog(h, RDHPF_LOG_INFO, "local port taken; forward moved to the next free port (on_conflict = next-free)",
+		hlog(h, RDHPF_LOG_INFO,
+		     "local port taken; forward moved to the next free port (on_conflict = "
+		     "next-free)",
 		     "bind", w->f.bind, "wanted_port", want, "local_port", got, "container",
 		     w->f.container_name, "held_by", ho != NULL ? ho->name : NULL, NULL);
 		w->f.local_port = m->got;
@@ -603,7 +632,8 @@ remaps_apply(struct host *h, struct rc_forward *desired, size_t nd)
 		struct remap *m = &h->remaps[i];
 		bool used = false;
 		for (size_t j = 0; j < nd; j++)
-			if (desired[j].local_port == m->want && strcmp(desired[j].bind, m->bind) == 0) {
+			if (desired[j].local_port == m->want &&
+			    strcmp(desired[j].bind, m->bind) == 0) {
 				desired[j].local_port = m->got;
 				used = true;
 			}
@@ -659,9 +689,11 @@ on_add_done(void *arg, int status, const char *detail)
 			return;
 		}
 		fwd_log(h, RDHPF_LOG_WARN,
-		        w->state == FWD_CONFLICT ? "forward conflict, will retry" : "forward failed, will retry",
+		        w->state == FWD_CONFLICT ? "forward conflict, will retry"
+		                                 : "forward failed, will retry",
 		        w, w->err);
-		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f,
+		               w->err);
 		fwd_retry_arm(h);
 	}
 	count_active(h);
@@ -689,7 +721,8 @@ issue_add(struct host *h, struct fwd *w)
 		if (w->state == FWD_CONFLICT && on_port_taken(h, w))
 			return;
 		fwd_log(h, RDHPF_LOG_WARN, "forward add refused, will retry", w, w->err);
-		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f, w->err);
+		events_forward(h->name, w->state == FWD_CONFLICT ? "conflict" : "failed", &w->f,
+		               w->err);
 		fwd_retry_arm(h);
 	}
 }
@@ -702,8 +735,8 @@ on_remove_done(void *arg, int status, const char *detail)
 
 	op_done(o);
 	if (status != RDHPF_OK && status != RDHPF_ERR_NOTCONN)
-		hlog(h, RDHPF_LOG_WARN, "forward remove failed", "err", status_name(status), "detail",
-		     detail, NULL);
+		hlog(h, RDHPF_LOG_WARN, "forward remove failed", "err", status_name(status),
+		     "detail", detail, NULL);
 }
 
 static int64_t
@@ -758,7 +791,8 @@ remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desi
 	if (cont_find(h, w->f.container_id) == NULL)
 		return "container stopped";
 	for (size_t i = 0; i < nd; i++)
-		if (desired[i].local_port == w->f.local_port && strcmp(desired[i].bind, w->f.bind) == 0 &&
+		if (desired[i].local_port == w->f.local_port &&
+		    strcmp(desired[i].bind, w->f.bind) == 0 &&
 		    strcmp(desired[i].container_id, w->f.container_id) != 0)
 			return "port taken by another container";
 	return "port no longer published";
@@ -783,7 +817,8 @@ no_ipv6_loopback(void)
 		close(fd);
 	if (missing)
 		log_kv(RDHPF_LOG_INFO, NULL, NULL,
-		       "no IPv6 loopback (::1) on this machine: localhost forwards bind 127.0.0.1 only",
+		       "no IPv6 loopback (::1) on this machine: localhost forwards bind 127.0.0.1 "
+		       "only",
 		       NULL);
 	return missing;
 }
@@ -814,7 +849,8 @@ unpriv_port_start(void)
 		}
 		fclose(f);
 	}
-	if (start != 0 && (f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re")) != NULL) {
+	if (start != 0 &&
+	    (f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re")) != NULL) {
 		unsigned v;
 		if (fscanf(f, "%u", &v) == 1)
 			start = v > 65535 ? 65535 : (uint16_t)v;
@@ -842,8 +878,8 @@ rule_where(const struct host *h, int line, char *buf, size_t len)
 		return;
 	for (size_t i = 0; i < h->cfg->n_rules; i++)
 		if (h->cfg->rules[i].line == line) {
-			snprintf(buf, len, "%s:%d", h->cfg->rules[i].file ? h->cfg->rules[i].file : "-",
-			         line);
+			snprintf(buf, len, "%s:%d",
+			         h->cfg->rules[i].file ? h->cfg->rules[i].file : "-", line);
 			return;
 		}
 }
@@ -872,16 +908,16 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 		snprintf(local, sizeof local, "%u", s->local_port);
 		rule_where(h, s->rule_line, rule, sizeof rule);
 		hlog(h,
-		     s->why == RC_SKIP_RANGE || s->why == RC_SKIP_PRIVILEGED || s->why == RC_SKIP_HOSTIP
+		     s->why == RC_SKIP_RANGE || s->why == RC_SKIP_PRIVILEGED ||
+		             s->why == RC_SKIP_HOSTIP
 		         ? RDHPF_LOG_WARN
 		         : RDHPF_LOG_INFO,
 		     "port not forwarded", "container", s->container_name, "remote_port", port,
-		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s),
-		     "host_ip", s->why == RC_SKIP_HOSTIP ? s->remote_host : NULL,
-		     "bind", s->bind[0] ? s->bind : NULL, "local_port", s->local_port ? local : NULL,
-		     "rule", rule[0] ? rule : NULL,
-		     "holder", s->holder[0] ? s->holder : NULL, "label", s->label[0] ? s->label : NULL,
-		     NULL);
+		     "proto", proto_name(s->proto), "reason", rc_skip_reason(s), "host_ip",
+		     s->why == RC_SKIP_HOSTIP ? s->remote_host : NULL, "bind",
+		     s->bind[0] ? s->bind : NULL, "local_port", s->local_port ? local : NULL,
+		     "rule", rule[0] ? rule : NULL, "holder", s->holder[0] ? s->holder : NULL,
+		     "label", s->label[0] ? s->label : NULL, NULL);
 		if (events_subscribers() > 0) {
 			struct rc_forward f;
 			char why[700];
@@ -891,9 +927,11 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 			snprintf(f.remote_host, sizeof f.remote_host, "%s", s->remote_host);
 			f.remote_port = s->remote_port;
 			snprintf(f.container_id, sizeof f.container_id, "%s", s->container_id);
-			snprintf(f.container_name, sizeof f.container_name, "%s", s->container_name);
-			snprintf(why, sizeof why, "%s%s%s%s%s", rc_skip_reason(s), rule[0] ? " (rule " : "",
-			         rule, rule[0] ? ")" : "", s->label[0] ? " (label)" : "");
+			snprintf(f.container_name, sizeof f.container_name, "%s",
+			         s->container_name);
+			snprintf(why, sizeof why, "%s%s%s%s%s", rc_skip_reason(s),
+			         rule[0] ? " (rule " : "", rule, rule[0] ? ")" : "",
+			         s->label[0] ? " (label)" : "");
 			events_forward(h->name, "skipped", &f, why);
 		}
 	}
@@ -957,7 +995,8 @@ reconcile_apply(struct host *h)
 		switch (a->type) {
 		case RC_REMOVE:
 			if (w != NULL)
-				fwd_remove_at(h, (size_t)(w - h->fwds), remove_reason(h, w, desired, nd));
+				fwd_remove_at(h, (size_t)(w - h->fwds),
+				              remove_reason(h, w, desired, nd));
 			break;
 		case RC_ADD:
 			h->fwds = xrealloc(h->fwds, (h->n_fwds + 1) * sizeof *h->fwds);
@@ -1085,8 +1124,7 @@ on_event(void *arg, int type, int64_t time_ns, struct rdhpf_container *c)
 	reconcile_soon(h);
 }
 
-static void
-sync_retry_cb(uv_timer_t *t);
+static void sync_retry_cb(uv_timer_t *t);
 static void relist_cb(uv_timer_t *t);
 static void list_start(struct host *h);
 
@@ -1159,10 +1197,10 @@ established_timeout_cb(uv_timer_t *t)
 }
 
 static const struct rdhpf_watch_cbs watch_cbs = {
-	RDHPF_INIT(rdhpf_watch_cbs),
-	.on_established = on_established,
-	.on_event = on_event,
-	.on_end = on_watch_end,
+    RDHPF_INIT(rdhpf_watch_cbs),
+    .on_established = on_established,
+    .on_event = on_event,
+    .on_end = on_watch_end,
 };
 
 static void
@@ -1505,14 +1543,14 @@ link_failed(struct host *h, int status, const char *detail)
 		delay = breaker_wait_ms(&h->br, now);
 		set_state(h, HOST_BREAKER_OPEN);
 		snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
-		hlog(h, RDHPF_LOG_ERROR, "link down, circuit breaker open", "err", status_name(status),
-		     "detail", detail, "retry_ms", d, NULL);
+		hlog(h, RDHPF_LOG_ERROR, "link down, circuit breaker open", "err",
+		     status_name(status), "detail", detail, "retry_ms", d, NULL);
 	} else {
 		delay = backoff_next(&h->bo, rnd(h));
 		set_state(h, HOST_BACKOFF);
 		snprintf(d, sizeof d, "%llu", (unsigned long long)delay);
-		hlog(h, RDHPF_LOG_WARN, "link down, backing off", "err", status_name(status), "detail",
-		     detail, "retry_ms", d, NULL);
+		hlog(h, RDHPF_LOG_WARN, "link down, backing off", "err", status_name(status),
+		     "detail", detail, "retry_ms", d, NULL);
 	}
 	h->t_retry.data = h;
 	uv_timer_start(&h->t_retry, retry_connect_cb, delay, 0);
@@ -1622,7 +1660,8 @@ try_connect(struct host *h)
 		                                 : "connect could not start");
 		return;
 	}
-	uv_timer_start(&h->t_watchdog, watchdog_cb, h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
+	uv_timer_start(&h->t_watchdog, watchdog_cb,
+	               h->cfg->pol.connect_timeout_ms + CONNECT_GRACE_MS, 0);
 }
 
 /* The loop did not run for a while (the machine slept, or rdhpf was
@@ -1691,7 +1730,8 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	h->tparams = host_params_new(cfg, tp, runtime_dir);
 	h->tpi = tp_create(tp, h->tctx, h->tparams, &r, perr, sizeof perr);
 	if (h->tpi == NULL) {
-		snprintf(err, errlen, "transport %s: %s", tp->info->name, perr[0] ? perr : status_name(r));
+		snprintf(err, errlen, "transport %s: %s", tp->info->name,
+		         perr[0] ? perr : status_name(r));
 		goto fail;
 	}
 	h->rctx = ctx_new(h, h->name, rp, cfg);
@@ -1700,7 +1740,8 @@ host_new(const struct cfg_host *cfg, const struct plugin *tp, const struct plugi
 	h->rparams = host_params_new(cfg, rp, runtime_dir);
 	h->rpi = rt_create(rp, h->rctx, h->rparams, &r, perr, sizeof perr);
 	if (h->rpi == NULL) {
-		snprintf(err, errlen, "runtime %s: %s", rp->info->name, perr[0] ? perr : status_name(r));
+		snprintf(err, errlen, "runtime %s: %s", rp->info->name,
+		         perr[0] ? perr : status_name(r));
 		goto fail;
 	}
 	hosts_add(h);
@@ -1728,13 +1769,13 @@ engine_start(struct host *h)
 		if (strcmp(h->cfg->opts[i].key, "socket") == 0)
 			sockopt = h->cfg->opts[i].value;
 	if (engine_local_path(local, sizeof local, h->rundir, h->name) != 0) {
-		hlog(h, RDHPF_LOG_ERROR, "engine socket: path too long for a socket", "dir", h->rundir,
-		     NULL);
+		hlog(h, RDHPF_LOG_ERROR, "engine socket: path too long for a socket", "dir",
+		     h->rundir, NULL);
 		return;
 	}
-	h->engine = engine_sock_start(h, h->name, local,
-	                              engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt),
-	                              err, sizeof err);
+	h->engine = engine_sock_start(
+	    h, h->name, local, engine_remote_path(h->cfg->engine_socket, h->cfg->runtime, sockopt),
+	    err, sizeof err);
 	if (h->engine == NULL)
 		hlog(h, RDHPF_LOG_ERROR, "engine socket unavailable", "err", err, NULL);
 	else
@@ -1808,9 +1849,9 @@ host_timer_closed(uv_handle_t *t)
 void
 host_free(struct host *h)
 {
-	uv_timer_t *timers[] = {&h->t_retry,     &h->t_watchdog, &h->t_health,
-	                        &h->t_fwd,       &h->t_down,     &h->t_reconcile,
-	                        &h->t_relist,    &h->t_established, &h->t_poll};
+	uv_timer_t *timers[] = {&h->t_retry,  &h->t_watchdog,    &h->t_health,
+	                        &h->t_fwd,    &h->t_down,        &h->t_reconcile,
+	                        &h->t_relist, &h->t_established, &h->t_poll};
 
 	if (h == NULL)
 		return;
@@ -1870,10 +1911,14 @@ static const char *
 fwd_state_name(enum fwd_state s)
 {
 	switch (s) {
-	case FWD_PENDING: return "pending";
-	case FWD_ACTIVE: return "active";
-	case FWD_CONFLICT: return "conflict";
-	case FWD_FAILED: return "failed";
+	case FWD_PENDING:
+		return "pending";
+	case FWD_ACTIVE:
+		return "active";
+	case FWD_CONFLICT:
+		return "conflict";
+	case FWD_FAILED:
+		return "failed";
 	}
 	return "?";
 }
@@ -1882,12 +1927,13 @@ void
 host_events_replay(const struct host *h, struct ev_sub *to)
 {
 	static const char *what[] = {
-		[FWD_PENDING] = "added",
-		[FWD_ACTIVE] = "active",
-		[FWD_CONFLICT] = "conflict",
-		[FWD_FAILED] = "failed",
+	    [FWD_PENDING] = "added",
+	    [FWD_ACTIVE] = "active",
+	    [FWD_CONFLICT] = "conflict",
+	    [FWD_FAILED] = "failed",
 	};
-	int down = h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN || h->state == HOST_FAILED;
+	int down =
+	    h->state == HOST_BACKOFF || h->state == HOST_BREAKER_OPEN || h->state == HOST_FAILED;
 
 	events_host_to(to, h->name, host_state_name(h->state), down ? h->last_error : NULL);
 	for (size_t i = 0; i < h->n_fwds; i++)
@@ -1941,7 +1987,8 @@ skips_json(const struct host *h)
 		                    s->local_port ? json_integer(s->local_port) : json_null());
 		json_object_set_new(o, "reason", json_string(rc_skip_reason(s)));
 		json_object_set_new(o, "rule", rule[0] ? json_string(rule) : json_null());
-		json_object_set_new(o, "holder", s->holder[0] ? json_string(s->holder) : json_null());
+		json_object_set_new(o, "holder",
+		                    s->holder[0] ? json_string(s->holder) : json_null());
 		json_object_set_new(o, "label", s->label[0] ? json_string(s->label) : json_null());
 		json_array_append_new(a, o);
 	}
@@ -1963,7 +2010,8 @@ host_status_json(const struct host *h)
 	json_object_set_new(o, "connects", json_integer((json_int_t)h->connects));
 	json_object_set_new(o, "reconnects", json_integer((json_int_t)h->reconnects));
 	json_object_set_new(o, "link_failures", json_integer((json_int_t)h->link_failures));
-	json_object_set_new(o, "last_error", h->last_error[0] ? json_string(h->last_error) : json_null());
+	json_object_set_new(o, "last_error",
+	                    h->last_error[0] ? json_string(h->last_error) : json_null());
 	json_object_set_new(o, "breaker", json_string(breaker_state_name(h->br.state)));
 	json_object_set_new(o, "containers", json_integer((json_int_t)h->n_conts));
 
@@ -1975,16 +2023,19 @@ host_status_json(const struct host *h)
 	json_object_set_new(st, "events", json_integer((json_int_t)h->events));
 	json_object_set_new(st, "since_last_event_s",
 	                    ms_or_null(now - h->last_event_ms, h->last_event_ms != 0));
-	json_object_set_new(st, "last_stream_s", ms_or_null(h->last_stream_ms, h->last_stream_ended));
+	json_object_set_new(st, "last_stream_s",
+	                    ms_or_null(h->last_stream_ms, h->last_stream_ended));
 	json_object_set_new(st, "last_close",
-	                    h->last_stream_ended ? json_string(h->last_stream_clean ? "clean" : "failed")
-	                                         : json_null());
+	                    h->last_stream_ended
+	                        ? json_string(h->last_stream_clean ? "clean" : "failed")
+	                        : json_null());
 	json_object_set_new(st, "consecutive_failures", json_integer(h->stream_failures));
 	json_object_set_new(st, "resyncs", json_integer((json_int_t)h->resyncs));
 	json_object_set_new(st, "health_ok", json_integer((json_int_t)h->health_ok));
 	json_object_set_new(st, "health_failed", json_integer((json_int_t)h->health_failed));
-	json_object_set_new(st, "last_health_s",
-	                    ms_or_null(h->last_health_took_ms, h->health_ok + h->health_failed > 0));
+	json_object_set_new(
+	    st, "last_health_s",
+	    ms_or_null(h->last_health_took_ms, h->health_ok + h->health_failed > 0));
 	json_object_set_new(o, "stream", st);
 
 	for (size_t i = 0; i < h->n_fwds; i++) {
@@ -2012,7 +2063,8 @@ host_status_json(const struct host *h)
 		json_object_set_new(f, "wanted_port", wanted ? json_integer(wanted) : json_null());
 		fwd_to_plugin(w, &pf);
 		if (h->tpi != NULL && tp_forward_stats(h->tpi, &pf, &fs) == RDHPF_OK) {
-			json_object_set_new(f, "connections", json_integer((json_int_t)fs.connections));
+			json_object_set_new(f, "connections",
+			                    json_integer((json_int_t)fs.connections));
 			json_object_set_new(f, "bytes_in", json_integer((json_int_t)fs.bytes_in));
 			json_object_set_new(f, "bytes_out", json_integer((json_int_t)fs.bytes_out));
 		} else {

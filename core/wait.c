@@ -119,9 +119,11 @@ wait_feed(struct wait_state *w, const json_t *ev)
 		 * forward: it is (host, container, remote port). */
 		for (size_t i = 0; i < w->n_fwds; i++) {
 			struct wait_fwd *x = &w->fwds[i];
-			if (strcmp(x->host, host) != 0 || (strcmp(x->event, "skipped") == 0) != skipped)
+			if (strcmp(x->host, host) != 0 ||
+			    (strcmp(x->event, "skipped") == 0) != skipped)
 				continue;
-			if (skipped ? x->remote_port == rport && strcmp(x->container, js(ev, "container")) == 0
+			if (skipped ? x->remote_port == rport &&
+			                  strcmp(x->container, js(ev, "container")) == 0
 			            : x->local_port == port && strcmp(x->bind, bind) == 0) {
 				f = x;
 				break;
@@ -201,8 +203,8 @@ hosts_down(const struct wait_state *w, char *buf, size_t len)
 		const struct wait_host *h = &w->hosts[i];
 		if (host_up(w, h->name))
 			continue;
-		o += (size_t)snprintf(buf + o, len - o, "%shost %s is %s%s%s", o ? "; " : "", h->name,
-		                      h->state, h->error[0] ? ": " : "", h->error);
+		o += (size_t)snprintf(buf + o, len - o, "%shost %s is %s%s%s", o ? "; " : "",
+		                      h->name, h->state, h->error[0] ? ": " : "", h->error);
 	}
 }
 
@@ -229,14 +231,15 @@ wait_explain(const struct wait_state *w, size_t ti, char *buf, size_t len)
 		    (strcmp(f->event, "active") == 0 && host_up(w, f->host)))
 			continue;
 		if (skipped)
-			snprintf(buf + o, len - o, "remote port %d (%s on %s) skipped: %s", f->remote_port,
-			         f->container, f->host, f->reason);
+			snprintf(buf + o, len - o, "remote port %d (%s on %s) skipped: %s",
+			         f->remote_port, f->container, f->host, f->reason);
 		else if (strcmp(f->event, "active") == 0 || strcmp(f->event, "added") == 0)
 			snprintf(buf + o, len - o, "%s:%d (%s on %s) not active yet%s%s", f->bind,
 			         f->local_port, f->container, f->host, down[0] ? ": " : "", down);
 		else
-			snprintf(buf + o, len - o, "%s:%d (%s on %s) %s%s%s", f->bind, f->local_port,
-			         f->container, f->host, f->event, f->reason[0] ? ": " : "", f->reason);
+			snprintf(buf + o, len - o, "%s:%d (%s on %s) %s%s%s", f->bind,
+			         f->local_port, f->container, f->host, f->event,
+			         f->reason[0] ? ": " : "", f->reason);
 		return;
 	}
 	if (!w->replayed)
@@ -244,7 +247,8 @@ wait_explain(const struct wait_state *w, size_t ti, char *buf, size_t len)
 	else if (down[0])
 		snprintf(buf + o, len - o, "no forward: %s", down);
 	else if (t->container != NULL)
-		snprintf(buf + o, len - o, "no such container running%s%s (or it publishes no TCP port)",
+		snprintf(buf + o, len - o,
+		         "no such container running%s%s (or it publishes no TCP port)",
 		         w->host ? " on " : "", w->host ? w->host : "");
 	else
 		snprintf(buf + o, len - o, "no container publishes it%s%s", w->host ? " on " : "",
@@ -413,10 +417,14 @@ wait_run(const char *rundir, const char *host, long timeout_ms, const struct wai
 			if (wait_check(&w1, &a, &na)) {
 				/* Active per the daemon, but a local connect fails. */
 				if (t[i].container != NULL)
-					fprintf(stderr, "  container %s: active but not serving (local connect refused)\n",
+					fprintf(stderr,
+					        "  container %s: active but not serving (local "
+					        "connect refused)\n",
 					        t[i].container);
 				else
-					fprintf(stderr, "  port %d: active but not serving (local connect refused)\n",
+					fprintf(stderr,
+					        "  port %d: active but not serving (local connect "
+					        "refused)\n",
 					        t[i].port);
 				free(a);
 				continue;
@@ -489,7 +497,8 @@ print_line(void *arg, char *line)
 	if (!eo->logfmt || o == NULL) {
 		fprintf(eo->out, "%s\n", line);
 	} else {
-		json_object_foreach(o, k, v) {
+		json_object_foreach(o, k, v)
+		{
 			if (json_is_null(v))
 				continue;
 			fprintf(eo->out, "%s%s=", first ? "" : " ", k);

@@ -21,7 +21,7 @@ struct wait_fwd {
 	int local_port;
 	int remote_port;
 	char container[128];
-	char event[16];   /* added, active, conflict, failed, skipped */
+	char event[16]; /* added, active, conflict, failed, skipped */
 	char reason[200];
 };
 
@@ -32,15 +32,15 @@ struct wait_host {
 };
 
 struct wait_state {
-	const char *host;      /* --host, or NULL */
+	const char *host; /* --host, or NULL */
 	const struct wait_target *targets;
 	size_t n_targets;
 	struct wait_fwd *fwds;
 	size_t n_fwds;
 	struct wait_host *hosts;
 	size_t n_hosts;
-	int replayed;          /* the replay of the current state is complete */
-	char closed[200];      /* the daemon cut the stream, and why */
+	int replayed;     /* the replay of the current state is complete */
+	char closed[200]; /* the daemon cut the stream, and why */
 };
 
 void wait_init(struct wait_state *w, const char *host, const struct wait_target *t, size_t n);

@@ -33,7 +33,8 @@ on_prepare(uv_prepare_t *p)
 	int timeout = uv_backend_timeout(p->loop);
 
 	w->due_ms = timeout < 0 ? 0 : clock_ms(CLOCK_MONOTONIC) + (uint64_t)timeout;
-	w->boot_minus_mono_ms = (int64_t)clock_ms(CLOCK_BOOTTIME) - (int64_t)clock_ms(CLOCK_MONOTONIC);
+	w->boot_minus_mono_ms =
+	    (int64_t)clock_ms(CLOCK_BOOTTIME) - (int64_t)clock_ms(CLOCK_MONOTONIC);
 }
 
 static void
@@ -42,8 +43,8 @@ on_check(uv_check_t *c)
 	struct wake *w = c->data;
 	int64_t off = (int64_t)clock_ms(CLOCK_BOOTTIME) - (int64_t)clock_ms(CLOCK_MONOTONIC);
 	const char *why;
-	uint64_t gone = wake_gone_ms(clock_ms(CLOCK_MONOTONIC), w->due_ms, w->boot_minus_mono_ms, off,
-	                             &why);
+	uint64_t gone =
+	    wake_gone_ms(clock_ms(CLOCK_MONOTONIC), w->due_ms, w->boot_minus_mono_ms, off, &why);
 
 	w->boot_minus_mono_ms = off;
 	if (gone >= w->threshold_ms)
@@ -57,7 +58,8 @@ wake_start(struct wake *w, uv_loop_t *loop, uint64_t threshold_ms, wake_fn fn, v
 	w->fn = fn;
 	w->arg = arg;
 	w->due_ms = 0;
-	w->boot_minus_mono_ms = (int64_t)clock_ms(CLOCK_BOOTTIME) - (int64_t)clock_ms(CLOCK_MONOTONIC);
+	w->boot_minus_mono_ms =
+	    (int64_t)clock_ms(CLOCK_BOOTTIME) - (int64_t)clock_ms(CLOCK_MONOTONIC);
 	uv_prepare_init(loop, &w->prep);
 	uv_check_init(loop, &w->check);
 	w->prep.data = w->check.data = w;

@@ -15,7 +15,7 @@ typedef void (*wake_fn)(void *arg, uint64_t gone_ms, const char *why);
 struct wake {
 	uv_prepare_t prep;
 	uv_check_t check;
-	uint64_t due_ms;       /* when the loop should wake at the latest; 0 none */
+	uint64_t due_ms; /* when the loop should wake at the latest; 0 none */
 	int64_t boot_minus_mono_ms;
 	uint64_t threshold_ms;
 	wake_fn fn;

@@ -114,8 +114,8 @@ port_equal(const struct rsdk_port *a, const struct rsdk_port *b)
 }
 
 int
-rsdk_cont_add_port(struct rsdk_cont *c, const char *ip, uint16_t host_port,
-                   uint16_t container_port, int proto)
+rsdk_cont_add_port(struct rsdk_cont *c, const char *ip, uint16_t host_port, uint16_t container_port,
+                   int proto)
 {
 	struct rsdk_port p, *np;
 
@@ -369,8 +369,7 @@ rsdk_cset_move(struct rsdk_cset *dst, struct rsdk_cset *src)
 }
 
 void
-rsdk_cset_diff(const struct rsdk_cset *old, const struct rsdk_cset *now, rsdk_diff_fn fn,
-               void *arg)
+rsdk_cset_diff(const struct rsdk_cset *old, const struct rsdk_cset *now, rsdk_diff_fn fn, void *arg)
 {
 	size_t i, j;
 

@@ -102,7 +102,8 @@ rsdk_json_labels(struct rsdk_cont *c, const json_t *obj)
 
 	if (!json_is_object(obj))
 		return RDHPF_OK;
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		int rc;
 		if (!json_is_string(v))
 			continue;

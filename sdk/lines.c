@@ -59,8 +59,8 @@ rsdk_lines_feed(struct rsdk_lines *l, const char *buf, size_t n, rsdk_line_fn fn
 				} else {
 					struct rsdk_buf line = l->buf;
 					rsdk_buf_init(&l->buf);
-					rc = lines_emit(l, rsdk_buf_str(&line), rsdk_buf_size(&line),
-					                fn, arg);
+					rc = lines_emit(l, rsdk_buf_str(&line),
+					                rsdk_buf_size(&line), fn, arg);
 					if (rc != 0) {
 						/* fn may have freed l: touch nothing. */
 						rsdk_buf_free(&line);

@@ -16,7 +16,7 @@ struct rsdk_op {
 	int status;                  /* finish_later's result */
 	char *detail;
 	char *what;
-	int failing;                 /* marked by fail_all */
+	int failing; /* marked by fail_all */
 };
 
 void

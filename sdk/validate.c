@@ -75,7 +75,7 @@ rsdk_parse_port(const char *s, uint16_t *out, char *err, size_t errlen)
 int
 rsdk_parse_ranges(const char *s, struct rsdk_ranges *out, char *err, size_t errlen)
 {
-	struct rsdk_ranges r = { NULL, 0 };
+	struct rsdk_ranges r = {NULL, 0};
 	const char *p = s != NULL ? s : "";
 
 	out->v = NULL;
@@ -106,7 +106,8 @@ rsdk_parse_ranges(const char *s, struct rsdk_ranges *out, char *err, size_t errl
 				goto bad_port;
 			if (rg.hi < rg.lo) {
 				rsdk_ranges_free(&r);
-				return fail(err, errlen, "range \"%s\" ends before it starts", word);
+				return fail(err, errlen, "range \"%s\" ends before it starts",
+				            word);
 			}
 		}
 		nv = realloc(r.v, (r.n + 1) * sizeof *nv);
@@ -149,8 +150,8 @@ rsdk_ranges_free(struct rsdk_ranges *r)
 int
 rsdk_parse_bool(const char *s, int *out, char *err, size_t errlen)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
-	static const char *const no[] = { "no", "false", "off", "0", NULL };
+	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+	static const char *const no[] = {"no", "false", "off", "0", NULL};
 
 	for (size_t i = 0; s != NULL && yes[i] != NULL; i++) {
 		if (strcmp(s, yes[i]) == 0) {
@@ -228,11 +229,12 @@ rsdk_check_name(const char *s, char *err, size_t errlen)
 		char ch = s[n];
 		int alnum = is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 		if (n == 0 && !alnum)
-			return fail(err, errlen,
-			            "\"%s\": a name starts with a letter or a digit", s);
+			return fail(err, errlen, "\"%s\": a name starts with a letter or a digit",
+			            s);
 		if (!alnum && ch != '_' && ch != '.' && ch != '-')
 			return fail(err, errlen,
-			            "\"%s\": a name holds only letters, digits, '_', '.' and '-'", s);
+			            "\"%s\": a name holds only letters, digits, '_', '.' and '-'",
+			            s);
 	}
 	if (n > 128)
 		return fail(err, errlen, "\"%s\" is longer than 128 characters", s);

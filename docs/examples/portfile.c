@@ -137,8 +137,7 @@ pf_line(void *arg, const char *line, size_t len)
 
 /* The remote command ended: parse, answer the core. */
 static void
-pf_collected(void *arg, int status, int exit_code, const char *detail, const char *out,
-             size_t len)
+pf_collected(void *arg, int status, int exit_code, const char *detail, const char *out, size_t len)
 {
 	struct pf *f = arg;
 	struct rsdk_cset set = RSDK_CSET_INIT;
@@ -179,30 +178,30 @@ pf_list(void *state, rdhpf_list_fn done, void *arg)
 }
 
 static const struct rdhpf_runtime_ops pf_ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = pf_create,
-	.destroy = pf_destroy,
-	.list = pf_list,
-	.stop = pf_stop,
-	/* no .watch: poll-only (and no RDHPF_RCAP_EVENTS in caps) */
+    RDHPF_INIT(rdhpf_runtime_ops),
+    .create = pf_create,
+    .destroy = pf_destroy,
+    .list = pf_list,
+    .stop = pf_stop,
+    /* no .watch: poll-only (and no RDHPF_RCAP_EVENTS in caps) */
 };
 
 static const struct rdhpf_option_desc *const pf_options[] = {
-	RDHPF_OPTION("file", "the remote file listing \"name port...\" lines (absolute path)"),
-	NULL,
+    RDHPF_OPTION("file", "the remote file listing \"name port...\" lines (absolute path)"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info pf_info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "portfile",
-	.version = "1.0",
-	.description = "the ports listed in a file on the remote host (docs/plugins.md)",
-	.options = pf_options,
-	.validate_option = pf_validate,
-	.ops.runtime = &pf_ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "portfile",
+    .version = "1.0",
+    .description = "the ports listed in a file on the remote host (docs/plugins.md)",
+    .options = pf_options,
+    .validate_option = pf_validate,
+    .ops.runtime = &pf_ops,
 };
 
 RDHPF_PLUGIN_DECLARE

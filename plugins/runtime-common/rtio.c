@@ -194,7 +194,8 @@ rt_q_flush(struct rt *r)
 			r->q_overflowed = 0;
 		}
 		if (it->state == RT_ITEM_READY && r->wcbs != NULL)
-			rc = rsdk_emit(r->H, r->ctx, r->wcbs, r->warg, it->type, it->time_ns, &it->c);
+			rc = rsdk_emit(r->H, r->ctx, r->wcbs, r->warg, it->type, it->time_ns,
+			               &it->c);
 		item_free(it);
 		if (RT_GEN(r) != gen)
 			return 0;

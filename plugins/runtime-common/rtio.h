@@ -100,8 +100,8 @@ void rt_item_fill(struct rt *r, struct rt_item *it, struct rsdk_cont *c);
 int rt_event_take(struct rt *r, struct rt_event *ev);
 /* Feed event-stream bytes through l to fn, and have the core list again
  * when a line was over the bound.  Returns nonzero when stop() ran. */
-int rt_lines_feed(struct rt *r, struct rsdk_lines *l, const char *buf, size_t len,
-                  rsdk_line_fn fn, void *arg);
+int rt_lines_feed(struct rt *r, struct rsdk_lines *l, const char *buf, size_t len, rsdk_line_fn fn,
+                  void *arg);
 
 /* End the watch once (on_end), if one runs. */
 void rt_end(struct rt *r, int status, const char *detail);

@@ -593,8 +593,7 @@ add_label(struct rsdk_cont *c, const char *k, const char *v, int *said, const st
 /* {"k": "v", …}; null or absent: none.  skip: keys that are not labels
  * (an event's attributes), NULL-ended, or NULL. */
 static void
-add_labels(struct rsdk_cont *c, const json_t *obj, const char *const *skip,
-           const struct rt_diag *d)
+add_labels(struct rsdk_cont *c, const json_t *obj, const char *const *skip, const struct rt_diag *d)
 {
 	const char *key;
 	json_t *v;
@@ -602,7 +601,8 @@ add_labels(struct rsdk_cont *c, const json_t *obj, const char *const *skip,
 
 	if (!json_is_object(obj))
 		return;
-	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
+	json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+	{
 		size_t i;
 		if (!json_is_string(v))
 			continue;
@@ -732,8 +732,9 @@ ev_time(const json_t *o, int podman)
  * told apart and is dropped with them; a START takes its labels from
  * inspect, which has them all). */
 static const char *const docker_not_labels[] = {
-    "name", "image", "exitCode", "signal", "execDuration", "execID", "destination",
-    "container", "containerExitCode", "podId", NULL, /* the last two: podman's compat API */
+    "name",        "image",     "exitCode",          "signal", "execDuration", "execID",
+    "destination", "container", "containerExitCode", "podId",  NULL, /* the last two: podman's
+                                                                        compat API */
 };
 
 int
@@ -820,12 +821,19 @@ struct pm_keys {
 	int journal;
 };
 
-static const struct pm_keys pm_json = {"event", "Type", "Status", "ID", "Name", "Image",
-                                       "Attributes", "event skipped: no Status or Type", 0};
-static const struct pm_keys pm_journal = {"journal entry", "PODMAN_TYPE", "PODMAN_EVENT",
-                                          "PODMAN_ID", "PODMAN_NAME", "PODMAN_IMAGE",
+static const struct pm_keys pm_json = {
+    "event", "Type",  "Status",     "ID",
+    "Name",  "Image", "Attributes", "event skipped: no Status or Type",
+    0};
+static const struct pm_keys pm_journal = {"journal entry",
+                                          "PODMAN_TYPE",
+                                          "PODMAN_EVENT",
+                                          "PODMAN_ID",
+                                          "PODMAN_NAME",
+                                          "PODMAN_IMAGE",
                                           "PODMAN_LABELS",
-                                          "event skipped: no PODMAN_EVENT or PODMAN_TYPE", 1};
+                                          "event skipped: no PODMAN_EVENT or PODMAN_TYPE",
+                                          1};
 
 /* A journal entry's time: PODMAN_TIME, else __REALTIME_TIMESTAMP
  * (microseconds since the epoch, a decimal string); 0 if neither. */
@@ -901,8 +909,7 @@ rt_podman_event(const char *line, size_t len, struct rt_event *ev, const struct 
 }
 
 int
-rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev,
-                        const struct rt_diag *d)
+rt_podman_journal_event(const char *line, size_t len, struct rt_event *ev, const struct rt_diag *d)
 {
 	return podman_event(&pm_journal, line, len, ev, d);
 }

@@ -47,13 +47,13 @@ struct fr {
 	uint64_t t0;
 	struct step *steps;
 	size_t n_steps;
-	size_t applied;        /* steps applied to the remote state */
+	size_t applied;          /* steps applied to the remote state */
 	const struct step **run; /* running containers (the start step) */
 	size_t n_run;
 
 	const struct rdhpf_watch_cbs *wcbs;
 	void *warg;
-	size_t emitted;        /* steps already sent to the watcher */
+	size_t emitted; /* steps already sent to the watcher */
 	struct rdhpf_timer *tick;
 
 	struct rdhpf_timer *est_t;
@@ -162,7 +162,8 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 			goto bad;
 		if (strcmp(tok, "start") == 0) {
 			st.kind = STEP_START;
-			char *id = strtok_r(NULL, " \t", &save), *name = strtok_r(NULL, " \t", &save);
+			char *id = strtok_r(NULL, " \t", &save),
+			     *name = strtok_r(NULL, " \t", &save);
 			if (id == NULL || name == NULL)
 				goto bad;
 			snprintf(st.id, sizeof st.id, "%s", id);
@@ -206,13 +207,12 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 		r->steps = v;
 		r->steps[r->n_steps++] = st;
 		continue;
-bad:
-		{
-			char ln[16];
-			snprintf(ln, sizeof ln, "%d", lineno);
-			H->log(r->ctx, RDHPF_LOG_WARN, "script line skipped: malformed", "file", path,
-			       "line", ln, NULL);
-		}
+	bad : {
+		char ln[16];
+		snprintf(ln, sizeof ln, "%d", lineno);
+		H->log(r->ctx, RDHPF_LOG_WARN, "script line skipped: malformed", "file", path,
+		       "line", ln, NULL);
+	}
 	}
 	fclose(fp);
 	/* Port pointers into the array are fixed only now. */
@@ -269,15 +269,16 @@ to_container(struct fr *r, const struct step *s, int with_ports)
 		return NULL;
 	}
 	if (s->image[0] != '\0' && H->container_set_image(c, s->image) != RDHPF_OK)
-		H->log(r->ctx, RDHPF_LOG_WARN, "image refused by the core", "container", s->id, NULL);
+		H->log(r->ctx, RDHPF_LOG_WARN, "image refused by the core", "container", s->id,
+		       NULL);
 	for (size_t i = 0; i < s->n_labels; i++)
 		if (H->container_add_label(c, s->labels[i][0], s->labels[i][1]) != RDHPF_OK)
-			H->log(r->ctx, RDHPF_LOG_WARN, "label refused by the core", "container", s->id,
-			       "label", s->labels[i][0], NULL);
+			H->log(r->ctx, RDHPF_LOG_WARN, "label refused by the core", "container",
+			       s->id, "label", s->labels[i][0], NULL);
 	for (size_t i = 0; with_ports && i < s->n_ports; i++)
 		if (H->container_add_port(c, &s->ports[i]) != RDHPF_OK)
-			H->log(r->ctx, RDHPF_LOG_WARN, "port refused by the core", "container", s->id,
-			       NULL);
+			H->log(r->ctx, RDHPF_LOG_WARN, "port refused by the core", "container",
+			       s->id, NULL);
 	return c;
 }
 
@@ -446,20 +447,20 @@ r_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 }
 
 static const struct rdhpf_runtime_ops ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = r_create,
-	.destroy = r_destroy,
+    RDHPF_INIT(rdhpf_runtime_ops),
+    .create = r_create,
+    .destroy = r_destroy,
 #ifndef FAKE_POLL_ONLY
-	.watch = r_watch,
+    .watch = r_watch,
 #endif
-	.list = r_list,
-	.stop = r_stop,
+    .list = r_list,
+    .stop = r_stop,
 };
 
 static const struct rdhpf_option_desc *const options[] = {
-	RDHPF_OPTION("script", "file of timed start/stop steps to replay"),
-	RDHPF_OPTION("established", "'never': the event stream is never confirmed"),
-	NULL,
+    RDHPF_OPTION("script", "file of timed start/stop steps to replay"),
+    RDHPF_OPTION("established", "'never': the event stream is never confirmed"),
+    NULL,
 };
 
 static int
@@ -478,24 +479,24 @@ r_validate(const char *key, const char *value, char *err, size_t errlen)
 }
 
 static const struct rdhpf_plugin_info info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
 #ifdef FAKE_POLL_ONLY
-	.name = "fake-poll",
-	.version = "1.0.0",
-	.description = "test runtime: replays a scripted remote, poll-only (no watch)",
-	.caps = 0,
+    .name = "fake-poll",
+    .version = "1.0.0",
+    .description = "test runtime: replays a scripted remote, poll-only (no watch)",
+    .caps = 0,
 #else
-	.name = "fake",
-	.version = "1.0.0",
-	.description = "test runtime: replays a scripted remote",
-	.caps = RDHPF_RCAP_EVENTS,
+    .name = "fake",
+    .version = "1.0.0",
+    .description = "test runtime: replays a scripted remote",
+    .caps = RDHPF_RCAP_EVENTS,
 #endif
-	.options = options,
-	.validate_option = r_validate,
-	.ops.runtime = &ops,
+    .options = options,
+    .validate_option = r_validate,
+    .ops.runtime = &ops,
 };
 
 RDHPF_PLUGIN_DECLARE

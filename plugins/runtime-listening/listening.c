@@ -29,7 +29,7 @@ struct ls {
 	struct rdhpf_ctx *ctx;
 	struct rsdk_ranges include; /* n == 0: every port */
 	struct rsdk_ranges exclude;
-	struct rsdk_collect *coll;  /* the list running, if any */
+	struct rsdk_collect *coll; /* the list running, if any */
 	rdhpf_list_fn done;
 	void *done_arg;
 };
@@ -155,7 +155,8 @@ ls_parse_line(const char *line, size_t len, char *ip, size_t iplen, uint16_t *po
 	buf[len] = '\0';
 	if (strstr(buf, "local_address") != NULL)
 		return 2;
-	if (sscanf(buf, " %*u: %39[0-9A-Fa-f]:%4x %*[0-9A-Fa-f]:%*4x %2x%n", addr, &p, &st, &n) != 3 ||
+	if (sscanf(buf, " %*u: %39[0-9A-Fa-f]:%4x %*[0-9A-Fa-f]:%*4x %2x%n", addr, &p, &st, &n) !=
+	        3 ||
 	    n == 0)
 		return -1;
 	if (st != LS_STATE_LISTEN)
@@ -212,8 +213,8 @@ ls_parse(struct ls *l, const char *out, size_t len, struct rsdk_cset *set)
 		else if (r < 0 && n > 0 && bad++ == 0) {
 			char shown[120];
 			rsdk_printable(shown, sizeof shown, p, n);
-			RSDK_LOG(H, l->ctx, RDHPF_LOG_WARN, "skipping a malformed /proc/net/tcp line",
-			         "line", shown);
+			RSDK_LOG(H, l->ctx, RDHPF_LOG_WARN,
+			         "skipping a malformed /proc/net/tcp line", "line", shown);
 		} else if (r == 1 && ls_wanted(l, port) && ls_add(set, ip, port) != RDHPF_OK)
 			return -1;
 		p += n + 1;
@@ -222,8 +223,7 @@ ls_parse(struct ls *l, const char *out, size_t len, struct rsdk_cset *set)
 }
 
 static void
-ls_collected(void *arg, int status, int exit_code, const char *detail, const char *out,
-             size_t len)
+ls_collected(void *arg, int status, int exit_code, const char *detail, const char *out, size_t len)
 {
 	struct ls *l = arg;
 	rdhpf_list_fn done = l->done;
@@ -239,7 +239,8 @@ ls_collected(void *arg, int status, int exit_code, const char *detail, const cha
 	if (status == RDHPF_OK && tables == 0) {
 		status = RDHPF_ERR_REMOTE;
 		if (detail == NULL)
-			detail = exit_code != 0 ? "cat /proc/net/tcp failed" : "no /proc/net/tcp table";
+			detail =
+			    exit_code != 0 ? "cat /proc/net/tcp failed" : "no /proc/net/tcp table";
 	}
 	if (tables < 0) {
 		rsdk_cset_free(&set);
@@ -274,32 +275,32 @@ ls_list(void *state, rdhpf_list_fn done, void *arg)
 }
 
 static const struct rdhpf_runtime_ops ls_ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = ls_create,
-	.destroy = ls_destroy,
-	.watch = NULL, /* poll-only */
-	.list = ls_list,
-	.stop = ls_stop,
+    RDHPF_INIT(rdhpf_runtime_ops),
+    .create = ls_create,
+    .destroy = ls_destroy,
+    .watch = NULL, /* poll-only */
+    .list = ls_list,
+    .stop = ls_stop,
 };
 
 static const struct rdhpf_option_desc *const ls_options[] = {
-	RDHPF_OPTION("include", "only these remote ports: 3000-3999, 8080 (default: all)"),
-	RDHPF_OPTION("exclude", "never these remote ports (default 22; none: no exclusion)"),
-	NULL,
+    RDHPF_OPTION("include", "only these remote ports: 3000-3999, 8080 (default: all)"),
+    RDHPF_OPTION("exclude", "never these remote ports (default 22; none: no exclusion)"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info ls_info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "listening",
-	.version = "1.0",
-	.description = "every TCP port listening on the remote host (/proc/net/tcp), poll-only",
-	.caps = 0,
-	.options = ls_options,
-	.validate_option = ls_validate,
-	.ops.runtime = &ls_ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "listening",
+    .version = "1.0",
+    .description = "every TCP port listening on the remote host (/proc/net/tcp), poll-only",
+    .caps = 0,
+    .options = ls_options,
+    .validate_option = ls_validate,
+    .ops.runtime = &ls_ops,
 };
 
 RDHPF_PLUGIN_DECLARE

@@ -77,7 +77,8 @@ static const char PM_SCRIPT[] =
     "\tk=$1; shift; v=\n"
     "\tfor f in \"$@\"; do\n"
     "\t\t[ -r \"$f\" ] || continue\n"
-    "\t\tx=$(sed -n \"s/^[[:space:]]*$k[[:space:]]*=[[:space:]]*[\\\"']\\([^\\\"']*\\)[\\\"'].*/\\1/p\" "
+    "\t\tx=$(sed -n "
+    "\"s/^[[:space:]]*$k[[:space:]]*=[[:space:]]*[\\\"']\\([^\\\"']*\\)[\\\"'].*/\\1/p\" "
     "\"$f\" | tail -n 1)\n"
     "\t\t[ -n \"$x\" ] && v=$x\n"
     "\tdone\n"
@@ -150,7 +151,7 @@ struct pm {
 	void *list_arg;
 
 	struct rsdk_collect *insp_c; /* the inspect running */
-	struct rt_item **insp;     /* its items */
+	struct rt_item **insp;       /* its items */
 	size_t n_insp;
 	struct rt_item **want; /* starts waiting for the next inspect */
 	size_t n_want, cap_want;
@@ -164,8 +165,8 @@ struct pm {
 	struct pm_pre *pre; /* PM_PRE_MAX entries, n_pre used */
 	size_t n_pre;
 	uint64_t pre_stamp;
-	struct rsdk_collect *pre_c;  /* the look-ahead inspect running */
-	struct rt_item **pre_wait;   /* starts waiting for a look-ahead */
+	struct rsdk_collect *pre_c; /* the look-ahead inspect running */
+	struct rt_item **pre_wait;  /* starts waiting for a look-ahead */
 	size_t n_pre_wait, cap_pre_wait;
 };
 
@@ -606,8 +607,8 @@ reader_started(struct pm *p, const char *line, size_t len)
 	}
 	/* Which reader runs decides the event latency: say it once per sync. */
 	if (kind == RT_PM_FILE)
-		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the events log",
-		       "reader", names[kind], "path", rest);
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the events log", "reader",
+		       names[kind], "path", rest);
 	else if (kind == RT_PM_JOURNALD)
 		RT_LOG(r, RDHPF_LOG_INFO, "podman events: following the journal", "reader",
 		       names[kind]);
@@ -720,8 +721,8 @@ static int
 p_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {"sh", "-c", PM_SCRIPT, "rdhpf-podman", p->podman, p->events_mode,
-	                      p->events_log, NULL};
+	const char *argv[] = {"sh",      "-c",           PM_SCRIPT,     "rdhpf-podman",
+	                      p->podman, p->events_mode, p->events_log, NULL};
 	int rc;
 
 	if (p->r.wcbs != NULL)

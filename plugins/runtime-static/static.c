@@ -147,32 +147,32 @@ st_list(void *state, rdhpf_list_fn done, void *arg)
 }
 
 static const struct rdhpf_runtime_ops st_ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = st_create,
-	.destroy = st_destroy,
-	.watch = NULL, /* poll-only */
-	.list = st_list,
-	.stop = st_stop,
+    RDHPF_INIT(rdhpf_runtime_ops),
+    .create = st_create,
+    .destroy = st_destroy,
+    .watch = NULL, /* poll-only */
+    .list = st_list,
+    .stop = st_stop,
 };
 
 static const struct rdhpf_option_desc *const st_options[] = {
-	RDHPF_OPTION("ports", "remote TCP ports to forward: 5432, 6379, 8000-8010 (required)"),
-	RDHPF_OPTION("name", "name of the pseudo-container in status and logs (default static)"),
-	NULL,
+    RDHPF_OPTION("ports", "remote TCP ports to forward: 5432, 6379, 8000-8010 (required)"),
+    RDHPF_OPTION("name", "name of the pseudo-container in status and logs (default static)"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info st_info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "static",
-	.version = "1.0",
-	.description = "a fixed list of remote ports (autossh-style), poll-only",
-	.caps = 0,
-	.options = st_options,
-	.validate_option = st_validate,
-	.ops.runtime = &st_ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "static",
+    .version = "1.0",
+    .description = "a fixed list of remote ports (autossh-style), poll-only",
+    .caps = 0,
+    .options = st_options,
+    .validate_option = st_validate,
+    .ops.runtime = &st_ops,
 };
 
 RDHPF_PLUGIN_DECLARE

@@ -66,7 +66,7 @@ struct fake {
 	int hang;
 	int bind_ports;
 	int connected;
-	int down;       /* control file says down */
+	int down; /* control file says down */
 	unsigned long connects, connect_calls;
 	struct ffwd *fw;
 	size_t n_fw;
@@ -383,7 +383,8 @@ t_connect(void *state, rdhpf_done_fn done, void *arg)
 	}
 	if (read_control(f)) {
 		f->down = 1;
-		return complete_later(f, done, arg, RDHPF_ERR_CONNECT, "control file says the link is down");
+		return complete_later(f, done, arg, RDHPF_ERR_CONNECT,
+		                      "control file says the link is down");
 	}
 	f->connected = 1;
 	f->connects++;
@@ -415,7 +416,8 @@ static struct ffwd *
 fw_find(struct fake *f, const struct rdhpf_forward *fw)
 {
 	for (size_t i = 0; i < f->n_fw; i++)
-		if (f->fw[i].lport == fw->local_port && strcmp(f->fw[i].bind, fw->bind_address) == 0)
+		if (f->fw[i].lport == fw->local_port &&
+		    strcmp(f->fw[i].bind, fw->bind_address) == 0)
 			return &f->fw[i];
 	return NULL;
 }
@@ -475,7 +477,8 @@ t_forward_add(void *state, const struct rdhpf_forward *fw, rdhpf_done_fn done, v
 	if (e == NULL && f->bind_ports) {
 		int r = bind_port(fw, &fd);
 		if (r != RDHPF_OK)
-			return complete_later(f, done, arg, r, r == RDHPF_ERR_ADDRINUSE ? "port in use" : NULL);
+			return complete_later(f, done, arg, r,
+			                      r == RDHPF_ERR_ADDRINUSE ? "port in use" : NULL);
 	}
 	if (e == NULL) {
 		struct ffwd *v = realloc(f->fw, (f->n_fw + 1) * sizeof *v);
@@ -542,7 +545,7 @@ t_validate(const char *k, const char *v, char *err, size_t errlen)
 	return RDHPF_OK;
 }
 
-static const char *const option_names[] = {"state_file",   "control_file", "refuse_connect",
+static const char *const option_names[] = {"state_file",    "control_file", "refuse_connect",
                                            "fail_connects", "hang_connect", "bind_ports"};
 
 static int
@@ -610,42 +613,42 @@ t_destroy(void *state)
 }
 
 static const struct rdhpf_transport_ops ops = {
-	RDHPF_INIT(rdhpf_transport_ops),
-	.create = t_create,
-	.destroy = t_destroy,
-	.connect = t_connect,
-	.disconnect = t_disconnect,
-	.health_check = t_health,
-	.forward_add = t_forward_add,
-	.forward_remove = t_forward_remove,
-	.exec = t_exec,
-	.stream_write = t_stream_write,
-	.stream_close = t_stream_close,
+    RDHPF_INIT(rdhpf_transport_ops),
+    .create = t_create,
+    .destroy = t_destroy,
+    .connect = t_connect,
+    .disconnect = t_disconnect,
+    .health_check = t_health,
+    .forward_add = t_forward_add,
+    .forward_remove = t_forward_remove,
+    .exec = t_exec,
+    .stream_write = t_stream_write,
+    .stream_close = t_stream_close,
 };
 
 static const struct rdhpf_option_desc *const options[] = {
-	RDHPF_OPTION("state_file", "write the forward table here after every change"),
-	RDHPF_OPTION("control_file", "while this file holds \"down\", the link is down"),
-	RDHPF_OPTION("fail_connects", "fail this many connects first"),
-	RDHPF_OPTION("hang_connect", "yes: connect never completes"),
-	RDHPF_OPTION("refuse_connect",
-	             "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"),
-	RDHPF_OPTION("bind_ports", "yes: hold each forward's local port with a real listener"),
-	NULL,
+    RDHPF_OPTION("state_file", "write the forward table here after every change"),
+    RDHPF_OPTION("control_file", "while this file holds \"down\", the link is down"),
+    RDHPF_OPTION("fail_connects", "fail this many connects first"),
+    RDHPF_OPTION("hang_connect", "yes: connect never completes"),
+    RDHPF_OPTION("refuse_connect",
+                 "every connect fails as invalid (RDHPF_ERR_INVAL) with this reason"),
+    RDHPF_OPTION("bind_ports", "yes: hold each forward's local port with a real listener"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_TRANSPORT,
-	.name = "fake",
-	.version = "1.0.0",
-	.description = "test transport: records forwards, runs commands locally",
-	.caps = RDHPF_TCAP_EXEC,
-	.options = options,
-	.validate_option = t_validate,
-	.ops.transport = &ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_TRANSPORT,
+    .name = "fake",
+    .version = "1.0.0",
+    .description = "test transport: records forwards, runs commands locally",
+    .caps = RDHPF_TCAP_EXEC,
+    .options = options,
+    .validate_option = t_validate,
+    .ops.transport = &ops,
 };
 
 RDHPF_PLUGIN_DECLARE

@@ -74,19 +74,20 @@ static const struct v1_runtime_ops ops = {v1_create, v1_destroy, v1_watch, v1_li
 static const struct v1_option_desc options[] = {{"namespace", "a 1.x option"}, {NULL, NULL}};
 
 static const struct v1_plugin_info info = {
-	.abi_major = 1,
-	.abi_minor = 1,
-	.struct_size = sizeof(struct v1_plugin_info),
-	.kind = 2,
-	.name = "old-runtime",
-	.version = "1.0",
-	.description = "built for ABI 1.1",
-	.caps = 1,
-	.options = options,
-	.ops.runtime = &ops,
+    .abi_major = 1,
+    .abi_minor = 1,
+    .struct_size = sizeof(struct v1_plugin_info),
+    .kind = 2,
+    .name = "old-runtime",
+    .version = "1.0",
+    .description = "built for ABI 1.1",
+    .caps = 1,
+    .options = options,
+    .ops.runtime = &ops,
 };
 
-__attribute__((visibility("default"))) const struct v1_plugin_info *rdhpf_plugin_init(const void *host);
+__attribute__((visibility("default"))) const struct v1_plugin_info *
+rdhpf_plugin_init(const void *host);
 
 __attribute__((visibility("default"))) const struct v1_plugin_info *
 rdhpf_plugin_init(const void *host)

@@ -22,24 +22,22 @@ nop_destroy(void *state)
 }
 
 static const struct rdhpf_runtime_ops ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = nop_create,
-	.destroy = nop_destroy,
-	/* list, stop missing */
+    RDHPF_INIT(rdhpf_runtime_ops), .create = nop_create, .destroy = nop_destroy,
+    /* list, stop missing */
 };
 
 static const struct rdhpf_plugin_info info = {
 #if BAD_KIND == 1
-	.abi_major = RDHPF_ABI_MAJOR + 1,
+    .abi_major = RDHPF_ABI_MAJOR + 1,
 #else
-	.abi_major = RDHPF_ABI_MAJOR,
+    .abi_major = RDHPF_ABI_MAJOR,
 #endif
-	.abi_minor = 0,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "broken",
-	.version = "0",
-	.ops.runtime = &ops,
+    .abi_minor = 0,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "broken",
+    .version = "0",
+    .ops.runtime = &ops,
 };
 
 RDHPF_PLUGIN_DECLARE

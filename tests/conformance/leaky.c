@@ -81,29 +81,29 @@ lk_list(void *state, rdhpf_list_fn done, void *arg)
 }
 
 static const struct rdhpf_runtime_ops lk_ops = {
-	RDHPF_INIT(rdhpf_runtime_ops),
-	.create = lk_create,
-	.destroy = lk_destroy,
-	.list = lk_list,
-	.stop = lk_stop,
+    RDHPF_INIT(rdhpf_runtime_ops),
+    .create = lk_create,
+    .destroy = lk_destroy,
+    .list = lk_list,
+    .stop = lk_stop,
 };
 
 static const struct rdhpf_option_desc *const lk_options[] = {
-	RDHPF_OPTION("mode", "ok"),
-	NULL,
+    RDHPF_OPTION("mode", "ok"),
+    NULL,
 };
 
 static const struct rdhpf_plugin_info lk_info = {
-	.abi_major = RDHPF_ABI_MAJOR,
-	.abi_minor = RDHPF_ABI_MINOR,
-	.struct_size = sizeof(struct rdhpf_plugin_info),
-	.kind = RDHPF_KIND_RUNTIME,
-	.name = "leaky",
-	.version = "0",
-	.description = "breaks rules on purpose (rdhpf-conformance's own test)",
-	.options = lk_options,
-	.validate_option = lk_validate,
-	.ops.runtime = &lk_ops,
+    .abi_major = RDHPF_ABI_MAJOR,
+    .abi_minor = RDHPF_ABI_MINOR,
+    .struct_size = sizeof(struct rdhpf_plugin_info),
+    .kind = RDHPF_KIND_RUNTIME,
+    .name = "leaky",
+    .version = "0",
+    .description = "breaks rules on purpose (rdhpf-conformance's own test)",
+    .options = lk_options,
+    .validate_option = lk_validate,
+    .ops.runtime = &lk_ops,
 };
 
 RDHPF_PLUGIN_DECLARE

@@ -62,16 +62,16 @@ struct drv {
 	const struct plugin *p;
 	struct rdhpf_ctx *ctx;
 	struct rdhpf_host_params hp;
-	struct cfg_host cfgh;       /* only opts: what host->option() reads */
+	struct cfg_host cfgh; /* only opts: what host->option() reads */
 	struct cfg_opt kv[MAX_OPTS];
 	struct ssh_url u;
 	struct pinst *ti;
 
 	char **cmds;
 	size_t ncmd, ip;
-	const char *cur;        /* command being run */
+	const char *cur; /* command being run */
 	uv_timer_t step_t, wait_t, retry_t, poll_t;
-	uint64_t t0_us;         /* start of the current op */
+	uint64_t t0_us; /* start of the current op */
 
 	int supervise;
 	uint64_t backoff_ms;
@@ -82,7 +82,7 @@ struct drv {
 
 	struct fspec books[MAX_FWDS];
 	size_t nbooks;
-	size_t restore_i;       /* supervise: re-adding books[restore_i] */
+	size_t restore_i; /* supervise: re-adding books[restore_i] */
 
 	/* exec / unix */
 	void *stream;
@@ -125,29 +125,46 @@ static const char *
 sname(int st)
 {
 	switch (st) {
-	case RDHPF_OK: return "OK";
-	case RDHPF_ERR_NOMEM: return "NOMEM";
-	case RDHPF_ERR_INVAL: return "INVAL";
-	case RDHPF_ERR_ABI: return "ABI";
-	case RDHPF_ERR_IO: return "IO";
-	case RDHPF_ERR_TIMEOUT: return "TIMEOUT";
-	case RDHPF_ERR_CONNECT: return "CONNECT";
-	case RDHPF_ERR_HOSTKEY: return "HOSTKEY";
-	case RDHPF_ERR_AUTH: return "AUTH";
-	case RDHPF_ERR_CLOSED: return "CLOSED";
-	case RDHPF_ERR_ADDRINUSE: return "ADDRINUSE";
-	case RDHPF_ERR_REMOTE: return "REMOTE";
-	case RDHPF_ERR_PROTO: return "PROTO";
-	case RDHPF_ERR_UNSUPPORTED: return "UNSUPPORTED";
-	case RDHPF_ERR_BUSY: return "BUSY";
-	case RDHPF_ERR_CANCELLED: return "CANCELLED";
-	case RDHPF_ERR_NOTCONN: return "NOTCONN";
-	default: return "GENERIC";
+	case RDHPF_OK:
+		return "OK";
+	case RDHPF_ERR_NOMEM:
+		return "NOMEM";
+	case RDHPF_ERR_INVAL:
+		return "INVAL";
+	case RDHPF_ERR_ABI:
+		return "ABI";
+	case RDHPF_ERR_IO:
+		return "IO";
+	case RDHPF_ERR_TIMEOUT:
+		return "TIMEOUT";
+	case RDHPF_ERR_CONNECT:
+		return "CONNECT";
+	case RDHPF_ERR_HOSTKEY:
+		return "HOSTKEY";
+	case RDHPF_ERR_AUTH:
+		return "AUTH";
+	case RDHPF_ERR_CLOSED:
+		return "CLOSED";
+	case RDHPF_ERR_ADDRINUSE:
+		return "ADDRINUSE";
+	case RDHPF_ERR_REMOTE:
+		return "REMOTE";
+	case RDHPF_ERR_PROTO:
+		return "PROTO";
+	case RDHPF_ERR_UNSUPPORTED:
+		return "UNSUPPORTED";
+	case RDHPF_ERR_BUSY:
+		return "BUSY";
+	case RDHPF_ERR_CANCELLED:
+		return "CANCELLED";
+	case RDHPF_ERR_NOTCONN:
+		return "NOTCONN";
+	default:
+		return "GENERIC";
 	}
 }
 
-static void
-out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 out(const char *fmt, ...)
@@ -284,7 +301,8 @@ on_step_done(void *arg, int status, const char *detail)
 			/* As the supervisor: back off, try again. */
 			D.down_at_us = D.t0_us;
 			tp_disconnect(D.ti);
-			uv_timer_start(&D.retry_t, (uv_timer_cb)supervise_reconnect, D.backoff_ms, 0);
+			uv_timer_start(&D.retry_t, (uv_timer_cb)supervise_reconnect, D.backoff_ms,
+			               0);
 		}
 	}
 	step_later();
@@ -441,9 +459,9 @@ stream_close_cb(void *arg, int status, int code, const char *detail)
 }
 
 static const struct rdhpf_stream_cbs scbs = {
-	RDHPF_INIT(rdhpf_stream_cbs),
-	.on_data = stream_data,
-	.on_close = stream_close_cb,
+    RDHPF_INIT(rdhpf_stream_cbs),
+    .on_data = stream_data,
+    .on_close = stream_close_cb,
 };
 
 static void
@@ -554,9 +572,9 @@ execs_data(void *arg, const char *buf, size_t len)
 }
 
 static const struct rdhpf_stream_cbs ecbs = {
-	RDHPF_INIT(rdhpf_stream_cbs),
-	.on_data = execs_data,
-	.on_close = execs_close,
+    RDHPF_INIT(rdhpf_stream_cbs),
+    .on_data = execs_data,
+    .on_close = execs_close,
 };
 
 static void
@@ -767,8 +785,8 @@ run_cmd(char *line)
 		const struct metric *m = metrics_all(&n);
 		for (size_t i = 0; i < n; i++) {
 			if (m[i].type == 2)
-				out("stat %s count=%llu sum=%.6f", m[i].name, (unsigned long long)m[i].count,
-				    m[i].sum);
+				out("stat %s count=%llu sum=%.6f", m[i].name,
+				    (unsigned long long)m[i].count, m[i].sum);
 			else
 				out("stat %s %.0f", m[i].name, m[i].value);
 		}
@@ -869,11 +887,11 @@ main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV                     \
-	do {                          \
-		if (val == NULL)          \
-			usage();              \
-		i++;                      \
+#define NEEDV                                                                                      \
+	do {                                                                                       \
+		if (val == NULL)                                                                   \
+			usage();                                                                   \
+		i++;                                                                               \
 	} while (0)
 		if (strcmp(a, "--plugin-dir") == 0) {
 			NEEDV;
@@ -952,7 +970,7 @@ main(int argc, char **argv)
 	D.hp.hostname = D.u.host;
 	D.hp.port = D.u.port;
 	D.hp.struct_size = sizeof D.hp;
-	D.cfgh.name = (char *)(uintptr_t)"lab";
+	D.cfgh.name = (char *)(uintptr_t) "lab";
 	D.cfgh.opts = D.kv;
 	D.cfgh.n_opts = nkv;
 	if (rundir == NULL) {
@@ -976,7 +994,8 @@ main(int argc, char **argv)
 	if (D.p == NULL) {
 		fprintf(stderr, "tdriver: no transport plugin '%s' in %s\n", tname, dir);
 		for (size_t k = 0; k < D.ps.n_refused; k++)
-			fprintf(stderr, "  refused %s: %s\n", D.ps.refused[k].path, D.ps.refused[k].why);
+			fprintf(stderr, "  refused %s: %s\n", D.ps.refused[k].path,
+			        D.ps.refused[k].why);
 		return 2;
 	}
 	D.ctx = ctx_new(NULL, "lab", D.p, &D.cfgh);

@@ -20,8 +20,12 @@ fuzz_rule(const char *s)
 {
 	struct rule r, back;
 	struct rule_label l = {"k", "v"};
-	struct rule_subject subj = {.port = 80, .proto = RDHPF_PROTO_TCP, .name = "web-1",
-	                            .image = "img", .labels = &l, .n_labels = 1};
+	struct rule_subject subj = {.port = 80,
+	                            .proto = RDHPF_PROTO_TCP,
+	                            .name = "web-1",
+	                            .image = "img",
+	                            .labels = &l,
+	                            .n_labels = 1};
 	char err[256], text[RULE_TEXT_MAX];
 
 	if (rule_parse(s, 1, &r, err, sizeof err) != 0)

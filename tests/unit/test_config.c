@@ -216,8 +216,10 @@ test_duration_bad(void **s)
 	    {"", "bad duration '': empty (use 500ms, 15s, 2m, 1h)"},
 	    {"05s", "bad duration '05s': leading zero (use 500ms, 15s, 2m, 1h)"},
 	    {"8761h", "bad duration '8761h': too large (at most 8760h)"},
-	    {"18446744073709551616ms", "bad duration '18446744073709551616ms': too large (at most 8760h)"},
-	    {"99999999999999999999999999h", "bad duration '99999999999999999999999999h': too large (at most 8760h)"},
+	    {"18446744073709551616ms",
+	     "bad duration '18446744073709551616ms': too large (at most 8760h)"},
+	    {"99999999999999999999999999h",
+	     "bad duration '99999999999999999999999999h': too large (at most 8760h)"},
 	};
 	char err[256];
 
@@ -239,9 +241,9 @@ test_format_duration_round_trip(void **s)
 		uint64_t ms;
 		const char *text;
 	} cases[] = {
-	    {0, "0"},        {1, "1ms"},       {500, "500ms"},  {1500, "1500ms"},
-	    {1000, "1s"},    {15000, "15s"},   {90000, "90s"},  {60000, "1m"},
-	    {120000, "2m"},  {5400000, "90m"}, {3600000, "1h"}, {86400000, "24h"},
+	    {0, "0"},       {1, "1ms"},       {500, "500ms"},  {1500, "1500ms"},
+	    {1000, "1s"},   {15000, "15s"},   {90000, "90s"},  {60000, "1m"},
+	    {120000, "2m"}, {5400000, "90m"}, {3600000, "1h"}, {86400000, "24h"},
 	};
 	char buf[32], err[256];
 
@@ -301,37 +303,37 @@ test_builtin_defaults(void **s)
 }
 
 static const char full_config[] =
-    "# comments with # or ;\n"                                  /* 1 */
-    "; another\n"                                               /* 2 */
-    "[host \"ci-linux\"]\n"                                     /* 3 */
-    "url = ssh://ci@build.example.net:2222\n"                   /* 4 */
-    "transport = libssh2\n"                                     /* 5 */
-    "keepalive_interval = 7s\n"                                 /* 6 */
-    "frobnicate = yes\n"                                        /* 7 */
-    "\n"                                                        /* 8 */
-    "[host \"plain\"]\n"                                        /* 9 */
-    "url = ssh://plain.example.net\n"                           /* 10 */
-    "\n"                                                        /* 11 */
-    "[defaults]\n"                                              /* 12 */
+    "# comments with # or ;\n"                                            /* 1 */
+    "; another\n"                                                         /* 2 */
+    "[host \"ci-linux\"]\n"                                               /* 3 */
+    "url = ssh://ci@build.example.net:2222\n"                             /* 4 */
+    "transport = libssh2\n"                                               /* 5 */
+    "keepalive_interval = 7s\n"                                           /* 6 */
+    "frobnicate = yes\n"                                                  /* 7 */
+    "\n"                                                                  /* 8 */
+    "[host \"plain\"]\n"                                                  /* 9 */
+    "url = ssh://plain.example.net\n"                                     /* 10 */
+    "\n"                                                                  /* 11 */
+    "[defaults]\n"                                                        /* 12 */
     "plugin_dir = /usr/lib/x86_64-linux-gnu/rdhpf     ; inline comment\n" /* 13 */
-    "log_format = json\n"                                       /* 14 */
-    "log_level = debug\n"                                       /* 15 */
-    "runtime_dir = /run/rdhpf\n"                                /* 16 */
-    "transport = openssh\n"                                     /* 17 */
-    "runtime = podman\n"                                        /* 18 */
-    "keepalive_interval = 5s\n"                                 /* 19 */
-    "keepalive_count = 4\n"                                     /* 20 */
-    "health_interval = 1m\n"                                    /* 21 */
-    "connect_timeout = 3s\n"                                    /* 22 */
-    "backoff_initial = 250ms\n"                                 /* 23 */
-    "backoff_max = 1m\n"                                        /* 24 */
-    "backoff_multiplier = 1.5\n"                                /* 25 */
-    "backoff_jitter = 0.25\n"                                   /* 26 */
-    "breaker_threshold = 20\n"                                  /* 27 */
-    "breaker_cooldown = 1h\n"                                   /* 28 */
-    "bind_address = ::1\n"                                      /* 29 */
-    "frobnicate = no\n"                                         /* 30 */
-    "some_plugin_key = value\n";                                /* 31 */
+    "log_format = json\n"                                                 /* 14 */
+    "log_level = debug\n"                                                 /* 15 */
+    "runtime_dir = /run/rdhpf\n"                                          /* 16 */
+    "transport = openssh\n"                                               /* 17 */
+    "runtime = podman\n"                                                  /* 18 */
+    "keepalive_interval = 5s\n"                                           /* 19 */
+    "keepalive_count = 4\n"                                               /* 20 */
+    "health_interval = 1m\n"                                              /* 21 */
+    "connect_timeout = 3s\n"                                              /* 22 */
+    "backoff_initial = 250ms\n"                                           /* 23 */
+    "backoff_max = 1m\n"                                                  /* 24 */
+    "backoff_multiplier = 1.5\n"                                          /* 25 */
+    "backoff_jitter = 0.25\n"                                             /* 26 */
+    "breaker_threshold = 20\n"                                            /* 27 */
+    "breaker_cooldown = 1h\n"                                             /* 28 */
+    "bind_address = ::1\n"                                                /* 29 */
+    "frobnicate = no\n"                                                   /* 30 */
+    "some_plugin_key = value\n";                                          /* 31 */
 
 static void
 test_reconnect_probe(void **s)
@@ -349,7 +351,8 @@ test_reconnect_probe(void **s)
 	assert_int_equal(host_named(&c, "b")->pol.reconnect_probe, 1);
 	cfg_free(&c);
 	assert_int_not_equal(
-	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nreconnect_probe = maybe\n", &c), 0);
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nreconnect_probe = maybe\n", &c),
+	    0);
 	assert_int_equal(c.n_errors, 1);
 	assert_non_null(strstr(c.errors[0].text, "yes or no"));
 	cfg_free(&c);
@@ -461,7 +464,8 @@ test_tilde_expansion_and_paths(void **s)
 	                 "known_hosts = .ssh/known_hosts\n",
 	                 &c);
 	const char *want[] = {
-	    "t.ini:3: [host \"a\"] identity_file: '~bob/.ssh/id': only ~/ is expanded (~user is not)",
+	    "t.ini:3: [host \"a\"] identity_file: '~bob/.ssh/id': only ~/ is expanded (~user is "
+	    "not)",
 	    "t.ini:4: [host \"a\"] known_hosts: '.ssh/known_hosts' is not an absolute path "
 	    "(start it with / or ~/)",
 	    NULL};
@@ -470,8 +474,9 @@ test_tilde_expansion_and_paths(void **s)
 
 	unsetenv("HOME");
 	cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\nidentity_file = ~/.ssh/id\n", &c);
-	expect_one_error(&c, "t.ini:3: [host \"a\"] identity_file: '~/.ssh/id': ~ needs $HOME to be "
-	                     "an absolute path");
+	expect_one_error(&c,
+	                 "t.ini:3: [host \"a\"] identity_file: '~/.ssh/id': ~ needs $HOME to be "
+	                 "an absolute path");
 	cfg_free(&c);
 	if (saved) {
 		setenv("HOME", saved, 1);
@@ -485,22 +490,23 @@ static void
 test_three_errors_exactly(void **s)
 {
 	struct cfg c;
-	const char *text = "[defaults]\n"                          /* 1 */
-	                   "keepalive_count = 2x\n"                /* 2 */
-	                   "\n"                                    /* 3 */
-	                   "[host \"ci\"]\n"                       /* 4 */
-	                   "url = ssh://ci@build.example.net\n"    /* 5 */
-	                   "health_interval = 15s\n"               /* 6 */
-	                   "keepalive_interval = 5 sec\n"          /* 7 */
-	                   "backoff_jitter = 0.1\n"                /* 8 */
-	                   "\n"                                    /* 9 */
-	                   "[host \"web\"]\n"                      /* 10 */
-	                   "url = ssh://web:70000\n";              /* 11 */
+	const char *text = "[defaults]\n"                       /* 1 */
+	                   "keepalive_count = 2x\n"             /* 2 */
+	                   "\n"                                 /* 3 */
+	                   "[host \"ci\"]\n"                    /* 4 */
+	                   "url = ssh://ci@build.example.net\n" /* 5 */
+	                   "health_interval = 15s\n"            /* 6 */
+	                   "keepalive_interval = 5 sec\n"       /* 7 */
+	                   "backoff_jitter = 0.1\n"             /* 8 */
+	                   "\n"                                 /* 9 */
+	                   "[host \"web\"]\n"                   /* 10 */
+	                   "url = ssh://web:70000\n";           /* 11 */
 	const char *want[] = {
 	    "config.ini:2: [defaults] keepalive_count: bad number '2x' (a whole number 1..100)",
 	    "config.ini:7: [host \"ci\"] keepalive_interval: bad duration '5 sec' "
 	    "(use 500ms, 15s, 2m, 1h)",
-	    "config.ini:11: [host \"web\"] url: bad url 'ssh://web:70000': bad port '70000' (1-65535)",
+	    "config.ini:11: [host \"web\"] url: bad url 'ssh://web:70000': bad port '70000' "
+	    "(1-65535)",
 	    NULL};
 
 	assert_int_equal(cfg_parse_string("config.ini", text, &c), -1);
@@ -520,24 +526,23 @@ static void
 test_duplicate_host_and_key(void **s)
 {
 	struct cfg c;
-	const char *text = "[host \"ci\"]\n"            /* 1 */
-	                   "url = ssh://a\n"            /* 2 */
-	                   "url = ssh://b\n"            /* 3 */
-	                   "opt = 1\n"                  /* 4 */
-	                   "opt = 2\n"                  /* 5 */
-	                   "[defaults]\n"               /* 6 */
-	                   "log_level = info\n"         /* 7 */
-	                   "[defaults]\n"               /* 8 */
-	                   "log_level = info\n"         /* 9 */
-	                   "[host \"ci\"]\n"            /* 10 */
-	                   "url = ssh://c\n"            /* 11: ignored with its section */
-	                   "bogus = =\n";               /* 12: ignored with its section */
-	const char *want[] = {
-	    "t.ini:3: [host \"ci\"] url: duplicate key (first set at line 2)",
-	    "t.ini:5: [host \"ci\"] opt: duplicate key (first set at line 4)",
-	    "t.ini:9: [defaults] log_level: duplicate key (first set at line 7)",
-	    "t.ini:10: [host \"ci\"]: duplicate host (first defined at line 1)",
-	    NULL};
+	const char *text = "[host \"ci\"]\n"    /* 1 */
+	                   "url = ssh://a\n"    /* 2 */
+	                   "url = ssh://b\n"    /* 3 */
+	                   "opt = 1\n"          /* 4 */
+	                   "opt = 2\n"          /* 5 */
+	                   "[defaults]\n"       /* 6 */
+	                   "log_level = info\n" /* 7 */
+	                   "[defaults]\n"       /* 8 */
+	                   "log_level = info\n" /* 9 */
+	                   "[host \"ci\"]\n"    /* 10 */
+	                   "url = ssh://c\n"    /* 11: ignored with its section */
+	                   "bogus = =\n";       /* 12: ignored with its section */
+	const char *want[] = {"t.ini:3: [host \"ci\"] url: duplicate key (first set at line 2)",
+	                      "t.ini:5: [host \"ci\"] opt: duplicate key (first set at line 4)",
+	                      "t.ini:9: [defaults] log_level: duplicate key (first set at line 7)",
+	                      "t.ini:10: [host \"ci\"]: duplicate host (first defined at line 1)",
+	                      NULL};
 
 	cfg_parse_string("t.ini", text, &c);
 	expect_errors(&c, want);
@@ -550,24 +555,24 @@ static void
 test_sections_and_placement(void **s)
 {
 	struct cfg c;
-	const char *text = "url = ssh://top\n"                  /* 1 */
-	                   "[hosts \"x\"]\n"                    /* 2 */
-	                   "url = ssh://x\n"                    /* 3: ignored */
-	                   "[host x]\n"                         /* 4 */
-	                   "[host \"bad name\"]\n"              /* 5 */
-	                   "[host \"-x\"]\n"                    /* 6 */
-	                   "[host \"..\"]\n"                    /* 7 */
-	                   "[defaults] trailing\n"              /* 8 */
-	                   "[defaults\n"                        /* 9 */
-	                   "[ host  \"ok\" ]   ; fine\n"        /* 10 */
-	                   "log_level = debug\n"                /* 11 */
-	                   "plugin_dir = /x\n"                  /* 12 */
-	                   "[defaults]\n"                       /* 13 */
-	                   "url = ssh://d\n"                    /* 14 */
-	                   "log_format = xml\n"                 /* 15 */
-	                   "log_level = loud\n"                 /* 16 */
-	                   "[host \"nourl\"]\n"                 /* 17 */
-	                   "transport = openssh\n";             /* 18 */
+	const char *text = "url = ssh://top\n"           /* 1 */
+	                   "[hosts \"x\"]\n"             /* 2 */
+	                   "url = ssh://x\n"             /* 3: ignored */
+	                   "[host x]\n"                  /* 4 */
+	                   "[host \"bad name\"]\n"       /* 5 */
+	                   "[host \"-x\"]\n"             /* 6 */
+	                   "[host \"..\"]\n"             /* 7 */
+	                   "[defaults] trailing\n"       /* 8 */
+	                   "[defaults\n"                 /* 9 */
+	                   "[ host  \"ok\" ]   ; fine\n" /* 10 */
+	                   "log_level = debug\n"         /* 11 */
+	                   "plugin_dir = /x\n"           /* 12 */
+	                   "[defaults]\n"                /* 13 */
+	                   "url = ssh://d\n"             /* 14 */
+	                   "log_format = xml\n"          /* 15 */
+	                   "log_level = loud\n"          /* 16 */
+	                   "[host \"nourl\"]\n"          /* 17 */
+	                   "transport = openssh\n";      /* 18 */
 	const char *want[] = {
 	    "t.ini:1: [defaults] url: not allowed in [defaults] (each [host \"NAME\"] has its own)",
 	    "t.ini:2: unknown section [hosts \"x\"] (expected [defaults] or [host \"NAME\"])",
@@ -580,13 +585,16 @@ test_sections_and_placement(void **s)
 	    "not starting with . or -)",
 	    "t.ini:8: unexpected text after ']' in section header",
 	    "t.ini:9: missing ']' in section header",
-	    "t.ini:10: [host \"ok\"] url: missing (every host needs url = ssh://[user@]host[:port])",
+	    "t.ini:10: [host \"ok\"] url: missing (every host needs url = "
+	    "ssh://[user@]host[:port])",
 	    "t.ini:11: [host \"ok\"] log_level: global setting, allowed only in [defaults]",
 	    "t.ini:12: [host \"ok\"] plugin_dir: global setting, allowed only in [defaults]",
-	    "t.ini:14: [defaults] url: not allowed in [defaults] (each [host \"NAME\"] has its own)",
+	    "t.ini:14: [defaults] url: not allowed in [defaults] (each [host \"NAME\"] has its "
+	    "own)",
 	    "t.ini:15: [defaults] log_format: bad value 'xml' (logfmt or json)",
 	    "t.ini:16: [defaults] log_level: bad value 'loud' (error, warn, info, debug or trace)",
-	    "t.ini:17: [host \"nourl\"] url: missing (every host needs url = ssh://[user@]host[:port])",
+	    "t.ini:17: [host \"nourl\"] url: missing (every host needs url = "
+	    "ssh://[user@]host[:port])",
 	    NULL};
 
 	cfg_parse_string("t.ini", text, &c);
@@ -609,16 +617,16 @@ test_syntax_errors_all_reported(void **s)
 	n = strlen(long_line) + 512;
 	text = malloc(n);
 	snprintf(text, n,
-	         "\xEF\xBB\xBF[host \"a\"]\r\n"           /* 1: BOM and CRLF */
-	         "url = ssh://a\r\n"                      /* 2 */
-	         "this line has no equals sign\n"         /* 3 */
-	         "  indented = is an ordinary key\n"      /* 4: not a continuation */
-	         "    continued\n"                        /* 5: not joined to line 4 */
-	         "name: value\n"                          /* 6: ':' is no separator here */
-	         "= value\n"                              /* 7 */
-	         "%s\n"                                   /* 8 */
-	         "bad key = 1\n"                          /* 9 */
-	         "last = ok",                             /* 10: no final newline */
+	         "\xEF\xBB\xBF[host \"a\"]\r\n"      /* 1: BOM and CRLF */
+	         "url = ssh://a\r\n"                 /* 2 */
+	         "this line has no equals sign\n"    /* 3 */
+	         "  indented = is an ordinary key\n" /* 4: not a continuation */
+	         "    continued\n"                   /* 5: not joined to line 4 */
+	         "name: value\n"                     /* 6: ':' is no separator here */
+	         "= value\n"                         /* 7 */
+	         "%s\n"                              /* 8 */
+	         "bad key = 1\n"                     /* 9 */
+	         "last = ok",                        /* 10: no final newline */
 	         long_line);
 	const char *want[] = {
 	    "t.ini:3: expected 'key = value', a [section] or a comment",
@@ -646,23 +654,23 @@ static void
 test_numbers_strict(void **s)
 {
 	struct cfg c;
-	const char *text = "[host \"a\"]\n"                 /* 1 */
-	                   "url = ssh://a\n"                /* 2 */
-	                   "keepalive_count = 0\n"          /* 3 */
-	                   "breaker_threshold = 1001\n"     /* 4 */
-	                   "backoff_multiplier = 2x\n"      /* 5 */
-	                   "backoff_jitter = 1.5\n"         /* 6 */
-	                   "connect_timeout = 0\n"          /* 7 */
-	                   "bind_address = [::1]\n"         /* 8 */
-	                   "transport = ../evil\n"          /* 9 */
-	                   "identity_file =\n"              /* 10 */
-	                   "port_offset = 70000\n"          /* 11 */
-	                   "[host \"b\"]\n"                 /* 12 */
-	                   "url = ssh://b\n"                /* 13 */
-	                   "keepalive_count = -1\n"         /* 14 */
-	                   "backoff_multiplier = 0.5\n"     /* 15 */
-	                   "backoff_jitter = .5\n"          /* 16 */
-	                   "backoff_multiplier = inf\n";    /* 17 */
+	const char *text = "[host \"a\"]\n"              /* 1 */
+	                   "url = ssh://a\n"             /* 2 */
+	                   "keepalive_count = 0\n"       /* 3 */
+	                   "breaker_threshold = 1001\n"  /* 4 */
+	                   "backoff_multiplier = 2x\n"   /* 5 */
+	                   "backoff_jitter = 1.5\n"      /* 6 */
+	                   "connect_timeout = 0\n"       /* 7 */
+	                   "bind_address = [::1]\n"      /* 8 */
+	                   "transport = ../evil\n"       /* 9 */
+	                   "identity_file =\n"           /* 10 */
+	                   "port_offset = 70000\n"       /* 11 */
+	                   "[host \"b\"]\n"              /* 12 */
+	                   "url = ssh://b\n"             /* 13 */
+	                   "keepalive_count = -1\n"      /* 14 */
+	                   "backoff_multiplier = 0.5\n"  /* 15 */
+	                   "backoff_jitter = .5\n"       /* 16 */
+	                   "backoff_multiplier = inf\n"; /* 17 */
 	const char *want[] = {
 	    "t.ini:3: [host \"a\"] keepalive_count: 0 is out of range (1..100)",
 	    "t.ini:4: [host \"a\"] breaker_threshold: 1001 is out of range (1..1000)",
@@ -710,20 +718,19 @@ static void
 test_backoff_max_below_initial(void **s)
 {
 	struct cfg c;
-	const char *text = "[defaults]\n"                   /* 1 */
-	                   "backoff_initial = 1m\n"         /* 2: > built-in max 30s */
-	                   "[host \"a\"]\n"                 /* 3 */
-	                   "url = ssh://a\n"                /* 4 */
-	                   "[host \"b\"]\n"                 /* 5 */
-	                   "url = ssh://b\n"                /* 6 */
-	                   "backoff_max = 2m\n"             /* 7: fine for b */
-	                   "[host \"c\"]\n"                 /* 8 */
-	                   "url = ssh://c\n"                /* 9 */
-	                   "backoff_max = 10s\n";           /* 10 */
+	const char *text = "[defaults]\n"           /* 1 */
+	                   "backoff_initial = 1m\n" /* 2: > built-in max 30s */
+	                   "[host \"a\"]\n"         /* 3 */
+	                   "url = ssh://a\n"        /* 4 */
+	                   "[host \"b\"]\n"         /* 5 */
+	                   "url = ssh://b\n"        /* 6 */
+	                   "backoff_max = 2m\n"     /* 7: fine for b */
+	                   "[host \"c\"]\n"         /* 8 */
+	                   "url = ssh://c\n"        /* 9 */
+	                   "backoff_max = 10s\n";   /* 10 */
 	const char *want[] = {
 	    "t.ini:2: [defaults] backoff_initial: 1m is greater than backoff_max (30s)",
-	    "t.ini:10: [host \"c\"] backoff_max: 10s is less than backoff_initial (1m)",
-	    NULL};
+	    "t.ini:10: [host \"c\"] backoff_max: 10s is less than backoff_initial (1m)", NULL};
 
 	cfg_parse_string("t.ini", text, &c);
 	expect_errors(&c, want);
@@ -790,7 +797,8 @@ test_port_map(void **s)
 	    "e.g. 8080:18080)",
 	    "t.ini:3: [host \"a\"] port_map: bad port pair '0:5' (use REMOTE:LOCAL, ports 1-65535, "
 	    "e.g. 8080:18080)",
-	    "t.ini:3: [host \"a\"] port_map: bad port pair '90' (use REMOTE:LOCAL, e.g. 8080:18080)",
+	    "t.ini:3: [host \"a\"] port_map: bad port pair '90' (use REMOTE:LOCAL, e.g. "
+	    "8080:18080)",
 	    "t.ini:6: [host \"b\"] port_map: no port pairs (use REMOTE:LOCAL, e.g. 8080:18080)",
 	    NULL};
 	expect_errors(&c, want);
@@ -878,15 +886,13 @@ test_check_plugins_default_choices(void **s)
 	int calls = 0;
 
 	/* A default transport that does not exist: its header line. */
-	assert_int_equal(cfg_parse_string("t.ini", "\n[host \"a\"]\nurl = ssh://a\nssh_binary = /x\n",
-	                                  &c),
-	                 0);
+	assert_int_equal(
+	    cfg_parse_string("t.ini", "\n[host \"a\"]\nurl = ssh://a\nssh_binary = /x\n", &c), 0);
 	assert_int_equal(cfg_check_plugins(&c, fake_lookup, &calls), 0);
 	cfg_free(&c);
 
-	assert_int_equal(cfg_parse_string("t.ini", "\n[host \"a\"]\nurl = ssh://a\nruntime = podman\n",
-	                                  &c),
-	                 0);
+	assert_int_equal(
+	    cfg_parse_string("t.ini", "\n[host \"a\"]\nurl = ssh://a\nruntime = podman\n", &c), 0);
 	free(c.hosts[0].transport);
 	c.hosts[0].transport = strdup("missing");
 	assert_int_equal(cfg_check_plugins(&c, fake_lookup, &calls), 1);
@@ -928,23 +934,22 @@ test_check_plugins_validate(void **s)
 {
 	struct cfg c;
 	int calls = 0;
-	const char *text = "[defaults]\n"             /* 1 */
-	                   "api = nope\n"             /* 2: docker refuses it, for hosts a and c */
-	                   "[host \"a\"]\n"           /* 3 */
-	                   "url = ssh://a\n"          /* 4 */
-	                   "[host \"b\"]\n"           /* 5 */
-	                   "url = ssh://b\n"          /* 6 */
-	                   "api = no-such-api\n"      /* 7: refused at its own line */
-	                   "[host \"c\"]\n"           /* 8 */
-	                   "url = ssh://c\n"          /* 9 */
-	                   "[host \"d\"]\n"           /* 10 */
-	                   "url = ssh://d\n"          /* 11 */
-	                   "api = 1.43\n";            /* 12: fine */
+	const char *text = "[defaults]\n"        /* 1 */
+	                   "api = nope\n"        /* 2: docker refuses it, for hosts a and c */
+	                   "[host \"a\"]\n"      /* 3 */
+	                   "url = ssh://a\n"     /* 4 */
+	                   "[host \"b\"]\n"      /* 5 */
+	                   "url = ssh://b\n"     /* 6 */
+	                   "api = no-such-api\n" /* 7: refused at its own line */
+	                   "[host \"c\"]\n"      /* 8 */
+	                   "url = ssh://c\n"     /* 9 */
+	                   "[host \"d\"]\n"      /* 10 */
+	                   "url = ssh://d\n"     /* 11 */
+	                   "api = 1.43\n";       /* 12: fine */
 	const char *want[] = {
 	    "t.ini:2: [defaults] api: 'nope' is not an API version like 1.43 (runtime 'docker' of "
 	    "host \"a\")",
-	    "t.ini:7: [host \"b\"] api: 'no-such-api' is not an API version like 1.43",
-	    NULL};
+	    "t.ini:7: [host \"b\"] api: 'no-such-api' is not an API version like 1.43", NULL};
 
 	assert_int_equal(cfg_parse_string("t.ini", text, &c), 0);
 	assert_int_equal(cfg_check_plugins_v(&c, fake_lookup, fake_validate, &calls), 2);
@@ -977,8 +982,10 @@ test_poll_interval(void **s)
 	cfg_free(&c);
 
 	assert_int_not_equal(
-	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\npoll_interval = 10ms\n", &c), 0);
-	expect_one_error(&c, "t.ini:3: [host \"a\"] poll_interval: '10ms' is out of range (100ms..1h)");
+	    cfg_parse_string("t.ini", "[host \"a\"]\nurl = ssh://a\npoll_interval = 10ms\n", &c),
+	    0);
+	expect_one_error(&c,
+	                 "t.ini:3: [host \"a\"] poll_interval: '10ms' is out of range (100ms..1h)");
 	cfg_free(&c);
 }
 
@@ -1143,54 +1150,53 @@ test_print(void **s)
 	assert_non_null(f);
 	cfg_print(&c, f);
 	fclose(f);
-	const char *want =
-	    "[defaults]\n"
-	    "  plugin_dir         = /usr/lib/x86_64-linux-gnu/rdhpf\n"
-	    "  log_format         = json\n"
-	    "  log_level          = debug\n"
-	    "  runtime_dir        = /run/rdhpf\n"
-	    "\n"
-	    "[host \"ci-linux\"]\n"
-	    "  url                = ssh://ci@build.example.net:2222\n"
-	    "  transport          = libssh2\n"
-	    "  runtime            = podman\n"
-	    "  bind_address       = ::1\n"
-	    "  health_interval    = 1m\n"
-	    "  poll_interval      = 2s\n"
-	    "  keepalive_interval = 7s\n"
-	    "  keepalive_count    = 4\n"
-	    "  connect_timeout    = 3s\n"
-	    "  backoff_initial    = 250ms\n"
-	    "  backoff_max        = 1m\n"
-	    "  backoff_multiplier = 1.5\n"
-	    "  backoff_jitter     = 0.25\n"
-	    "  breaker_threshold  = 20\n"
-	    "  breaker_cooldown   = 1h\n"
-	    "  reconnect_probe    = yes\n"
-	    "  port_offset        = 0\n"
-	    "  frobnicate         = yes   (plugin)\n"
-	    "  some_plugin_key    = value   (plugin, from [defaults])\n"
-	    "\n"
-	    "[host \"plain\"]\n"
-	    "  url                = ssh://plain.example.net\n"
-	    "  transport          = openssh\n"
-	    "  runtime            = podman\n"
-	    "  bind_address       = ::1\n"
-	    "  health_interval    = 1m\n"
-	    "  poll_interval      = 2s\n"
-	    "  keepalive_interval = 5s\n"
-	    "  keepalive_count    = 4\n"
-	    "  connect_timeout    = 3s\n"
-	    "  backoff_initial    = 250ms\n"
-	    "  backoff_max        = 1m\n"
-	    "  backoff_multiplier = 1.5\n"
-	    "  backoff_jitter     = 0.25\n"
-	    "  breaker_threshold  = 20\n"
-	    "  breaker_cooldown   = 1h\n"
-	    "  reconnect_probe    = yes\n"
-	    "  port_offset        = 0\n"
-	    "  frobnicate         = no   (plugin, from [defaults])\n"
-	    "  some_plugin_key    = value   (plugin, from [defaults])\n";
+	const char *want = "[defaults]\n"
+	                   "  plugin_dir         = /usr/lib/x86_64-linux-gnu/rdhpf\n"
+	                   "  log_format         = json\n"
+	                   "  log_level          = debug\n"
+	                   "  runtime_dir        = /run/rdhpf\n"
+	                   "\n"
+	                   "[host \"ci-linux\"]\n"
+	                   "  url                = ssh://ci@build.example.net:2222\n"
+	                   "  transport          = libssh2\n"
+	                   "  runtime            = podman\n"
+	                   "  bind_address       = ::1\n"
+	                   "  health_interval    = 1m\n"
+	                   "  poll_interval      = 2s\n"
+	                   "  keepalive_interval = 7s\n"
+	                   "  keepalive_count    = 4\n"
+	                   "  connect_timeout    = 3s\n"
+	                   "  backoff_initial    = 250ms\n"
+	                   "  backoff_max        = 1m\n"
+	                   "  backoff_multiplier = 1.5\n"
+	                   "  backoff_jitter     = 0.25\n"
+	                   "  breaker_threshold  = 20\n"
+	                   "  breaker_cooldown   = 1h\n"
+	                   "  reconnect_probe    = yes\n"
+	                   "  port_offset        = 0\n"
+	                   "  frobnicate         = yes   (plugin)\n"
+	                   "  some_plugin_key    = value   (plugin, from [defaults])\n"
+	                   "\n"
+	                   "[host \"plain\"]\n"
+	                   "  url                = ssh://plain.example.net\n"
+	                   "  transport          = openssh\n"
+	                   "  runtime            = podman\n"
+	                   "  bind_address       = ::1\n"
+	                   "  health_interval    = 1m\n"
+	                   "  poll_interval      = 2s\n"
+	                   "  keepalive_interval = 5s\n"
+	                   "  keepalive_count    = 4\n"
+	                   "  connect_timeout    = 3s\n"
+	                   "  backoff_initial    = 250ms\n"
+	                   "  backoff_max        = 1m\n"
+	                   "  backoff_multiplier = 1.5\n"
+	                   "  backoff_jitter     = 0.25\n"
+	                   "  breaker_threshold  = 20\n"
+	                   "  breaker_cooldown   = 1h\n"
+	                   "  reconnect_probe    = yes\n"
+	                   "  port_offset        = 0\n"
+	                   "  frobnicate         = no   (plugin, from [defaults])\n"
+	                   "  some_plugin_key    = value   (plugin, from [defaults])\n";
 	assert_string_equal(buf, want);
 	free(buf);
 	cfg_free(&c);
@@ -1223,8 +1229,8 @@ test_add_error_format(void **s)
 	cfg_add_error(&c, 3, "host \"x\"", "k", "bad %s", "thing");
 	cfg_add_error(&c, 4, "defaults", NULL, "whole section");
 	cfg_add_error(&c, 0, NULL, NULL, "file: %d", 5);
-	const char *want[] = {"f.ini:3: [host \"x\"] k: bad thing", "f.ini:4: [defaults]: whole section",
-	                      "f.ini: file: 5", NULL};
+	const char *want[] = {"f.ini:3: [host \"x\"] k: bad thing",
+	                      "f.ini:4: [defaults]: whole section", "f.ini: file: 5", NULL};
 	expect_errors(&c, want);
 	cfg_free(&c);
 }

@@ -9,29 +9,80 @@
 
 #include "core.h"
 
-static int nop_create(struct rdhpf_ctx *c, const struct rdhpf_host_params *p, void **s, char *e,
-                      size_t l)
+static int
+nop_create(struct rdhpf_ctx *c, const struct rdhpf_host_params *p, void **s, char *e, size_t l)
 {
-	(void)c; (void)p; (void)s; (void)e; (void)l;
+	(void)c;
+	(void)p;
+	(void)s;
+	(void)e;
+	(void)l;
 	return 0;
 }
-static void nop_void(void *s) { (void)s; }
-static int nop_watch(void *s, const struct rdhpf_watch_cbs *c, void *a) { (void)s; (void)c; (void)a; return 0; }
-static int nop_list(void *s, rdhpf_list_fn d, void *a) { (void)s; (void)d; (void)a; return 0; }
+static void
+nop_void(void *s)
+{
+	(void)s;
+}
+static int
+nop_watch(void *s, const struct rdhpf_watch_cbs *c, void *a)
+{
+	(void)s;
+	(void)c;
+	(void)a;
+	return 0;
+}
+static int
+nop_list(void *s, rdhpf_list_fn d, void *a)
+{
+	(void)s;
+	(void)d;
+	(void)a;
+	return 0;
+}
 
-static int nop_done(void *s, rdhpf_done_fn d, void *a) { (void)s; (void)d; (void)a; return 0; }
-static int nop_fwd(void *s, const struct rdhpf_forward *f, rdhpf_done_fn d, void *a)
+static int
+nop_done(void *s, rdhpf_done_fn d, void *a)
 {
-	(void)s; (void)f; (void)d; (void)a;
+	(void)s;
+	(void)d;
+	(void)a;
 	return 0;
 }
-static int nop_exec(void *s, const char *const *v, const struct rdhpf_stream_cbs *c, void *a, void **o)
+static int
+nop_fwd(void *s, const struct rdhpf_forward *f, rdhpf_done_fn d, void *a)
 {
-	(void)s; (void)v; (void)c; (void)a; (void)o;
+	(void)s;
+	(void)f;
+	(void)d;
+	(void)a;
 	return 0;
 }
-static int nop_write(void *s, void *st, const void *b, size_t l) { (void)s; (void)st; (void)b; (void)l; return 0; }
-static void nop_close(void *s, void *st) { (void)s; (void)st; }
+static int
+nop_exec(void *s, const char *const *v, const struct rdhpf_stream_cbs *c, void *a, void **o)
+{
+	(void)s;
+	(void)v;
+	(void)c;
+	(void)a;
+	(void)o;
+	return 0;
+}
+static int
+nop_write(void *s, void *st, const void *b, size_t l)
+{
+	(void)s;
+	(void)st;
+	(void)b;
+	(void)l;
+	return 0;
+}
+static void
+nop_close(void *s, void *st)
+{
+	(void)s;
+	(void)st;
+}
 
 static struct rdhpf_runtime_ops rops;
 static struct rdhpf_plugin_info info;
@@ -234,17 +285,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_good, setup),
-		cmocka_unit_test_setup(test_major_mismatch_names_both, setup),
-		cmocka_unit_test_setup(test_newer_minor_accepted, setup),
-		cmocka_unit_test_setup(test_small_struct_refused, setup),
-		cmocka_unit_test_setup(test_null_mandatory_slot, setup),
-		cmocka_unit_test_setup(test_bad_name_kind, setup),
-		cmocka_unit_test_setup(test_claimed_cap_needs_slot, setup),
-		cmocka_unit_test_setup(test_ops_size, setup),
-		cmocka_unit_test(test_slot_inside),
-		cmocka_unit_test_setup(test_events_cap, setup),
-		cmocka_unit_test_setup(test_options_table, setup),
+	    cmocka_unit_test_setup(test_good, setup),
+	    cmocka_unit_test_setup(test_major_mismatch_names_both, setup),
+	    cmocka_unit_test_setup(test_newer_minor_accepted, setup),
+	    cmocka_unit_test_setup(test_small_struct_refused, setup),
+	    cmocka_unit_test_setup(test_null_mandatory_slot, setup),
+	    cmocka_unit_test_setup(test_bad_name_kind, setup),
+	    cmocka_unit_test_setup(test_claimed_cap_needs_slot, setup),
+	    cmocka_unit_test_setup(test_ops_size, setup),
+	    cmocka_unit_test(test_slot_inside),
+	    cmocka_unit_test_setup(test_events_cap, setup),
+	    cmocka_unit_test_setup(test_options_table, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

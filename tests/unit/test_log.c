@@ -86,13 +86,15 @@ test_logfmt_exact(void **state)
 {
 	(void)state;
 	log_kv(RDHPF_LOG_INFO, "ci", "openssh", "connected", "key", "value", NULL);
-	assert_string_equal(take(), TS "level=info msg=\"connected\" host=ci plugin=openssh key=value\n");
+	assert_string_equal(take(),
+	                    TS "level=info msg=\"connected\" host=ci plugin=openssh key=value\n");
 
 	/* host and plugin are optional; NULL values are skipped */
 	log_kv(RDHPF_LOG_ERROR, NULL, NULL, "boot", "a", NULL, "b", "2", NULL);
 	assert_string_equal(take(), TS "level=error msg=\"boot\" b=2\n");
 
-	log_emit(RDHPF_LOG_WARN, "h", NULL, "kv array", (const struct kv_pair[]){{"x", "1"}, {"y", "2"}}, 2);
+	log_emit(RDHPF_LOG_WARN, "h", NULL, "kv array",
+	         (const struct kv_pair[]){{"x", "1"}, {"y", "2"}}, 2);
 	assert_string_equal(take(), TS "level=warn msg=\"kv array\" host=h x=1 y=2\n");
 }
 
@@ -101,7 +103,8 @@ test_logfmt_quoting(void **state)
 {
 	(void)state;
 	log_kv(RDHPF_LOG_INFO, "ci", NULL, "q", "empty", "", "space", "a b", "eq", "a=b", "quote",
-	       "say \"hi\"", "bs", "c:\\dir", "utf8", "h\xc3\xa9llo", "url", "ssh://u@h:22/x", NULL);
+	       "say \"hi\"", "bs", "c:\\dir", "utf8", "h\xc3\xa9llo", "url", "ssh://u@h:22/x",
+	       NULL);
 	assert_string_equal(take(), TS "level=info msg=\"q\" host=ci empty=\"\" space=\"a b\" "
 	                               "eq=\"a=b\" quote=\"say \\\"hi\\\"\" bs=\"c:\\\\dir\" "
 	                               "utf8=h\xc3\xa9llo url=ssh://u@h:22/x\n");
@@ -118,13 +121,14 @@ test_logfmt_hostile_values_cannot_forge_lines(void **state)
 
 	(void)state;
 	log_kv(RDHPF_LOG_WARN, "ci", "runtime-docker", "stream ended", "err", forged, NULL);
-	assert_string_equal(take(), TS "level=warn msg=\"stream ended\" host=ci "
-	                               "plugin=runtime-docker err=\"a\\nlevel=error msg=forged\"\n");
+	assert_string_equal(take(),
+	                    TS "level=warn msg=\"stream ended\" host=ci "
+	                       "plugin=runtime-docker err=\"a\\nlevel=error msg=forged\"\n");
 
 	/* in every position, with every kind of line break or control */
-	log_kv(RDHPF_LOG_WARN, "h\nlevel=error", "p\r\n", "m\nts=0 level=error msg=x",
-	       "v", "x\r\ny\x1b[31m\x7f\x01\tz", "c1", "\xc2\x85nel", "ls", "\xe2\x80\xa8ls",
-	       "bad", "\xff\xfe\xc3", NULL);
+	log_kv(RDHPF_LOG_WARN, "h\nlevel=error", "p\r\n", "m\nts=0 level=error msg=x", "v",
+	       "x\r\ny\x1b[31m\x7f\x01\tz", "c1", "\xc2\x85nel", "ls", "\xe2\x80\xa8ls", "bad",
+	       "\xff\xfe\xc3", NULL);
 	s = take();
 	assert_int_equal(count_char(s, '\n'), 1);
 	assert_int_equal(count_char(s, '\r'), 0);
@@ -132,10 +136,11 @@ test_logfmt_hostile_values_cannot_forge_lines(void **state)
 	assert_null(strchr(s, 0x7f));
 	assert_null(strstr(s, "\xc2\x85"));
 	assert_null(strstr(s, "\xe2\x80\xa8"));
-	assert_string_equal(s, TS "level=warn msg=\"m\\nts=0 level=error msg=x\" host=\"h\\nlevel=error\" "
-	                          "plugin=\"p\\r\\n\" v=\"x\\r\\ny\\x1b[31m\\x7f\\x01\\tz\" "
-	                          "c1=\"\\xc2\\x85nel\" ls=\"\\xe2\\x80\\xa8ls\" "
-	                          "bad=\"\\xff\\xfe\\xc3\"\n");
+	assert_string_equal(
+	    s, TS "level=warn msg=\"m\\nts=0 level=error msg=x\" host=\"h\\nlevel=error\" "
+	          "plugin=\"p\\r\\n\" v=\"x\\r\\ny\\x1b[31m\\x7f\\x01\\tz\" "
+	          "c1=\"\\xc2\\x85nel\" ls=\"\\xe2\\x80\\xa8ls\" "
+	          "bad=\"\\xff\\xfe\\xc3\"\n");
 }
 
 static void
@@ -144,7 +149,8 @@ test_key_sanitized(void **state)
 	(void)state;
 	log_kv(RDHPF_LOG_INFO, NULL, NULL, "k", "bad key=x\n", "1", "level", "error", "msg", "m",
 	       "", "e", NULL);
-	assert_string_equal(take(), TS "level=info msg=\"k\" bad_key_x_=1 _level=error _msg=m _=e\n");
+	assert_string_equal(take(),
+	                    TS "level=info msg=\"k\" bad_key_x_=1 _level=error _msg=m _=e\n");
 }
 
 static void
@@ -177,7 +183,8 @@ parse_line(const char *line, size_t len)
 static void
 test_json_valid_and_round_trips(void **state)
 {
-	const char *hostile = "a\nlevel=error msg=forged \"q\" \\ \t\x01\x7f \xc2\x85 \xe2\x80\xa8 h\xc3\xa9 \xf0\x9f\x90\xb3";
+	const char *hostile = "a\nlevel=error msg=forged \"q\" \\ \t\x01\x7f \xc2\x85 \xe2\x80\xa8 "
+	                      "h\xc3\xa9 \xf0\x9f\x90\xb3";
 	const char *s, *nl;
 	json_t *j;
 
@@ -185,10 +192,14 @@ test_json_valid_and_round_trips(void **state)
 	log_set_format(LOG_JSON);
 	log_kv(RDHPF_LOG_INFO, "ci", "openssh", "connected", "key", "value", NULL);
 	s = take();
-	assert_string_equal(s, "{\"ts\":\"2026-11-28T03:15:50.123Z\",\"level\":\"info\",\"msg\":\"connected\","
-	                       "\"host\":\"ci\",\"plugin\":\"openssh\",\"key\":\"value\"}\n");
+	assert_string_equal(
+	    s, "{\"ts\":\"2026-11-28T03:15:50.123Z\",\"level\":\"info\",\"msg\":\"connected\","
+	       "\"host\":\"ci\",\"plugin\":\"openssh\",\"key\":\"value\"}\n");
 
-	log_kv(RDHPF_LOG_ERROR, "h\"x", NULL, hostile, "err", hostile, "bad", "\xff" "ok\xc3", NULL);
+	log_kv(RDHPF_LOG_ERROR, "h\"x", NULL, hostile, "err", hostile, "bad",
+	       "\xff"
+	       "ok\xc3",
+	       NULL);
 	s = take();
 	nl = strchr(s, '\n');
 	assert_non_null(nl);
@@ -199,8 +210,8 @@ test_json_valid_and_round_trips(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "msg")), hostile);
 	assert_string_equal(json_string_value(json_object_get(j, "err")), hostile);
 	/* not UTF-8: replaced, still valid JSON */
-	assert_string_equal(json_string_value(json_object_get(j, "bad")),
-	                    "\xef\xbf\xbd" "ok\xef\xbf\xbd");
+	assert_string_equal(json_string_value(json_object_get(j, "bad")), "\xef\xbf\xbd"
+	                                                                  "ok\xef\xbf\xbd");
 	assert_null(json_object_get(j, "plugin"));
 	json_decref(j);
 }
@@ -211,20 +222,22 @@ test_redaction(void **state)
 	const char *s;
 
 	(void)state;
-	log_kv(RDHPF_LOG_INFO, "ci", NULL, "secrets", "password", "hunter2", "SSH_Passphrase", "hunter2",
-	       "client_secret", "hunter2", "api-token", "hunter2", "Private-Key", "hunter2",
-	       "private_key_file", "hunter2", "Authorization", "Bearer hunter2", "user", "bob", NULL);
+	log_kv(RDHPF_LOG_INFO, "ci", NULL, "secrets", "password", "hunter2", "SSH_Passphrase",
+	       "hunter2", "client_secret", "hunter2", "api-token", "hunter2", "Private-Key",
+	       "hunter2", "private_key_file", "hunter2", "Authorization", "Bearer hunter2", "user",
+	       "bob", NULL);
 	s = take();
 	assert_null(strstr(s, "hunter2"));
-	assert_string_equal(s, TS "level=info msg=\"secrets\" host=ci password=[redacted] "
-	                          "SSH_Passphrase=[redacted] client_secret=[redacted] "
-	                          "api-token=[redacted] Private-Key=[redacted] "
-	                          "private_key_file=[redacted] Authorization=[redacted] user=bob\n");
+	assert_string_equal(s,
+	                    TS "level=info msg=\"secrets\" host=ci password=[redacted] "
+	                       "SSH_Passphrase=[redacted] client_secret=[redacted] "
+	                       "api-token=[redacted] Private-Key=[redacted] "
+	                       "private_key_file=[redacted] Authorization=[redacted] user=bob\n");
 
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "fetch https://bob:hunter2@example.com/x failed",
-	       "url", "https://bob:hunter2@example.com:8443/p?q=1#f",
-	       "two", "a http://u:p1@h1 and ssh://v:p2@h2/ x", "nopass", "ssh://bob@host:22",
-	       "at_in_path", "http://host/a:b@c", "empty_pw", "http://u:@h", NULL);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "fetch https://bob:hunter2@example.com/x failed", "url",
+	       "https://bob:hunter2@example.com:8443/p?q=1#f", "two",
+	       "a http://u:p1@h1 and ssh://v:p2@h2/ x", "nopass", "ssh://bob@host:22", "at_in_path",
+	       "http://host/a:b@c", "empty_pw", "http://u:@h", NULL);
 	s = take();
 	assert_null(strstr(s, "hunter2"));
 	assert_string_equal(s, TS "level=info msg=\"fetch https://bob:***@example.com/x failed\" "
@@ -258,7 +271,8 @@ test_level_filtering(void **state)
 	assert_string_equal(take(), "");
 	log_kv(RDHPF_LOG_WARN, NULL, NULL, "warn", NULL);
 	log_kv(RDHPF_LOG_ERROR, NULL, NULL, "error", NULL);
-	assert_string_equal(take(), TS "level=warn msg=\"warn\"\n" TS "level=error msg=\"error\"\n");
+	assert_string_equal(take(),
+	                    TS "level=warn msg=\"warn\"\n" TS "level=error msg=\"error\"\n");
 
 	log_set_level(RDHPF_LOG_ERROR);
 	log_kv(RDHPF_LOG_WARN, NULL, NULL, "warn2", NULL);
@@ -268,7 +282,8 @@ test_level_filtering(void **state)
 	log_set_level(RDHPF_LOG_TRACE);
 	log_kv(RDHPF_LOG_DEBUG, NULL, NULL, "debug", NULL);
 	log_kv(RDHPF_LOG_TRACE, NULL, NULL, "trace", NULL);
-	assert_string_equal(take(), TS "level=debug msg=\"debug\"\n" TS "level=trace msg=\"trace\"\n");
+	assert_string_equal(take(),
+	                    TS "level=debug msg=\"debug\"\n" TS "level=trace msg=\"trace\"\n");
 }
 
 static void
@@ -314,9 +329,10 @@ test_huge_values_are_bounded(void **state)
 	assert_non_null(strstr(s, "AAA...\" after=1\n"));
 
 	/* many fields: whole fields are dropped, the line says so */
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "many", "k1", mid, "k2", mid, "k3", mid, "k4", mid, "k5", mid,
-	       "k6", mid, "k7", mid, "k8", mid, "k9", mid, "k10", mid, "k11", mid, "k12", mid, "k13", mid,
-	       "k14", mid, "k15", mid, "k16", mid, "k17", mid, "k18", mid, "k19", mid, "k20", mid, NULL);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "many", "k1", mid, "k2", mid, "k3", mid, "k4", mid, "k5",
+	       mid, "k6", mid, "k7", mid, "k8", mid, "k9", mid, "k10", mid, "k11", mid, "k12", mid,
+	       "k13", mid, "k14", mid, "k15", mid, "k16", mid, "k17", mid, "k18", mid, "k19", mid,
+	       "k20", mid, NULL);
 	s = take();
 	assert_int_equal(count_char(s, '\n'), 1);
 	assert_true(strlen(s) <= 16384);
@@ -325,9 +341,10 @@ test_huge_values_are_bounded(void **state)
 	assert_null(strstr(s, "k20="));
 
 	log_set_format(LOG_JSON);
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "many json", "k1", mid, "k2", mid, "k3", mid, "k4", mid, "k5", mid,
-	       "k6", mid, "k7", mid, "k8", mid, "k9", mid, "k10", mid, "k11", mid, "k12", mid, "k13", mid,
-	       "k14", mid, "k15", mid, "k16", mid, "k17", mid, "k18", mid, "k19", mid, "k20", big, NULL);
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "many json", "k1", mid, "k2", mid, "k3", mid, "k4", mid,
+	       "k5", mid, "k6", mid, "k7", mid, "k8", mid, "k9", mid, "k10", mid, "k11", mid, "k12",
+	       mid, "k13", mid, "k14", mid, "k15", mid, "k16", mid, "k17", mid, "k18", mid, "k19",
+	       mid, "k20", big, NULL);
 	s = take();
 	assert_true(strlen(s) <= 16384);
 	json_t *j = parse_line(s, strlen(s) - 1);
@@ -337,7 +354,8 @@ test_huge_values_are_bounded(void **state)
 	for (size_t i = 0; i + 1 < 100000; i += 2)
 		memcpy(big + i, "\xc3\xa9", 2);
 	big[99999] = '\0';
-	log_kv(RDHPF_LOG_INFO, NULL, NULL, "utf8", "v", big + 1, NULL); /* odd start: a stray byte */
+	log_kv(RDHPF_LOG_INFO, NULL, NULL, "utf8", "v", big + 1,
+	       NULL); /* odd start: a stray byte */
 	s = take();
 	j = parse_line(s, strlen(s) - 1);
 	const char *v = json_string_value(json_object_get(j, "v"));
@@ -379,8 +397,9 @@ test_repeats_collapse_and_summarize(void **state)
 
 	mono += 5 * MIN_MS - 4000; /* exactly 10 min after the first line */
 	log_flush_repeats(0);
-	assert_string_equal(take(), TS "level=warn msg=\"connect failed (repeated 4 times in 10m)\" "
-	                               "host=ci plugin=openssh err=\"Connection refused\" repeated=4\n");
+	assert_string_equal(take(),
+	                    TS "level=warn msg=\"connect failed (repeated 4 times in 10m)\" "
+	                       "host=ci plugin=openssh err=\"Connection refused\" repeated=4\n");
 	log_flush_repeats(0);
 	log_flush_repeats(1); /* nothing left */
 	assert_string_equal(take(), "");
@@ -403,10 +422,13 @@ test_signature_fields(void **state)
 	fail_once("ci2", "Connection refused");  /* other host */
 	fail_once(NULL, "Connection refused");   /* no host */
 	fail_once("", "Connection refused");     /* empty host is not no host */
-	log_kv(RDHPF_LOG_ERROR, "ci", "openssh", "connect failed", "err", "Connection refused", NULL);
-	log_kv(RDHPF_LOG_WARN, "ci", "libssh2", "connect failed", "err", "Connection refused", NULL);
+	log_kv(RDHPF_LOG_ERROR, "ci", "openssh", "connect failed", "err", "Connection refused",
+	       NULL);
+	log_kv(RDHPF_LOG_WARN, "ci", "libssh2", "connect failed", "err", "Connection refused",
+	       NULL);
 	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed", NULL); /* no err */
-	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed!", "err", "Connection refused", NULL);
+	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed!", "err", "Connection refused",
+	       NULL);
 	assert_int_equal(count_char(take(), '\n'), 9);
 	/* all of them again: all suppressed, whatever the other keys say */
 	fail_once("ci", "Connection refused");
@@ -414,10 +436,13 @@ test_signature_fields(void **state)
 	fail_once("ci2", "Connection refused");
 	fail_once(NULL, "Connection refused");
 	fail_once("", "Connection refused");
-	log_kv(RDHPF_LOG_ERROR, "ci", "openssh", "connect failed", "err", "Connection refused", "x", "y", NULL);
-	log_kv(RDHPF_LOG_WARN, "ci", "libssh2", "connect failed", "err", "Connection refused", NULL);
+	log_kv(RDHPF_LOG_ERROR, "ci", "openssh", "connect failed", "err", "Connection refused", "x",
+	       "y", NULL);
+	log_kv(RDHPF_LOG_WARN, "ci", "libssh2", "connect failed", "err", "Connection refused",
+	       NULL);
 	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed", "other", "z", NULL);
-	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed!", "err", "Connection refused", NULL);
+	log_kv(RDHPF_LOG_WARN, "ci", "openssh", "connect failed!", "err", "Connection refused",
+	       NULL);
 	assert_string_equal(take(), "");
 	log_flush_repeats(1);
 	const char *s = take();
@@ -522,13 +547,13 @@ test_table_is_bounded_lru(void **state)
 	/* a 65th signature evicts the least recently used, m1, with its summary */
 	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m64", NULL);
 	s = take();
-	assert_string_equal(s, TS "level=warn msg=\"m1 (repeated 1 times in 0ms)\" repeated=1\n"
-	                          TS "level=warn msg=\"m64\"\n");
+	assert_string_equal(s, TS "level=warn msg=\"m1 (repeated 1 times in 0ms)\" repeated=1\n" TS
+	                          "level=warn msg=\"m64\"\n");
 	/* m1 forgot its window: prints again; that evicts m2 */
 	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m1", NULL);
 	s = take();
-	assert_string_equal(s, TS "level=warn msg=\"m2 (repeated 1 times in 0ms)\" repeated=1\n"
-	                          TS "level=warn msg=\"m1\"\n");
+	assert_string_equal(s, TS "level=warn msg=\"m2 (repeated 1 times in 0ms)\" repeated=1\n" TS
+	                          "level=warn msg=\"m1\"\n");
 	/* m0 is still there */
 	log_kv(RDHPF_LOG_WARN, NULL, NULL, "m0", NULL);
 	assert_string_equal(take(), "");
@@ -567,7 +592,8 @@ occurrences(const char *s, size_t *lines)
 			r = strstr(p, "\"repeated\":");
 		if (r != NULL && r < nl) {
 			char *end;
-			unsigned long long v = strtoull(strchr(r, r[8] == '=' ? '=' : ':') + 1, &end, 10);
+			unsigned long long v =
+			    strtoull(strchr(r, r[8] == '=' ? '=' : ':') + 1, &end, 10);
 			assert_true(end > r);
 			total += v;
 		} else {
@@ -592,7 +618,8 @@ outage(enum log_format fmt)
 	for (uint64_t t = 0; t < 3600 * 1000; t += 1000) {
 		mono = start + t;
 		if (t % 2000 == 0) {
-			fail_once("ci", "ssh: connect to host 10.0.0.2 port 22: Connection refused");
+			fail_once("ci",
+			          "ssh: connect to host 10.0.0.2 port 22: Connection refused");
 			n++;
 		}
 		if (t % 10000 == 0)

@@ -28,8 +28,7 @@ struct desired {
 };
 
 static void
-desired_of(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
-           struct desired *d)
+desired_of(const struct rc_container *cs, size_t n, const struct rc_policy *pol, struct desired *d)
 {
 	memset(d, 0xa5, sizeof *d); /* every out param must be written */
 	assert_int_equal(rc_desired(cs, n, pol, &d->f, &d->n, &d->conf, &d->n_conf, &d->udp), 0);
@@ -199,12 +198,14 @@ static void
 test_adds_from_empty(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{PORT_SZ, "0.0.0.0", 9090, 90, TCP},
-		{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+	    {PORT_SZ, "0.0.0.0", 9090, 90, TCP},
+	    {PORT_SZ, "0.0.0.0", 8080, 80, TCP},
 	};
 	const struct rdhpf_port pb[] = {{PORT_SZ, "127.0.0.1", 5432, 5432, TCP}};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
-	const struct rdhpf_container b = {.id = "bbbb", .name = "db", .ports = pb, .n_ports = NELEM(pb)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container b = {
+	    .id = "bbbb", .name = "db", .ports = pb, .n_ports = NELEM(pb)};
 	const struct rc_container cs[] = {{&a, 1}, {&b, 2}};
 	struct desired d;
 	struct rc_action *acts;
@@ -236,8 +237,10 @@ test_adds_from_empty(void **state)
 static void
 test_removes_to_empty(void **state)
 {
-	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "0.0.0.0", 8443, 443, TCP}};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+	                                {PORT_SZ, "0.0.0.0", 8443, 443, TCP}};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 	struct rc_action *acts;
@@ -261,11 +264,14 @@ static void
 test_dual_stack_dedupe(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "::", 8080, 80, TCP}, /* docker's pair */
-		{PORT_SZ, "::", 8081, 81, TCP}, {PORT_SZ, "", 8081, 81, TCP},        /* podman-ish, reversed */
-		{PORT_SZ, "::", 8082, 82, TCP},                             /* v6 only */
+	    {PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+	    {PORT_SZ, "::", 8080, 80, TCP}, /* docker's pair */
+	    {PORT_SZ, "::", 8081, 81, TCP},
+	    {PORT_SZ, "", 8081, 81, TCP},   /* podman-ish, reversed */
+	    {PORT_SZ, "::", 8082, 82, TCP}, /* v6 only */
 	};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -303,12 +309,15 @@ static void
 test_udp_skipped_and_counted(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{PORT_SZ, "0.0.0.0", 53, 53, UDP}, {PORT_SZ, "::", 53, 53, UDP}, /* one dual-stack UDP port */
-		{PORT_SZ, "0.0.0.0", 53, 53, TCP}, {PORT_SZ, "::", 53, 53, TCP},
-		{PORT_SZ, "0.0.0.0", 9999, 9999, RDHPF_PROTO_SCTP},
-		{PORT_SZ, "127.0.0.1", 5000, 5000, UDP},
+	    {PORT_SZ, "0.0.0.0", 53, 53, UDP},
+	    {PORT_SZ, "::", 53, 53, UDP}, /* one dual-stack UDP port */
+	    {PORT_SZ, "0.0.0.0", 53, 53, TCP},
+	    {PORT_SZ, "::", 53, 53, TCP},
+	    {PORT_SZ, "0.0.0.0", 9999, 9999, RDHPF_PROTO_SCTP},
+	    {PORT_SZ, "127.0.0.1", 5000, 5000, UDP},
 	};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "dns", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "dns", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 	struct rc_forward *out, *conf;
@@ -335,8 +344,10 @@ test_udp_skipped_and_counted(void **state)
 static void
 test_ephemeral_zero_skipped(void **state)
 {
-	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 0, 80, TCP}, {PORT_SZ, "0.0.0.0", 0, 53, UDP}};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 0, 80, TCP},
+	                                {PORT_SZ, "0.0.0.0", 0, 53, UDP}};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -352,11 +363,12 @@ static void
 test_specific_host_ip(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{PORT_SZ, "127.0.0.1", 8080, 80, TCP},
-		{PORT_SZ, "10.1.2.3", 8081, 81, TCP},
-		{PORT_SZ, "::1", 8082, 82, TCP},
+	    {PORT_SZ, "127.0.0.1", 8080, 80, TCP},
+	    {PORT_SZ, "10.1.2.3", 8081, 81, TCP},
+	    {PORT_SZ, "::1", 8082, 82, TCP},
 	};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -375,11 +387,15 @@ static void
 test_host_ip_must_be_an_address(void **state)
 {
 	const struct rdhpf_port pa[] = {
-	    {PORT_SZ, "evil.example.com", 8080, 80, TCP}, {PORT_SZ, "-oProxyCommand=x", 8081, 81, TCP},
-	    {PORT_SZ, "10.1.2.3", 8082, 82, TCP},         {PORT_SZ, "localhost", 8083, 83, TCP},
-	    {PORT_SZ, "fe80::1", 8084, 84, TCP},          {PORT_SZ, "1.2.3", 8085, 85, TCP},
+	    {PORT_SZ, "evil.example.com", 8080, 80, TCP},
+	    {PORT_SZ, "-oProxyCommand=x", 8081, 81, TCP},
+	    {PORT_SZ, "10.1.2.3", 8082, 82, TCP},
+	    {PORT_SZ, "localhost", 8083, 83, TCP},
+	    {PORT_SZ, "fe80::1", 8084, 84, TCP},
+	    {PORT_SZ, "1.2.3", 8085, 85, TCP},
 	};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -400,8 +416,8 @@ test_host_ip_must_be_an_address(void **state)
 		struct rc_forward *out = NULL, *conf = NULL;
 		struct rc_skip *sk = NULL;
 		size_t n_out = 0, n_conf = 0, n_sk = 0;
-		assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &default_pol, &out, &n_out, &conf,
-		                                 &n_conf, &sk, &n_sk),
+		assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &default_pol, &out, &n_out,
+		                                 &conf, &n_conf, &sk, &n_sk),
 		                 0);
 		assert_int_equal(n_out, 2);
 		assert_int_equal(n_sk, 4);
@@ -422,9 +438,12 @@ test_same_port_two_addresses_in_one_container(void **state)
 {
 	/* -p 10.1.2.3:8080:80 -p 127.0.0.1:8080:81: one local key, loopback
 	 * wins, the other is reported. */
-	const struct rdhpf_port pa[] = {{PORT_SZ, "10.1.2.3", 8080, 80, TCP}, {PORT_SZ, "127.0.0.1", 8080, 81, TCP},
-	                                {PORT_SZ, "127.0.0.1", 8080, 81, TCP}}; /* exact duplicate */
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_port pa[] = {
+	    {PORT_SZ, "10.1.2.3", 8080, 80, TCP},
+	    {PORT_SZ, "127.0.0.1", 8080, 81, TCP},
+	    {PORT_SZ, "127.0.0.1", 8080, 81, TCP}}; /* exact duplicate */
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -441,23 +460,24 @@ static void
 test_port_offset_and_map(void **state)
 {
 	const struct rdhpf_port pa[] = {
-		{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
-		{PORT_SZ, "0.0.0.0", 5432, 5432, TCP},
-		{PORT_SZ, "0.0.0.0", 60000, 1, TCP}, /* + 10000 is out of range */
-		{PORT_SZ, "0.0.0.0", 7000, 7000, TCP},
+	    {PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+	    {PORT_SZ, "0.0.0.0", 5432, 5432, TCP},
+	    {PORT_SZ, "0.0.0.0", 60000, 1, TCP}, /* + 10000 is out of range */
+	    {PORT_SZ, "0.0.0.0", 7000, 7000, TCP},
 	};
 	const struct rc_port_map map[] = {{8080, 80}, {7000, 0}};
-	const struct rc_policy pol = {.bind = "127.0.0.2", .port_offset = 10000, .map = map,
-	                              .n_map = NELEM(map)};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rc_policy pol = {
+	    .bind = "127.0.0.2", .port_offset = 10000, .map = map, .n_map = NELEM(map)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "web", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
 	(void)state;
 	desired_of(cs, NELEM(cs), &pol, &d);
 	assert_int_equal(d.n, 2);
-	expect_fwd(&d.f[0], "127.0.0.2", 80, "127.0.0.1", 8080, "aaaa");     /* map wins */
-	expect_fwd(&d.f[1], "127.0.0.2", 15432, "127.0.0.1", 5432, "aaaa");  /* offset */
+	expect_fwd(&d.f[0], "127.0.0.2", 80, "127.0.0.1", 8080, "aaaa");    /* map wins */
+	expect_fwd(&d.f[1], "127.0.0.2", 15432, "127.0.0.1", 5432, "aaaa"); /* offset */
 	/* unmappable ports are reported as conflicts with local_port 0 */
 	assert_int_equal(d.n_conf, 2);
 	expect_fwd(&d.conf[0], "127.0.0.2", 0, "127.0.0.1", 7000, "aaaa");
@@ -468,9 +488,11 @@ test_port_offset_and_map(void **state)
 static void
 test_negative_offset_and_default_policy(void **state)
 {
-	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 80, 80, TCP}, {PORT_SZ, "0.0.0.0", 81, 81, TCP}};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 80, 80, TCP},
+	                                {PORT_SZ, "0.0.0.0", 81, 81, TCP}};
 	const struct rc_policy pol = {.bind = "::1", .port_offset = -80};
-	const struct rdhpf_container a = {.id = "aaaa", .name = NULL, .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = NULL, .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -496,10 +518,12 @@ test_map_can_collide_with_offset(void **state)
 {
 	/* 8080 mapped to 9000, 9000 itself forwarded as 9000: two claims on
 	 * one key within one container, resolved deterministically. */
-	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 9000, 1, TCP}, {PORT_SZ, "0.0.0.0", 8080, 2, TCP}};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 9000, 1, TCP},
+	                                {PORT_SZ, "0.0.0.0", 8080, 2, TCP}};
 	const struct rc_port_map map[] = {{8080, 9000}};
 	const struct rc_policy pol = {.bind = "127.0.0.1", .map = map, .n_map = 1};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "x", .ports = pa, .n_ports = NELEM(pa)};
 	const struct rc_container cs[] = {{&a, 1}};
 	struct desired d;
 
@@ -561,12 +585,16 @@ test_last_event_wins_and_ties(void **state)
 static void
 test_ownership_moves(void **state)
 {
-	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}, {PORT_SZ, "0.0.0.0", 9000, 9000, TCP}};
+	const struct rdhpf_port pa[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP},
+	                                {PORT_SZ, "0.0.0.0", 9000, 9000, TCP}};
 	const struct rdhpf_port pb[] = {{PORT_SZ, "0.0.0.0", 8080, 80, TCP}};
 	const struct rdhpf_port pc[] = {{PORT_SZ, "10.1.2.3", 8080, 80, TCP}};
-	const struct rdhpf_container a = {.id = "aaaa", .name = "a", .ports = pa, .n_ports = NELEM(pa)};
-	const struct rdhpf_container b = {.id = "bbbb", .name = "b", .ports = pb, .n_ports = NELEM(pb)};
-	const struct rdhpf_container c = {.id = "cccc", .name = "c", .ports = pc, .n_ports = NELEM(pc)};
+	const struct rdhpf_container a = {
+	    .id = "aaaa", .name = "a", .ports = pa, .n_ports = NELEM(pa)};
+	const struct rdhpf_container b = {
+	    .id = "bbbb", .name = "b", .ports = pb, .n_ports = NELEM(pb)};
+	const struct rdhpf_container c = {
+	    .id = "cccc", .name = "c", .ports = pc, .n_ports = NELEM(pc)};
 	struct desired d0, d1, d2, d3;
 	struct rc_action *acts;
 	size_t n;
@@ -628,8 +656,7 @@ test_ownership_moves(void **state)
 }
 
 static struct rc_forward
-fwd(const char *bind, uint16_t lp, const char *rh, uint16_t rp, const char *id,
-    const char *name)
+fwd(const char *bind, uint16_t lp, const char *rh, uint16_t rp, const char *id, const char *name)
 {
 	struct rc_forward f;
 	memset(&f, 0, sizeof f);
@@ -646,19 +673,19 @@ static void
 test_reconcile_mixed_removes_first(void **state)
 {
 	const struct rc_forward desired[] = {
-		fwd("127.0.0.1", 9000, "127.0.0.1", 9000, "new", "n"),      /* add */
-		fwd("127.0.0.1", 1000, "127.0.0.1", 1000, "keep", "k"),     /* nothing */
-		fwd("127.0.0.1", 3000, "127.0.0.1", 3001, "moved", "m"),    /* target change */
-		fwd("127.0.0.1", 4000, "127.0.0.1", 4000, "owner2", "o2"),  /* retag */
-		fwd("127.0.0.1", 5000, "127.0.0.1", 5000, "same", "renamed"), /* retag (name) */
+	    fwd("127.0.0.1", 9000, "127.0.0.1", 9000, "new", "n"),        /* add */
+	    fwd("127.0.0.1", 1000, "127.0.0.1", 1000, "keep", "k"),       /* nothing */
+	    fwd("127.0.0.1", 3000, "127.0.0.1", 3001, "moved", "m"),      /* target change */
+	    fwd("127.0.0.1", 4000, "127.0.0.1", 4000, "owner2", "o2"),    /* retag */
+	    fwd("127.0.0.1", 5000, "127.0.0.1", 5000, "same", "renamed"), /* retag (name) */
 	};
 	const struct rc_forward actual[] = {
-		fwd("127.0.0.1", 5000, "127.0.0.1", 5000, "same", "old"),
-		fwd("127.0.0.1", 4000, "127.0.0.1", 4000, "owner1", "o1"),
-		fwd("127.0.0.1", 3000, "127.0.0.1", 3000, "moved", "m"),
-		fwd("127.0.0.1", 2000, "127.0.0.1", 2000, "gone", "g"),     /* remove */
-		fwd("127.0.0.1", 1000, "127.0.0.1", 1000, "keep", "k"),
-		fwd("::1", 1000, "127.0.0.1", 1000, "other-bind", "b"),    /* remove */
+	    fwd("127.0.0.1", 5000, "127.0.0.1", 5000, "same", "old"),
+	    fwd("127.0.0.1", 4000, "127.0.0.1", 4000, "owner1", "o1"),
+	    fwd("127.0.0.1", 3000, "127.0.0.1", 3000, "moved", "m"),
+	    fwd("127.0.0.1", 2000, "127.0.0.1", 2000, "gone", "g"), /* remove */
+	    fwd("127.0.0.1", 1000, "127.0.0.1", 1000, "keep", "k"),
+	    fwd("::1", 1000, "127.0.0.1", 1000, "other-bind", "b"), /* remove */
 	};
 	struct rc_action *acts;
 	size_t n;
@@ -759,7 +786,8 @@ random_world(struct world *w)
 			w->ports[i][p].container_port = (uint16_t)(1 + rng(100));
 			w->ports[i][p].proto = rng(5) == 0 ? UDP : TCP;
 		}
-		w->c[i] = (struct rdhpf_container){.id = w->ids[i], .name = w->names[i], .ports = w->ports[i], .n_ports = np};
+		w->c[i] = (struct rdhpf_container){
+		    .id = w->ids[i], .name = w->names[i], .ports = w->ports[i], .n_ports = np};
 		w->rc[i] = (struct rc_container){&w->c[i], rng(4)}; /* ties happen */
 	}
 }

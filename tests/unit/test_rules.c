@@ -172,7 +172,8 @@ test_match(void **state)
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		struct rule r = parsed(cases[i].rule);
 		if (rule_matches(&r, &s) != cases[i].match)
-			fail_msg("'%s' should %smatch", cases[i].rule, cases[i].match ? "" : "not ");
+			fail_msg("'%s' should %smatch", cases[i].rule,
+			         cases[i].match ? "" : "not ");
 		rule_clear(&r);
 	}
 
@@ -250,8 +251,8 @@ test_covers(void **state)
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		struct rule a = parsed(cases[i].a), b = parsed(cases[i].b);
 		if (rule_covers(&a, &b) != cases[i].covers)
-			fail_msg("'%s' should %scover '%s'", cases[i].a, cases[i].covers ? "" : "not ",
-			         cases[i].b);
+			fail_msg("'%s' should %scover '%s'", cases[i].a,
+			         cases[i].covers ? "" : "not ", cases[i].b);
 		rule_clear(&a);
 		rule_clear(&b);
 	}
@@ -273,12 +274,12 @@ static struct rdhpf_port other_ports[] = {
     {.host_ip = "0.0.0.0", .host_port = 8001, .container_port = 8001, .proto = RDHPF_PROTO_TCP},
 };
 
-static const struct rdhpf_container web = {.id = "aaaa", .name = "web-1", .ports = web_ports,
-                                           .n_ports = NELEM(web_ports)};
-static const struct rdhpf_container db = {.id = "bbbb", .name = "db", .ports = db_ports,
-                                          .n_ports = NELEM(db_ports)};
-static const struct rdhpf_container other = {.id = "cccc", .name = "other",
-                                             .ports = other_ports, .n_ports = NELEM(other_ports)};
+static const struct rdhpf_container web = {
+    .id = "aaaa", .name = "web-1", .ports = web_ports, .n_ports = NELEM(web_ports)};
+static const struct rdhpf_container db = {
+    .id = "bbbb", .name = "db", .ports = db_ports, .n_ports = NELEM(db_ports)};
+static const struct rdhpf_container other = {
+    .id = "cccc", .name = "other", .ports = other_ports, .n_ports = NELEM(other_ports)};
 
 static const struct rc_forward *
 find_fwd(const struct rc_forward *f, size_t n, uint16_t remote, const char *id)
@@ -310,15 +311,19 @@ test_reconcile_rules(void **state)
 	};
 	struct rule_label dblabels[] = {{"rdhpf.skip", "true"}};
 	struct rule_label none[] = {{"x", "y"}};
-	struct rc_meta meta[] = {{.labels = none, .n_labels = 1}, {.labels = dblabels, .n_labels = 1},
-	                         {0}};
+	struct rc_meta meta[] = {
+	    {.labels = none, .n_labels = 1}, {.labels = dblabels, .n_labels = 1}, {0}};
 	rs[0].line = 10;
 	rs[1].line = 11;
 	rs[2].line = 12;
 	rs[3].line = 13;
 	struct rc_port_map map[] = {{.remote_port = 5432, .local_port = 15432}};
-	struct rc_policy pol = {.bind = "127.0.0.1", .port_offset = 100, .map = map, .n_map = 1,
-	                        .rules = rs, .n_rules = NELEM(rs)};
+	struct rc_policy pol = {.bind = "127.0.0.1",
+	                        .port_offset = 100,
+	                        .map = map,
+	                        .n_map = 1,
+	                        .rules = rs,
+	                        .n_rules = NELEM(rs)};
 	struct rc_container cs[] = {{&web, 1}, {&db, 2}, {&other, 3}};
 	struct rc_forward *f = NULL, *conf = NULL;
 	struct rc_skip *sk = NULL;
@@ -326,8 +331,8 @@ test_reconcile_rules(void **state)
 	const struct rc_forward *x;
 	const struct rc_skip *s;
 
-	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, &conf, &nconf, &sk, &nsk),
-	                 0);
+	assert_int_equal(
+	    rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, &conf, &nconf, &sk, &nsk), 0);
 
 	/* web 8001 → rule 11: ::1:18001 (other's 8001 wants the same key
 	 * and, starting later, wins) */
@@ -382,8 +387,8 @@ test_reconcile_rules(void **state)
 	/* A label rule sees the labels of its own container only. */
 	rule_clear(&rs[3]);
 	rs[3] = parsed("ignore label=rdhpf.skip=true");
-	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, &conf, &nconf, &sk, &nsk),
-	                 0);
+	assert_int_equal(
+	    rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, &conf, &nconf, &sk, &nsk), 0);
 	assert_null(find_fwd(f, nf, 5432, "bbbb"));
 	s = find_skip(sk, nsk, 5432, "bbbb");
 	assert_non_null(s);
@@ -408,7 +413,8 @@ test_reconcile_allow_list(void **state)
 	struct rc_skip *sk = NULL;
 	size_t nf = 0, nsk = 0;
 
-	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk),
+	                 0);
 	assert_int_equal(nf, 1);
 	assert_int_equal(f[0].remote_port, 3000);
 	assert_int_equal(nsk, 5);
@@ -436,7 +442,8 @@ test_bind_expand(void **state)
 	assert_string_equal(out[1], "::1");
 	assert_int_equal(rc_bind_expand("localhost", 1, out, RC_BIND_MAX), 1);
 	assert_string_equal(out[0], "127.0.0.1");
-	assert_int_equal(rc_bind_expand("::1, 127.0.0.1 localhost,,10.0.0.5", 0, out, RC_BIND_MAX), 3);
+	assert_int_equal(rc_bind_expand("::1, 127.0.0.1 localhost,,10.0.0.5", 0, out, RC_BIND_MAX),
+	                 3);
 	assert_string_equal(out[0], "::1");
 	assert_string_equal(out[1], "127.0.0.1");
 	assert_string_equal(out[2], "10.0.0.5");
@@ -456,7 +463,8 @@ test_reconcile_localhost(void **state)
 	struct rc_skip *sk = NULL;
 	size_t nf = 0, nsk = 0, taken = 0;
 
-	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk),
+	                 0);
 	/* web 8001 (lost), 9229; other 3000 (rule bind), 8001 */
 	assert_int_equal(nf, 5);
 	assert_string_equal(f[0].bind, "10.1.2.3");
@@ -481,7 +489,8 @@ test_reconcile_localhost(void **state)
 	free(f);
 	free(sk);
 	pol.no_ipv6_loopback = 1;
-	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(rc_desired_full(cs, NULL, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk),
+	                 0);
 	assert_int_equal(nf, 3);
 	for (size_t i = 0; i < nf; i++)
 		assert_string_not_equal(f[i].bind, "::1");
@@ -497,8 +506,8 @@ static struct rdhpf_port low_ports[] = {
     {.host_ip = "0.0.0.0", .host_port = 65500, .container_port = 81, .proto = RDHPF_PROTO_TCP},
     {.host_ip = "0.0.0.0", .host_port = 1024, .container_port = 82, .proto = RDHPF_PROTO_TCP},
 };
-static const struct rdhpf_container low = {.id = "dddd", .name = "low", .ports = low_ports,
-                                           .n_ports = NELEM(low_ports)};
+static const struct rdhpf_container low = {
+    .id = "dddd", .name = "low", .ports = low_ports, .n_ports = NELEM(low_ports)};
 
 static void
 test_reconcile_privileged(void **state)
@@ -569,10 +578,8 @@ test_labels_parse(void **state)
 	(void)state;
 	struct labels_policy p;
 	struct rule_label good[] = {
-	    {"com.docker.compose.project", "x"},
-	    {"rdhpf.ignore", "false"},
-	    {"rdhpf.port.80", "8080"},
-	    {"rdhpf.port.443", "8443"},
+	    {"com.docker.compose.project", "x"}, {"rdhpf.ignore", "false"},
+	    {"rdhpf.port.80", "8080"},           {"rdhpf.port.443", "8443"},
 	    {"rdhpf.bind", "127.0.0.1, ::1"},
 	};
 	assert_int_equal(labels_parse(good, NELEM(good), &p), 0);
@@ -584,12 +591,9 @@ test_labels_parse(void **state)
 	assert_string_equal(p.err, "");
 
 	struct rule_label badl[] = {
-	    {"rdhpf.ignore", "yes please"},
-	    {"rdhpf.port.http", "8080"},
-	    {"rdhpf.port.81", "99999"},
-	    {"rdhpf.port.82", "9090"},
-	    {"rdhpf.bind", "example.org"},
-	    {"rdhpf.colour", "red"},
+	    {"rdhpf.ignore", "yes please"}, {"rdhpf.port.http", "8080"},
+	    {"rdhpf.port.81", "99999"},     {"rdhpf.port.82", "9090"},
+	    {"rdhpf.bind", "example.org"},  {"rdhpf.colour", "red"},
 	    {"rdhpf.port.83", "9090"},
 	};
 	assert_int_equal(labels_parse(badl, NELEM(badl), &p), 6);
@@ -597,7 +601,8 @@ test_labels_parse(void **state)
 	assert_int_equal(labels_local_port(&p, 82), 9090);
 	assert_false(p.ignore);
 	assert_string_equal(p.bind, "");
-	assert_non_null(strstr(p.err, "label rdhpf.ignore: bad value 'yes please' (true or false)"));
+	assert_non_null(
+	    strstr(p.err, "label rdhpf.ignore: bad value 'yes please' (true or false)"));
 	assert_non_null(strstr(p.err, "label rdhpf.port.http: bad remote port 'http'"));
 	assert_non_null(strstr(p.err, "label rdhpf.port.81: bad local port '99999'"));
 	assert_non_null(strstr(p.err, "label rdhpf.bind: bad value 'example.org'"));
@@ -616,13 +621,14 @@ test_reconcile_labels(void **state)
 {
 	(void)state;
 	struct rule rs[] = {parsed("ignore port=8001"), parsed("ignore port=3000")};
-	struct rule_label web_l[] = {{"rdhpf.port.8001", "28001"}, {"rdhpf.bind", "127.0.0.3"},
-	                             {"rdhpf.port.9229", "oops"}};
+	struct rule_label web_l[] = {
+	    {"rdhpf.port.8001", "28001"}, {"rdhpf.bind", "127.0.0.3"}, {"rdhpf.port.9229", "oops"}};
 	struct rule_label db_l[] = {{"rdhpf.ignore", "true"}};
 	struct rc_meta meta[] = {{.labels = web_l, .n_labels = NELEM(web_l)},
 	                         {.labels = db_l, .n_labels = NELEM(db_l)},
 	                         {0}};
-	struct rc_policy pol = {.bind = "127.0.0.1", .rules = rs, .n_rules = NELEM(rs), .labels = 1};
+	struct rc_policy pol = {
+	    .bind = "127.0.0.1", .rules = rs, .n_rules = NELEM(rs), .labels = 1};
 	struct rc_container cs[] = {{&web, 1}, {&db, 2}, {&other, 3}};
 	struct rc_forward *f = NULL;
 	struct rc_skip *sk = NULL;
@@ -630,7 +636,8 @@ test_reconcile_labels(void **state)
 	const struct rc_forward *x;
 	const struct rc_skip *s;
 
-	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk),
+	                 0);
 	/* web: 8001 named by its label wins over the ignore rule, on its bind */
 	x = find_fwd(f, nf, 8001, "aaaa");
 	assert_non_null(x);
@@ -658,7 +665,8 @@ test_reconcile_labels(void **state)
 
 	/* labels = no: labels are not read at all */
 	pol.labels = 0;
-	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk), 0);
+	assert_int_equal(rc_desired_full(cs, meta, NELEM(cs), &pol, &f, &nf, NULL, NULL, &sk, &nsk),
+	                 0);
 	assert_non_null(find_fwd(f, nf, 5432, "bbbb"));
 	assert_null(find_fwd(f, nf, 8001, "aaaa"));
 	free(f);
@@ -768,11 +776,12 @@ test_config_rule_errors(void **state)
 	             "r.ini:3: [host \"a\"] on_conflict: bad value 'steal' (wait or next-free)");
 	expect_error("[defaults]\nrule = ignore\n[host \"a\"]\nurl = ssh://a\n",
 	             "r.ini:2: [defaults] rule: rules belong to a host section");
-	expect_error("[host \"a\"]\nurl = ssh://a\n"
-	             "rule = forward port=1000-2000\n"
-	             "rule = ignore port=1500\n",
-	             "r.ini:4: [host \"a\"] rule: can never match: the rule at line 3 matches every "
-	             "port it does");
+	expect_error(
+	    "[host \"a\"]\nurl = ssh://a\n"
+	    "rule = forward port=1000-2000\n"
+	    "rule = ignore port=1500\n",
+	    "r.ini:4: [host \"a\"] rule: can never match: the rule at line 3 matches every "
+	    "port it does");
 	expect_error("[host \"a\"]\nurl = ssh://a\n"
 	             "rule = ignore\n"
 	             "rule = forward name=web\n",

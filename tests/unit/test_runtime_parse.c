@@ -505,7 +505,8 @@ test_docker_events_sample(void **s)
 
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		struct rt_event ev = {0};
-		assert_int_equal((rt_event_clear(&ev), rt_docker_event(line, strlen(line), &ev, &d)), 0);
+		assert_int_equal(
+		    (rt_event_clear(&ev), rt_docker_event(line, strlen(line), &ev, &d)), 0);
 		assert_true(rt_valid_id(ev.c.id, strlen(ev.c.id)));
 		assert_true(ev.time_ns > 1795836600000000000LL);
 		if (ev.kind == RT_EV_START)
@@ -578,7 +579,8 @@ test_docker_events_crafted(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal((rt_event_clear(&ev), rt_docker_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
+		assert_int_equal(
+		    (rt_event_clear(&ev), rt_docker_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
 	/* Deep nesting is refused by the parser's depth limit, not the stack. */
@@ -879,7 +881,9 @@ test_podman_range_flood(void **s)
 	/* tcp,udp,sctp,tcp,… : 64 protocols */
 	for (size_t i = 0, o = 0; i < 64; i++)
 		o += (size_t)snprintf(protos + o, sizeof protos - o, "%s%s", i ? "," : "",
-		                      i % 3 == 0 ? "tcp" : i % 3 == 1 ? "udp" : "sctp");
+		                      i % 3 == 0   ? "tcp"
+		                      : i % 3 == 1 ? "udp"
+		                                   : "sctp");
 	buf = malloc(4096);
 	assert_non_null(buf);
 	len = (size_t)snprintf(buf, 4096,
@@ -921,7 +925,8 @@ count_podman(const char *file, int *starts, int *stops, int *ignored, int64_t *f
 	*first_time = 0;
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		struct rt_event ev = {0};
-		assert_int_equal((rt_event_clear(&ev), rt_podman_event(line, strlen(line), &ev, &d)), 0);
+		assert_int_equal(
+		    (rt_event_clear(&ev), rt_podman_event(line, strlen(line), &ev, &d)), 0);
 		if (*first_time == 0)
 			*first_time = ev.time_ns;
 		if (ev.kind == RT_EV_START)
@@ -1013,7 +1018,8 @@ test_podman_events_crafted(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal((rt_event_clear(&ev), rt_podman_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
+		assert_int_equal(
+		    (rt_event_clear(&ev), rt_podman_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
 	rt_event_clear(&ev);
@@ -1080,7 +1086,9 @@ test_podman_journal_events(void **s)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int before = dg.warn;
-		assert_int_equal((rt_event_clear(&ev), rt_podman_journal_event(bad[i], strlen(bad[i]), &ev, &d)), -1);
+		assert_int_equal(
+		    (rt_event_clear(&ev), rt_podman_journal_event(bad[i], strlen(bad[i]), &ev, &d)),
+		    -1);
 		assert_int_equal(dg.warn, before + 1);
 	}
 	rt_event_clear(&ev);
@@ -1107,12 +1115,15 @@ test_podman_reader_line(void **s)
 	assert_int_equal(kind, RT_PM_EVENTS);
 	assert_string_equal(rest, "no events log a");
 	const char *bad[] = {
-	    "rdhpf-events filex /p", "rdhpf-events ", "rdhpf-event file", "",
+	    "rdhpf-events filex /p",
+	    "rdhpf-events ",
+	    "rdhpf-event file",
+	    "",
 	    "{\"ID\":\"" ID_A "\",\"Status\":\"start\",\"Type\":\"container\"}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-		assert_int_equal(rt_podman_reader_line(bad[i], strlen(bad[i]), &kind, rest, sizeof rest),
-		                 -1);
+		assert_int_equal(
+		    rt_podman_reader_line(bad[i], strlen(bad[i]), &kind, rest, sizeof rest), -1);
 }
 
 static void

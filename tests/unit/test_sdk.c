@@ -48,7 +48,7 @@ fake_timer_start(struct rdhpf_ctx *ctx, uint64_t after_ms, uint64_t repeat_ms, r
 	(void)repeat_ms;
 	for (int i = 0; i < MAX_TIMERS; i++) {
 		if (!timers[i].live) {
-			timers[i] = (struct rdhpf_timer){ 1, 0, after_ms, cb, arg };
+			timers[i] = (struct rdhpf_timer){1, 0, after_ms, cb, arg};
 			timers_live++;
 			return &timers[i];
 		}
@@ -259,7 +259,10 @@ test_printable(void **state)
 	char out[8];
 
 	(void)state;
-	rsdk_printable(out, sizeof out, "a\nb\x01\x7f" "cdefgh", 10);
+	rsdk_printable(out, sizeof out,
+	               "a\nb\x01\x7f"
+	               "cdefgh",
+	               10);
 	assert_string_equal(out, "a?b??cd");
 	assert_null(rsdk_strdup(NULL));
 }
@@ -289,7 +292,7 @@ static void
 test_lines_crlf_and_split(void **state)
 {
 	struct rsdk_lines l;
-	struct got_lines g = { .n = 0 };
+	struct got_lines g = {.n = 0};
 
 	(void)state;
 	rsdk_lines_init(&l, 16);
@@ -311,7 +314,7 @@ static void
 test_lines_oversized(void **state)
 {
 	struct rsdk_lines l;
-	struct got_lines g = { .n = 0 };
+	struct got_lines g = {.n = 0};
 	char longl[40];
 
 	(void)state;
@@ -337,7 +340,7 @@ static void
 test_lines_finish_and_stop(void **state)
 {
 	struct rsdk_lines l;
-	struct got_lines g = { .n = 0 };
+	struct got_lines g = {.n = 0};
 
 	(void)state;
 	g.stop_at = 2;
@@ -454,14 +457,15 @@ test_parse_bool(void **state)
 static void
 test_check_name_path_enum(void **state)
 {
-	static const char *const apis[] = { "auto", "unix", "exec", NULL };
+	static const char *const apis[] = {"auto", "unix", "exec", NULL};
 	char err[128];
 	char longname[140];
 
 	(void)state;
 	assert_int_equal(rsdk_check_name("my-ns_1.a", err, sizeof err), RDHPF_OK);
 	assert_int_equal(rsdk_check_name("bad ns!", err, sizeof err), RDHPF_ERR_INVAL);
-	assert_string_equal(err, "\"bad ns!\": a name holds only letters, digits, '_', '.' and '-'");
+	assert_string_equal(err,
+	                    "\"bad ns!\": a name holds only letters, digits, '_', '.' and '-'");
 	assert_int_equal(rsdk_check_name("-x", err, sizeof err), RDHPF_ERR_INVAL);
 	assert_string_equal(err, "\"-x\": a name starts with a letter or a digit");
 	assert_int_equal(rsdk_check_name("", err, sizeof err), RDHPF_ERR_INVAL);
@@ -541,7 +545,7 @@ test_cset(void **state)
 {
 	struct rsdk_cset s = RSDK_CSET_INIT;
 	struct rsdk_cont c;
-	const char *ids[] = { "m", "c", "x", "a", "q" };
+	const char *ids[] = {"m", "c", "x", "a", "q"};
 
 	(void)state;
 	for (size_t i = 0; i < 5; i++) {
@@ -599,7 +603,7 @@ test_cset_diff(void **state)
 {
 	struct rsdk_cset old = RSDK_CSET_INIT, now = RSDK_CSET_INIT;
 	struct rsdk_cont c;
-	struct diff_log d = { .n = 0 };
+	struct diff_log d = {.n = 0};
 
 	(void)state;
 	/* old: a b c d; now: b c' d e f (c's port changed; a gone; e, f new). */
@@ -666,7 +670,7 @@ test_list_reply(void **state)
 {
 	struct rsdk_cset s = RSDK_CSET_INIT;
 	struct rsdk_cont c;
-	struct list_got g = { 0 };
+	struct list_got g = {0};
 
 	(void)state;
 	assert_int_equal(rsdk_cont_init(&c, "abc", "/web"), RDHPF_OK);
@@ -695,10 +699,10 @@ test_list_reply(void **state)
 	assert_int_equal(conts_live, 0);
 
 	/* An id the core would refuse: that container is left out. */
-	struct rsdk_cont bad = { 0 };
+	struct rsdk_cont bad = {0};
 	bad.id = (char *)"bad id";
 	bad.name = (char *)"x";
-	struct rsdk_cset one = { &bad, 1, 1 };
+	struct rsdk_cset one = {&bad, 1, 1};
 	g.calls = 0;
 	rsdk_list_reply(&H, NULL, on_list, &g, &one);
 	assert_int_equal(g.calls, 1);
@@ -723,7 +727,7 @@ on_event(void *arg, int type, int64_t time_ns, struct rdhpf_container *c)
 static void
 test_emit(void **state)
 {
-	struct rdhpf_watch_cbs cbs = { RDHPF_INIT(rdhpf_watch_cbs), .on_event = on_event };
+	struct rdhpf_watch_cbs cbs = {RDHPF_INIT(rdhpf_watch_cbs), .on_event = on_event};
 	struct rsdk_cont c;
 
 	(void)state;
@@ -899,7 +903,7 @@ on_collect(void *arg, int status, int exit_code, const char *detail, const char 
 static void
 test_collect(void **state)
 {
-	const char *argv[] = { "podman", "ps", NULL };
+	const char *argv[] = {"podman", "ps", NULL};
 	struct rsdk_collect *c = NULL;
 
 	(void)state;
@@ -946,7 +950,7 @@ test_collect(void **state)
 static void
 test_guard(void **state)
 {
-	struct rsdk_guard g = { 0 };
+	struct rsdk_guard g = {0};
 	uint64_t gen;
 
 	(void)state;
@@ -962,7 +966,7 @@ test_guard(void **state)
 	assert_int_equal(rsdk_guard_leave(&g), 0);
 	assert_int_equal(rsdk_guard_leave(&g), 1); /* the outermost frees */
 
-	struct rsdk_guard h = { 0 };
+	struct rsdk_guard h = {0};
 	assert_int_equal(rsdk_guard_destroy(&h), 1);
 }
 

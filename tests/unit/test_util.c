@@ -52,9 +52,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shell_join_quotes_every_word),
-		cmocka_unit_test(test_parse_port_bounds),
-		cmocka_unit_test(test_str_copy_truncates),
+	    cmocka_unit_test(test_shell_join_quotes_every_word),
+	    cmocka_unit_test(test_parse_port_bounds),
+	    cmocka_unit_test(test_str_copy_truncates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

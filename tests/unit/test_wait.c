@@ -24,8 +24,9 @@ feed(struct wait_state *w, const char *json)
 }
 
 #define FWD(ev, port, cont, reason)                                                                \
-	"{\"type\":\"forward\",\"host\":\"lab\",\"event\":\"" ev "\",\"container\":\"" cont            \
-	"\",\"bind\":\"127.0.0.1\",\"local_port\":" port ",\"remote_port\":80,\"reason\":" reason "}"
+	"{\"type\":\"forward\",\"host\":\"lab\",\"event\":\"" ev "\",\"container\":\"" cont        \
+	"\",\"bind\":\"127.0.0.1\",\"local_port\":" port ",\"remote_port\":80,\"reason\":" reason  \
+	"}"
 
 static int
 ready(const struct wait_state *w)
@@ -58,7 +59,9 @@ test_port_ready_only_when_active_and_host_up(void **state)
 	assert_int_equal(a[0].port, 8080);
 	free(a);
 	/* The host goes down: not ready, and the reason says so. */
-	feed(&w, "{\"type\":\"host\",\"host\":\"lab\",\"state\":\"backoff\",\"error\":\"closed: eof\"}");
+	feed(
+	    &w,
+	    "{\"type\":\"host\",\"host\":\"lab\",\"state\":\"backoff\",\"error\":\"closed: eof\"}");
 	assert_false(ready(&w));
 	wait_explain(&w, 0, why, sizeof why);
 	assert_non_null(strstr(why, "host lab is backoff: closed: eof"));
@@ -125,11 +128,14 @@ test_skipped_ports(void **state)
 	wait_init(&w, NULL, t, 2);
 	feed(&w, "{\"type\":\"host\",\"host\":\"lab\",\"state\":\"steady\",\"error\":null}");
 	feed(&w, "{\"type\":\"replay-end\"}");
-	feed(&w, "{\"type\":\"forward\",\"host\":\"lab\",\"event\":\"skipped\",\"container\":\"dns\","
-	         "\"bind\":\"\",\"local_port\":0,\"remote_port\":5353,\"reason\":\"udp: SSH forwards carry TCP only\"}");
+	feed(&w,
+	     "{\"type\":\"forward\",\"host\":\"lab\",\"event\":\"skipped\",\"container\":\"dns\","
+	     "\"bind\":\"\",\"local_port\":0,\"remote_port\":5353,\"reason\":\"udp: SSH forwards "
+	     "carry TCP only\"}");
 	wait_explain(&w, 0, why, sizeof why);
-	assert_string_equal(why, "container dns: remote port 5353 (dns on lab) skipped: udp: SSH forwards "
-	                         "carry TCP only");
+	assert_string_equal(
+	    why, "container dns: remote port 5353 (dns on lab) skipped: udp: SSH forwards "
+	         "carry TCP only");
 	/* Its TCP port comes: the skipped UDP one does not hold the container up. */
 	feed(&w, FWD("active", "5353", "dns", "null"));
 	assert_true(ready(&w));
@@ -158,11 +164,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_port_ready_only_when_active_and_host_up),
-		cmocka_unit_test(test_container_needs_all_its_ports),
-		cmocka_unit_test(test_other_hosts_ignored_with_host_filter),
-		cmocka_unit_test(test_skipped_ports),
-		cmocka_unit_test(test_wake_gone),
+	    cmocka_unit_test(test_port_ready_only_when_active_and_host_up),
+	    cmocka_unit_test(test_container_needs_all_its_ports),
+	    cmocka_unit_test(test_other_hosts_ignored_with_host_filter),
+	    cmocka_unit_test(test_skipped_ports),
+	    cmocka_unit_test(test_wake_gone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

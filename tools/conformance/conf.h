@@ -51,26 +51,26 @@ struct conf_kv {
 
 /* The command line. */
 struct conf_args {
-	const char *mode;          /* "runtime" or "transport" */
-	const char *plugin;        /* the .so under test */
-	const char *transport;     /* runtime mode: transport .so (NULL: see main.c) */
-	const char *url;           /* NULL: not given */
+	const char *mode;      /* "runtime" or "transport" */
+	const char *plugin;    /* the .so under test */
+	const char *transport; /* runtime mode: transport .so (NULL: see main.c) */
+	const char *url;       /* NULL: not given */
 	const char *identity;
 	const char *known_hosts;
-	const char *forward_remote;/* HOST:PORT reachable from the remote */
+	const char *forward_remote; /* HOST:PORT reachable from the remote */
 	const char *start_cmd;
 	const char *stop_cmd;
 	uint16_t expect_port;
-	struct conf_kv *opts;      /* --option */
+	struct conf_kv *opts; /* --option */
 	size_t n_opts;
-	struct conf_kv *bad;       /* --bad-option */
+	struct conf_kv *bad; /* --bad-option */
 	size_t n_bad;
 	bool allow_skip;
 	bool verbose;
 };
 
 extern struct conf_args g_args;
-extern struct cfg g_cfg;       /* one host, from the arguments */
+extern struct cfg g_cfg; /* one host, from the arguments */
 extern char g_rundir[256];
 
 uint64_t conf_now(void);

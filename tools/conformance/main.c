@@ -282,8 +282,8 @@ parse_args(int argc, char **argv)
 			char *end;
 			long p = strtol(v, &end, 10);
 			if (*end != '\0' || p < 1 || p > 65535) {
-				fprintf(stderr, "rdhpf-conformance: --expect-port %s: want 1..65535\n",
-				        v);
+				fprintf(stderr,
+				        "rdhpf-conformance: --expect-port %s: want 1..65535\n", v);
 				return -1;
 			}
 			a->expect_port = (uint16_t)p;
@@ -424,8 +424,7 @@ main(int argc, char **argv)
 	log_init(g_log, LOG_LOGFMT, g_args.verbose ? RDHPF_LOG_DEBUG : RDHPF_LOG_WARN, conf_now);
 	if (host_from_args() != 0)
 		return 2;
-	g_plugin = load(&g_ps, g_args.plugin,
-	                runtime ? RDHPF_KIND_RUNTIME : RDHPF_KIND_TRANSPORT);
+	g_plugin = load(&g_ps, g_args.plugin, runtime ? RDHPF_KIND_RUNTIME : RDHPF_KIND_TRANSPORT);
 	if (g_plugin == NULL || (runtime && load_transport_for_runtime() != 0))
 		return 2;
 	for (size_t i = 0; i < g_args.n_opts; i++) {
@@ -449,7 +448,8 @@ main(int argc, char **argv)
 	else if (runtime)
 		printf(" over %s", g_transport->path);
 	printf("\n");
-	rc = runtime ? run(runtime_tests, n_runtime_tests) : run(transport_tests, n_transport_tests);
+	rc =
+	    runtime ? run(runtime_tests, n_runtime_tests) : run(transport_tests, n_transport_tests);
 	rmdir(g_rundir);
 	cfg_free(&g_cfg);
 	plugins_unload(&g_tps);

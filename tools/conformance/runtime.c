@@ -137,7 +137,7 @@ rinst_free(struct rinst *in, char *why, size_t len)
 
 struct list_res {
 	bool called;
-	bool after_stop;   /* called after stop/destroy */
+	bool after_stop; /* called after stop/destroy */
 	bool stopping;
 	size_t calls;
 	int status;
@@ -145,11 +145,11 @@ struct list_res {
 	size_t n, n_ports;
 	bool has_port;
 	char port_id[CONTAINER_ID_MAX + 1];
-	char bad[512];     /* the first insane container, described */
-	char seen[1024];   /* "id ip:port, …" for -v */
+	char bad[512];   /* the first insane container, described */
+	char seen[1024]; /* "id ip:port, …" for -v */
 	/* re-entrancy: what to do inside the callback */
 	struct rinst *in;
-	int react;         /* 0 nothing, 1 stop, 2 destroy */
+	int react; /* 0 nothing, 1 stop, 2 destroy */
 };
 
 static bool
@@ -335,10 +335,10 @@ w_end(void *arg, int status, const char *detail)
 }
 
 static const struct rdhpf_watch_cbs wcbs = {
-	RDHPF_INIT(rdhpf_watch_cbs),
-	.on_established = w_established,
-	.on_event = w_event,
-	.on_end = w_end,
+    RDHPF_INIT(rdhpf_watch_cbs),
+    .on_established = w_established,
+    .on_event = w_event,
+    .on_end = w_end,
 };
 
 /* Start a watch and wait for on_established. */
@@ -352,7 +352,8 @@ do_watch(struct rinst *in, struct watch_res *w, char *why, size_t len)
 		return -1;
 	}
 	if (!conf_wait(&w->established, 15000)) {
-		snprintf(why, len, "watch: on_established not called within 15 s%s "
+		snprintf(why, len,
+		         "watch: on_established not called within 15 s%s "
 		         "(the core would end the watch and resync)",
 		         w->ended ? "; on_end came instead" : "");
 		return -1;
@@ -378,8 +379,10 @@ t_info(struct tc *tc)
 		CHECK(RDHPF_SLOT(R(), watch) == NULL,
 		      "a watch slot without RDHPF_RCAP_EVENTS: poll-only runtimes have none");
 	for (size_t k = 0; o != NULL && o[k] != NULL; k++) {
-		CHECK(o[k]->name != NULL && strspn(o[k]->name, "abcdefghijklmnopqrstuvwxyz0123456789_") ==
-		                                strlen(o[k]->name) && o[k]->name[0],
+		CHECK(o[k]->name != NULL &&
+		          strspn(o[k]->name, "abcdefghijklmnopqrstuvwxyz0123456789_") ==
+		              strlen(o[k]->name) &&
+		          o[k]->name[0],
 		      "option %zu: name is not [a-z0-9_]+", k);
 		CHECK(o[k]->help != NULL && o[k]->help[0], "option %s: no help", o[k]->name);
 	}
@@ -441,8 +444,10 @@ t_bad_option_refused(struct tc *tc)
 
 		CHECK(v != NULL, "no validate_option");
 		r = v(b->key, b->value, err, sizeof err);
-		CHECK(r == RDHPF_ERR_INVAL, "validate_option(%s, \"%s\") returned %d, not "
-		      "RDHPF_ERR_INVAL", b->key, b->value, r);
+		CHECK(r == RDHPF_ERR_INVAL,
+		      "validate_option(%s, \"%s\") returned %d, not "
+		      "RDHPF_ERR_INVAL",
+		      b->key, b->value, r);
 		CHECK(err[0] != '\0', "validate_option(%s, \"%s\") refused without a reason",
 		      b->key, b->value);
 		printf("# validate_option %s=%s: %s\n", b->key, b->value, err);
@@ -453,7 +458,8 @@ t_bad_option_refused(struct tc *tc)
 			FAIL("out of memory");
 		if (r == 0) {
 			rinst_free(in, why, sizeof why);
-			FAIL("create accepted %s=%s that validate_option refuses", b->key, b->value);
+			FAIL("create accepted %s=%s that validate_option refuses", b->key,
+			     b->value);
 		}
 		if (in->rctx == NULL) { /* the transport did not come up */
 			snprintf(tc->why, sizeof tc->why, "%s", why);
@@ -463,8 +469,10 @@ t_bad_option_refused(struct tc *tc)
 		}
 		printf("# create with %s=%s: %s\n", b->key, b->value, why);
 		r = in->create_rc;
-		CHECK(strstr(why, b->key) != NULL, "create refused %s=%s with a message not naming "
-		      "the key: %s", b->key, b->value, why);
+		CHECK(strstr(why, b->key) != NULL,
+		      "create refused %s=%s with a message not naming "
+		      "the key: %s",
+		      b->key, b->value, why);
 		CHECK(rinst_free(in, why, sizeof why) == 0, "after the refused create: %s", why);
 		CHECK(r == RDHPF_ERR_INVAL, "create refused %s=%s with %d, not RDHPF_ERR_INVAL",
 		      b->key, b->value, r);
@@ -580,8 +588,9 @@ t_port_delivered(struct tc *tc)
 	if (g_args.start_cmd && conf_run(g_args.start_cmd) != 0)
 		FAIL("--start-cmd failed: %s", g_args.start_cmd);
 	if (has_events()) {
-		CHECK(conf_wait(&w->started, PORT_WAIT_MS), "no START event with port %u in %d s%s%s",
-		      g_args.expect_port, PORT_WAIT_MS / 1000, w->bad[0] ? ": " : "", w->bad);
+		CHECK(conf_wait(&w->started, PORT_WAIT_MS),
+		      "no START event with port %u in %d s%s%s", g_args.expect_port,
+		      PORT_WAIT_MS / 1000, w->bad[0] ? ": " : "", w->bad);
 		if (do_list(in, &l, why, sizeof why) != 0)
 			FAIL("%s", why);
 		CHECK(l.has_port, "a START event had port %u, the list after it has not",
@@ -731,14 +740,14 @@ out:
 }
 
 const struct conf_test runtime_tests[] = {
-	{"info", t_info},
-	{"create-destroy-no-leak", t_create_destroy},
-	{"options-accepted", t_options_accepted},
-	{"bad-option-refused", t_bad_option_refused},
-	{"list", t_list},
-	{"watch-contract", t_watch_contract},
-	{"port-delivered", t_port_delivered},
-	{"stop-destroy-inside-callbacks", t_stop_in_callbacks},
-	{"no-callback-after-stop-or-destroy", t_no_callback_after_stop},
+    {"info", t_info},
+    {"create-destroy-no-leak", t_create_destroy},
+    {"options-accepted", t_options_accepted},
+    {"bad-option-refused", t_bad_option_refused},
+    {"list", t_list},
+    {"watch-contract", t_watch_contract},
+    {"port-delivered", t_port_delivered},
+    {"stop-destroy-inside-callbacks", t_stop_in_callbacks},
+    {"no-callback-after-stop-or-destroy", t_no_callback_after_stop},
 };
 const size_t n_runtime_tests = sizeof runtime_tests / sizeof runtime_tests[0];

@@ -64,8 +64,9 @@ elf_func_at(const char *img, size_t len, uint64_t off, char *out, size_t outlen)
 			sym = (const Elf64_Sym *)(const void *)(img + s->sh_offset);
 			n = s->sh_size / sizeof *sym;
 			for (size_t k = 0; k < n; k++) {
-				if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || sym[k].st_name >= st->sh_size ||
-				    off < sym[k].st_value || off >= sym[k].st_value + sym[k].st_size)
+				if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC ||
+				    sym[k].st_name >= st->sh_size || off < sym[k].st_value ||
+				    off >= sym[k].st_value + sym[k].st_size)
 					continue;
 				snprintf(out, outlen, "%.*s", (int)(st->sh_size - sym[k].st_name),
 				         img + st->sh_offset + sym[k].st_name);

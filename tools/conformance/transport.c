@@ -226,12 +226,14 @@ t_info(struct tc *tc)
 	if (i->caps & RDHPF_TCAP_EXEC)
 		CHECK(RDHPF_SLOT(T(), exec) != NULL, "RDHPF_TCAP_EXEC without exec");
 	if (i->caps & RDHPF_TCAP_UNIX_STREAM)
-		CHECK(RDHPF_SLOT(T(), open_unix) != NULL, "RDHPF_TCAP_UNIX_STREAM without open_unix");
+		CHECK(RDHPF_SLOT(T(), open_unix) != NULL,
+		      "RDHPF_TCAP_UNIX_STREAM without open_unix");
 	if (i->caps & RDHPF_TCAP_FORWARD_STATS)
 		CHECK(RDHPF_SLOT(T(), forward_stats) != NULL,
 		      "RDHPF_TCAP_FORWARD_STATS without forward_stats");
 	if (i->caps & (RDHPF_TCAP_EXEC | RDHPF_TCAP_UNIX_STREAM))
-		CHECK(RDHPF_SLOT(T(), stream_write) != NULL && RDHPF_SLOT(T(), stream_close) != NULL,
+		CHECK(RDHPF_SLOT(T(), stream_write) != NULL &&
+		          RDHPF_SLOT(T(), stream_close) != NULL,
 		      "streams without stream_write/stream_close");
 out:
 	return rc;
@@ -324,8 +326,7 @@ t_exec_output(struct tc *tc)
 		FAIL("%s", why);
 	CHECK((r = run_exec(t, e, echo)) == RDHPF_OK, "exec echo: %d", r);
 	CHECK(strcmp(e->out, "hello world\n") == 0, "echo printed \"%.200s\"", e->out);
-	CHECK(e->code == 0 && e->status == RDHPF_OK, "echo: status %d exit %d", e->status,
-	      e->code);
+	CHECK(e->code == 0 && e->status == RDHPF_OK, "echo: status %d exit %d", e->status, e->code);
 	CHECK(e->closes == 1, "on_close called %zu times", e->closes);
 	CHECK((r = run_exec(t, e, ex3)) == RDHPF_OK, "exec exit 3: %d", r);
 	CHECK(e->code == 3, "exit 3 gave exit code %d", e->code);
@@ -333,8 +334,10 @@ t_exec_output(struct tc *tc)
 	      e->status);
 	CHECK((r = run_exec(t, e, err)) == RDHPF_OK, "exec: %d", r);
 	CHECK(e->code == 1, "exit 1 gave %d", e->code);
-	CHECK(strstr(e->detail, "oops-on-stderr") != NULL, "stderr tail missing from the detail "
-	      "(got \"%s\")", e->detail);
+	CHECK(strstr(e->detail, "oops-on-stderr") != NULL,
+	      "stderr tail missing from the detail "
+	      "(got \"%s\")",
+	      e->detail);
 out:
 	FINISH();
 	free(e);
@@ -476,7 +479,8 @@ fwd_op(struct tinst *t, int add, struct rdhpf_forward *f, char *why, size_t len)
 	struct done_res d = {0};
 	int r;
 
-	r = add ? T()->forward_add(t->st, f, done_cb, &d) : T()->forward_remove(t->st, f, done_cb, &d);
+	r = add ? T()->forward_add(t->st, f, done_cb, &d)
+	        : T()->forward_remove(t->st, f, done_cb, &d);
 	if (r != RDHPF_OK)
 		return r;
 	if (!conf_wait(&d.called, 10000)) {
@@ -493,7 +497,8 @@ fwd_op(struct tinst *t, int add, struct rdhpf_forward *f, char *why, size_t len)
 static int
 probe(uint16_t port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	uint64_t end = conf_now() + 5000;
@@ -549,8 +554,7 @@ t_forward_idempotent(struct tc *tc)
 	      "forward_add of the same forward again (idempotent): %d %s", r, why);
 	if (remote != NULL)
 		CHECK(probe(f.local_port) == 0, "no byte through the forward to %s", remote);
-	CHECK((r = fwd_op(t, 0, &f, why, sizeof why)) == RDHPF_OK, "forward_remove: %d %s", r,
-	      why);
+	CHECK((r = fwd_op(t, 0, &f, why, sizeof why)) == RDHPF_OK, "forward_remove: %d %s", r, why);
 	CHECK((r = fwd_op(t, 0, &f, why, sizeof why)) == RDHPF_OK,
 	      "forward_remove of a removed forward (idempotent): %d %s", r, why);
 	if (remote != NULL)
@@ -575,8 +579,8 @@ t_forward_addrinuse(struct tc *tc)
 	NEED_URL();
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0 &&
-	      getsockname(fd, (struct sockaddr *)&a, &l) == 0, "local listener: %s",
-	      strerror(errno));
+	          getsockname(fd, (struct sockaddr *)&a, &l) == 0,
+	      "local listener: %s", strerror(errno));
 	if (t_new(&t, why, sizeof why) != 0 || t_connect(t, why, sizeof why) != 0)
 		FAIL("%s", why);
 	f.bind_address = "127.0.0.1";
@@ -593,16 +597,16 @@ out:
 }
 
 const struct conf_test transport_tests[] = {
-	{"info", t_info},
-	{"create-destroy-no-leak", t_create_destroy},
-	{"exec-before-connect-fails-fast", t_exec_before_connect},
-	{"connect-health-disconnect-reconnect", t_connect_health},
-	{"exec-output-exit-code-stderr", t_exec_output},
-	{"exec-words-never-parsed-by-a-shell", t_exec_words},
-	{"stream-write-roundtrip", t_stream_write},
-	{"stream-close-inside-callback", t_stream_close_in_callback},
-	{"destroy-with-open-stream-no-leak", t_destroy_with_stream},
-	{"forward-add-remove-idempotent", t_forward_idempotent},
-	{"forward-on-taken-port-addrinuse", t_forward_addrinuse},
+    {"info", t_info},
+    {"create-destroy-no-leak", t_create_destroy},
+    {"exec-before-connect-fails-fast", t_exec_before_connect},
+    {"connect-health-disconnect-reconnect", t_connect_health},
+    {"exec-output-exit-code-stderr", t_exec_output},
+    {"exec-words-never-parsed-by-a-shell", t_exec_words},
+    {"stream-write-roundtrip", t_stream_write},
+    {"stream-close-inside-callback", t_stream_close_in_callback},
+    {"destroy-with-open-stream-no-leak", t_destroy_with_stream},
+    {"forward-add-remove-idempotent", t_forward_idempotent},
+    {"forward-on-taken-port-addrinuse", t_forward_addrinuse},
 };
 const size_t n_transport_tests = sizeof transport_tests / sizeof transport_tests[0];

@@ -103,7 +103,7 @@ extern "C" {
 /* Initialise struct_size in a designated initializer. */
 #define RDHPF_INIT(type) .struct_size = (uint32_t)sizeof(struct type)
 /* Is `member` inside what the writer of *p knew (p non-NULL)? */
-#define RDHPF_HAS(p, member) \
+#define RDHPF_HAS(p, member)                                                                       \
 	((size_t)(p)->struct_size >= offsetof(__typeof__(*(p)), member) + sizeof((p)->member))
 /* A function slot that is inside struct_size and set. */
 #define RDHPF_SLOT(p, member) (RDHPF_HAS(p, member) ? (p)->member : NULL)
@@ -112,21 +112,21 @@ enum rdhpf_status {
 	RDHPF_OK = 0,
 	RDHPF_ERR_GENERIC = -1,
 	RDHPF_ERR_NOMEM = -2,
-	RDHPF_ERR_INVAL = -3,       /* bad argument or option value */
-	RDHPF_ERR_ABI = -4,         /* version mismatch */
-	RDHPF_ERR_IO = -5,          /* local I/O failed */
+	RDHPF_ERR_INVAL = -3, /* bad argument or option value */
+	RDHPF_ERR_ABI = -4,   /* version mismatch */
+	RDHPF_ERR_IO = -5,    /* local I/O failed */
 	RDHPF_ERR_TIMEOUT = -6,
-	RDHPF_ERR_CONNECT = -7,     /* the remote host could not be reached */
-	RDHPF_ERR_HOSTKEY = -8,     /* host key unknown or not matching */
-	RDHPF_ERR_AUTH = -9,        /* authentication refused */
-	RDHPF_ERR_CLOSED = -10,     /* link or stream went away */
-	RDHPF_ERR_ADDRINUSE = -11,  /* local bind address:port is taken */
-	RDHPF_ERR_REMOTE = -12,     /* remote command or engine failed */
-	RDHPF_ERR_PROTO = -13,      /* malformed data from the remote */
-	RDHPF_ERR_UNSUPPORTED = -14,/* capability not present */
-	RDHPF_ERR_BUSY = -15,       /* try again later */
-	RDHPF_ERR_CANCELLED = -16,  /* operation cancelled by the caller */
-	RDHPF_ERR_NOTCONN = -17,    /* transport is not connected */
+	RDHPF_ERR_CONNECT = -7,      /* the remote host could not be reached */
+	RDHPF_ERR_HOSTKEY = -8,      /* host key unknown or not matching */
+	RDHPF_ERR_AUTH = -9,         /* authentication refused */
+	RDHPF_ERR_CLOSED = -10,      /* link or stream went away */
+	RDHPF_ERR_ADDRINUSE = -11,   /* local bind address:port is taken */
+	RDHPF_ERR_REMOTE = -12,      /* remote command or engine failed */
+	RDHPF_ERR_PROTO = -13,       /* malformed data from the remote */
+	RDHPF_ERR_UNSUPPORTED = -14, /* capability not present */
+	RDHPF_ERR_BUSY = -15,        /* try again later */
+	RDHPF_ERR_CANCELLED = -16,   /* operation cancelled by the caller */
+	RDHPF_ERR_NOTCONN = -17,     /* transport is not connected */
 };
 
 enum rdhpf_log_level {
@@ -199,7 +199,7 @@ struct rdhpf_host_params {
 	uint64_t health_interval_ms;
 	uint64_t poll_interval_ms; /* runtimes without watch are listed this often */
 	const char *runtime_dir;   /* private 0700 directory for sockets */
-	/* Plugin options: host->option(ctx, key). */
+	                           /* Plugin options: host->option(ctx, key). */
 };
 
 /* ---- the host API: what the core offers every plugin ------------------ */
@@ -250,8 +250,8 @@ struct rdhpf_host_api {
 	/* Watch fd for events (RDHPF_IO_*).  The fd stays the caller's: stop
 	 * the watch before closing it.  io_stop frees the handle; it is safe
 	 * inside the io's own callback.  Returns NULL on failure. */
-	struct rdhpf_io *(*io_start)(struct rdhpf_ctx *ctx, int fd, unsigned events,
-	                             rdhpf_io_fn cb, void *arg);
+	struct rdhpf_io *(*io_start)(struct rdhpf_ctx *ctx, int fd, unsigned events, rdhpf_io_fn cb,
+	                             void *arg);
 	int (*io_update)(struct rdhpf_io *io, unsigned events);
 	void (*io_stop)(struct rdhpf_io *io);
 
@@ -327,8 +327,7 @@ struct rdhpf_host_api {
 	struct rdhpf_container *(*container_new)(struct rdhpf_ctx *ctx, const char *id,
 	                                         const char *name);
 	int (*container_set_image)(struct rdhpf_container *c, const char *image);
-	int (*container_add_label)(struct rdhpf_container *c, const char *key,
-	                           const char *value);
+	int (*container_add_label)(struct rdhpf_container *c, const char *key, const char *value);
 	int (*container_add_port)(struct rdhpf_container *c, const struct rdhpf_port *p);
 	void (*container_free)(struct rdhpf_container *c);
 };
@@ -336,17 +335,17 @@ struct rdhpf_host_api {
 /* ---- transports -------------------------------------------------------- */
 
 /* Transport capability bits (info->caps). */
-#define RDHPF_TCAP_EXEC (1u << 0)          /* exec() runs remote commands */
-#define RDHPF_TCAP_UNIX_STREAM (1u << 1)   /* open_unix() works */
-#define RDHPF_TCAP_FORWARD_STATS (1u << 2) /* forward_stats() knows bytes */
-#define RDHPF_TCAP_HOLD_LISTENERS (1u << 3)/* listeners stay bound while down */
+#define RDHPF_TCAP_EXEC (1u << 0)           /* exec() runs remote commands */
+#define RDHPF_TCAP_UNIX_STREAM (1u << 1)    /* open_unix() works */
+#define RDHPF_TCAP_FORWARD_STATS (1u << 2)  /* forward_stats() knows bytes */
+#define RDHPF_TCAP_HOLD_LISTENERS (1u << 3) /* listeners stay bound while down */
 
 /* core → plugin; valid during the call (copy what you keep). */
 struct rdhpf_forward {
 	uint32_t struct_size;
 	const char *bind_address; /* local address, e.g. "127.0.0.1" or "::1" */
 	uint16_t local_port;
-	const char *remote_host;  /* as seen from the remote, e.g. "127.0.0.1" */
+	const char *remote_host; /* as seen from the remote, e.g. "127.0.0.1" */
 	uint16_t remote_port;
 };
 
@@ -354,10 +353,10 @@ struct rdhpf_forward {
  * only the members inside it. */
 struct rdhpf_forward_stats {
 	uint32_t struct_size;
-	uint64_t connections;  /* accepted since added */
-	uint64_t active;       /* open now */
-	uint64_t bytes_in;     /* remote → local */
-	uint64_t bytes_out;    /* local → remote */
+	uint64_t connections; /* accepted since added */
+	uint64_t active;      /* open now */
+	uint64_t bytes_in;    /* remote → local */
+	uint64_t bytes_out;   /* local → remote */
 };
 
 /* In every slot, `state` is what create() returned.  The core calls each
@@ -371,8 +370,8 @@ struct rdhpf_transport_ops {
 	 * values fail here with RDHPF_ERR_INVAL and a message in err naming
 	 * the key (check-config uses validate_option instead).  On error
 	 * *state is not set. */
-	int (*create)(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p,
-	              void **state, char *err, size_t errlen);
+	int (*create)(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
+	              char *err, size_t errlen);
 
 	/* Mandatory.  Free everything; implies disconnect.  May be called in
 	 * any state, also after a failed connect, never inside a callback the
@@ -402,10 +401,10 @@ struct rdhpf_transport_ops {
 	 * A taken local port fails with RDHPF_ERR_ADDRINUSE.  When not
 	 * connected, add fails with RDHPF_ERR_NOTCONN unless the plugin has
 	 * RDHPF_TCAP_HOLD_LISTENERS (then it binds now and serves later). */
-	int (*forward_add)(void *state, const struct rdhpf_forward *f,
-	                   rdhpf_done_fn done, void *arg);
-	int (*forward_remove)(void *state, const struct rdhpf_forward *f,
-	                      rdhpf_done_fn done, void *arg);
+	int (*forward_add)(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done,
+	                   void *arg);
+	int (*forward_remove)(void *state, const struct rdhpf_forward *f, rdhpf_done_fn done,
+	                      void *arg);
 
 	/* Mandatory with RDHPF_TCAP_EXEC.  Run argv on the remote; see
 	 * rdhpf_stream_cbs.  *stream is the plugin's handle, valid until
@@ -480,8 +479,8 @@ struct rdhpf_runtime_ops {
 
 	/* Mandatory.  As for transports.  The runtime reaches the remote only
 	 * through host->stream_exec / stream_open_unix with this ctx. */
-	int (*create)(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p,
-	              void **state, char *err, size_t errlen);
+	int (*create)(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
+	              char *err, size_t errlen);
 
 	/* Mandatory.  Implies stop().  Any state. */
 	void (*destroy)(void *state);
@@ -505,25 +504,25 @@ struct rdhpf_runtime_ops {
 
 struct rdhpf_option_desc {
 	uint32_t struct_size;
-	const char *name;  /* [a-z0-9_]+ */
+	const char *name; /* [a-z0-9_]+ */
 	const char *help;
 };
 
 /* One entry of info->options:
  *   static const struct rdhpf_option_desc *const opts[] = {
  *       RDHPF_OPTION("ports", "remote ports to forward"), NULL };  */
-#define RDHPF_OPTION(name_, help_) \
-	(&(const struct rdhpf_option_desc){ RDHPF_INIT(rdhpf_option_desc), (name_), (help_) })
+#define RDHPF_OPTION(name_, help_)                                                                 \
+	(&(const struct rdhpf_option_desc){RDHPF_INIT(rdhpf_option_desc), (name_), (help_)})
 
 struct rdhpf_plugin_info {
-	uint32_t abi_major;  /* RDHPF_ABI_MAJOR the plugin was built with */
-	uint32_t abi_minor;  /* RDHPF_ABI_MINOR the plugin was built with */
-	uint32_t struct_size;/* sizeof(struct rdhpf_plugin_info) at build */
-	int kind;            /* enum rdhpf_plugin_kind */
-	const char *name;    /* [a-z0-9-]+, what `transport =` / `runtime =` name */
+	uint32_t abi_major;   /* RDHPF_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;   /* RDHPF_ABI_MINOR the plugin was built with */
+	uint32_t struct_size; /* sizeof(struct rdhpf_plugin_info) at build */
+	int kind;             /* enum rdhpf_plugin_kind */
+	const char *name;     /* [a-z0-9-]+, what `transport =` / `runtime =` name */
 	const char *version;
 	const char *description;
-	uint64_t caps;       /* RDHPF_TCAP_* or RDHPF_RCAP_* */
+	uint64_t caps; /* RDHPF_TCAP_* or RDHPF_RCAP_* */
 	/* The per-host keys it accepts: a table of pointers ended by NULL
 	 * (pointers, so that rdhpf_option_desc can grow). */
 	const struct rdhpf_option_desc *const *options;
@@ -546,8 +545,8 @@ RDHPF_EXPORT const struct rdhpf_plugin_info *rdhpf_plugin_init(const struct rdhp
 
 /* Declare the entry point in a plugin:
  *   RDHPF_PLUGIN_DECLARE { g_host = host; return &info; }  */
-#define RDHPF_PLUGIN_DECLARE \
-	RDHPF_EXPORT const struct rdhpf_plugin_info *rdhpf_plugin_init( \
+#define RDHPF_PLUGIN_DECLARE                                                                       \
+	RDHPF_EXPORT const struct rdhpf_plugin_info *rdhpf_plugin_init(                            \
 	    const struct rdhpf_host_api *host)
 
 #ifdef __cplusplus

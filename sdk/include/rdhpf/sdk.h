@@ -38,13 +38,16 @@ void rsdk_printable(char *out, size_t outlen, const char *s, size_t len);
 /* ---- growable byte buffer --------------------------------------------- */
 
 struct rsdk_buf {
-	char *data;  /* data[off .. len) is the content; always NUL-ended */
+	char *data; /* data[off .. len) is the content; always NUL-ended */
 	size_t off;
 	size_t len;
 	size_t cap;
 };
 
-#define RSDK_BUF_INIT { NULL, 0, 0, 0 }
+#define RSDK_BUF_INIT                                                                              \
+	{                                                                                          \
+		NULL, 0, 0, 0                                                                      \
+	}
 void rsdk_buf_init(struct rsdk_buf *b);
 void rsdk_buf_free(struct rsdk_buf *b);
 /* Empty it, keeping the allocation. */
@@ -100,9 +103,9 @@ typedef int (*rsdk_line_fn)(void *arg, const char *line, size_t len);
 
 struct rsdk_lines {
 	struct rsdk_buf buf;
-	size_t max;        /* longest line kept; longer ones are skipped */
-	int skipping;      /* inside an over-long line */
-	uint64_t oversized;/* lines skipped so far */
+	size_t max;         /* longest line kept; longer ones are skipped */
+	int skipping;       /* inside an over-long line */
+	uint64_t oversized; /* lines skipped so far */
 };
 
 void rsdk_lines_init(struct rsdk_lines *l, size_t max);
@@ -111,8 +114,7 @@ void rsdk_lines_free(struct rsdk_lines *l);
  * line, without the newline.  A line longer than max is skipped and
  * counted in oversized (the caller should log and resync: an event was
  * lost).  Returns 0, or the first non-zero fn returned. */
-int rsdk_lines_feed(struct rsdk_lines *l, const char *buf, size_t n, rsdk_line_fn fn,
-                    void *arg);
+int rsdk_lines_feed(struct rsdk_lines *l, const char *buf, size_t n, rsdk_line_fn fn, void *arg);
 /* At EOF: a last line without '\n' is passed to fn.  Returns as feed. */
 int rsdk_lines_finish(struct rsdk_lines *l, rsdk_line_fn fn, void *arg);
 
@@ -127,19 +129,18 @@ typedef void (*rsdk_collect_fn)(void *arg, int status, int exit_code, const char
 /* Run argv on the remote through host->stream_exec and collect stdout up
  * to max bytes.  The collector frees itself before fn runs.  Returns
  * RDHPF_OK (fn follows, never inside this call) or stream_exec's error. */
-int rsdk_collect(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
-                 const char *const *argv, size_t max, rsdk_collect_fn fn, void *arg,
-                 struct rsdk_collect **out);
+int rsdk_collect(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, const char *const *argv,
+                 size_t max, rsdk_collect_fn fn, void *arg, struct rsdk_collect **out);
 /* Cancel: no callback follows. */
 void rsdk_collect_cancel(struct rsdk_collect *c);
 
 /* ---- containers, container sets, port diffing -------------------------- */
 
 struct rsdk_port {
-	char ip[46];             /* host_ip as published ("" = all) */
+	char ip[46]; /* host_ip as published ("" = all) */
 	uint16_t host_port;
 	uint16_t container_port;
-	int proto;               /* enum rdhpf_proto */
+	int proto; /* enum rdhpf_proto */
 };
 
 struct rsdk_label {
@@ -151,7 +152,7 @@ struct rsdk_label {
 struct rsdk_cont {
 	char *id;
 	char *name;
-	char *image;             /* NULL: unknown */
+	char *image; /* NULL: unknown */
 	struct rsdk_port *ports;
 	size_t n_ports;
 	struct rsdk_label *labels;
@@ -177,8 +178,8 @@ int rsdk_cont_equal(const struct rsdk_cont *a, const struct rsdk_cont *b);
  * port the core refuses (a control character, past its limits) is left
  * out and logged with host, container and field: one odd label must not
  * cost a container its forwards. */
-struct rdhpf_container *rsdk_cont_export(const struct rdhpf_host_api *H,
-                                         struct rdhpf_ctx *ctx, const struct rsdk_cont *c);
+struct rdhpf_container *rsdk_cont_export(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
+                                         const struct rsdk_cont *c);
 
 /* A set of containers, by id. */
 struct rsdk_cset {
@@ -187,7 +188,10 @@ struct rsdk_cset {
 	size_t cap;
 };
 
-#define RSDK_CSET_INIT { NULL, 0, 0 }
+#define RSDK_CSET_INIT                                                                             \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 void rsdk_cset_init(struct rsdk_cset *s);
 void rsdk_cset_free(struct rsdk_cset *s);
 /* Take c (moved in; c is left empty), replacing a container of that id. */
@@ -203,14 +207,14 @@ void rsdk_cset_move(struct rsdk_cset *dst, struct rsdk_cset *src);
  * fn(START, c) for every container of new that is new or changed.  Cost
  * O(n + m). */
 typedef void (*rsdk_diff_fn)(void *arg, int type, const struct rsdk_cont *c);
-void rsdk_cset_diff(const struct rsdk_cset *old, const struct rsdk_cset *now,
-                    rsdk_diff_fn fn, void *arg);
+void rsdk_cset_diff(const struct rsdk_cset *old, const struct rsdk_cset *now, rsdk_diff_fn fn,
+                    void *arg);
 
 /* Answer a list: export every container of s, call done(arg, RDHPF_OK,
  * NULL, cs, n) and free the exports.  On ENOMEM calls done with
  * RDHPF_ERR_NOMEM instead.  The set is left as it was. */
-void rsdk_list_reply(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx,
-                     rdhpf_list_fn done, void *arg, const struct rsdk_cset *s);
+void rsdk_list_reply(const struct rdhpf_host_api *H, struct rdhpf_ctx *ctx, rdhpf_list_fn done,
+                     void *arg, const struct rsdk_cset *s);
 /* Hand one event to the core through a watch's callbacks (exports c,
  * calls cbs->on_event, frees).  Returns RDHPF_ERR_NOMEM (or
  * RDHPF_ERR_INVAL: the id was refused) when it could not (the caller
