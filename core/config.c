@@ -510,6 +510,7 @@ enum key_id {
 	K_BREAKER_THRESHOLD,
 	K_BREAKER_COOLDOWN,
 	K_RECONNECT_PROBE,
+	K_LABELS,
 	K_PORT_OFFSET,
 	K_PORT_MAP,
 	K_PRIVILEGED,
@@ -591,6 +592,11 @@ static const struct key_def keys[K__COUNT] = {
                            .type = T_CHOICE,
                            .choices = yes_no,
                            .choices_text = "yes or no"},
+    [K_LABELS] = {.name = "labels",
+                  .where = W_BOTH,
+                  .type = T_CHOICE,
+                  .choices = yes_no,
+                  .choices_text = "yes or no"},
     [K_PORT_OFFSET] = {.name = "port_offset", .where = W_BOTH, .type = T_OFFSET},
     [K_PORT_MAP] = {.name = "port_map", .where = W_BOTH, .type = T_PORTMAP},
     [K_PRIVILEGED] = {.name = "privileged", .where = W_BOTH, .type = T_PRIVILEGED},
@@ -1466,6 +1472,8 @@ resolve_host(struct parse *ps, struct phost *ph, struct cfg_host *h)
 		h->privileged_skip = strcmp(src->str[K_PRIVILEGED], "skip") == 0;
 		h->privileged_offset = h->privileged_skip ? 0 : (uint16_t)src->num[K_PRIVILEGED];
 	}
+	if ((src = pick(hs, ds, K_LABELS)) != NULL)
+		h->labels = strcmp(src->str[K_LABELS], "yes") == 0;
 	if ((src = pick(hs, ds, K_ON_CONFLICT)) != NULL)
 		h->on_conflict_next_free = strcmp(src->str[K_ON_CONFLICT], "next-free") == 0;
 	if ((src = pick(hs, ds, K_PORT_MAP)) != NULL) {
@@ -1795,7 +1803,7 @@ cfg_host_same(const struct cfg_host *a, const struct cfg_host *b)
 		return false;
 	if (a->privileged_skip != b->privileged_skip ||
 	    a->privileged_offset != b->privileged_offset ||
-	    a->on_conflict_next_free != b->on_conflict_next_free)
+	    a->on_conflict_next_free != b->on_conflict_next_free || a->labels != b->labels)
 		return false;
 	if (a->n_rules != b->n_rules)
 		return false;
@@ -2089,6 +2097,8 @@ cfg_print(const struct cfg *c, FILE *out)
 			print_num(out, "privileged", "offset %u", (unsigned)h->privileged_offset);
 		if (h->on_conflict_next_free)
 			print_kv(out, "on_conflict", "next-free", NULL);
+		if (h->labels)
+			print_kv(out, "labels", "yes", NULL);
 		print_rules(out, c, h);
 		for (size_t j = 0; j < h->n_opts; j++)
 			print_kv(out, h->opts[j].key, h->opts[j].value,

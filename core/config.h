@@ -76,6 +76,7 @@ struct cfg_host {
 	int32_t port_offset;           /* local = remote + offset; default 0, |x| <= 65535 */
 	struct cfg_port_map *port_map; /* exact overrides of the offset, file order */
 	size_t n_port_map;
+	int labels;                 /* labels = yes: rdhpf.* container labels apply */
 	int privileged_skip;        /* privileged = skip */
 	uint16_t privileged_offset; /* privileged = offset N; 0 when not set */
 	int on_conflict_next_free;  /* on_conflict = next-free (default wait) */

@@ -148,7 +148,7 @@ status_json_text(struct daemon *d)
 	json_t *o = json_object(), *hosts = json_array();
 	char *txt;
 
-	json_object_set_new(o, "schema", json_integer(2));
+	json_object_set_new(o, "schema", json_integer(3));
 	json_object_set_new(o, "version", json_string(RDHPF_VERSION));
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "started", json_integer(d->started_wall));

@@ -39,6 +39,7 @@
 #include "engine_sock.h"
 #include "events.h"
 #include "tcpprobe.h"
+#include "labels.h"
 #include "log.h"
 #include "reconcile.h"
 #include "util.h"
@@ -154,7 +155,6 @@ struct host {
 	uint32_t stream_failures; /* consecutive */
 	uint64_t health_ok, health_failed;
 	uint64_t last_health_took_ms;
-	int last_health_status;
 	uint64_t connected_since_ms, down_since_ms;
 	char last_error[256];
 	int closing_handles;
@@ -317,18 +317,6 @@ op_done(struct op *o)
 	return current;
 }
 
-static void
-op_cancel(struct host *h, struct op *o)
-{
-	for (struct op **pp = &h->ops; *pp; pp = &(*pp)->next) {
-		if (*pp == o) {
-			*pp = o->next;
-			break;
-		}
-	}
-	free(o);
-}
-
 /* ---- containers ---- */
 
 static void
@@ -416,6 +404,14 @@ apply_event_q(struct host *h, int type, const struct rdhpf_container *c, const s
 			old = &h->conts[h->n_conts++];
 		}
 		cont_copy(old, c, known != NULL ? known->seq : ++h->seq);
+		if (known == NULL && h->cfg->labels && c->n_labels > 0) {
+			struct labels_policy lp;
+			/* Only the bad labels are lost; the rest of the
+			 * container's ports go on (status: label_errors). */
+			if (labels_parse(c->labels, c->n_labels, &lp) > 0)
+				hlog(h, RDHPF_LOG_WARN, "container labels ignored", "container",
+				     c->name, "err", lp.err, NULL);
+		}
 	} else if (type == RDHPF_EV_STOP && old != NULL) {
 		cont_clear(old);
 		*old = h->conts[--h->n_conts];
@@ -714,7 +710,7 @@ issue_add(struct host *h, struct fwd *w)
 	w->add_started_ns = uv_hrtime();
 	r = tp_forward_add(h->tpi, &pf, on_add_done, o);
 	if (r != RDHPF_OK) {
-		op_cancel(h, o);
+		(void)op_done(o);
 		w->in_flight = 0;
 		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
 		snprintf(w->err, sizeof w->err, "%s", status_name(r));
@@ -774,7 +770,7 @@ fwd_remove_at(struct host *h, size_t i, const char *reason)
 	if (h->tpi != NULL) {
 		struct op *o = op_new(h, 0);
 		if (tp_forward_remove(h->tpi, &pf, on_remove_done, o) != RDHPF_OK)
-			op_cancel(h, o);
+			(void)op_done(o);
 	}
 	h->fwds[i] = h->fwds[--h->n_fwds];
 }
@@ -976,6 +972,7 @@ reconcile_apply(struct host *h)
 	pol.n_map = h->cfg->n_port_map;
 	pol.rules = h->cfg->rules;
 	pol.n_rules = h->cfg->n_rules;
+	pol.labels = h->cfg->labels;
 	actual = xcalloc(na ? na : 1, sizeof *actual);
 	for (size_t i = 0; i < na; i++)
 		actual[i] = h->fwds[i].f;
@@ -1104,11 +1101,18 @@ on_event(void *arg, int type, int64_t time_ns, struct rdhpf_container *c)
 {
 	struct host *h = arg;
 
-	(void)time_ns;
 	if (!h->watching || c == NULL)
 		return;
 	h->events++;
 	h->last_event_ms = now_ms();
+	/* How late the runtime hands events over (remote clock; a skew beyond
+	 * a minute either way says nothing about lateness). */
+	if (time_ns > 0) {
+		int64_t lag = core_host_api.wall_ns(NULL) - time_ns;
+		if (lag >= 0 && lag < (int64_t)60 * 1000000000)
+			metrics_observe(h->name, h->rp->info->name, "event_remote_lag_seconds",
+			                (double)lag / 1e9);
+	}
 	if (h->first_event_after_ms == 0)
 		h->first_event_after_ms = h->last_event_ms - h->stream_started_ms + 1;
 	metrics_counter_add(h->name, h->rp->info->name, "events_total", 1);
@@ -1277,7 +1281,7 @@ list_start(struct host *h)
 	o = op_new(h, 0);
 	r = rt_list(h->rpi, on_list_done, o);
 	if (r != RDHPF_OK) {
-		op_cancel(h, o);
+		(void)op_done(o);
 		h->listing = 0;
 		sync_failed(h, r, "cannot list containers");
 	}
@@ -1373,7 +1377,7 @@ sync_retry_cb(uv_timer_t *t)
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
 	if (tp_health(h->tpi, on_sync_health, o) != RDHPF_OK) {
-		op_cancel(h, o);
+		(void)op_done(o);
 		h->health_in_flight = 0;
 		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
 	}
@@ -1393,7 +1397,6 @@ on_health(void *arg, int status, const char *detail)
 	h->health_in_flight = 0;
 	took = now_ms() - h->health_started_ms;
 	h->last_health_took_ms = took;
-	h->last_health_status = status;
 	if (status == RDHPF_OK)
 		h->health_ok++;
 	else
@@ -1420,7 +1423,7 @@ health_cb(uv_timer_t *t)
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
 	if (tp_health(h->tpi, on_health, o) != RDHPF_OK) {
-		op_cancel(h, o);
+		(void)op_done(o);
 		h->health_in_flight = 0;
 		link_failed(h, RDHPF_ERR_CLOSED, "health check refused");
 	}
@@ -1653,7 +1656,7 @@ try_connect(struct host *h)
 	o = op_new(h, 0);
 	r = tp_connect(h->tpi, on_connect_done, o);
 	if (r != RDHPF_OK) {
-		op_cancel(h, o);
+		(void)op_done(o);
 		link_failed(h, r,
 		            r == RDHPF_ERR_INVAL ? "the transport refused the configuration at "
 		                                   "connect (its log line says why)"
@@ -1995,6 +1998,28 @@ skips_json(const struct host *h)
 	return a;
 }
 
+/* Containers whose rdhpf.* labels were (partly) refused, and why. */
+static json_t *
+label_errors_json(const struct host *h)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; h->cfg->labels && i < h->n_conts; i++) {
+		const struct rdhpf_container *c = &h->conts[i].c;
+		struct labels_policy lp;
+		json_t *e;
+
+		if (c->n_labels == 0 || labels_parse(c->labels, c->n_labels, &lp) == 0)
+			continue;
+		e = json_object();
+		json_object_set_new(e, "container", json_string(c->name ? c->name : c->id));
+		json_object_set_new(e, "container_id", json_string(c->id));
+		json_object_set_new(e, "error", json_string(lp.err));
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
 json_t *
 host_status_json(const struct host *h)
 {
@@ -2076,6 +2101,7 @@ host_status_json(const struct host *h)
 	}
 	json_object_set_new(o, "forwards", fw);
 	json_object_set_new(o, "skipped", skips_json(h));
+	json_object_set_new(o, "label_errors", label_errors_json(h));
 	return o;
 }
 
