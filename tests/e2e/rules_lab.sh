@@ -3,7 +3,9 @@
 # Ten containers and a rule set with an ignore by name glob, a remapped
 # range, an include by name glob and a catch-all ignore: exactly the expected
 # local ports serve (on both loopbacks), the others refuse, and status lists
-# every skipped port with its reason and rule.
+# every skipped port with its reason and rule.  Then labels = yes with the
+# engine's own labels: rdhpf.port, rdhpf.ignore, and a malformed label that
+# loses only itself.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../lab/lib.sh"
 lab_require
@@ -86,4 +88,46 @@ jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))'
 fi
 rc=0; stop_daemon || rc=$?
 check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+
+# labels = yes: the engine's real labels (docker run --label) decide.
+cleanup_containers
+cat >"$T/labels.ini" <<C
+[host "lab"]
+url = $RDHPF_LAB_URL
+identity_file = $RDHPF_LAB_KEY
+known_hosts = $RDHPF_LAB_KNOWN_HOSTS
+transport = $transport
+runtime = docker
+backoff_initial = 100ms
+backoff_max = 500ms
+connect_timeout = 5s
+labels = yes
+rule = ignore port=$((B + 85))
+C
+run_c lmoved -p $((B + 80)):80 --label "rdhpf.port.$((B + 80))=$((B + 180))"
+run_c lhidden -p $((B + 81)):80 --label rdhpf.ignore=true
+run_c lbroken -p $((B + 82)):80 -p $((B + 83)):80 --label "rdhpf.port.$((B + 82))=not-a-port"
+run_c lplain -p $((B + 84)):80 -p $((B + 85)):80 --label tier=web
+start_daemon --config "$T/labels.ini"
+lserve="$((B + 180)) $((B + 82)) $((B + 83)) $((B + 84))"
+lrefuse="$((B + 80)) $((B + 81)) $((B + 85))"
+l_serve() { for p in $lserve; do lab_http_ok 127.0.0.1 "$p" || return 1; done; }
+l_none() { for p in $lrefuse; do ! lab_http_ok 127.0.0.1 "$p" || { echo "serves: $p"; return 1; }; done; }
+check "labels: rdhpf.port moves a port, a bad label loses only itself, the rest serve" \
+	wait_for 15000 l_serve
+check "labels: rdhpf.ignore and the rule's ignore leave their ports alone" l_none
+"$RDHPF_BIN" status --runtime-dir "$T/run" --format json >"$T/lstatus.json"
+check "labels: status names the bad label and the ignored container" $PY - "$T/lstatus.json" "$pfx" "$B" <<'PY'
+import json, sys
+h, pfx, B = json.load(open(sys.argv[1]))["hosts"][0], sys.argv[2], int(sys.argv[3])
+sk = {s["remote_port"]: s for s in h["skipped"]}
+assert sk[B + 81]["reason"] == "ignored by label" and sk[B + 81]["label"] == "rdhpf.ignore=true", sk
+assert sk[B + 85]["reason"] == "ignored by rule", sk
+e = h["label_errors"]
+assert [x["container"] for x in e] == [f"{pfx}-lbroken"], e
+assert f"rdhpf.port.{B + 82}" in e[0]["error"], e
+PY
+check "labels: the bad label is in the log with its container" \
+	grep -q "container labels ignored.*container=$pfx-lbroken" "$T/log"
+stop_daemon || true
 finish
