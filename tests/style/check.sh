@@ -7,7 +7,7 @@ set -euo pipefail
 root=${1:?usage: check.sh SRCROOT}
 cd "$root"
 [ -f .clang-format ] || { echo "style: no .clang-format in $root" >&2; exit 1; }
-mapfile -t files < <(find core plugins sdk tools tests docs/examples -name '*.[ch]' -type f 2>/dev/null | sort)
+mapfile -t files < <(find core plugins sdk tools tests bench docs/examples -name '*.[ch]' -type f 2>/dev/null | sort)
 [ "${#files[@]}" -gt 0 ] || { echo "style: no C files found under $root" >&2; exit 1; }
 bad=()
 for f in "${files[@]}"; do
