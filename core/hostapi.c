@@ -54,6 +54,18 @@ struct rdhpf_stream {
 	void *ts;
 	struct rdhpf_stream_cbs cbs; /* the runtime's, members it lacks NULL */
 	void *arg;
+	/* What the transport delivered inside exec/open_unix (or before that
+	 * was handed on): kept, and handed to the runtime from a zero timer,
+	 * so that no runtime callback runs inside the call that opened it. */
+	int opening;
+	struct rdhpf_timer *flush;
+	char *early;
+	size_t early_len;
+	int early_closed; /* the transport ended the stream: ts is gone */
+	int ec_status, ec_exit;
+	char *ec_detail;
+	int in_cb;        /* a runtime callback of this stream is running */
+	int owner_closed; /* ... and the runtime closed the stream inside it */
 };
 
 /* A container a plugin built: the core object, tied to the plugin's ctx
@@ -84,6 +96,11 @@ static void
 handle_link(struct rdhpf_ctx *ctx, struct ctx_handle *h, int type)
 {
 	h->type = type;
+	if (ctx == NULL) { /* the core's own (a stream's flush timer) */
+		h->ctx = NULL;
+		h->prev = h->next = NULL;
+		return;
+	}
 	h->ctx = ctx;
 	h->prev = NULL;
 	h->next = ctx->handles;
@@ -557,31 +574,89 @@ api_report_down(struct rdhpf_ctx *ctx, int status, const char *detail)
 
 /* ---- streams: the runtime's view of the transport ---- */
 
+static void api_timer_stop(struct rdhpf_timer *tm);
+static struct rdhpf_timer *api_timer_start(struct rdhpf_ctx *ctx, uint64_t after_ms,
+                                           uint64_t repeat_ms, rdhpf_timer_fn cb, void *arg);
+
 static void
 stream_free(struct rdhpf_stream *s)
 {
 	handle_unlink(&s->h);
+	api_timer_stop(s->flush);
+	free(s->early);
+	free(s->ec_detail);
 	free(s);
+}
+
+/* Run the runtime's on_close once; s is freed after it (the runtime may
+ * call stream_close on it inside: that is then a no-op). */
+static void
+stream_deliver_close(struct rdhpf_stream *s, int status, int exit_code, const char *detail)
+{
+	handle_unlink(&s->h);
+	s->early_closed = 1; /* the transport's stream is gone: never close it again */
+	s->in_cb = 1;
+	if (s->cbs.on_close)
+		s->cbs.on_close(s->arg, status, exit_code, detail);
+	stream_free(s);
+}
+
+static void
+stream_flush_cb(void *arg)
+{
+	struct rdhpf_stream *s = arg;
+
+	api_timer_stop(s->flush);
+	s->flush = NULL;
+	if (s->early_len > 0 && s->cbs.on_data) {
+		s->in_cb = 1;
+		s->cbs.on_data(s->arg, s->early, s->early_len);
+		s->in_cb = 0;
+		if (s->owner_closed) {
+			stream_free(s);
+			return;
+		}
+	}
+	free(s->early);
+	s->early = NULL;
+	s->early_len = 0;
+	if (s->early_closed)
+		stream_deliver_close(s, s->ec_status, s->ec_exit, s->ec_detail);
 }
 
 static void
 stream_on_data(void *arg, const char *buf, size_t len)
 {
 	struct rdhpf_stream *s = arg;
-	if (s->cbs.on_data)
+
+	if (s->opening || s->flush != NULL) {
+		s->early = xrealloc(s->early, s->early_len + len + 1);
+		memcpy(s->early + s->early_len, buf, len);
+		s->early_len += len;
+		return;
+	}
+	if (s->cbs.on_data) {
+		s->in_cb = 1;
 		s->cbs.on_data(s->arg, buf, len);
+		s->in_cb = 0;
+		if (s->owner_closed)
+			stream_free(s); /* the transport's stream was closed in api_stream_close */
+	}
 }
 
 static void
 stream_on_close(void *arg, int status, int exit_code, const char *detail)
 {
 	struct rdhpf_stream *s = arg;
-	struct rdhpf_stream_cbs cbs = s->cbs;
-	void *uarg = s->arg;
 
-	stream_free(s);
-	if (cbs.on_close)
-		cbs.on_close(uarg, status, exit_code, detail);
+	if (s->opening || s->flush != NULL) {
+		s->early_closed = 1;
+		s->ec_status = status;
+		s->ec_exit = exit_code;
+		s->ec_detail = detail != NULL ? xstrdup(detail) : NULL;
+		return;
+	}
+	stream_deliver_close(s, status, exit_code, detail);
 }
 
 static const struct rdhpf_stream_cbs stream_wrap_cbs = {
@@ -624,15 +699,20 @@ stream_open(struct rdhpf_ctx *ctx, const char *const *argv, const char *path,
 	s->tctx = ctx->tctx;
 	s->tpi = ctx->tpi;
 	s->arg = arg;
+	s->opening = 1;
 	if (path != NULL)
 		r = tp_open_unix(ctx->tpi, path, &stream_wrap_cbs, s, &s->ts);
 	else
 		r = tp_exec(ctx->tpi, argv, &stream_wrap_cbs, s, &s->ts);
+	s->opening = 0;
 	if (r != RDHPF_OK) {
-		free(s);
+		/* An error means no callback: whatever came is dropped. */
+		stream_free(s);
 		return r;
 	}
 	handle_link(ctx, &s->h, HANDLE_STREAM);
+	if (s->early_len > 0 || s->early_closed)
+		s->flush = api_timer_start(NULL, 0, 0, stream_flush_cb, s);
 	*out = s;
 	return RDHPF_OK;
 }
@@ -664,9 +744,17 @@ api_stream_write(struct rdhpf_stream *s, const void *buf, size_t len)
 static void
 api_stream_close(struct rdhpf_stream *s)
 {
-	if (s == NULL)
+	if (s == NULL || s->owner_closed)
 		return;
-	tp_stream_close(s->tpi, s->ts);
+	if (!s->early_closed)
+		tp_stream_close(s->tpi, s->ts);
+	if (s->in_cb) {
+		/* Inside the stream's own callback: freed when it returns. */
+		s->owner_closed = 1;
+		s->early_closed = 1;
+		handle_unlink(&s->h);
+		return;
+	}
 	stream_free(s);
 }
 

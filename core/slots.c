@@ -423,8 +423,21 @@ tramp_list(void *arg, int status, const char *detail, struct rdhpf_container *co
 		c->detail = detail ? xstrdup(detail) : NULL;
 		c->cs = xcalloc(n ? n : 1, sizeof *c->cs);
 		for (size_t i = 0; i < n; i++) {
-			if (cs[i] == NULL || container_copy(&c->cs[c->n], cs[i]) != 0)
+			if (cs[i] == NULL)
 				continue;
+			if (container_copy(&c->cs[c->n], cs[i]) != 0) {
+				/* A list is the whole truth: one with a container
+				 * missing would remove its forwards.  Fail it. */
+				for (size_t k = 0; k < c->n; k++)
+					container_clear(&c->cs[k]);
+				c->n = 0;
+				if (c->status == RDHPF_OK) {
+					free(c->detail);
+					c->status = RDHPF_ERR_NOMEM;
+					c->detail = xstrdup("out of memory copying the list");
+				}
+				break;
+			}
 			c->n++;
 		}
 		return;
@@ -545,11 +558,13 @@ tp_disconnect(struct pinst *t)
 {
 	void (*fn)(void *) = RDHPF_SLOT(t->t, disconnect);
 
+	/* No pending callback may come after it: what is still pending is
+	 * dropped first, so that one the plugin makes from inside disconnect
+	 * never reaches the core re-entrantly (it is reported as a plugin
+	 * bug instead). */
+	calls_drop(t, SLOT_COUNT);
 	if (fn != NULL)
 		fn(t->state);
-	/* No pending callback may come after it: what is still pending is
-	 * dropped (one that comes anyway is reported as a plugin bug). */
-	calls_drop(t, SLOT_COUNT);
 }
 
 int

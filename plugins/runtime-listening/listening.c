@@ -58,7 +58,7 @@ ls_ranges(struct ls *l, const char *key, const char *dflt, struct rsdk_ranges *o
 
 	if (v == NULL)
 		v = dflt;
-	if (v == NULL || strcmp(v, "none") == 0)
+	if (v == NULL || (strcmp(v, "none") == 0 && strcmp(key, "exclude") == 0))
 		return RDHPF_OK;
 	if (ls_validate(key, v, why, sizeof why) != RDHPF_OK ||
 	    rsdk_parse_ranges(v, out, why, sizeof why) != RDHPF_OK) {

@@ -29,10 +29,17 @@ struct st {
 static int
 st_count_ports(const struct rsdk_ranges *r, char *err, size_t errlen)
 {
+	static unsigned char seen[65536 / 8];
 	size_t n = 0;
 
+	/* Distinct ports: overlapping ranges count once. */
+	memset(seen, 0, sizeof seen);
 	for (size_t i = 0; i < r->n; i++)
-		n += (size_t)r->v[i].hi - r->v[i].lo + 1;
+		for (unsigned p = r->v[i].lo; p <= r->v[i].hi; p++)
+			if (!(seen[p / 8] & (1u << (p % 8)))) {
+				seen[p / 8] |= (unsigned char)(1u << (p % 8));
+				n++;
+			}
 	if (n > ST_MAX_PORTS) {
 		snprintf(err, errlen, "%zu ports, at most %d", n, ST_MAX_PORTS);
 		return RDHPF_ERR_INVAL;
