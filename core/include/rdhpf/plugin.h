@@ -39,10 +39,12 @@
  * returns an error never calls it.  The callback MAY be called before the
  * operation returned (synchronously): the core's wrapper around every slot
  * defers such a call to the next loop turn, so the core never sees it
- * re-entrantly.  A plugin calling a host operation gets the same guarantee
- * from the core: host callbacks never run inside the call that started
- * them.  A callback the core would see twice is a plugin bug: logged once
- * with the slot's name and ignored.
+ * re-entrantly.  (The one exception: an on_event made inside watch() is
+ * taken as it comes: the core only buffers events until on_established.)
+ * A plugin calling a host operation gets the same guarantee from the core:
+ * host callbacks never run inside the call that started them.  A callback
+ * the core would see twice is a plugin bug: logged once with the slot's
+ * name and ignored.
  *
  * Re-entrancy (what the core may do inside a callback a plugin calls):
  *   - inside a runtime's watch callbacks (on_established, on_event, on_end)
