@@ -47,6 +47,7 @@ struct fr {
 	uint64_t t0;
 	struct step *steps;
 	size_t n_steps;
+	size_t cap_steps;
 	size_t applied;          /* steps applied to the remote state */
 	const struct step **run; /* running containers (the start step) */
 	size_t n_run;
@@ -199,12 +200,18 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 		} else {
 			goto bad;
 		}
-		struct step *v = realloc(r->steps, (r->n_steps + 1) * sizeof *v);
-		if (v == NULL) {
-			fclose(fp);
-			return -1;
+		if (r->n_steps == r->cap_steps) {
+			/* Geometric: a step is several KiB (labels), and scripts
+			 * of a thousand steps must not cost quadratic copying. */
+			size_t cap = r->cap_steps ? r->cap_steps * 2 : 64;
+			struct step *v = realloc(r->steps, cap * sizeof *v);
+			if (v == NULL) {
+				fclose(fp);
+				return -1;
+			}
+			r->steps = v;
+			r->cap_steps = cap;
 		}
-		r->steps = v;
 		r->steps[r->n_steps++] = st;
 		continue;
 	bad : {

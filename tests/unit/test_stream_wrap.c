@@ -26,8 +26,9 @@
 
 static struct rdhpf_stream_cbs t_cbs;
 static void *t_arg;
-static int t_closes; /* transport stream_close calls */
-static int t_eager;  /* exec: deliver data and the end inside the call */
+static void *t_stream; /* the transport's handle of the last exec */
+static int t_closes;   /* transport stream_close calls */
+static int t_eager;    /* exec: deliver data and the end inside the call */
 static rdhpf_done_fn t_cdone;
 static void *t_carg;
 
@@ -74,7 +75,7 @@ t_exec(void *s, const char *const *argv, const struct rdhpf_stream_cbs *cbs, voi
 	(void)argv;
 	t_cbs = *cbs;
 	t_arg = arg;
-	*out = malloc(1);
+	*out = t_stream = malloc(1);
 	if (t_eager) {
 		cbs->on_data(arg, "hel", 3);
 		cbs->on_data(arg, "lo", 2);
@@ -203,6 +204,7 @@ test_close_inside_on_close(void **s)
 	r_close_in_cb = 1;
 	assert_int_equal(core_host_api.stream_exec(rctx, argv, &rcbs, NULL, &r_stream), RDHPF_OK);
 	t_cbs.on_close(t_arg, RDHPF_OK, 0, NULL); /* the command ended */
+	free(t_stream);                           /* ... and the transport forgot it */
 	assert_int_equal(r_closes, 1);
 	/* The transport ended that stream itself: never closed again. */
 	assert_int_equal(t_closes, 0);

@@ -21,10 +21,14 @@ struct tc {
 	char why[2048];
 };
 
+/* Set the verdict's reason (truncated to fit: a reason quotes plugin
+ * details of any length). */
+void tc_why(struct tc *tc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Fail (or skip) the test with a reason, and go to its cleanup. */
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
-		snprintf(tc->why, sizeof tc->why, __VA_ARGS__);                                    \
+		tc_why(tc, __VA_ARGS__);                                                           \
 		rc = T_FAIL;                                                                       \
 		goto out;                                                                          \
 	} while (0)
@@ -35,7 +39,7 @@ struct tc {
 	} while (0)
 #define SKIP(...)                                                                                  \
 	do {                                                                                       \
-		snprintf(tc->why, sizeof tc->why, __VA_ARGS__);                                    \
+		tc_why(tc, __VA_ARGS__);                                                           \
 		return T_SKIP;                                                                     \
 	} while (0)
 

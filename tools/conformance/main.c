@@ -4,6 +4,7 @@
  * ran and passed: a test that cannot run here is printed as `skip` with
  * the reason and fails the run unless --allow-skip. */
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -399,6 +400,16 @@ run(const struct conf_test *tests, size_t n)
 	       g_plugin->info->name, n, pass, fail, skip,
 	       skip && !g_args.allow_skip ? " (a skip fails the run: --allow-skip)" : "");
 	return fail == 0 && (skip == 0 || g_args.allow_skip) ? 0 : 1;
+}
+
+void
+tc_why(struct tc *tc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tc->why, sizeof tc->why, fmt, ap);
+	va_end(ap);
 }
 
 int

@@ -403,7 +403,7 @@ t_create_destroy(struct tc *tc)
 		FAIL("%s", why);
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	return rc;
@@ -462,7 +462,7 @@ t_bad_option_refused(struct tc *tc)
 			     b->value);
 		}
 		if (in->rctx == NULL) { /* the transport did not come up */
-			snprintf(tc->why, sizeof tc->why, "%s", why);
+			tc_why(tc, "%s", why);
 			rinst_free(in, why, sizeof why);
 			rc = T_FAIL;
 			goto out;
@@ -500,7 +500,7 @@ t_list(struct tc *tc)
 		FAIL("second %s", why);
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	return rc;
@@ -534,7 +534,7 @@ t_watch_contract(struct tc *tc)
 	CHECK(w->bad[0] == '\0', "event: %s", w->bad);
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	free(w); /* after destroy: no callback may follow */
@@ -618,7 +618,7 @@ t_port_delivered(struct tc *tc)
 	}
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	free(w);
@@ -684,7 +684,7 @@ t_stop_in_callbacks(struct tc *tc)
 	CHECK(in->destroyed, "destroy inside the callback did not run");
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	free(w);
@@ -731,7 +731,7 @@ t_no_callback_after_stop(struct tc *tc)
 	CHECK(!w->after_stop, "a watch callback came after destroy()");
 out:
 	if (rinst_free(in, why, sizeof why) != 0 && rc == T_PASS) {
-		snprintf(tc->why, sizeof tc->why, "%s", why);
+		tc_why(tc, "%s", why);
 		rc = T_FAIL;
 	}
 	free(w);

@@ -209,7 +209,7 @@ has_exec(void)
 #define FINISH()                                                                                   \
 	do {                                                                                       \
 		if (t_free(t, why, sizeof why) != 0 && rc == T_PASS) {                             \
-			snprintf(tc->why, sizeof tc->why, "%s", why);                              \
+			tc_why(tc, "%s", why);                                                     \
 			rc = T_FAIL;                                                               \
 		}                                                                                  \
 	} while (0)
@@ -450,7 +450,7 @@ t_destroy_with_stream(struct tc *tc)
 out:
 	FINISH();
 	if (rc == T_PASS && e->closes != 0) {
-		snprintf(tc->why, sizeof tc->why, "on_close of a stream after destroy");
+		tc_why(tc, "on_close of a stream after destroy");
 		rc = T_FAIL;
 	}
 	free(e);
