@@ -489,13 +489,14 @@ inst_new(const struct plugin *p, struct rdhpf_ctx *ctx)
 	return pi;
 }
 
-struct pinst *
-tp_create(const struct plugin *p, struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp,
-          int *status, char *err, size_t errlen)
+/* create, for either kind: the slot is the same in both ops tables. */
+static struct pinst *
+inst_create(const struct plugin *p, struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp,
+            int *status, char *err, size_t errlen)
 {
 	struct pinst *pi = inst_new(p, ctx);
 	int (*fn)(struct rdhpf_ctx *, const struct rdhpf_host_params *, void **, char *, size_t) =
-	    RDHPF_SLOT(pi->t, create);
+	    pi->t != NULL ? RDHPF_SLOT(pi->t, create) : RDHPF_SLOT(pi->r, create);
 	int r;
 
 	err[0] = '\0';
@@ -507,6 +508,13 @@ tp_create(const struct plugin *p, struct rdhpf_ctx *ctx, const struct rdhpf_host
 	}
 	*status = RDHPF_OK;
 	return pi;
+}
+
+struct pinst *
+tp_create(const struct plugin *p, struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp,
+          int *status, char *err, size_t errlen)
+{
+	return inst_create(p, ctx, hp, status, err, errlen);
 }
 
 void
@@ -661,20 +669,7 @@ struct pinst *
 rt_create(const struct plugin *p, struct rdhpf_ctx *ctx, const struct rdhpf_host_params *hp,
           int *status, char *err, size_t errlen)
 {
-	struct pinst *pi = inst_new(p, ctx);
-	int (*fn)(struct rdhpf_ctx *, const struct rdhpf_host_params *, void **, char *, size_t) =
-	    RDHPF_SLOT(pi->r, create);
-	int r;
-
-	err[0] = '\0';
-	r = fn != NULL ? fn(ctx, hp, &pi->state, err, errlen) : RDHPF_ERR_UNSUPPORTED;
-	if (r != RDHPF_OK) {
-		*status = r;
-		free(pi);
-		return NULL;
-	}
-	*status = RDHPF_OK;
-	return pi;
+	return inst_create(p, ctx, hp, status, err, errlen);
 }
 
 void
