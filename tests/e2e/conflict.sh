@@ -42,7 +42,7 @@ for h in json.load(sys.stdin)["hosts"]:
             if f["local_port"] == int(sys.argv[2]):
                 print(f["state"], f["error"] or "")' "$1" "$2"
 }
-is_state() { fwd_state "$1" "$2" | grep -q "^$3"; }
+is_state() { grep -q "^$3" <<<"$(fwd_state "$1" "$2")"; }
 check "taken port is conflict" wait_for 3000 is_state a 18111 conflict
 check "conflict says why" bash -c "$(declare -f st fwd_state); PY=$PY RDHPF_BIN=$RDHPF_BIN T=$T; fwd_state a 18111 | grep -q 'address in use'"
 check "other forward of the same container unaffected" is_state a 18112 active

@@ -41,7 +41,7 @@ for h in json.load(sys.stdin)["hosts"]:
         for f in h["forwards"]:
             print(f["state"], f["local_port"], f["wanted_port"], f["error"] or "")' "$1"
 }
-has_fwd() { fwd "$1" | grep -q "$2"; }
+has_fwd() { grep -q "$2" <<<"$(fwd "$1")"; }
 connects() { $PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1"; }
 
 check "first host holds the port" wait_for 3000 has_fwd a '^active 18121 None'

@@ -52,7 +52,7 @@ check "the refused ones are counted (relays_dropped_total 20)" \
 	grep -qE 'stat relays_dropped_total 20$' "$LS2_T/fwd.out"
 check "the refusal is logged with the limit" grep -q 'too many connections on a forward' "$LS2_T/fwd.err"
 # Held ones closed: relays go, a new client is served again.
-served() { python3 "$LS2_T/hold.py" "$lport" 1 | grep -q "echoed=1 "; }
+served() { grep -q "echoed=1 " <<<"$(python3 "$LS2_T/hold.py" "$lport" 1)"; }
 check "a new client is served once the held ones are gone" lab_wait_for 5 served
 nconn=$(ss -Htnp state established dst "$RDHPF_LAB_ADDR:22" | grep -c "pid=$LS2_DRIVER_PID," || true)
 check "still one TCP connection to sshd ($nconn)" test "$nconn" = 1

@@ -57,7 +57,7 @@ check "no planted constructor ran in $runs loads" test "$ran" -eq 0
 # Where /proc is absent the loader opens the checked path again (the
 # directory chain being trusted) and compares the inode: plugins still load.
 # (The sanitizers' runtime itself needs /proc: not under ASan.)
-if ldd "$RDHPF_BIN" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+if grep -q 'libasan\|libubsan' <<<"$(ldd "$RDHPF_BIN" 2>/dev/null)"; then
 	echo "skip - without /proc: the sanitizers need /proc"
 elif [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	out=$(unshare --mount --propagation private sh -c \

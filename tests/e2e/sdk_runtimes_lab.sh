@@ -49,7 +49,7 @@ trap 'for p in "${LISTENERS[@]}"; do kill "$p" 2>/dev/null || true; done; cleanu
 serves() { lab_http_ok 127.0.0.1 "$1"; }
 refuses() { ! lab_http_ok 127.0.0.1 "$1"; }
 # The forward itself is gone: nothing listens on the local port any more.
-unbound() { ! ss -ltnH "sport = :$1" | grep -q .; }
+unbound() { ! grep -q . <<<"$(ss -ltnH "sport = :$1")"; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 config() { # config RUNTIME KEY=VALUE...
@@ -75,7 +75,7 @@ p_lo=$((base + 1)) p_any=$((base + 2)) p_out=$((base + 50))
 config listening "include=$base-$((base + 9))"
 "$RDHPF_BIN" check-config "$T/config.ini" >/dev/null
 start_daemon --config "$T/config.ini"
-steady() { "$RDHPF_BIN" status --runtime-dir "$T/run" --format json | grep -q '"state": "steady"'; }
+steady() { grep -q '"state": "steady"' <<<"$("$RDHPF_BIN" status --runtime-dir "$T/run" --format json)"; }
 check "host steady (listening)" wait_for 10000 steady
 
 t0=$(date +%s%N)

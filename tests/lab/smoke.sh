@@ -117,7 +117,7 @@ podman_serves() {
 	curl -fsS --noproxy '*' --max-time 2 "http://$RDHPF_LAB_ADDR:$PODMAN_PORT/"
 	lab_wait_for 5 lab_ns_http_ok 127.0.0.1 "$PODMAN_PORT"
 	# The host-side command prefix sees the container started over ssh.
-	$RDHPF_LAB_PODMAN ps --format '{{.Names}}' | grep -qx "$PODMAN_NAME"
+	grep -qx "$PODMAN_NAME" <<<"$($RDHPF_LAB_PODMAN ps --format '{{.Names}}')"
 }
 check "a lab podman container published on :$PODMAN_PORT serves over the veth" podman_serves
 
