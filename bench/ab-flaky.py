@@ -8,14 +8,18 @@ transports side by side.  Standard library only; run as root (the lab).
 
 Schedule file: one step per line, `TIME ACTION [ARGUMENT...]`; `#` starts a
 comment.  TIME is from the daemon being steady: 0s, 500ms, 1m30s.
-  start NAME PORT[:CPORT]... [restart=always]   docker run (the lab image,
-                                  httpd on 80; CPORT defaults to 80)
+  start NAME PORT[:CPORT]... [restart=always] [big]   docker run (the lab
+                                  image, httpd on 80; CPORT defaults to 80;
+                                  big: it also serves a 64 MiB /big)
   stop NAME                       docker rm -f
   restart NAME                    docker restart -t 1
   kill-sshd DURATION              stop sshd (every session drops), start it
                                   again after DURATION
-  blackhole DURATION              DROP everything arriving on the lab's veth
-                                  for DURATION (the link goes silent)
+  blackhole DURATION [load=PORT]  DROP everything arriving on the lab's veth
+                                  for DURATION (the link goes silent); with
+                                  load=PORT, 4 downloads of /big through the
+                                  forward of PORT run from 1 s before the
+                                  DROP to its end (detection under load)
   restart-engine [graceful]       kill -9 dockerd (graceful: SIGTERM) and
                                   start it again
   kill-master                     kill -9 the ssh ControlMaster (openssh; a
@@ -36,7 +40,8 @@ What is measured, per transport:
                   rule removed, dockerd answering, master killed) to every
                   expected port serving again, probed every 50 ms.
   detection       blackhole: from the DROP rule to rdhpf counting the link
-                  as lost (rdhpf_disconnects_total), polled every 50 ms.
+                  as lost (rdhpf_disconnects_total), polled every 50 ms;
+                  idle and under load (blackhole ... load=PORT) apart.
   SSH connections "Accepted publickey" lines in the lab sshd log whose client
                   port was held by rdhpf or its ssh master (sampled every 20 ms
                   by tests/faults/connwatch.py); other clients of the lab are
@@ -117,12 +122,15 @@ def parse_schedule(path):
             try:
                 if act == "start":
                     if len(args) < 2:
-                        raise ValueError("start NAME PORT[:CPORT]... [restart=always]")
+                        raise ValueError("start NAME PORT[:CPORT]... [restart=always] [big]")
                     step["name"] = args[0]
-                    step["ports"], step["restart"] = [], None
+                    step["ports"], step["restart"], step["big"] = [], None, False
                     for a in args[1:]:
                         if a.startswith("restart="):
                             step["restart"] = a.split("=", 1)[1]
+                            continue
+                        if a == "big":
+                            step["big"] = True
                             continue
                         hp, _, cp = a.partition(":")
                         hp, cp = int(hp), int(cp or 80)
@@ -133,10 +141,17 @@ def parse_schedule(path):
                     if len(args) != 1:
                         raise ValueError("%s NAME" % act)
                     step["name"] = args[0]
-                elif act in ("kill-sshd", "blackhole"):
+                elif act == "kill-sshd":
                     if len(args) != 1:
-                        raise ValueError("%s DURATION" % act)
+                        raise ValueError("kill-sshd DURATION")
                     step["dur"] = parse_duration(args[0])
+                elif act == "blackhole":
+                    if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].startswith("load=")):
+                        raise ValueError("blackhole DURATION [load=PORT]")
+                    step["dur"] = parse_duration(args[0])
+                    step["load"] = int(args[1].split("=", 1)[1]) if len(args) == 2 else None
+                    if step["load"] is not None and not 1 <= step["load"] <= 65535:
+                        raise ValueError("load port out of range: %s" % args[1])
                 elif act == "restart-engine":
                     if args not in ([], ["graceful"]):
                         raise ValueError("restart-engine [graceful]")
@@ -340,7 +355,8 @@ class Run:
         self.lock = threading.Lock()
         self.seconds = []        # (t, should, ok, notes)
         self.recovery = {}       # kind -> [ms]
-        self.detect = []         # blackhole detection ms
+        self.detect = []         # blackhole detection ms, idle
+        self.detect_load = []    # the same under load (blackhole ... load=PORT)
         self.notes = []          # (t, text)
         self.first_seen = {}     # container id -> t
         self.instances = {}      # (id, port) -> {"eligible": n, "served": n, "name": ..}
@@ -461,20 +477,57 @@ class Run:
                                                           else " within 30 s"))
         self.spawn(run)
 
-    def watch_detect(self, t_drop, base):
+    def watch_detect(self, t_drop, base, loaded):
         def run():
             while self.t() < t_drop + 15 and self.proc.poll() is None:
                 d = self.disconnects()
                 if d is not None and base is not None and d > base:
                     ms = (self.t() - t_drop) * 1000
                     with self.lock:
-                        self.detect.append(ms)
+                        (self.detect_load if loaded else self.detect).append(ms)
                     self.note(self.t(), "blackhole detected after %.0f ms" % ms)
                     return
                 time.sleep(0.05)
             self.note(self.t(), "blackhole NOT detected%s" % (" (rdhpf is gone)" if self.proc.poll() is not None
                                                                else " within 15 s"))
         self.spawn(run)
+
+    def start_load(self, port, streams=4):
+        """streams downloads of /big through the forward of port, again and
+        again until the returned stop() is called; stop() returns the bytes
+        read in all (bounded by the time the caller holds the load)."""
+        done, got = threading.Event(), [0]
+
+        def loop():
+            while not done.is_set():
+                s = socket.socket()
+                s.settimeout(1)
+                try:
+                    s.connect((self.bind, port))
+                    s.sendall(b"GET /big HTTP/1.0\r\nHost: x\r\n\r\n")
+                    while not done.is_set():
+                        try:
+                            c = s.recv(1 << 16)
+                        except socket.timeout:
+                            continue
+                        if not c:
+                            break
+                        with self.lock:
+                            got[0] += len(c)
+                except OSError:
+                    time.sleep(0.1)
+                finally:
+                    s.close()
+        ths = [threading.Thread(target=loop, daemon=True) for _ in range(streams)]
+        for th in ths:
+            th.start()
+
+        def stop():
+            done.set()
+            for th in ths:
+                th.join(5)
+            return got[0]
+        return stop
 
     def spawn(self, fn):
         th = threading.Thread(target=fn, daemon=True)
@@ -508,7 +561,12 @@ class Run:
                 args += ["--restart", step["restart"]]
             for hp, cp in step["ports"]:
                 args += ["-p", "%d:%d" % (hp, cp)]
-            r = lab.dk(*args, lab.env["RDHPF_LAB_IMAGE"])
+            args.append(lab.env["RDHPF_LAB_IMAGE"])
+            if step["big"]:
+                args += ["sh", "-c", "mkdir -p /tmp/w && echo ok >/tmp/w/index.html && "
+                         "dd if=/dev/zero of=/tmp/w/big bs=1M count=64 2>/dev/null; "
+                         "exec httpd -f -p 80 -h /tmp/w"]
+            r = lab.dk(*args)
             self.note(t, "start %s %s%s" % (step["name"], " ".join(str(p) for p, _ in step["ports"]),
                                           "" if r.returncode == 0 else " FAILED: " +
                                           r.stderr.strip().splitlines()[0][:160] if r.stderr.strip() else " FAILED"))
@@ -530,13 +588,21 @@ class Run:
             self.windows.append((t, tl))
             self.watch_recovery("kill-sshd", tl)
         elif act == "blackhole":
+            stop_load = None
+            if step["load"]:
+                stop_load = self.start_load(step["load"])
+                time.sleep(1)
             base = self.disconnects()
             self.undo.append("blackhole")
             lab.fn("lab_blackhole_on")
             td = self.t()
-            self.note(td, "blackhole on for %gs" % step["dur"])
-            self.watch_detect(td, base)
+            self.note(td, "blackhole on for %gs%s" % (step["dur"], " under load (4 downloads through :%d)"
+                                                      % step["load"] if step["load"] else ""))
+            self.watch_detect(td, base, bool(step["load"]))
             time.sleep(max(0, td + step["dur"] - self.t()))
+            if stop_load:
+                self.note(self.t(), "load: %.0f MiB downloaded from 1 s before the DROP to its end"
+                          % (stop_load() / 1048576.0))
             lab.fn("lab_blackhole_off")
             self.undo.remove("blackhole")
             tl = self.t()
@@ -722,6 +788,7 @@ class Run:
             "availability_outside": 100.0 * ok_out / should_out if should_out else None,
             "recovery": {k: list(v) for k, v in self.recovery.items()},
             "detect": list(self.detect),
+            "detect_load": list(self.detect_load),
             "accepted": self.accepted,
             "accepted_others": self.accepted_others,
             "missed": missed,
@@ -764,7 +831,10 @@ def table(results, steps):
                 return "n/a" if k == "kill-master" and tp != "openssh" else "-"
             return "%s / %s (n=%d)" % (fmt_ms(pct(v, 50)), fmt_ms(pct(v, 99)), len(v))
         row("recovery ms p50/p99: " + k, rec)
-    row("blackhole detection ms", lambda r, tp: ", ".join(fmt_ms(x) for x in r["detect"]) or "-")
+    row("blackhole detection ms: idle", lambda r, tp: ", ".join(fmt_ms(x) for x in r["detect"]) or "-")
+    if any(s["action"] == "blackhole" and s.get("load") for s in steps):
+        row("blackhole detection ms: loaded", lambda r, tp: ", ".join(
+            fmt_ms(x) for x in r.get("detect_load", [])) or "-")
     row("SSH connections opened", lambda r, tp: str(r["accepted"]) + (
         " (+%d by other lab clients)" % r["accepted_others"] if r["accepted_others"] else ""))
     row("forwards missed", lambda r, tp: str(len(r["missed"])) + (" (" + ", ".join(r["missed"][:4]) + ")" if r["missed"] else ""))
