@@ -1444,8 +1444,15 @@ probe_stop(struct host *h)
 	h->probe = NULL;
 }
 
+static void try_connect(struct host *h);
+
 /* The port was seen closed and now accepts: connect now (or as soon as
- * backoff_initial has passed since the last handshake began). */
+ * backoff_initial has passed since the last handshake began).  A connect
+ * already under way for longer than a probe's own allowance began while
+ * the port did not answer: its SYN was lost and the kernel resends it only
+ * after 1, 3, 7 s (measured: a blackhole lifted during such a connect cost
+ * up to connect_timeout before the next try).  Start it again now; the
+ * probe fires once per failure, so this adds at most one handshake. */
 static void
 on_probe_open(void *arg)
 {
@@ -1454,6 +1461,21 @@ on_probe_open(void *arg)
 	char w[24];
 
 	probe_stop(h);
+	if (h->state == HOST_CONNECTING) {
+		if (since < PROBE_MS * TCP_PROBE_TRY_FACTOR)
+			return;
+		snprintf(w, sizeof w, "%llu", (unsigned long long)since);
+		hlog(h, RDHPF_LOG_INFO,
+		     "port accepts again while a connect begun before waits: connecting anew",
+		     "waited_ms", w, NULL);
+		metrics_counter_add(h->name, h->tp->info->name, "reconnect_probe_hits_total", 1);
+		uv_timer_stop(&h->t_watchdog);
+		h->gen++; /* the old attempt's completion is stale */
+		tp_disconnect(h->tpi);
+		breaker_cool(&h->br);
+		try_connect(h);
+		return;
+	}
 	if (h->state != HOST_BACKOFF && h->state != HOST_BREAKER_OPEN)
 		return;
 	if (since < h->cfg->pol.backoff_initial_ms)

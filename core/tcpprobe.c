@@ -130,7 +130,7 @@ tick(uv_timer_t *t)
 		return;
 	if (p->cur != NULL) {
 		/* No answer within the budget: a filtered port counts as closed. */
-		if (uv_now(p->loop) - p->cur->started_ms < p->every_ms * 5)
+		if (uv_now(p->loop) - p->cur->started_ms < p->every_ms * TCP_PROBE_TRY_FACTOR)
 			return;
 		struct attempt *a = p->cur;
 		p->seen_closed = 1;

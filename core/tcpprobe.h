@@ -14,8 +14,11 @@
 struct tcp_probe;
 typedef void (*tcp_probe_fn)(void *arg);
 
+/* Each connect of a probe is given at most every_ms times this. */
+#define TCP_PROBE_TRY_FACTOR 5
+
 /* Probe host:port every every_ms (one connect at a time, each given at
- * most every_ms × 5).  on_open runs at most once, after which the probe
+ * most every_ms × TCP_PROBE_TRY_FACTOR).  on_open runs at most once, after which the probe
  * is idle until tcp_probe_stop.  NULL when out of memory. */
 struct tcp_probe *tcp_probe_start(uv_loop_t *loop, const char *host, uint16_t port,
                                   uint64_t every_ms, tcp_probe_fn on_open, void *arg);

@@ -44,8 +44,27 @@ while [ "$(ms_since "$t0")" -lt $((hold * 1000)) ]; do
 done
 check_alive "through ${hold}s of blackhole"
 echo "# during the blackhole: state $(st 'h["state"]'), breaker $(st 'h["breaker"]'), $(log_count 'ssh master starting') master starts logged"
+# Lift it while a connect begun under it has waited 1 s: its SYN was lost
+# and would be resent only seconds later; the reconnect probe must see the
+# port accept and start the connect anew (bounded: 15 s to catch one).
+connecting_for() { # connecting_for MS: the host has been connecting for MS
+	local t_end=$(($(now_ns) + 15000000000)) since=0
+	while [ "$(now_ns)" -lt "$t_end" ]; do
+		if state_is connecting; then
+			[ "$since" = 0 ] && since=$(now_ns)
+			[ "$(ms_since "$since")" -ge "$1" ] && return 0
+		else
+			since=0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+check "a connect under the blackhole has waited 1 s" connecting_for 1000
 blackhole_off
 t1=$(now_ns)
+check "the waiting connect is started anew once the port accepts" \
+	wait_for 3000 bash -c "grep -q 'connecting anew' '$T/log'"
 check "every running container's ports serve again within 12 s" recover "$t1" 12
 echo "# (a connect started just before the lift may wait for its SYN retransmit; connect_timeout 3s, backoff_max 1s, breaker_cooldown 3s)"
 check "host steady again" wait_for 3000 state_is steady

@@ -299,7 +299,7 @@ fault_end() {
 		stop_daemon || rc=$?
 		took=$(ms_since "$t0")
 		check "SIGTERM: exit 0 (got $rc) within 2 s (took $took ms)" test "$rc" -eq 0 -a "$took" -lt 2000
-		check "no ssh process of ours remains" bash -c "! pgrep -f '[s]sh.*$T/run' >/dev/null"
+		check "no ssh process of ours remains" bash -c "! pgrep -f '^ssh .*$T/run' >/dev/null"
 		local left; left=$(ls -A "$T/run" 2>/dev/null | tr "\n" " ")
 		check "runtime dir empty${left:+ (left: $left)}" test -z "$left"
 	fi

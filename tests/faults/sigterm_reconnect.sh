@@ -20,7 +20,7 @@ term_now() {
 	wait "$DAEMON_PID" 2>/dev/null || rc=$?
 	check "$1: exit 0 on SIGTERM (got $rc)" test "$rc" -eq 0
 	check "$1: exited within $2 ms (took $took ms)" test "$took" -le "$2"
-	check "$1: no ssh process of ours remains" bash -c "! pgrep -f '[s]sh.*$T/run' >/dev/null"
+	check "$1: no ssh process of ours remains" bash -c "! pgrep -f '^ssh .*$T/run' >/dev/null"
 	local left; left=$(ls -A "$T/run" 2>/dev/null | tr '\n' ' ')
 	check "$1: runtime dir empty${left:+ (left: $left)}" test -z "$left"
 	check "$1: the forward is gone" refuses "$(port 1)"

@@ -45,7 +45,7 @@ fi
 kill9_daemon
 if [ "$TRANSPORT" = openssh ]; then
 	check "rdhpf SIGKILLed: its ssh master does not outlive it" \
-		wait_for 3000 bash -c "! pgrep -f '[s]sh.*$T/run' >/dev/null"
+		wait_for 3000 bash -c "! pgrep -f '^ssh .*$T/run' >/dev/null"
 fi
 check "rdhpf SIGKILLed: its forwards are gone" wait_for 3000 refuses "$(port 1)"
 echo "# left in the runtime dir: $(ls -A "$T/run" | tr '\n' ' ')"
@@ -65,7 +65,7 @@ if [ "$TRANSPORT" = openssh ]; then
 
 	# A live socket at the ControlPath belongs to someone else: never touched.
 	kill9_daemon
-	wait_for 3000 bash -c "! pgrep -f '[s]sh.*$T/run' >/dev/null" || true
+	wait_for 3000 bash -c "! pgrep -f '^ssh .*$T/run' >/dev/null" || true
 	rm -f "$ctl"
 	$PY -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); time.sleep(60)' "$ctl" &
