@@ -61,16 +61,6 @@ oom_check(int r)
 	}
 }
 
-/* Grow *v (elements of size sz) to hold one more; the caller bumps n. */
-static void *
-grow(void *v, size_t n, size_t *cap, size_t sz)
-{
-	if (n < *cap)
-		return v;
-	*cap = *cap ? *cap * 2 : 4;
-	return xrealloc(v, *cap * sz);
-}
-
 struct rcs *
 rcs_new(const struct rc_policy *pol)
 {
@@ -111,7 +101,7 @@ key_dirty(struct rcs *st, struct rcs_key *k)
 	if (k->dirty)
 		return;
 	k->dirty = true;
-	st->dirty = grow(st->dirty, st->n_dirty, &st->cap_dirty, sizeof *st->dirty);
+	st->dirty = xgrow(st->dirty, st->n_dirty, &st->cap_dirty, sizeof *st->dirty);
 	st->dirty[st->n_dirty++] = k;
 }
 
@@ -168,7 +158,7 @@ claims_add(struct rcs *st, struct rcs_cont *c)
 		const struct rc_forward *f = &c->claims[i];
 		struct rcs_key *k = key_make(st, f->bind, f->local_port);
 
-		k->cl = grow(k->cl, k->n_cl, &k->cap_cl, sizeof *k->cl);
+		k->cl = xgrow(k->cl, k->n_cl, &k->cap_cl, sizeof *k->cl);
 		k->cl[k->n_cl++] = f;
 		key_dirty(st, k);
 	}
@@ -211,7 +201,7 @@ cont_dirty(struct rcs *st, struct rcs_cont *c)
 	if (c->dirty)
 		return;
 	c->dirty = true;
-	st->dirty_c = grow(st->dirty_c, st->n_dirty_c, &st->cap_dirty_c, sizeof *st->dirty_c);
+	st->dirty_c = xgrow(st->dirty_c, st->n_dirty_c, &st->cap_dirty_c, sizeof *st->dirty_c);
 	st->dirty_c[st->n_dirty_c++] = c;
 }
 
@@ -313,7 +303,7 @@ static void
 push_action(struct rc_action **v, size_t *n, size_t *cap, enum rc_action_type t,
             const struct rc_forward *f)
 {
-	*v = grow(*v, *n, cap, sizeof **v);
+	*v = xgrow(*v, *n, cap, sizeof **v);
 	(*v)[*n].type = t;
 	(*v)[*n].fwd = *f;
 	(*n)++;
