@@ -17,6 +17,11 @@
  * running containers, replace the container set with the list, apply the
  * events that arrived meanwhile, reconcile.  Reconciliation is pure and
  * idempotent, so re-adding everything after a reconnect is always safe.
+ * It is also incremental (rcstate.h): an event updates the reconciler's
+ * state for its container alone and the next reconcile settles only the
+ * keys that container claims, so what an event costs does not grow with
+ * the host's forwards; a list upserts each container it has (the known
+ * ones change nothing) and removes the others.
  * An event stream that ends while the link is fine is retried with its own
  * backoff after a health check, without a new SSH connection.
  *
