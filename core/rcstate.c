@@ -256,18 +256,22 @@ cmp_dirty_key(const void *pa, const void *pb)
 	return c ? c : (a->port > b->port) - (a->port < b->port);
 }
 
-/* Append to *out the skips of now that were not in before. */
+/* Append to *out the skips of now that were not in before; both sorted
+ * in rc_cmp_skip order, so one walk does (a container may publish
+ * thousands of ports). */
 static void
 skips_fresh(struct rc_skip_vec *out, const struct rc_skip *now, size_t n_now,
             const struct rc_skip *before, size_t n_before)
 {
-	for (size_t i = 0; i < n_now; i++) {
-		bool known = false;
-		struct rc_skip *s;
+	size_t j = 0;
 
-		for (size_t j = 0; j < n_before && !known; j++)
-			known = rc_skip_same(&now[i], &before[j]);
-		if (known)
+	for (size_t i = 0; i < n_now; i++) {
+		struct rc_skip *s;
+		int c = 1;
+
+		while (j < n_before && (c = rc_cmp_skip(&before[j], &now[i])) < 0)
+			j++;
+		if (j < n_before && c == 0)
 			continue;
 		if ((s = rc_skip_push(out)) == NULL)
 			oom_check(-1);
@@ -293,6 +297,7 @@ key_settle(struct rcs_key *k, struct rc_skip_vec *fresh)
 		rc_skip_of_fwd(s, k->cl[i], RC_SKIP_TAKEN);
 		str_copy(s->holder, k->cl[0]->container_name, sizeof s->holder);
 	}
+	taken.n = rc_skips_unique(taken.v, taken.n);
 	skips_fresh(fresh, taken.v, taken.n, k->taken, k->n_taken);
 	free(k->taken);
 	k->taken = taken.v;
