@@ -61,6 +61,14 @@ oom_check(int r)
 	}
 }
 
+/* p, which a push that cannot fail here returned. */
+static void *
+must(void *p)
+{
+	oom_check(p == NULL ? -1 : 0);
+	return p;
+}
+
 struct rcs *
 rcs_new(const struct rc_policy *pol)
 {
@@ -176,17 +184,12 @@ claims_build(const struct rcs *st, struct rcs_cont *c, const struct rc_container
 	oom_check(rc_claims(rc, meta, st->pol, &cand, &sk));
 	for (size_t i = 0; i < cand.n; i++) {
 		const struct rc_forward *f = &cand.v[i];
-		void *p;
 		if (f->privileged)
 			continue; /* rc_claims made its skip */
-		/* No local port: a skip of its own, as in rc_desired_full. */
-		p = f->local_port != 0 ? (void *)rc_fwd_push(&claims) : (void *)rc_skip_push(&sk);
-		if (p == NULL)
-			oom_check(-1);
 		if (f->local_port != 0)
-			*(struct rc_forward *)p = *f;
-		else
-			rc_skip_of_fwd(p, f, RC_SKIP_RANGE);
+			*(struct rc_forward *)must(rc_fwd_push(&claims)) = *f;
+		else /* no local port: a skip of its own, as in rc_desired_full */
+			rc_skip_of_fwd(must(rc_skip_push(&sk)), f, RC_SKIP_RANGE);
 	}
 	free(cand.v);
 	c->claims = claims.v;
@@ -266,16 +269,13 @@ skips_fresh(struct rc_skip_vec *out, const struct rc_skip *now, size_t n_now,
 	size_t j = 0;
 
 	for (size_t i = 0; i < n_now; i++) {
-		struct rc_skip *s;
 		int c = 1;
 
 		while (j < n_before && (c = rc_cmp_skip(&before[j], &now[i])) < 0)
 			j++;
 		if (j < n_before && c == 0)
 			continue;
-		if ((s = rc_skip_push(out)) == NULL)
-			oom_check(-1);
-		*s = now[i];
+		*(struct rc_skip *)must(rc_skip_push(out)) = now[i];
 	}
 }
 
@@ -292,8 +292,7 @@ key_settle(struct rcs_key *k, struct rc_skip_vec *fresh)
 		struct rc_skip *s;
 		if (rc_same_claim(k->cl[i - 1], k->cl[i]))
 			continue;
-		if ((s = rc_skip_push(&taken)) == NULL)
-			oom_check(-1);
+		s = must(rc_skip_push(&taken));
 		rc_skip_of_fwd(s, k->cl[i], RC_SKIP_TAKEN);
 		str_copy(s->holder, k->cl[0]->container_name, sizeof s->holder);
 	}
@@ -419,12 +418,8 @@ rcs_owner(const struct rcs *st, const char *bind, uint16_t port)
 static void
 skips_append(struct rc_skip_vec *out, const struct rc_skip *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct rc_skip *s = rc_skip_push(out);
-		if (s == NULL)
-			oom_check(-1);
-		*s = v[i];
-	}
+	for (size_t i = 0; i < n; i++)
+		*(struct rc_skip *)must(rc_skip_push(out)) = v[i];
 }
 
 size_t
@@ -451,12 +446,8 @@ rcs_installed(const struct rcs *st, struct rc_forward **out)
 
 	for (struct hnode *n = hmap_iter(&st->keys, NULL); n; n = hmap_iter(&st->keys, n)) {
 		const struct rcs_key *k = HMAP_ENTRY(n, struct rcs_key, node);
-		struct rc_forward *f;
-		if (!k->has_installed)
-			continue;
-		if ((f = rc_fwd_push(&v)) == NULL)
-			oom_check(-1);
-		*f = k->installed;
+		if (k->has_installed)
+			*(struct rc_forward *)must(rc_fwd_push(&v)) = k->installed;
 	}
 	if (v.n > 1)
 		qsort(v.v, v.n, sizeof *v.v, rc_cmp_owner);
