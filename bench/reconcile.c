@@ -8,8 +8,10 @@
  * Each size starts from n containers with one published port each; the
  * event is one more container starting (full), or starting and stopping
  * again, timed together and counted as two events (incremental: a start
- * alone would leave the state one container bigger each time).  Prints
- * the cost per event, its ratio to the smallest size, and full/incremental.
+ * alone would leave the state one container bigger each time); then the
+ * same with a container publishing the port another one holds (the key
+ * changes owner: RETAG there and back).  Prints the cost per event, its
+ * ratio to the smallest size, and full/incremental.
  * Pure part only: the supervisor's own lookups are hash tables now.
  *   build/bench/bench-reconcile [N...]   (default 10 100 1000 4000) */
 #include <stdio.h>
@@ -30,24 +32,26 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* cs[0..n-1] are running; the event starts cs[n] (a port of its own) or
+ * cs[n+1] (the port of cs[0]: a contested key, whose owner changes). */
 struct fleet {
 	struct rdhpf_container **cs;
 	struct rc_container *rcs;
-	size_t n; /* the last one, cs[n], is the one the event starts */
+	size_t n;
 };
 
-/* n containers with one published port each, then one more (the start). */
 static void
 fleet_make(struct fleet *fl, size_t n)
 {
 	fl->n = n;
-	fl->cs = calloc(n + 1, sizeof *fl->cs);
-	fl->rcs = calloc(n + 1, sizeof *fl->rcs);
+	fl->cs = calloc(n + 2, sizeof *fl->cs);
+	fl->rcs = calloc(n + 2, sizeof *fl->rcs);
 	if (fl->cs == NULL || fl->rcs == NULL)
 		abort();
-	for (size_t i = 0; i <= n; i++) {
+	for (size_t i = 0; i <= n + 1; i++) {
 		char id[32], name[32];
-		struct rdhpf_port p = {RDHPF_INIT(rdhpf_port), "0.0.0.0", (uint16_t)(20000 + i), 80,
+		uint16_t port = (uint16_t)(20000 + (i <= n ? i : 0));
+		struct rdhpf_port p = {RDHPF_INIT(rdhpf_port), "0.0.0.0", port, 80,
 		                       RDHPF_PROTO_TCP};
 		snprintf(id, sizeof id, "c%030zu", i);
 		snprintf(name, sizeof name, "bench-%zu", i);
@@ -62,7 +66,7 @@ fleet_make(struct fleet *fl, size_t n)
 static void
 fleet_free(struct fleet *fl)
 {
-	for (size_t i = 0; i <= fl->n; i++)
+	for (size_t i = 0; i <= fl->n + 1; i++)
 		container_destroy(fl->cs[i]);
 	free(fl->cs);
 	free(fl->rcs);
@@ -120,12 +124,13 @@ flush_expect(struct rcs *st, enum rc_action_type t)
 	return nact;
 }
 
+/* ev starts (expect on) and stops (expect off), reps times. */
 static double
-incremental_per_event(const struct fleet *fl, int reps)
+incremental_per_event(const struct fleet *fl, const struct rc_container *ev, enum rc_action_type on,
+                      enum rc_action_type off, int reps)
 {
 	const struct rc_policy pol = {.bind = "127.0.0.1"};
 	struct rcs *st = rcs_new(&pol);
-	const struct rc_container *ev = &fl->rcs[fl->n];
 	double t0, t;
 
 	for (size_t i = 0; i < fl->n; i++)
@@ -135,9 +140,9 @@ incremental_per_event(const struct fleet *fl, int reps)
 	t0 = now_s();
 	for (int r = 0; r < reps; r++) {
 		rcs_upsert(st, ev, NULL);
-		flush_expect(st, RC_ADD);
+		flush_expect(st, on);
 		rcs_remove(st, ev->c->id);
-		flush_expect(st, RC_REMOVE);
+		flush_expect(st, off);
 	}
 	t = (now_s() - t0) / (2.0 * reps);
 	rcs_free(st);
@@ -148,7 +153,7 @@ int
 main(int argc, char **argv)
 {
 	size_t def[] = {10, 100, 1000, 4000}, sizes[16], ns = 0;
-	double base_full = 0, base_incr = 0;
+	double base_full = 0, base_incr = 0, base_cont = 0;
 
 	for (int i = 1; i < argc && ns < 16; i++)
 		sizes[ns++] = (size_t)strtoul(argv[i], NULL, 10);
@@ -156,25 +161,28 @@ main(int argc, char **argv)
 		memcpy(sizes, def, sizeof def);
 		ns = sizeof def / sizeof def[0];
 	}
-	printf("%10s %14s %10s %14s %10s %10s\n", "forwards", "full_us/event", "ratio",
-	       "incr_us/event", "ratio", "full/incr");
+	printf("%10s %14s %8s %14s %8s %10s %16s %8s\n", "forwards", "full_us/event", "ratio",
+	       "incr_us/event", "ratio", "full/incr", "contested_us/ev", "ratio");
 	for (size_t i = 0; i < ns; i++) {
 		struct fleet fl;
 		size_t nf = 0;
 		/* Bounded: about 0.2 s of work per size and path. */
 		int reps = sizes[i] >= 1000 ? 20 : sizes[i] >= 100 ? 200 : 2000;
-		double tf, ti;
+		double tf, ti, tc;
 
 		fleet_make(&fl, sizes[i]);
 		tf = full_per_event(&fl, reps, &nf);
-		ti = incremental_per_event(&fl, 20000);
+		ti = incremental_per_event(&fl, &fl.rcs[fl.n], RC_ADD, RC_REMOVE, 20000);
+		/* Same target, new owner and back: RETAG both ways. */
+		tc = incremental_per_event(&fl, &fl.rcs[fl.n + 1], RC_RETAG, RC_RETAG, 20000);
 		fleet_free(&fl);
 		if (i == 0) {
 			base_full = tf;
 			base_incr = ti;
+			base_cont = tc;
 		}
-		printf("%10zu %14.2f %9.1fx %14.2f %9.1fx %9.0fx\n", nf, tf * 1e6, tf / base_full,
-		       ti * 1e6, ti / base_incr, tf / ti);
+		printf("%10zu %14.2f %7.1fx %14.2f %7.1fx %9.0fx %16.2f %7.1fx\n", nf, tf * 1e6,
+		       tf / base_full, ti * 1e6, ti / base_incr, tf / ti, tc * 1e6, tc / base_cont);
 	}
 	return 0;
 }
