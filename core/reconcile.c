@@ -94,8 +94,8 @@ cmp_u64(uint64_t a, uint64_t b)
 	return a < b ? -1 : a > b;
 }
 
-static int
-cmp_key(const struct rc_forward *a, const struct rc_forward *b)
+int
+rc_cmp_key(const struct rc_forward *a, const struct rc_forward *b)
 {
 	int c = strcmp(a->bind, b->bind);
 	return c ? c : cmp_u64(a->local_port, b->local_port);
@@ -122,13 +122,13 @@ host_rank(const char *h)
 
 /* Key, then the owner first: higher seq, then smaller container id, then the
  * preferred target.  The remaining fields only make the order total. */
-static int
-cmp_owner(const void *pa, const void *pb)
+int
+rc_cmp_owner(const void *pa, const void *pb)
 {
 	const struct rc_forward *a = pa, *b = pb;
 	int c;
 
-	if ((c = cmp_key(a, b)) != 0)
+	if ((c = rc_cmp_key(a, b)) != 0)
 		return c;
 	if ((c = cmp_u64(b->seq, a->seq)) != 0)
 		return c;
@@ -143,13 +143,8 @@ cmp_owner(const void *pa, const void *pb)
 
 /* ---- desired ---------------------------------------------------------- */
 
-struct fwd_vec {
-	struct rc_forward *v;
-	size_t n, cap;
-};
-
-static struct rc_forward *
-vec_push(struct fwd_vec *vec)
+struct rc_forward *
+rc_fwd_push(struct rc_fwd_vec *vec)
 {
 	if (vec->n == vec->cap) {
 		size_t cap = vec->cap ? vec->cap * 2 : 16;
@@ -197,19 +192,14 @@ is_dual_stack_twin(const struct rdhpf_container *c, size_t i)
 	return false;
 }
 
-static bool
-same_claim(const struct rc_forward *a, const struct rc_forward *b)
+bool
+rc_same_claim(const struct rc_forward *a, const struct rc_forward *b)
 {
 	return strcmp(a->container_id, b->container_id) == 0 && cmp_target(a, b) == 0;
 }
 
-struct skip_vec {
-	struct rc_skip *v;
-	size_t n, cap;
-};
-
-static struct rc_skip *
-skip_push(struct skip_vec *vec)
+struct rc_skip *
+rc_skip_push(struct rc_skip_vec *vec)
 {
 	if (vec->n == vec->cap) {
 		size_t cap = vec->cap ? vec->cap * 2 : 16;
@@ -250,8 +240,8 @@ rc_skip_reason(const struct rc_skip *s)
 	return "skipped";
 }
 
-static int
-cmp_skip(const void *pa, const void *pb)
+int
+rc_cmp_skip(const void *pa, const void *pb)
 {
 	const struct rc_skip *a = pa, *b = pb;
 	int c;
@@ -264,13 +254,27 @@ cmp_skip(const void *pa, const void *pb)
 		return c;
 	if ((c = a->proto - b->proto) != 0)
 		return c;
-	return strcmp(a->remote_host, b->remote_host);
+	if ((c = strcmp(a->remote_host, b->remote_host)) != 0)
+		return c;
+	/* The rest only makes the order total: the same port skipped for
+	 * two binds is listed the same way however the skips were found. */
+	if ((c = strcmp(a->bind, b->bind)) != 0)
+		return c;
+	if ((c = cmp_u64(a->local_port, b->local_port)) != 0)
+		return c;
+	if ((c = (int)a->why - (int)b->why) != 0)
+		return c;
+	if ((c = a->rule_line - b->rule_line) != 0)
+		return c;
+	if ((c = strcmp(a->holder, b->holder)) != 0)
+		return c;
+	return strcmp(a->label, b->label);
 }
 
 static struct rc_skip *
-skip_from(struct skip_vec *vec, const struct rdhpf_container *c, const struct rdhpf_port *p)
+skip_from(struct rc_skip_vec *vec, const struct rdhpf_container *c, const struct rdhpf_port *p)
 {
-	struct rc_skip *s = skip_push(vec);
+	struct rc_skip *s = rc_skip_push(vec);
 
 	if (s == NULL)
 		return NULL;
@@ -282,13 +286,29 @@ skip_from(struct skip_vec *vec, const struct rdhpf_container *c, const struct rd
 	return s;
 }
 
-static struct rc_skip *
-skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why why)
+bool
+rc_skip_same(const struct rc_skip *a, const struct rc_skip *b)
 {
-	struct rc_skip *s = skip_push(vec);
+	return rc_cmp_skip(a, b) == 0; /* the order looks at every field */
+}
 
-	if (s == NULL)
-		return NULL;
+size_t
+rc_skips_unique(struct rc_skip *v, size_t n)
+{
+	size_t k = 0;
+
+	if (n > 1)
+		qsort(v, n, sizeof *v, rc_cmp_skip);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || !rc_skip_same(&v[k - 1], &v[i]))
+			v[k++] = v[i];
+	return k;
+}
+
+void
+rc_skip_of_fwd(struct rc_skip *s, const struct rc_forward *f, enum rc_skip_why why)
+{
+	memset(s, 0, sizeof *s);
 	str_copy(s->container_id, f->container_id, sizeof s->container_id);
 	str_copy(s->container_name, f->container_name, sizeof s->container_name);
 	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
@@ -300,6 +320,15 @@ skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why
 		str_copy(s->bind, f->bind, sizeof s->bind);
 		s->local_port = f->local_port;
 	}
+}
+
+static struct rc_skip *
+skip_from_fwd(struct rc_skip_vec *vec, const struct rc_forward *f, enum rc_skip_why why)
+{
+	struct rc_skip *s = rc_skip_push(vec);
+
+	if (s != NULL)
+		rc_skip_of_fwd(s, f, why);
 	return s;
 }
 
@@ -308,7 +337,7 @@ skip_from_fwd(struct skip_vec *vec, const struct rc_forward *f, enum rc_skip_why
  * forever.  The candidate stays, with local_port 0 and privileged set, so
  * the owner pass drops it; false on ENOMEM. */
 static bool
-privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct skip_vec *sk)
+privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct rc_skip_vec *sk)
 {
 	struct rc_skip *s;
 
@@ -320,20 +349,135 @@ privileged_ok(const struct rc_policy *pol, struct rc_forward *f, struct skip_vec
 		if (f->local_port == 0 || f->local_port >= pol->unpriv_port_start)
 			return true;
 	}
-	if ((s = skip_push(sk)) == NULL)
+	if ((s = rc_skip_push(sk)) == NULL)
 		return false;
-	str_copy(s->container_id, f->container_id, sizeof s->container_id);
-	str_copy(s->container_name, f->container_name, sizeof s->container_name);
-	str_copy(s->remote_host, f->remote_host, sizeof s->remote_host);
-	s->remote_port = f->remote_port;
-	s->proto = RDHPF_PROTO_TCP;
-	str_copy(s->bind, f->bind, sizeof s->bind);
-	s->local_port = f->local_port;
-	s->why = pol->privileged_skip ? RC_SKIP_PRIVILEGED_SKIP : RC_SKIP_PRIVILEGED;
-	s->rule_line = f->rule_line;
+	/* local_port is 1..unpriv_port_start-1 here: the skip names it. */
+	rc_skip_of_fwd(s, f, pol->privileged_skip ? RC_SKIP_PRIVILEGED_SKIP : RC_SKIP_PRIVILEGED);
 	f->local_port = 0;
 	f->privileged = 1;
 	return true;
+}
+
+/* One candidate of port p for one local address; false on ENOMEM. */
+static bool
+candidate_push(struct rc_fwd_vec *cand, struct rc_skip_vec *sk, const struct rc_container *rc,
+               const struct rdhpf_port *p, const char *bind, uint16_t local_port,
+               const struct rule *r, const struct rc_policy *pol)
+{
+	const struct rdhpf_container *c = rc->c;
+	struct rc_forward *f = rc_fwd_push(cand);
+
+	if (f == NULL)
+		return false;
+	str_copy(f->bind, bind, sizeof f->bind);
+	f->local_port = local_port != 0 ? local_port : local_port_for(pol, p->host_port);
+	f->rule_line = r != NULL ? r->line : 0;
+	f->remote_port = p->host_port;
+	f->seq = rc->seq;
+	str_copy(f->container_id, c->id ? c->id : "", sizeof f->container_id);
+	str_copy(f->container_name, c->name ? c->name : "", sizeof f->container_name);
+	/* A cut address would point somewhere else: refuse it like an
+	 * unmappable port. */
+	if (str_copy(f->remote_host, rc_remote_host(p->host_ip), sizeof f->remote_host) >=
+	    sizeof f->remote_host)
+		f->local_port = 0;
+	return f->local_port == 0 || privileged_ok(pol, f, sk);
+}
+
+/* The skip that port p gets before any local port is chosen, or 0 when
+ * it gets candidates; *rule is the rule that decides it (NULL if none). */
+static enum rc_skip_why
+port_verdict(const struct rc_container *rc, const struct rc_meta *m, const struct rc_policy *pol,
+             const struct labels_policy *lp, const struct rdhpf_port *p, const struct rule **rule)
+{
+	const struct rdhpf_container *c = rc->c;
+	struct rule_subject subj = {
+	    .port = p->host_port,
+	    .proto = p->proto,
+	    .name = c->name,
+	    .image = m != NULL ? m->image : NULL,
+	    .labels = m != NULL ? m->labels : NULL,
+	    .n_labels = m != NULL ? m->n_labels : 0,
+	};
+	long ri;
+
+	*rule = NULL;
+	if (lp != NULL && lp->ignore)
+		return RC_SKIP_LABEL;
+	/* A port the container's labels name is theirs: rules are for the
+	 * rest. */
+	if ((lp == NULL || labels_local_port(lp, p->host_port) == 0) && pol != NULL &&
+	    pol->n_rules > 0 && (ri = rules_first(pol->rules, pol->n_rules, &subj)) >= 0)
+		*rule = &pol->rules[ri];
+	if (*rule != NULL && (*rule)->action == RULE_IGNORE)
+		return RC_SKIP_RULE;
+	/* A name (whatever a runtime let through) would point the forward
+	 * anywhere sshd can reach. */
+	if (!rc_host_ip_ok(p->host_ip))
+		return RC_SKIP_HOSTIP;
+	if (p->proto != RDHPF_PROTO_TCP)
+		return RC_SKIP_PROTO;
+	return 0;
+}
+
+static int
+port_claims(const struct rc_container *rc, const struct rc_meta *m, const struct rc_policy *pol,
+            const struct labels_policy *lp, const struct rdhpf_port *p, struct rc_fwd_vec *cand,
+            struct rc_skip_vec *sk)
+{
+	const struct rule *r;
+	enum rc_skip_why why = port_verdict(rc, m, pol, lp, p, &r);
+	uint16_t label_port = lp != NULL ? labels_local_port(lp, p->host_port) : 0;
+	char binds[RC_BIND_MAX][RC_ADDR_MAX];
+	size_t nb;
+
+	if (why != 0) {
+		struct rc_skip *s = skip_from(sk, rc->c, p);
+		if (s == NULL)
+			return -1;
+		s->why = why;
+		s->rule_line = why == RC_SKIP_RULE ? r->line : 0;
+		if (why == RC_SKIP_LABEL)
+			str_copy(s->label, "rdhpf.ignore=true", sizeof s->label);
+		return 0;
+	}
+	nb = rc_bind_expand(lp != NULL && lp->bind[0]          ? lp->bind
+	                    : r != NULL && r->bind != NULL     ? r->bind
+	                    : pol != NULL && pol->bind != NULL ? pol->bind
+	                                                       : RC_LOOPBACK4,
+	                    pol != NULL && pol->no_ipv6_loopback, binds, RC_BIND_MAX);
+	for (size_t bi = 0; bi < nb; bi++)
+		if (!candidate_push(cand, sk, rc, p, binds[bi],
+		                    label_port != 0 ? label_port
+		                    : r != NULL     ? rule_local_port(r, p->host_port)
+		                                    : 0,
+		                    r, pol))
+			return -1;
+	return 0;
+}
+
+int
+rc_claims(const struct rc_container *rc, const struct rc_meta *m, const struct rc_policy *pol,
+          struct rc_fwd_vec *cand, struct rc_skip_vec *sk)
+{
+	const struct rdhpf_container *c = rc->c;
+	struct labels_policy lp;
+	bool use_labels = pol != NULL && pol->labels && m != NULL && m->n_labels > 0;
+
+	if (c == NULL)
+		return 0;
+	/* Bad labels are only left out here; the supervisor reports them
+	 * (labels_parse again) for status and the log. */
+	if (use_labels)
+		labels_parse(m->labels, m->n_labels, &lp);
+	for (size_t pi = 0; pi < c->n_ports; pi++) {
+		/* An unresolved ephemeral port (0) is not published. */
+		if (c->ports[pi].host_port == 0 || is_dual_stack_twin(c, pi))
+			continue;
+		if (port_claims(rc, m, pol, use_labels ? &lp : NULL, &c->ports[pi], cand, sk) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 int
@@ -342,9 +486,8 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
                 struct rc_forward **conflicts, size_t *n_conflicts, struct rc_skip **skips,
                 size_t *n_skips)
 {
-	struct fwd_vec cand = {0}, won = {0}, lost = {0};
-	struct skip_vec sk = {0};
-	const char *bind = pol != NULL && pol->bind != NULL ? pol->bind : RC_LOOPBACK4;
+	struct rc_fwd_vec cand = {0}, won = {0}, lost = {0};
+	struct rc_skip_vec sk = {0};
 	const struct rc_forward *owner = NULL;
 
 	*out = NULL;
@@ -358,122 +501,27 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 	if (n_skips != NULL)
 		*n_skips = 0;
 
-	for (size_t ci = 0; ci < n; ci++) {
-		const struct rdhpf_container *c = cs[ci].c;
-		struct labels_policy lp;
-		bool use_labels =
-		    pol != NULL && pol->labels && meta != NULL && meta[ci].n_labels > 0;
-
-		if (c == NULL)
-			continue;
-		/* Bad labels are only left out here; the supervisor reports
-		 * them (labels_parse again) for status and the log. */
-		if (use_labels)
-			labels_parse(meta[ci].labels, meta[ci].n_labels, &lp);
-		for (size_t pi = 0; pi < c->n_ports; pi++) {
-			const struct rdhpf_port *p = &c->ports[pi];
-			const char *rh = rc_remote_host(p->host_ip);
-			const struct rule *r = NULL;
-			struct rule_subject subj = {
-			    .port = p->host_port,
-			    .proto = p->proto,
-			    .name = c->name,
-			    .image = meta != NULL ? meta[ci].image : NULL,
-			    .labels = meta != NULL ? meta[ci].labels : NULL,
-			    .n_labels = meta != NULL ? meta[ci].n_labels : 0,
-			};
-			struct rc_forward *f;
-			struct rc_skip *s;
-			char binds[RC_BIND_MAX][RC_ADDR_MAX];
-			size_t nb;
-			long ri;
-
-			/* An unresolved ephemeral port (0) is not published. */
-			if (p->host_port == 0 || is_dual_stack_twin(c, pi))
-				continue;
-			uint16_t label_port = use_labels ? labels_local_port(&lp, p->host_port) : 0;
-			if (use_labels && lp.ignore) {
-				if ((s = skip_from(&sk, c, p)) == NULL)
-					goto fail;
-				s->why = RC_SKIP_LABEL;
-				str_copy(s->label, "rdhpf.ignore=true", sizeof s->label);
-				continue;
-			}
-			/* A port the container's labels name is theirs: rules
-			 * are for the rest. */
-			if (label_port == 0 && pol != NULL && pol->n_rules > 0 &&
-			    (ri = rules_first(pol->rules, pol->n_rules, &subj)) >= 0)
-				r = &pol->rules[ri];
-			if (r != NULL && r->action == RULE_IGNORE) {
-				if ((s = skip_from(&sk, c, p)) == NULL)
-					goto fail;
-				s->why = RC_SKIP_RULE;
-				s->rule_line = r->line;
-				continue;
-			}
-			/* A name (whatever a runtime let through) would point the
-			 * forward anywhere sshd can reach. */
-			if (!rc_host_ip_ok(p->host_ip)) {
-				if ((s = skip_from(&sk, c, p)) == NULL)
-					goto fail;
-				s->why = RC_SKIP_HOSTIP;
-				continue;
-			}
-			if (p->proto != RDHPF_PROTO_TCP) {
-				if ((s = skip_from(&sk, c, p)) == NULL)
-					goto fail;
-				s->why = RC_SKIP_PROTO;
-				continue;
-			}
-			nb = rc_bind_expand(use_labels && lp.bind[0]       ? lp.bind
-			                    : r != NULL && r->bind != NULL ? r->bind
-			                                                   : bind,
-			                    pol != NULL && pol->no_ipv6_loopback, binds,
-			                    RC_BIND_MAX);
-			for (size_t bi = 0; bi < nb; bi++) {
-				if ((f = vec_push(&cand)) == NULL)
-					goto fail;
-				str_copy(f->bind, binds[bi], sizeof f->bind);
-				f->local_port = label_port != 0 ? label_port
-				                : r != NULL     ? rule_local_port(r, p->host_port)
-				                                : 0;
-				if (f->local_port == 0)
-					f->local_port = local_port_for(pol, p->host_port);
-				f->rule_line = r != NULL ? r->line : 0;
-				f->remote_port = p->host_port;
-				f->seq = cs[ci].seq;
-				str_copy(f->container_id, c->id ? c->id : "",
-				         sizeof f->container_id);
-				str_copy(f->container_name, c->name ? c->name : "",
-				         sizeof f->container_name);
-				/* A cut address would point somewhere else: refuse
-				 * it like an unmappable port. */
-				if (str_copy(f->remote_host, rh, sizeof f->remote_host) >=
-				    sizeof f->remote_host)
-					f->local_port = 0;
-				if (f->local_port != 0 && !privileged_ok(pol, f, &sk))
-					goto fail;
-			}
-		}
-	}
+	for (size_t ci = 0; ci < n; ci++)
+		if (rc_claims(&cs[ci], meta != NULL ? &meta[ci] : NULL, pol, &cand, &sk) != 0)
+			goto fail;
 
 	if (cand.n > 1) /* qsort(NULL, 0, …) is undefined */
-		qsort(cand.v, cand.n, sizeof *cand.v, cmp_owner);
+		qsort(cand.v, cand.n, sizeof *cand.v, rc_cmp_owner);
 	for (size_t i = 0; i < cand.n; i++) {
 		const struct rc_forward *f = &cand.v[i];
 		struct rc_forward *dst;
-		bool first = f->local_port != 0 && (i == 0 || cmp_key(&cand.v[i - 1], f) != 0);
+		bool first = f->local_port != 0 && (i == 0 || rc_cmp_key(&cand.v[i - 1], f) != 0);
 
 		if (f->privileged)
 			continue; /* already a skip */
 		if (first) {
-			if ((dst = vec_push(&won)) == NULL)
+			if ((dst = rc_fwd_push(&won)) == NULL)
 				goto fail;
 			owner = f;
 		} else {
 			/* The same container claiming the same target twice (a
 			 * duplicate from the runtime) is no conflict. */
-			if (i > 0 && same_claim(&cand.v[i - 1], f))
+			if (i > 0 && rc_same_claim(&cand.v[i - 1], f))
 				continue;
 			if (skips != NULL) {
 				struct rc_skip *s = skip_from_fwd(
@@ -486,7 +534,7 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 			}
 			if (conflicts == NULL)
 				continue;
-			if ((dst = vec_push(&lost)) == NULL)
+			if ((dst = rc_fwd_push(&lost)) == NULL)
 				goto fail;
 		}
 		*dst = *f;
@@ -494,8 +542,7 @@ rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_
 	/* owner points into cand.v: done with it before the free. */
 	free(cand.v);
 
-	if (sk.n > 1)
-		qsort(sk.v, sk.n, sizeof *sk.v, cmp_skip);
+	sk.n = rc_skips_unique(sk.v, sk.n);
 	*out = won.v;
 	*n_out = won.n;
 	if (conflicts != NULL)
@@ -539,7 +586,7 @@ rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *pol,
 
 /* ---- reconcile -------------------------------------------------------- */
 
-/* A sorted copy with one entry per key (the first in cmp_owner order). */
+/* A sorted copy with one entry per key (the first in rc_cmp_owner order). */
 static struct rc_forward *
 sorted_unique(const struct rc_forward *in, size_t n, size_t *n_out)
 {
@@ -552,9 +599,9 @@ sorted_unique(const struct rc_forward *in, size_t n, size_t *n_out)
 	if ((v = malloc(n * sizeof *v)) == NULL)
 		return NULL;
 	memcpy(v, in, n * sizeof *v);
-	qsort(v, n, sizeof *v, cmp_owner);
+	qsort(v, n, sizeof *v, rc_cmp_owner);
 	for (size_t i = 0; i < n; i++)
-		if (k == 0 || cmp_key(&v[k - 1], &v[i]) != 0)
+		if (k == 0 || rc_cmp_key(&v[k - 1], &v[i]) != 0)
 			v[k++] = v[i];
 	*n_out = k;
 	return v;
@@ -566,6 +613,20 @@ push_action(struct rc_action *acts, size_t *n, enum rc_action_type t, const stru
 	acts[*n].type = t;
 	acts[*n].fwd = *f;
 	(*n)++;
+}
+
+enum rc_action_type
+rc_key_diff(const struct rc_forward *d, const struct rc_forward *a, bool *remove)
+{
+	bool moved = d != NULL && a != NULL && cmp_target(d, a) != 0;
+
+	*remove = a != NULL && (d == NULL || moved);
+	if (d != NULL && (a == NULL || moved))
+		return RC_ADD;
+	if (d != NULL && (strcmp(d->container_id, a->container_id) != 0 ||
+	                  strcmp(d->container_name, a->container_name) != 0))
+		return RC_RETAG;
+	return 0;
 }
 
 int
@@ -595,27 +656,18 @@ rc_reconcile(const struct rc_forward *desired, size_t nd, const struct rc_forwar
 	 * key-sorted arrays in step. */
 	for (int pass = 0; pass < 2; pass++) {
 		for (i = 0, j = 0; i < dn || j < an;) {
-			int c = i == dn ? 1 : j == an ? -1 : cmp_key(&d[i], &a[j]);
+			int c = i == dn ? 1 : j == an ? -1 : rc_cmp_key(&d[i], &a[j]);
+			const struct rc_forward *dk = c <= 0 ? &d[i] : NULL,
+			                        *ak = c >= 0 ? &a[j] : NULL;
+			bool rm;
+			enum rc_action_type add = rc_key_diff(dk, ak, &rm);
 
-			if (c > 0) { /* only actual */
-				if (pass == 0)
-					push_action(acts, &n, RC_REMOVE, &a[j]);
-				j++;
-			} else if (c < 0) { /* only desired */
-				if (pass == 1)
-					push_action(acts, &n, RC_ADD, &d[i]);
-				i++;
-			} else {
-				if (cmp_target(&d[i], &a[j]) != 0)
-					push_action(acts, &n, pass == 0 ? RC_REMOVE : RC_ADD,
-					            pass == 0 ? &a[j] : &d[i]);
-				else if (pass == 1 &&
-				         (strcmp(d[i].container_id, a[j].container_id) != 0 ||
-				          strcmp(d[i].container_name, a[j].container_name) != 0))
-					push_action(acts, &n, RC_RETAG, &d[i]);
-				i++;
-				j++;
-			}
+			if (pass == 0 && rm)
+				push_action(acts, &n, RC_REMOVE, ak);
+			else if (pass == 1 && add != 0)
+				push_action(acts, &n, add, dk);
+			i += dk != NULL;
+			j += ak != NULL;
 		}
 	}
 	if (n == 0) {

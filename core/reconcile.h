@@ -131,12 +131,54 @@ int rc_desired(const struct rc_container *cs, size_t n, const struct rc_policy *
                size_t *n_conflicts, size_t *skipped_udp);
 
 /* rc_desired, plus every published port that gets no forward and why,
- * sorted by container name, id, port (skips malloc'd, NULL when none).
+ * sorted by container name, id, port, each skip once (rc_skips_unique;
+ * skips malloc'd, NULL when none).
  * meta is NULL or parallel to cs. */
 int rc_desired_full(const struct rc_container *cs, const struct rc_meta *meta, size_t n,
                     const struct rc_policy *pol, struct rc_forward **out, size_t *n_out,
                     struct rc_forward **conflicts, size_t *n_conflicts, struct rc_skip **skips,
                     size_t *n_skips);
+
+/* ---- the pieces rc_desired_full is made of (rcstate.c reuses them) ---- */
+
+/* Growable arrays; all zero is empty.  Push returns the new zeroed element,
+ * or NULL on ENOMEM (the array is kept). */
+struct rc_fwd_vec {
+	struct rc_forward *v;
+	size_t n, cap;
+};
+struct rc_skip_vec {
+	struct rc_skip *v;
+	size_t n, cap;
+};
+struct rc_forward *rc_fwd_push(struct rc_fwd_vec *vec);
+struct rc_skip *rc_skip_push(struct rc_skip_vec *vec);
+
+/* One container's part, before owners are chosen: appends its candidate
+ * forwards to cand (local_port 0 when outside 1..65535; privileged set
+ * when it became a privileged skip) and the skips that depend on it alone
+ * (label, rule, HostIp, protocol, privileged) to sk.  0, or -1 on ENOMEM. */
+int rc_claims(const struct rc_container *c, const struct rc_meta *meta, const struct rc_policy *pol,
+              struct rc_fwd_vec *cand, struct rc_skip_vec *sk);
+
+/* Order by key (bind, local_port). */
+int rc_cmp_key(const struct rc_forward *a, const struct rc_forward *b);
+/* Key, then the owner first (higher seq, smaller id, preferred target);
+ * total (qsort comparator). */
+int rc_cmp_owner(const void *a, const void *b);
+/* Same container and same target: a duplicate, not a conflict. */
+bool rc_same_claim(const struct rc_forward *a, const struct rc_forward *b);
+/* The skip of candidate f (bind and local_port only when local_port != 0). */
+void rc_skip_of_fwd(struct rc_skip *s, const struct rc_forward *f, enum rc_skip_why why);
+/* Status order: container name, id, remote port, proto, remote host, and
+ * the remaining fields so the order is total (qsort comparator). */
+int rc_cmp_skip(const void *a, const void *b);
+/* Every field equal (the same skip found again). */
+bool rc_skip_same(const struct rc_skip *a, const struct rc_skip *b);
+/* Sort v in rc_cmp_skip order and drop repeats (a port out of range is
+ * one skip whatever the binds; a runtime may report a port twice);
+ * returns how many are left. */
+size_t rc_skips_unique(struct rc_skip *v, size_t n);
 
 enum rc_action_type {
 	RC_REMOVE = 1, /* transport forward_remove(fwd) */
@@ -153,6 +195,12 @@ struct rc_action {
  * whose target changed is REMOVE then ADD; same target but another
  * container id or name is RETAG.  Each group is in key order.  Returns 0
  * or -1 on ENOMEM; *out is malloc'd (NULL when none). */
+/* One key's part of rc_reconcile; d (desired) and a (actual) have the same
+ * key, either may be NULL.  Sets *remove when a must go first; returns
+ * RC_ADD (of d), RC_RETAG (d is a's forward with a new owner) or 0. */
+enum rc_action_type rc_key_diff(const struct rc_forward *d, const struct rc_forward *a,
+                                bool *remove);
+
 int rc_reconcile(const struct rc_forward *desired, size_t nd, const struct rc_forward *actual,
                  size_t na, struct rc_action **out, size_t *n_out);
 

@@ -17,6 +17,11 @@
  * running containers, replace the container set with the list, apply the
  * events that arrived meanwhile, reconcile.  Reconciliation is pure and
  * idempotent, so re-adding everything after a reconnect is always safe.
+ * It is also incremental (rcstate.h): an event updates the reconciler's
+ * state for its container alone and the next reconcile settles only the
+ * keys that container claims, so what an event costs does not grow with
+ * the host's forwards; a list upserts each container it has (the known
+ * ones change nothing) and removes the others.
  * An event stream that ends while the link is fine is retried with its own
  * backoff after a health check, without a new SSH connection.
  *
@@ -38,6 +43,8 @@
 #include "core.h"
 #include "engine_sock.h"
 #include "events.h"
+#include "hmap.h"
+#include "rcstate.h"
 #include "tcpprobe.h"
 #include "labels.h"
 #include "log.h"
@@ -50,7 +57,11 @@
 
 enum fwd_state { FWD_PENDING = 0, FWD_ACTIVE, FWD_CONFLICT, FWD_FAILED };
 
+/* Owned by host.fwds (an array of pointers, so indexes below stay put). */
 struct fwd {
+	struct hnode by_key; /* host.fwd_keys, by (bind, local_port) */
+	struct hnode by_id;  /* host.fwd_ids */
+	size_t at;           /* index in host.fwds */
 	uint64_t id;
 	struct rc_forward f;
 	enum fwd_state state;
@@ -69,6 +80,10 @@ struct remap {
 struct cont {
 	struct rdhpf_container c; /* id, name, image, labels, ports */
 	uint64_t seq;
+	/* In host.conts only (a pending event's copy has none of these). */
+	struct hnode node; /* host.cont_ids */
+	size_t at;         /* index in host.conts */
+	uint64_t listed;   /* the host.list_gen of the last list that had it */
 };
 
 struct pending_event {
@@ -83,6 +98,7 @@ struct op {
 	uint64_t gen;
 	uint64_t fwd_id;
 	struct op *next;
+	struct op **pprev; /* &previous->next or &host.ops: unlinked in O(1) */
 };
 
 struct host {
@@ -124,17 +140,26 @@ struct host {
 	int health_in_flight;
 	uint64_t health_started_ms;
 
-	struct cont *conts;
-	size_t n_conts;
+	/* Containers and forwards are indexed so that an event costs the
+	 * same whatever their number (issue 13): no scan of either on the
+	 * event path. */
+	struct cont **conts;
+	size_t n_conts, cap_conts;
+	struct hmap cont_ids;
+	uint64_t list_gen;
 	uint64_t seq;
 	struct pending_event *pend;
 	size_t n_pend;
 
-	struct fwd *fwds;
-	size_t n_fwds;
+	struct fwd **fwds;
+	size_t n_fwds, cap_fwds;
+	struct hmap fwd_keys, fwd_ids;
+	size_t n_active; /* forwards in FWD_ACTIVE */
 	uint64_t next_fwd_id;
-	struct rc_skip *skips; /* published ports without a forward, and why */
-	size_t n_skips;
+	/* The desired forwards and the skips, kept up to date per event. */
+	struct rcs *rcs;
+	struct rc_policy pol; /* rcs's: from cfg, which a host never changes */
+	struct rc_port_map *pol_map;
 	struct remap *remaps; /* on_conflict = next-free: ports moved */
 	size_t n_remaps;
 
@@ -177,6 +202,7 @@ static void probe_update(struct host *h, int status);
 static void start_sync(struct host *h);
 static void link_failed(struct host *h, int status, const char *detail);
 static void reconcile_apply(struct host *h);
+static struct rcs *host_rcs(struct host *h);
 
 const char *
 host_state_name(enum host_state s)
@@ -296,6 +322,9 @@ op_new(struct host *h, uint64_t fwd_id)
 	o->gen = h->gen;
 	o->fwd_id = fwd_id;
 	o->next = h->ops;
+	o->pprev = &h->ops;
+	if (h->ops != NULL)
+		h->ops->pprev = &o->next;
 	h->ops = o;
 	return o;
 }
@@ -307,12 +336,9 @@ op_done(struct op *o)
 	struct host *h = o->h;
 	int current = o->gen == h->gen;
 
-	for (struct op **pp = &h->ops; *pp; pp = &(*pp)->next) {
-		if (*pp == o) {
-			*pp = o->next;
-			break;
-		}
-	}
+	*o->pprev = o->next;
+	if (o->next != NULL)
+		o->next->pprev = o->pprev;
 	free(o);
 	return current;
 }
@@ -339,20 +365,48 @@ cont_copy(struct cont *dst, const struct rdhpf_container *src, uint64_t seq)
 static struct cont *
 cont_find(struct host *h, const char *id)
 {
-	for (size_t i = 0; i < h->n_conts; i++)
-		if (strcmp(h->conts[i].c.id, id) == 0)
-			return &h->conts[i];
+	for (struct hnode *n = hmap_first(&h->cont_ids, hash_str(id)); n; n = hmap_next(n)) {
+		struct cont *c = HMAP_ENTRY(n, struct cont, node);
+		if (strcmp(c->c.id, id) == 0)
+			return c;
+	}
 	return NULL;
+}
+
+/* A new entry in the set, filled by cont_copy; cont_index links it. */
+static struct cont *
+cont_new(struct host *h)
+{
+	struct cont *c = xcalloc(1, sizeof *c);
+
+	h->conts = xgrow(h->conts, h->n_conts, &h->cap_conts, sizeof *h->conts);
+	c->at = h->n_conts;
+	h->conts[h->n_conts++] = c;
+	return c;
+}
+
+/* Out of the set and freed; the last entry takes its place. */
+static void
+cont_del(struct host *h, struct cont *c)
+{
+	hmap_remove(&h->cont_ids, &c->node);
+	h->conts[c->at] = h->conts[--h->n_conts];
+	h->conts[c->at]->at = c->at;
+	cont_clear(c);
+	free(c);
 }
 
 static void
 conts_clear(struct host *h)
 {
-	for (size_t i = 0; i < h->n_conts; i++)
-		cont_clear(&h->conts[i]);
+	for (size_t i = 0; i < h->n_conts; i++) {
+		cont_clear(h->conts[i]);
+		free(h->conts[i]);
+	}
 	free(h->conts);
 	h->conts = NULL;
-	h->n_conts = 0;
+	h->n_conts = h->cap_conts = 0;
+	hmap_clear(&h->cont_ids);
 }
 
 static void
@@ -365,46 +419,60 @@ pend_clear(struct host *h)
 	h->n_pend = 0;
 }
 
-/* The container with this id among the n in v, or NULL. */
-static const struct cont *
-cont_in(const struct cont *v, size_t n, const char *id)
+/* The incremental reconciler learns the container as the set holds it. */
+static void
+cont_tell(struct host *h, const struct cont *k)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].c.id, id) == 0)
-			return &v[i];
-	return NULL;
+	struct rc_container rc = {&k->c, k->seq};
+	/* Rules with image= / label= match what the runtime reported. */
+	struct rc_meta meta = {k->c.image, k->c.labels, k->c.n_labels};
+
+	rcs_upsert(host_rcs(h), &rc, &meta);
 }
 
-/* Apply one event to the container set (no reconcile).  known: the same
- * container as the set held before a list repeated it: its skipped ports
- * were logged when it came, and it keeps its seq, so that a list (every
- * poll_interval for a poll-only runtime) never moves a port's owner. */
 static void
-apply_event_q(struct host *h, int type, const struct rdhpf_container *c, const struct cont *known)
+log_not_tcp(struct host *h, const struct rdhpf_container *c)
+{
+	for (size_t i = 0; i < c->n_ports; i++) {
+		char pb[24];
+		if (c->ports[i].proto == RDHPF_PROTO_TCP)
+			continue;
+		snprintf(pb, sizeof pb, "%u/%s", c->ports[i].host_port,
+		         c->ports[i].proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
+		hlog(h, RDHPF_LOG_INFO, "port not forwarded: SSH forwards carry TCP only",
+		     "container", c->name, "port", pb, NULL);
+	}
+}
+
+/* Apply one event to the container set and tell the reconciler (which
+ * acts on the next reconcile_apply).  listed: a list repeats it; if the
+ * set holds it already, it is known: its skipped ports were logged when it
+ * came, and it keeps its seq, so that a list (every poll_interval for a
+ * poll-only runtime) never moves a port's owner. */
+static void
+apply_event_q(struct host *h, int type, const struct rdhpf_container *c, bool listed)
 {
 	struct cont *old;
+	bool known;
 
 	if (c == NULL || c->id == NULL || c->id[0] == '\0')
 		return;
 	old = cont_find(h, c->id);
+	known = listed && old != NULL;
 	if (type == RDHPF_EV_START) {
-		for (size_t i = 0; known == NULL && i < c->n_ports; i++) {
-			char pb[24];
-			if (c->ports[i].proto == RDHPF_PROTO_TCP)
-				continue;
-			snprintf(pb, sizeof pb, "%u/%s", c->ports[i].host_port,
-			         c->ports[i].proto == RDHPF_PROTO_UDP ? "udp" : "sctp");
-			hlog(h, RDHPF_LOG_INFO, "port not forwarded: SSH forwards carry TCP only",
-			     "container", c->name, "port", pb, NULL);
-		}
-		if (old != NULL)
-			cont_clear(old);
-		else {
-			h->conts = xrealloc(h->conts, (h->n_conts + 1) * sizeof *h->conts);
-			old = &h->conts[h->n_conts++];
-		}
-		cont_copy(old, c, known != NULL ? known->seq : ++h->seq);
-		if (known == NULL && h->cfg->labels && c->n_labels > 0) {
+		uint64_t seq = known ? old->seq : ++h->seq;
+		bool fresh = old == NULL;
+		if (!known)
+			log_not_tcp(h, c);
+		if (fresh)
+			old = cont_new(h);
+		else
+			cont_clear(old); /* same id: stays linked */
+		cont_copy(old, c, seq);
+		if (fresh)
+			hmap_insert(&h->cont_ids, &old->node, hash_str(old->c.id));
+		old->listed = h->list_gen;
+		if (!known && h->cfg->labels && c->n_labels > 0) {
 			struct labels_policy lp;
 			/* Only the bad labels are lost; the rest of the
 			 * container's ports go on (status: label_errors). */
@@ -412,36 +480,118 @@ apply_event_q(struct host *h, int type, const struct rdhpf_container *c, const s
 				hlog(h, RDHPF_LOG_WARN, "container labels ignored", "container",
 				     c->name, "err", lp.err, NULL);
 		}
+		cont_tell(h, old);
 	} else if (type == RDHPF_EV_STOP && old != NULL) {
-		cont_clear(old);
-		*old = h->conts[--h->n_conts];
+		rcs_remove(host_rcs(h), old->c.id);
+		cont_del(h, old);
+	}
+}
+
+/* After a list: the containers it did not have have stopped. */
+static void
+conts_sweep(struct host *h)
+{
+	for (size_t i = 0; i < h->n_conts;) {
+		struct cont *k = h->conts[i];
+		if (k->listed == h->list_gen) {
+			i++;
+			continue;
+		}
+		rcs_remove(host_rcs(h), k->c.id);
+		cont_del(h, k); /* the last one moves to i */
 	}
 }
 
 static void
 apply_event(struct host *h, int type, const struct rdhpf_container *c)
 {
-	apply_event_q(h, type, c, NULL);
+	apply_event_q(h, type, c, false);
 }
 
 /* ---- forwards ---- */
 
+/* Ids are handed out in sequence: they are their own hash. */
 static struct fwd *
-fwd_by_id(struct host *h, uint64_t id)
+fwd_by_id(const struct host *h, uint64_t id)
 {
-	for (size_t i = 0; i < h->n_fwds; i++)
-		if (h->fwds[i].id == id)
-			return &h->fwds[i];
+	for (struct hnode *n = hmap_first(&h->fwd_ids, id); n; n = hmap_next(n)) {
+		struct fwd *w = HMAP_ENTRY(n, struct fwd, by_id);
+		if (w->id == id)
+			return w;
+	}
 	return NULL;
 }
 
 static struct fwd *
-fwd_by_key(struct host *h, const char *bind, uint16_t port)
+fwd_by_key(const struct host *h, const char *bind, uint16_t port)
+{
+	for (struct hnode *n = hmap_first(&h->fwd_keys, hash_addr_port(bind, port)); n;
+	     n = hmap_next(n)) {
+		struct fwd *w = HMAP_ENTRY(n, struct fwd, by_key);
+		if (w->f.local_port == port && strcmp(w->f.bind, bind) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+static struct fwd *
+fwd_new(struct host *h, const struct rc_forward *f)
+{
+	struct fwd *w = xcalloc(1, sizeof *w);
+
+	w->id = ++h->next_fwd_id;
+	w->f = *f;
+	w->state = FWD_PENDING;
+	w->since_ms = now_ms();
+	h->fwds = xgrow(h->fwds, h->n_fwds, &h->cap_fwds, sizeof *h->fwds);
+	w->at = h->n_fwds;
+	h->fwds[h->n_fwds++] = w;
+	hmap_insert(&h->fwd_keys, &w->by_key, hash_addr_port(f->bind, f->local_port));
+	hmap_insert(&h->fwd_ids, &w->by_id, w->id);
+	return w;
+}
+
+/* The forward moves to another local port (on_conflict = next-free). */
+static void
+fwd_rekey(struct host *h, struct fwd *w, uint16_t port)
+{
+	hmap_remove(&h->fwd_keys, &w->by_key);
+	w->f.local_port = port;
+	hmap_insert(&h->fwd_keys, &w->by_key, hash_addr_port(w->f.bind, port));
+}
+
+/* Every state change goes through here: host_active_forwards is a count
+ * kept up to date, not a scan. */
+static void
+fwd_state_set(struct host *h, struct fwd *w, enum fwd_state st)
+{
+	h->n_active += (st == FWD_ACTIVE) - (w->state == FWD_ACTIVE);
+	w->state = st;
+}
+
+/* Out of the host and freed; the last forward takes its place. */
+static void
+fwd_free(struct host *h, struct fwd *w)
+{
+	fwd_state_set(h, w, FWD_PENDING);
+	hmap_remove(&h->fwd_keys, &w->by_key);
+	hmap_remove(&h->fwd_ids, &w->by_id);
+	h->fwds[w->at] = h->fwds[--h->n_fwds];
+	h->fwds[w->at]->at = w->at;
+	free(w);
+}
+
+static void
+fwds_clear(struct host *h)
 {
 	for (size_t i = 0; i < h->n_fwds; i++)
-		if (h->fwds[i].f.local_port == port && strcmp(h->fwds[i].f.bind, bind) == 0)
-			return &h->fwds[i];
-	return NULL;
+		free(h->fwds[i]);
+	free(h->fwds);
+	h->fwds = NULL;
+	h->n_fwds = h->cap_fwds = 0;
+	h->n_active = 0;
+	hmap_clear(&h->fwd_keys);
+	hmap_clear(&h->fwd_ids);
 }
 
 static void
@@ -468,8 +618,7 @@ fwd_log(struct host *h, int level, const char *msg, const struct fwd *w, const c
 static void
 count_active(struct host *h)
 {
-	metrics_gauge_set(h->name, h->tp->info->name, "forwards_active",
-	                  (double)host_active_forwards(h));
+	metrics_gauge_set(h->name, h->tp->info->name, "forwards_active", (double)h->n_active);
 }
 
 static void fwd_retry_cb(uv_timer_t *t);
@@ -516,15 +665,10 @@ held_by(const struct host *self, const char *addr, uint16_t port, const struct h
 {
 	for (size_t i = 0; i < g_n_hosts; i++) {
 		const struct host *o = g_hosts[i];
-		if (o == self)
-			continue;
-		for (size_t j = 0; j < o->n_fwds; j++) {
-			const struct fwd *w = &o->fwds[j];
-			if (w->f.local_port == port && strcmp(w->f.bind, addr) == 0 &&
-			    (w->state == FWD_ACTIVE || w->in_flight)) {
-				*holder = o;
-				return w;
-			}
+		const struct fwd *w = o != self ? fwd_by_key(o, addr, port) : NULL;
+		if (w != NULL && (w->state == FWD_ACTIVE || w->in_flight)) {
+			*holder = o;
+			return w;
 		}
 	}
 	return NULL;
@@ -542,10 +686,8 @@ port_free(const char *addr, uint16_t port)
 	int fd, one = 1, ok;
 
 	for (size_t i = 0; i < g_n_hosts; i++)
-		for (size_t j = 0; j < g_hosts[i]->n_fwds; j++)
-			if (g_hosts[i]->fwds[j].f.local_port == port &&
-			    strcmp(g_hosts[i]->fwds[j].f.bind, addr) == 0)
-				return false;
+		if (fwd_by_key(g_hosts[i], addr, port) != NULL)
+			return false;
 	if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) {
 		sa = (struct sockaddr *)&a4;
 		len = sizeof a4;
@@ -608,8 +750,8 @@ on_port_taken(struct host *h, struct fwd *w)
 		     "next-free)",
 		     "bind", w->f.bind, "wanted_port", want, "local_port", got, "container",
 		     w->f.container_name, "held_by", ho != NULL ? ho->name : NULL, NULL);
-		w->f.local_port = m->got;
-		w->state = FWD_PENDING;
+		fwd_rekey(h, w, m->got);
+		fwd_state_set(h, w, FWD_PENDING);
 		w->err[0] = '\0';
 		uv_timer_start(&h->t_fwd, fwd_retry_cb, 0, FWD_RETRY_MS);
 		return true;
@@ -617,26 +759,21 @@ on_port_taken(struct host *h, struct fwd *w)
 	return false;
 }
 
-/* Apply the next-free moves to a fresh desired set; forget moves whose
- * wanted port is no longer desired (its container stopped). */
-static void
-remaps_apply(struct host *h, struct rc_forward *desired, size_t nd)
+/* The next-free move of the forward that wants bind:want, or NULL.  A
+ * scan, but of the moves only: forwards whose port was taken locally. */
+static struct remap *
+remap_by_want(const struct host *h, const char *bind, uint16_t want)
 {
-	size_t k = 0;
+	for (size_t i = 0; i < h->n_remaps; i++)
+		if (h->remaps[i].want == want && strcmp(h->remaps[i].bind, bind) == 0)
+			return &h->remaps[i];
+	return NULL;
+}
 
-	for (size_t i = 0; i < h->n_remaps; i++) {
-		struct remap *m = &h->remaps[i];
-		bool used = false;
-		for (size_t j = 0; j < nd; j++)
-			if (desired[j].local_port == m->want &&
-			    strcmp(desired[j].bind, m->bind) == 0) {
-				desired[j].local_port = m->got;
-				used = true;
-			}
-		if (used)
-			h->remaps[k++] = *m;
-	}
-	h->n_remaps = k;
+static void
+remap_forget(struct host *h, struct remap *m)
+{
+	*m = h->remaps[--h->n_remaps];
 }
 
 /* The port a moved forward wanted, or 0. */
@@ -665,7 +802,7 @@ on_add_done(void *arg, int status, const char *detail)
 		return; /* the link changed meanwhile; connect re-adds */
 	if (status == RDHPF_OK) {
 		if (w->state != FWD_ACTIVE) {
-			w->state = FWD_ACTIVE;
+			fwd_state_set(h, w, FWD_ACTIVE);
 			w->since_ms = now_ms();
 			w->err[0] = '\0';
 			metrics_observe(h->name, h->tp->info->name, "forward_add_seconds",
@@ -674,9 +811,9 @@ on_add_done(void *arg, int status, const char *detail)
 			events_forward(h->name, "active", &w->f, NULL);
 		}
 	} else if (status == RDHPF_ERR_NOTCONN) {
-		w->state = FWD_PENDING;
+		fwd_state_set(h, w, FWD_PENDING);
 	} else {
-		w->state = status == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
+		fwd_state_set(h, w, status == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED);
 		w->since_ms = now_ms();
 		snprintf(w->err, sizeof w->err, "%s%s%s", status_name(status), detail ? ": " : "",
 		         detail ? detail : "");
@@ -712,7 +849,7 @@ issue_add(struct host *h, struct fwd *w)
 	if (r != RDHPF_OK) {
 		(void)op_done(o);
 		w->in_flight = 0;
-		w->state = r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED;
+		fwd_state_set(h, w, r == RDHPF_ERR_ADDRINUSE ? FWD_CONFLICT : FWD_FAILED);
 		snprintf(w->err, sizeof w->err, "%s", status_name(r));
 		if (w->state == FWD_CONFLICT && on_port_taken(h, w))
 			return;
@@ -758,9 +895,8 @@ ended_add(struct host *h, const struct fwd *w, const char *reason)
 }
 
 static void
-fwd_remove_at(struct host *h, size_t i, const char *reason)
+fwd_remove(struct host *h, struct fwd *w, const char *reason)
 {
-	struct fwd *w = &h->fwds[i];
 	struct rdhpf_forward pf;
 
 	ended_add(h, w, reason);
@@ -772,7 +908,7 @@ fwd_remove_at(struct host *h, size_t i, const char *reason)
 		if (tp_forward_remove(h->tpi, &pf, on_remove_done, o) != RDHPF_OK)
 			(void)op_done(o);
 	}
-	h->fwds[i] = h->fwds[--h->n_fwds];
+	fwd_free(h, w);
 }
 
 static int
@@ -781,16 +917,18 @@ link_up(const struct host *h)
 	return h->state == HOST_SYNCING || h->state == HOST_STEADY;
 }
 
+/* Why the forward of the key bind:want goes (asked after the flush, so
+ * the reconciler's owner is the new one). */
 static const char *
-remove_reason(struct host *h, const struct fwd *w, const struct rc_forward *desired, size_t nd)
+remove_reason(struct host *h, const struct fwd *w, uint16_t want)
 {
+	const struct rc_forward *owner;
+
 	if (cont_find(h, w->f.container_id) == NULL)
 		return "container stopped";
-	for (size_t i = 0; i < nd; i++)
-		if (desired[i].local_port == w->f.local_port &&
-		    strcmp(desired[i].bind, w->f.bind) == 0 &&
-		    strcmp(desired[i].container_id, w->f.container_id) != 0)
-			return "port taken by another container";
+	owner = rcs_owner(h->rcs, w->f.bind, want);
+	if (owner != NULL && strcmp(owner->container_id, w->f.container_id) != 0)
+		return "port taken by another container";
 	return "port no longer published";
 }
 
@@ -855,16 +993,6 @@ unpriv_port_start(void)
 	return start;
 }
 
-static bool
-skip_same(const struct rc_skip *a, const struct rc_skip *b)
-{
-	return strcmp(a->container_id, b->container_id) == 0 && a->remote_port == b->remote_port &&
-	       a->proto == b->proto && strcmp(a->remote_host, b->remote_host) == 0 &&
-	       a->why == b->why && a->rule_line == b->rule_line && a->local_port == b->local_port &&
-	       strcmp(a->holder, b->holder) == 0 && strcmp(a->bind, b->bind) == 0 &&
-	       strcmp(a->label, b->label) == 0;
-}
-
 /* "FILE:LINE" of the rule written at line, or "" when none did. */
 static void
 rule_where(const struct host *h, int line, char *buf, size_t len)
@@ -886,20 +1014,15 @@ proto_name(int p)
 	return p == RDHPF_PROTO_UDP ? "udp" : p == RDHPF_PROTO_SCTP ? "sctp" : "tcp";
 }
 
-/* Take the new skip list; log each skip once, when it first appears, so a
+/* Log the skips that appeared (rcs_flush says which), each once, so a
  * reconcile per event does not repeat them. */
 static void
-skips_update(struct host *h, struct rc_skip *skips, size_t n)
+skips_log(struct host *h, const struct rc_skip *skips, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct rc_skip *s = &skips[i];
-		bool known = false;
 		char port[16], local[16], rule[512];
 
-		for (size_t j = 0; j < h->n_skips && !known; j++)
-			known = skip_same(s, &h->skips[j]);
-		if (known)
-			continue;
 		snprintf(port, sizeof port, "%u", s->remote_port);
 		snprintf(local, sizeof local, "%u", s->local_port);
 		rule_where(h, s->rule_line, rule, sizeof rule);
@@ -931,102 +1054,119 @@ skips_update(struct host *h, struct rc_skip *skips, size_t n)
 			events_forward(h->name, "skipped", &f, why);
 		}
 	}
-	free(h->skips);
-	h->skips = skips;
-	h->n_skips = n;
+}
+
+/* The reconciler's state, made on first use: the policy asks the kernel
+ * (no_ipv6_loopback, unpriv_port_start) once. */
+static struct rcs *
+host_rcs(struct host *h)
+{
+	struct rc_policy *pol = &h->pol;
+
+	if (h->rcs != NULL)
+		return h->rcs;
+	memset(pol, 0, sizeof *pol);
+	pol->bind = h->cfg->bind_address;
+	pol->no_ipv6_loopback = no_ipv6_loopback();
+	pol->unpriv_port_start = unpriv_port_start();
+	pol->privileged_skip = h->cfg->privileged_skip;
+	pol->privileged_offset = h->cfg->privileged_offset;
+	pol->port_offset = h->cfg->port_offset;
+	h->pol_map = xcalloc(h->cfg->n_port_map ? h->cfg->n_port_map : 1, sizeof *h->pol_map);
+	for (size_t i = 0; i < h->cfg->n_port_map; i++) {
+		h->pol_map[i].remote_port = h->cfg->port_map[i].remote;
+		h->pol_map[i].local_port = h->cfg->port_map[i].local;
+	}
+	pol->map = h->pol_map;
+	pol->n_map = h->cfg->n_port_map;
+	pol->rules = h->cfg->rules;
+	pol->n_rules = h->cfg->n_rules;
+	pol->labels = h->cfg->labels;
+	h->rcs = rcs_new(pol);
+	return h->rcs;
 }
 
 static void
+fwd_add(struct host *h, const struct rc_forward *f)
+{
+	struct fwd *w = fwd_new(h, f);
+
+	events_forward(h->name, "added", &w->f, NULL);
+	if (link_up(h))
+		issue_add(h, w);
+}
+
+/* The forward at w's key is now f's (same target): no transport call. */
+static void
+fwd_retag(struct host *h, struct fwd *w, const struct rc_forward *f)
+{
+	w->f = *f;
+	fwd_log(h, RDHPF_LOG_INFO, "forward changed owner", w, NULL);
+}
+
+/* A forward moved by next-free holds the port a container now claims as
+ * its own: the claim wins, the moved forward goes (its container keeps
+ * the key it wanted, which gets no forward until that changes). */
+static void
+fwd_displace(struct host *h, struct fwd *w)
+{
+	struct remap *m = remap_by_want(h, w->f.bind, remap_wanted(h, &w->f));
+
+	if (m != NULL)
+		remap_forget(h, m);
+	fwd_remove(h, w, "port taken by another container");
+}
+
+/* One action of the reconciler, whose keys are the wanted ports: a
+ * forward moved by next-free is found at the port it got. */
+static void
+action_apply(struct host *h, const struct rc_action *a)
+{
+	struct rc_forward f = a->fwd;
+	uint16_t want = f.local_port;
+	struct remap *m = remap_by_want(h, f.bind, want);
+	struct fwd *w;
+
+	if (m != NULL)
+		f.local_port = m->got;
+	w = fwd_by_key(h, f.bind, f.local_port);
+	switch (a->type) {
+	case RC_REMOVE:
+		/* Only the forward the reconciler installed there. */
+		if (w != NULL && strcmp(w->f.container_id, f.container_id) == 0)
+			fwd_remove(h, w, remove_reason(h, w, want));
+		/* A move is forgotten with the last claim on its port. */
+		if (m != NULL && rcs_owner(h->rcs, f.bind, want) == NULL)
+			remap_forget(h, m);
+		break;
+	case RC_ADD:
+		if (w != NULL)
+			fwd_displace(h, w);
+		fwd_add(h, &f);
+		break;
+	case RC_RETAG:
+		if (w != NULL)
+			fwd_retag(h, w, &f);
+		break;
+	}
+}
+
+/* Settle what the events since the last call changed: O(the keys they
+ * touched), not O(the host's forwards). */
+static void
 reconcile_apply(struct host *h)
 {
-	struct rc_container *rcs = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *rcs);
-	struct rc_meta *meta = xcalloc(h->n_conts ? h->n_conts : 1, sizeof *meta);
-	struct rc_forward *desired = NULL, *conflicts = NULL, *actual;
-	struct rc_skip *skips = NULL;
-	size_t nd = 0, nc = 0, nskips = 0, na = h->n_fwds, nact = 0;
-	struct rc_action *acts = NULL;
-	struct rc_policy pol;
-	struct rc_port_map *map;
+	struct rc_action *acts;
+	struct rc_skip *fresh;
+	size_t n, n_fresh;
 
-	for (size_t i = 0; i < h->n_conts; i++) {
-		rcs[i].c = &h->conts[i].c;
-		/* Rules with image= / label= match what the runtime reported. */
-		meta[i].image = h->conts[i].c.image;
-		meta[i].labels = h->conts[i].c.labels;
-		meta[i].n_labels = h->conts[i].c.n_labels;
-		rcs[i].seq = h->conts[i].seq;
-	}
-	memset(&pol, 0, sizeof pol);
-	pol.bind = h->cfg->bind_address;
-	pol.no_ipv6_loopback = no_ipv6_loopback();
-	pol.unpriv_port_start = unpriv_port_start();
-	pol.privileged_skip = h->cfg->privileged_skip;
-	pol.privileged_offset = h->cfg->privileged_offset;
-	pol.port_offset = h->cfg->port_offset;
-	map = xcalloc(h->cfg->n_port_map ? h->cfg->n_port_map : 1, sizeof *map);
-	for (size_t i = 0; i < h->cfg->n_port_map; i++) {
-		map[i].remote_port = h->cfg->port_map[i].remote;
-		map[i].local_port = h->cfg->port_map[i].local;
-	}
-	pol.map = map;
-	pol.n_map = h->cfg->n_port_map;
-	pol.rules = h->cfg->rules;
-	pol.n_rules = h->cfg->n_rules;
-	pol.labels = h->cfg->labels;
-	actual = xcalloc(na ? na : 1, sizeof *actual);
-	for (size_t i = 0; i < na; i++)
-		actual[i] = h->fwds[i].f;
-	if (rc_desired_full(rcs, meta, h->n_conts, &pol, &desired, &nd, &conflicts, &nc, &skips,
-	                    &nskips) != 0) {
-		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
-		goto out;
-	}
-	remaps_apply(h, desired, nd);
-	if (rc_reconcile(desired, nd, actual, na, &acts, &nact) != 0) {
-		hlog(h, RDHPF_LOG_ERROR, "reconcile failed: out of memory", NULL);
-		goto out;
-	}
-	for (size_t i = 0; i < nact; i++) {
-		const struct rc_action *a = &acts[i];
-		struct fwd *w = fwd_by_key(h, a->fwd.bind, a->fwd.local_port);
-		switch (a->type) {
-		case RC_REMOVE:
-			if (w != NULL)
-				fwd_remove_at(h, (size_t)(w - h->fwds),
-				              remove_reason(h, w, desired, nd));
-			break;
-		case RC_ADD:
-			h->fwds = xrealloc(h->fwds, (h->n_fwds + 1) * sizeof *h->fwds);
-			w = &h->fwds[h->n_fwds++];
-			memset(w, 0, sizeof *w);
-			w->id = ++h->next_fwd_id;
-			w->f = a->fwd;
-			w->state = FWD_PENDING;
-			w->since_ms = now_ms();
-			events_forward(h->name, "added", &w->f, NULL);
-			if (link_up(h))
-				issue_add(h, w);
-			break;
-		case RC_RETAG:
-			if (w != NULL) {
-				w->f = a->fwd;
-				fwd_log(h, RDHPF_LOG_INFO, "forward changed owner", w, NULL);
-			}
-			break;
-		}
-	}
-	skips_update(h, skips, nskips);
-	skips = NULL;
+	rcs_flush(host_rcs(h), &acts, &n, &fresh, &n_fresh);
+	for (size_t i = 0; i < n; i++)
+		action_apply(h, &acts[i]);
+	skips_log(h, fresh, n_fresh);
 	count_active(h);
-out:
 	free(acts);
-	free(desired);
-	free(conflicts);
-	free(skips);
-	free(actual);
-	free(rcs);
-	free(meta);
-	free(map);
+	free(fresh);
 }
 
 static void
@@ -1055,7 +1195,7 @@ fwd_retry_cb(uv_timer_t *t)
 	size_t waiting = 0;
 
 	for (size_t i = 0; i < h->n_fwds; i++) {
-		struct fwd *w = &h->fwds[i];
+		struct fwd *w = h->fwds[i];
 		if (w->state == FWD_CONFLICT || w->state == FWD_FAILED || w->state == FWD_PENDING) {
 			waiting++;
 			if (link_up(h))
@@ -1233,22 +1373,11 @@ on_list_done(void *arg, int status, const char *detail, struct rdhpf_container *
 		return;
 	}
 	/* The list is the truth; events that raced it are applied after it.
-	 * The reconciler diffs, so containers that stayed cost nothing. */
-	{
-		/* The old set only says which containers are known already. */
-		struct cont *old = h->conts;
-		size_t n_old = h->n_conts;
-		h->conts = NULL;
-		h->n_conts = 0;
-		for (size_t i = 0; i < n; i++)
-			apply_event_q(h, RDHPF_EV_START, cs[i],
-			              cs[i] != NULL && cs[i]->id != NULL
-			                  ? cont_in(old, n_old, cs[i]->id)
-			                  : NULL);
-		for (size_t i = 0; i < n_old; i++)
-			cont_clear(&old[i]);
-		free(old);
-	}
+	 * The reconciler diffs, so containers that stayed cost no action. */
+	h->list_gen++;
+	for (size_t i = 0; i < n; i++)
+		apply_event_q(h, RDHPF_EV_START, cs[i], true);
+	conts_sweep(h);
 	for (size_t i = 0; i < h->n_pend; i++)
 		apply_event(h, h->pend[i].type, &h->pend[i].c.c);
 	pend_clear(h);
@@ -1540,9 +1669,9 @@ link_failed(struct host *h, int status, const char *detail)
 	runtime_stop(h);
 	tp_disconnect(h->tpi);
 	for (size_t i = 0; i < h->n_fwds; i++) {
-		h->fwds[i].in_flight = 0;
-		if (h->fwds[i].state == FWD_ACTIVE)
-			h->fwds[i].state = FWD_PENDING;
+		h->fwds[i]->in_flight = 0;
+		if (h->fwds[i]->state == FWD_ACTIVE)
+			fwd_state_set(h, h->fwds[i], FWD_PENDING);
 	}
 	count_active(h);
 	if (h->connected_since_ms != 0) {
@@ -1643,8 +1772,9 @@ on_connect_done(void *arg, int status, const char *detail)
 	set_state(h, HOST_SYNCING);
 	/* Forwards the transport may have lost: add each again (idempotent). */
 	for (size_t i = 0; i < h->n_fwds; i++) {
-		h->fwds[i].state = h->fwds[i].state == FWD_ACTIVE ? FWD_PENDING : h->fwds[i].state;
-		issue_add(h, &h->fwds[i]);
+		if (h->fwds[i]->state == FWD_ACTIVE)
+			fwd_state_set(h, h->fwds[i], FWD_PENDING);
+		issue_add(h, h->fwds[i]);
 	}
 	start_sync(h);
 }
@@ -1846,9 +1976,9 @@ host_stop(struct host *h, const char *reason)
 		h->rpi = NULL;
 	}
 	for (size_t i = 0; i < h->n_fwds; i++) {
-		fwd_log(h, RDHPF_LOG_INFO, "forward removed", &h->fwds[i], reason);
-		events_forward(h->name, "removed", &h->fwds[i].f, reason);
-		ended_add(h, &h->fwds[i], reason);
+		fwd_log(h, RDHPF_LOG_INFO, "forward removed", h->fwds[i], reason);
+		events_forward(h->name, "removed", &h->fwds[i]->f, reason);
+		ended_add(h, h->fwds[i], reason);
 	}
 	if (h->tpi != NULL) {
 		/* destroy removes every forward and closes the link. */
@@ -1859,7 +1989,7 @@ host_stop(struct host *h, const char *reason)
 	h->rctx = NULL;
 	ctx_free(h->tctx);
 	h->tctx = NULL;
-	h->n_fwds = 0;
+	fwds_clear(h);
 }
 
 static void
@@ -1889,8 +2019,9 @@ host_free(struct host *h)
 	}
 	conts_clear(h);
 	pend_clear(h);
-	free(h->fwds);
-	free(h->skips);
+	fwds_clear(h);
+	rcs_free(h->rcs);
+	free(h->pol_map);
 	free(h->remaps);
 	host_params_free(h->tparams);
 	host_params_free(h->rparams);
@@ -1924,10 +2055,7 @@ host_name(const struct host *h)
 size_t
 host_active_forwards(const struct host *h)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < h->n_fwds; i++)
-		n += h->fwds[i].state == FWD_ACTIVE;
-	return n;
+	return h->n_active;
 }
 
 /* ---- status ---- */
@@ -1962,8 +2090,8 @@ host_events_replay(const struct host *h, struct ev_sub *to)
 
 	events_host_to(to, h->name, host_state_name(h->state), down ? h->last_error : NULL);
 	for (size_t i = 0; i < h->n_fwds; i++)
-		events_forward_to(to, h->name, what[h->fwds[i].state], &h->fwds[i].f,
-		                  h->fwds[i].err[0] ? h->fwds[i].err : NULL);
+		events_forward_to(to, h->name, what[h->fwds[i]->state], &h->fwds[i]->f,
+		                  h->fwds[i]->err[0] ? h->fwds[i]->err : NULL);
 }
 
 static void
@@ -1994,9 +2122,11 @@ static json_t *
 skips_json(const struct host *h)
 {
 	json_t *a = json_array();
+	struct rc_skip *sk = NULL;
+	size_t n = h->rcs != NULL ? rcs_skips(h->rcs, &sk) : 0;
 
-	for (size_t i = 0; i < h->n_skips; i++) {
-		const struct rc_skip *s = &h->skips[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct rc_skip *s = &sk[i];
 		json_t *o = json_object();
 		char shortid[13], rule[512];
 
@@ -2017,28 +2147,51 @@ skips_json(const struct host *h)
 		json_object_set_new(o, "label", s->label[0] ? json_string(s->label) : json_null());
 		json_array_append_new(a, o);
 	}
+	free(sk);
 	return a;
 }
 
-/* Containers whose rdhpf.* labels were (partly) refused, and why. */
+static int
+cmp_cont_name(const void *pa, const void *pb)
+{
+	const struct rdhpf_container *a = *(const struct rdhpf_container *const *)pa;
+	const struct rdhpf_container *b = *(const struct rdhpf_container *const *)pb;
+	int c = strcmp(a->name, b->name);
+
+	return c ? c : strcmp(a->id, b->id);
+}
+
+/* Containers whose rdhpf.* labels were (partly) refused, and why; by name
+ * and id, whatever order the set keeps them in. */
 static json_t *
 label_errors_json(const struct host *h)
 {
 	json_t *a = json_array();
+	const struct rdhpf_container **v;
+	size_t n = 0;
 
-	for (size_t i = 0; h->cfg->labels && i < h->n_conts; i++) {
-		const struct rdhpf_container *c = &h->conts[i].c;
+	if (!h->cfg->labels || h->n_conts == 0)
+		return a;
+	v = xcalloc(h->n_conts, sizeof *v);
+	for (size_t i = 0; i < h->n_conts; i++)
+		if (h->conts[i]->c.n_labels > 0)
+			v[n++] = &h->conts[i]->c;
+	if (n > 1)
+		qsort(v, n, sizeof *v, cmp_cont_name);
+	for (size_t i = 0; i < n; i++) {
 		struct labels_policy lp;
 		json_t *e;
 
-		if (c->n_labels == 0 || labels_parse(c->labels, c->n_labels, &lp) == 0)
+		if (labels_parse(v[i]->labels, v[i]->n_labels, &lp) == 0)
 			continue;
 		e = json_object();
-		json_object_set_new(e, "container", json_string(c->name ? c->name : c->id));
-		json_object_set_new(e, "container_id", json_string(c->id));
+		json_object_set_new(e, "container",
+		                    json_string(v[i]->name ? v[i]->name : v[i]->id));
+		json_object_set_new(e, "container_id", json_string(v[i]->id));
 		json_object_set_new(e, "error", json_string(lp.err));
 		json_array_append_new(a, e);
 	}
+	free(v);
 	return a;
 }
 
@@ -2086,7 +2239,7 @@ host_status_json(const struct host *h)
 	json_object_set_new(o, "stream", st);
 
 	for (size_t i = 0; i < h->n_fwds; i++) {
-		const struct fwd *w = &h->fwds[i];
+		const struct fwd *w = h->fwds[i];
 		json_t *f = json_object();
 		char shortid[13];
 		struct rdhpf_forward pf;

@@ -52,6 +52,15 @@ xrealloc(void *p, size_t n)
 	return q;
 }
 
+void *
+xgrow(void *v, size_t n, size_t *cap, size_t sz)
+{
+	if (n < *cap)
+		return v;
+	*cap = *cap ? *cap * 2 : 8;
+	return xrealloc(v, *cap * sz);
+}
+
 char *
 xstrdup(const char *s)
 {

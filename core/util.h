@@ -14,6 +14,9 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* Room for one more after the n elements of size sz in v: doubles *cap
+ * when full, so appending costs O(1) amortized.  Returns v or its move. */
+void *xgrow(void *v, size_t n, size_t *cap, size_t sz);
 char *xstrndup(const char *s, size_t n);
 
 /* "1".."65535" only, no sign, no spaces, no leading zeros beyond "0". */
