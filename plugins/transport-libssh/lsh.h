@@ -213,6 +213,7 @@ struct lsh {
 	uint64_t rx_seen, last_rx_ms;
 	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
 	struct rdhpf_timer *ka_timer;
+	struct rdhpf_timer *dead_timer; /* at last_rx_ms + the threshold, when within a tick */
 
 	/* channels */
 	struct lsh_chan *opening;
