@@ -142,10 +142,38 @@ relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_st
 		n = 0;
 	}
 	r->fw->st.bytes_in += (uint64_t)n;
+	r->rx_unacked += (uint32_t)n;
 	r->held = (uint32_t)n < len;
-	if (r->held)
+	if (r->held || r->rx_unacked >= r->c.ls->window / 4)
 		lsh_chan_ready(&r->c);
 	return (int)n;
+}
+
+/* libssh 0.10 opens a direct-tcpip channel with a 64,000-byte receive
+ * window and then keeps it between 640 KB and 1.28 MB (channels.c
+ * WINDOWBASE), less than one scheduling hiccup's worth of data at a few
+ * Gbit/s, and has no option for it.  The one public way to grow it is a
+ * read: ssh_channel_read_timeout(count) first raises the window to
+ * count minus what it holds.  So once a quarter of our window has been
+ * delivered, and only while libssh holds nothing for this channel (the
+ * local side keeps up; a slow reader keeps the small window and with it
+ * the backpressure), we read with count = the `window` option and a zero
+ * timeout.  What that read returns is at most the packets completed by
+ * libssh's one socket read (4 KiB) behind a partial packet: far below
+ * the scratch buffer's slack (LSH_SCRATCH_SLACK). */
+static int
+relay_window_topup(struct lsh_relay *r)
+{
+	struct lsh *ls = r->c.ls;
+	int n;
+
+	if (r->held || rsdk_buf_size(&r->down) > 0 || r->c.r_eof || r->shut_wr)
+		return 0;
+	r->rx_unacked = 0;
+	n = ssh_channel_read_timeout(r->c.ch, ls->scratch, ls->window, 0, 0);
+	if (n <= 0)
+		return 0; /* nothing, or the channel is closing: its callbacks said so */
+	return rsdk_buf_append(&r->down, ls->scratch, (size_t)n);
 }
 
 void
@@ -244,6 +272,8 @@ lsh_relay_open_step(struct lsh_relay *r)
 	fw->warned_open = false;
 	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay channel open", "remote_host", fw->rhost, NULL);
 	r->c.state = CS_OPEN;
+	/* The first service turn grows the window (none: libssh's own). */
+	r->rx_unacked = ls->window > LSH_WINDOW_LIBSSH ? ls->window : 0;
 	r->l_rd = true; /* the client may have written while we waited */
 	r->io_ev = RDHPF_IO_READ;
 	r->io = H->io_start(ls->ctx, r->fd, RDHPF_IO_READ, relay_on_io, r);
@@ -396,6 +426,11 @@ lsh_relay_service(struct lsh_relay *r)
 	}
 	if (r->c.state != CS_OPEN)
 		return;
+	if (r->c.ls->window > LSH_WINDOW_LIBSSH && r->rx_unacked >= r->c.ls->window / 4 &&
+	    relay_window_topup(r) != 0) {
+		lsh_relay_free(r);
+		return;
+	}
 	if (relay_down(r) != 0 || relay_up(r) != 0) {
 		lsh_relay_free(r);
 		return;
