@@ -6,10 +6,11 @@
  *   sends straight to the local socket and returns how much the kernel
  *   took.  What it did not take stays in libssh's channel buffer, and
  *   libssh 0.10 grows the channel window only while
- *   window + buffered < 640 KB: a slow local reader stops the server.
+ *   window + buffered < 640 KB (and we top it up only while libssh holds
+ *   nothing: relay_window_topup): a slow local reader stops the server.
  *   When the local socket becomes writable we take the held bytes with
- *   ssh_channel_read_timeout(…, 0) (a zero timeout: no wait) in 64 KiB
- *   steps into r->down.
+ *   ssh_channel_read_timeout(…, 0) (a zero timeout: no wait) in 256 KiB
+ *   steps and send them; what the socket does not take waits in r->down.
  * - local → remote: we read from the local socket only as much as the
  *   peer's window allows (so ssh_channel_write never waits for a window
  *   adjust; an empty window parks the relay until a session io event finds
@@ -28,7 +29,7 @@
 #include "lsh.h"
 
 #define H lsh_H
-#define DOWN_STEP (64u * 1024u)
+#define DOWN_STEP LSH_SCRATCH
 
 int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr, void *ud);
 
@@ -306,15 +307,28 @@ relay_down(struct lsh_relay *r)
 		if (!r->held)
 			return 0;
 		{
+			/* Straight from the scratch buffer to the socket; only what
+			 * the socket does not take is kept in r->down. */
 			int n = ssh_channel_read_timeout(r->c.ch, ls->scratch, DOWN_STEP, 0, 0);
+			ssize_t w;
 			if (n <= 0) {
 				r->held = false;
 				return 0;
 			}
-			if (rsdk_buf_append(&r->down, ls->scratch, (size_t)n) != 0)
-				return -1;
 			if ((uint32_t)n < DOWN_STEP)
 				r->held = false;
+			w = send(r->fd, ls->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0) {
+				if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+					return -1;
+				w = 0;
+			}
+			r->fw->st.bytes_in += (uint64_t)w;
+			if (w < n &&
+			    rsdk_buf_append(&r->down, ls->scratch + w, (size_t)(n - w)) != 0)
+				return -1;
+			if (w < n)
+				return 0;
 		}
 	}
 	return 0;
