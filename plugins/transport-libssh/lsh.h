@@ -40,6 +40,7 @@
 #define LSH_VERSION "2.0.0"
 
 #define LSH_SCRATCH (256u * 1024u)       /* one read from a local socket */
+#define LSH_SCRATCH_SLACK (64u * 1024u)  /* allocated beyond LSH_SCRATCH (relay_window_topup) */
 #define LSH_RELAY_BUDGET (1024u * 1024u) /* bytes one relay moves per turn */
 #define LSH_PUMP_ROUNDS 64               /* libssh reads 4 KiB per poll: 256 KiB per turn */
 #define LSH_SERVICE_BATCH 256            /* ready channels per turn, then a zero timer */
@@ -49,7 +50,9 @@
 #define LSH_ACCEPT_PAUSE_MS 100
 #define LSH_AGENT_PROBE_MS 1000
 #define LSH_OPEN_RECHECK_MS 20
-#define LSH_OPENS_PER_FWD 8 /* channel opens in flight per forward */
+#define LSH_OPENS_PER_FWD 8                     /* channel opens in flight per forward */
+#define LSH_WINDOW_DEFAULT (2u * 1024u * 1024u) /* receive window per relay channel */
+#define LSH_WINDOW_LIBSSH 1280000u              /* libssh 0.10's own (channels.c WINDOWBASE) */
 
 extern const struct rdhpf_host_api *lsh_H;
 
@@ -114,6 +117,7 @@ struct lsh_relay {
 	struct rsdk_buf down; /* channel → local, taken from libssh, not yet sent */
 	struct rsdk_buf up;   /* local → channel, refused during a key re-exchange */
 	bool held;            /* libssh holds channel bytes we could not send yet */
+	uint32_t rx_unacked;  /* bytes taken since our last window top-up */
 	bool l_rd;            /* local fd readable (until recv says EAGAIN) */
 	bool l_eof, eof_sent, shut_wr, l_err;
 	struct lsh_relay *fnext, *fprev;
@@ -176,6 +180,7 @@ struct lsh {
 	uint16_t port;    /* 0: ssh_config's Port, else 22 */
 	uint64_t connect_timeout_ms, ka_interval_ms;
 	uint32_t ka_count;
+	uint32_t window; /* relay channels' receive window (the `window` option) */
 	bool use_agent;
 
 	/* connecting */
@@ -213,6 +218,7 @@ struct lsh {
 	uint64_t rx_seen, last_rx_ms;
 	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
 	struct rdhpf_timer *ka_timer;
+	struct rdhpf_timer *dead_timer; /* at last_rx_ms + the threshold, when within a tick */
 
 	/* channels */
 	struct lsh_chan *opening;

@@ -82,8 +82,42 @@ static const struct rdhpf_option_desc *const options[] = {
     RDHPF_OPTION("ciphers", "cipher preference list (default: AES-GCM first where the CPU has "
                             "AES-NI, else chacha20-poly1305 first)"),
     RDHPF_OPTION("agent", "yes (default): try ssh-agent keys first; no: never use the agent"),
+    RDHPF_OPTION("window", "receive window of each forwarded connection's channel (default 2M; "
+                           "64K..64M; up to 1250K: libssh's own 1.28 MB)"),
     NULL,
 };
+
+/* "4M", "512K", "1048576" → bytes, 64K..64M. */
+static int
+parse_window(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || *s == '-' || *s == '+') {
+		snprintf(err, errlen, "'%s' is not a size (a number, with K or M)", s);
+		return RDHPF_ERR_INVAL;
+	}
+	if (*end == 'k' || *end == 'K')
+		mul = 1024;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024;
+	if (mul > 1)
+		end++;
+	if (*end != '\0') {
+		snprintf(err, errlen, "'%s': unexpected '%s' after the number (suffixes: K, M)", s,
+		         end);
+		return RDHPF_ERR_INVAL;
+	}
+	if (errno != 0 || v > (64ull << 20) / mul || v * mul < (64ull << 10)) {
+		snprintf(err, errlen, "'%s' is outside 64K..64M", s);
+		return RDHPF_ERR_INVAL;
+	}
+	*out = (uint32_t)(v * mul);
+	return RDHPF_OK;
+}
 
 /* Check one option value and, with ls, apply it: the one place create and
  * validate_option share.  err gets a reason without the key. */
@@ -101,6 +135,13 @@ option_apply(struct lsh *ls, const char *key, const char *v, char *err, size_t e
 		if (ls)
 			ls->use_agent = strcmp(v, "yes") == 0;
 		return RDHPF_OK;
+	}
+	if (strcmp(key, "window") == 0) {
+		uint32_t w;
+		r = parse_window(v, &w, err, errlen);
+		if (r == RDHPF_OK && ls)
+			ls->window = w;
+		return r;
 	}
 	if (strcmp(key, "ciphers") == 0) {
 		if (*v == '\0') {
@@ -187,6 +228,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	rsdk_pending_init(&ls->health, H, ctx);
 	ls->fd = ls->res_fd = ls->ag_fd = -1;
 	ls->use_agent = true;
+	ls->window = LSH_WINDOW_DEFAULT;
 	ls->host_name = strdup(p->host_name ? p->host_name : p->hostname);
 	ls->alias = strdup(p->hostname);
 	ls->user = p->user ? strdup(p->user) : NULL;
@@ -197,7 +239,7 @@ t_create(struct rdhpf_ctx *ctx, const struct rdhpf_host_params *p, void **state,
 	ls->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000;
 	ls->ka_interval_ms = p->keepalive_interval_ms;
 	ls->ka_count = p->keepalive_count;
-	ls->scratch = malloc(LSH_SCRATCH);
+	ls->scratch = malloc(LSH_SCRATCH + LSH_SCRATCH_SLACK);
 	if (!ls->host_name || !ls->alias || (p->user && !ls->user) ||
 	    (p->identity_file && !ls->identity) || (p->known_hosts && !ls->known_hosts) ||
 	    !ls->bind_addr || !ls->scratch) {

@@ -6,10 +6,11 @@
  *   sends straight to the local socket and returns how much the kernel
  *   took.  What it did not take stays in libssh's channel buffer, and
  *   libssh 0.10 grows the channel window only while
- *   window + buffered < 640 KB: a slow local reader stops the server.
+ *   window + buffered < 640 KB (and we top it up only while libssh holds
+ *   nothing: relay_window_topup): a slow local reader stops the server.
  *   When the local socket becomes writable we take the held bytes with
- *   ssh_channel_read_timeout(…, 0) (a zero timeout: no wait) in 64 KiB
- *   steps into r->down.
+ *   ssh_channel_read_timeout(…, 0) (a zero timeout: no wait) in 256 KiB
+ *   steps and send them; what the socket does not take waits in r->down.
  * - local → remote: we read from the local socket only as much as the
  *   peer's window allows (so ssh_channel_write never waits for a window
  *   adjust; an empty window parks the relay until a session io event finds
@@ -28,7 +29,7 @@
 #include "lsh.h"
 
 #define H lsh_H
-#define DOWN_STEP (64u * 1024u)
+#define DOWN_STEP LSH_SCRATCH
 
 int relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr, void *ud);
 
@@ -142,10 +143,38 @@ relay_cb_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_st
 		n = 0;
 	}
 	r->fw->st.bytes_in += (uint64_t)n;
+	r->rx_unacked += (uint32_t)n;
 	r->held = (uint32_t)n < len;
-	if (r->held)
+	if (r->held || r->rx_unacked >= r->c.ls->window / 4)
 		lsh_chan_ready(&r->c);
 	return (int)n;
+}
+
+/* libssh 0.10 opens a direct-tcpip channel with a 64,000-byte receive
+ * window and then keeps it between 640 KB and 1.28 MB (channels.c
+ * WINDOWBASE), less than one scheduling hiccup's worth of data at a few
+ * Gbit/s, and has no option for it.  The one public way to grow it is a
+ * read: ssh_channel_read_timeout(count) first raises the window to
+ * count minus what it holds.  So once a quarter of our window has been
+ * delivered, and only while libssh holds nothing for this channel (the
+ * local side keeps up; a slow reader keeps the small window and with it
+ * the backpressure), we read with count = the `window` option and a zero
+ * timeout.  What that read returns is at most the packets completed by
+ * libssh's one socket read (4 KiB) behind a partial packet: far below
+ * the scratch buffer's slack (LSH_SCRATCH_SLACK). */
+static int
+relay_window_topup(struct lsh_relay *r)
+{
+	struct lsh *ls = r->c.ls;
+	int n;
+
+	if (r->held || rsdk_buf_size(&r->down) > 0 || r->c.r_eof || r->shut_wr)
+		return 0;
+	r->rx_unacked = 0;
+	n = ssh_channel_read_timeout(r->c.ch, ls->scratch, ls->window, 0, 0);
+	if (n <= 0)
+		return 0; /* nothing, or the channel is closing: its callbacks said so */
+	return rsdk_buf_append(&r->down, ls->scratch, (size_t)n);
 }
 
 void
@@ -244,6 +273,8 @@ lsh_relay_open_step(struct lsh_relay *r)
 	fw->warned_open = false;
 	H->log(ls->ctx, RDHPF_LOG_TRACE, "relay channel open", "remote_host", fw->rhost, NULL);
 	r->c.state = CS_OPEN;
+	/* The first service turn grows the window (none: libssh's own). */
+	r->rx_unacked = ls->window > LSH_WINDOW_LIBSSH ? ls->window : 0;
 	r->l_rd = true; /* the client may have written while we waited */
 	r->io_ev = RDHPF_IO_READ;
 	r->io = H->io_start(ls->ctx, r->fd, RDHPF_IO_READ, relay_on_io, r);
@@ -276,15 +307,28 @@ relay_down(struct lsh_relay *r)
 		if (!r->held)
 			return 0;
 		{
+			/* Straight from the scratch buffer to the socket; only what
+			 * the socket does not take is kept in r->down. */
 			int n = ssh_channel_read_timeout(r->c.ch, ls->scratch, DOWN_STEP, 0, 0);
+			ssize_t w;
 			if (n <= 0) {
 				r->held = false;
 				return 0;
 			}
-			if (rsdk_buf_append(&r->down, ls->scratch, (size_t)n) != 0)
-				return -1;
 			if ((uint32_t)n < DOWN_STEP)
 				r->held = false;
+			w = send(r->fd, ls->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0) {
+				if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+					return -1;
+				w = 0;
+			}
+			r->fw->st.bytes_in += (uint64_t)w;
+			if (w < n &&
+			    rsdk_buf_append(&r->down, ls->scratch + w, (size_t)(n - w)) != 0)
+				return -1;
+			if (w < n)
+				return 0;
 		}
 	}
 	return 0;
@@ -396,6 +440,11 @@ lsh_relay_service(struct lsh_relay *r)
 	}
 	if (r->c.state != CS_OPEN)
 		return;
+	if (r->c.ls->window > LSH_WINDOW_LIBSSH && r->rx_unacked >= r->c.ls->window / 4 &&
+	    relay_window_topup(r) != 0) {
+		lsh_relay_free(r);
+		return;
+	}
 	if (relay_down(r) != 0 || relay_up(r) != 0) {
 		lsh_relay_free(r);
 		return;

@@ -246,31 +246,77 @@ lsh_keepalive_send(struct lsh *ls)
 	ssh_send_keepalive(ls->s);
 }
 
+/* Dead after keepalive_interval × keepalive_count plus half an interval
+ * of quiet: the half interval keeps a count of 1 from racing the reply to
+ * the probe sent at that tick. */
+static uint64_t
+ka_threshold(const struct lsh *ls)
+{
+	return ls->ka_interval_ms * ls->ka_count + ls->ka_interval_ms / 2;
+}
+
+static bool
+ka_check_dead(struct lsh *ls)
+{
+	uint64_t now = lsh_now(ls), quiet;
+	char d[600];
+
+	lsh_note_rx(ls);
+	quiet = now - ls->last_rx_ms;
+	if (quiet < ka_threshold(ls))
+		return false;
+	snprintf(d, sizeof d,
+	         "no reply from %s:%u for %llu ms (%llu keepalives missed; keepalive_interval "
+	         "%llu ms x keepalive_count %u): ssh session is dead",
+	         ls->target, ls->tport, (unsigned long long)quiet,
+	         (unsigned long long)(quiet / ls->ka_interval_ms),
+	         (unsigned long long)ls->ka_interval_ms, ls->ka_count);
+	lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
+	return true;
+}
+
+static void dead_fire(void *arg);
+
+/* The interval tick alone would see the deadline up to one interval late
+ * (anywhere in 3.5-4.5 s with 1 s x 3); a one-shot timer at the deadline,
+ * armed only once it falls before the next tick, finds it on time. */
+static void
+dead_arm(struct lsh *ls)
+{
+	uint64_t now = lsh_now(ls), due = ls->last_rx_ms + ka_threshold(ls);
+
+	if (ls->dead_timer) {
+		H->timer_stop(ls->dead_timer);
+		ls->dead_timer = NULL;
+	}
+	if (due <= now + ls->ka_interval_ms)
+		ls->dead_timer =
+		    H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
+}
+
+static void
+dead_fire(void *arg)
+{
+	struct lsh *ls = arg;
+
+	H->timer_stop(ls->dead_timer);
+	ls->dead_timer = NULL;
+	if (ls->phase == PH_READY && !ka_check_dead(ls))
+		dead_arm(ls);
+}
+
 static void
 ka_tick(void *arg)
 {
 	struct lsh *ls = arg;
-	uint64_t now = lsh_now(ls), quiet, thr;
+	uint64_t now = lsh_now(ls);
 
-	if (ls->phase != PH_READY)
+	if (ls->phase != PH_READY || ka_check_dead(ls))
 		return;
-	lsh_note_rx(ls);
-	quiet = now - ls->last_rx_ms;
-	thr = ls->ka_interval_ms * ls->ka_count + ls->ka_interval_ms / 2;
-	if (quiet >= thr) {
-		char d[600];
-		snprintf(
-		    d, sizeof d,
-		    "no reply from %s:%u for %llu ms (%llu keepalives missed; keepalive_interval "
-		    "%llu ms x keepalive_count %u): ssh session is dead",
-		    ls->target, ls->tport, (unsigned long long)quiet,
-		    (unsigned long long)(quiet / ls->ka_interval_ms),
-		    (unsigned long long)ls->ka_interval_ms, ls->ka_count);
-		lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
-		return;
-	}
-	/* Only a quiet link is probed: traffic already proves it alive. */
-	if (quiet >= ls->ka_interval_ms / 2 && lsh_enter(ls)) {
+	dead_arm(ls);
+	/* Only a quiet link is probed: traffic already proves it alive.
+	 * Nothing may touch ls after lsh_leave(). */
+	if (now - ls->last_rx_ms >= ls->ka_interval_ms / 2 && lsh_enter(ls)) {
 		lsh_keepalive_send(ls);
 		lsh_leave(ls);
 	}
@@ -311,6 +357,10 @@ lsh_teardown(struct lsh *ls, int why)
 	if (ls->ka_timer) {
 		H->timer_stop(ls->ka_timer);
 		ls->ka_timer = NULL;
+	}
+	if (ls->dead_timer) {
+		H->timer_stop(ls->dead_timer);
+		ls->dead_timer = NULL;
 	}
 	if (ls->kick_t) {
 		H->timer_stop(ls->kick_t);

@@ -199,6 +199,14 @@ test_libssh(void **s)
 	expect_ok("ssh_config", "none");
 	expect_ok("ssh_config", "/etc/ssh/ssh_config");
 	expect_bad("ssh_config", "", "empty");
+	expect_ok("window", "2M");
+	expect_ok("window", "1250K");
+	expect_ok("window", "65536");
+	expect_bad("window", "1K", "outside 64K..64M");
+	expect_bad("window", "65M", "outside 64K..64M");
+	expect_bad("window", "2G", "unexpected 'G'");
+	expect_bad("window", "-1M", "not a size");
+	expect_bad("window", "", "not a size");
 }
 
 static void
