@@ -61,11 +61,15 @@ static const struct {
 	const char *needle, *what, *counter;
 	unsigned bit;
 } master_limits[] = {
-    {"open failed: administratively prohibited",
-     "sshd refused a channel of this connection as administratively prohibited: for a "
-     "forward, AllowTcpForwarding or PermitOpen; for a session, its MaxSessions limit "
-     "(default 10 per connection)",
+    /* sshd's default reason when it refuses a session channel (past
+     * MaxSessions), with its default text */
+    {"open failed: connect failed: open failed",
+     "sshd refused a session channel of this connection: likely its MaxSessions limit "
+     "(default 10 per connection; forwards do not count)",
      "ssh_channels_refused_total", 1u},
+    {"open failed: administratively prohibited",
+     "sshd refused a forward as administratively prohibited: AllowTcpForwarding or PermitOpen",
+     "ssh_channels_refused_total", 8u},
     {"open failed: resource shortage",
      "sshd refused a channel for lack of resources (file descriptors or memory on the "
      "remote)",
