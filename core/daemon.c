@@ -1,5 +1,6 @@
 /* `rdhpf run`: config → plugins → one supervisor per host → the loop.
  * A host that cannot be set up is logged and skipped; the others run. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -142,17 +143,48 @@ again:
 	return 0;
 }
 
+/* Open descriptors now and the soft limit: the first wall a thousand
+ * forwards hit (libssh2 holds a listener per forward here), in status so
+ * that "at the limit" is visible without the log.  null where unknown. */
+static json_t *
+fds_json(void)
+{
+	json_t *o = json_object();
+	struct rlimit rl;
+	DIR *dir = opendir("/proc/self/fd");
+	long n = -1;
+
+	if (dir == NULL)
+		dir = opendir("/dev/fd");
+	if (dir != NULL) {
+		struct dirent *e;
+		n = 0;
+		while ((e = readdir(dir)) != NULL)
+			if (e->d_name[0] != '.')
+				n++;
+		n--; /* the directory's own */
+		closedir(dir);
+	}
+	json_object_set_new(o, "open", n >= 0 ? json_integer(n) : json_null());
+	json_object_set_new(o, "limit",
+	                    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+	                        ? json_integer((json_int_t)rl.rlim_cur)
+	                        : json_null());
+	return o;
+}
+
 static char *
 status_json_text(struct daemon *d)
 {
 	json_t *o = json_object(), *hosts = json_array();
 	char *txt;
 
-	json_object_set_new(o, "schema", json_integer(3));
+	json_object_set_new(o, "schema", json_integer(4));
 	json_object_set_new(o, "version", json_string(RDHPF_VERSION));
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "started", json_integer(d->started_wall));
 	json_object_set_new(o, "runtime_dir", json_string(d->rundir));
+	json_object_set_new(o, "fds", fds_json());
 	for (size_t i = 0; i < d->n_hosts; i++)
 		json_array_append_new(hosts, host_status_json(d->hosts[i]));
 	json_object_set_new(o, "hosts", hosts);

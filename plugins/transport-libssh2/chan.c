@@ -284,10 +284,35 @@ open_done(struct ls2 *ls, struct chan *c, LIBSSH2_CHANNEL *ch)
 	}
 }
 
-static void
-open_failed(struct ls2 *ls, struct chan *c, const char *why)
+/* What a refused open most likely means, by channel type.  sshd refuses a
+ * session past MaxSessions (per connection; direct-tcpip channels do not
+ * count, sshd_config(5)) with its default reason, "connect failed" (libssh2
+ * 1.10 drops the server's text, "open failed"), and a forward that
+ * AllowTcpForwarding or PermitOpen forbid as "administratively prohibited". */
+static const char *
+open_hint(const struct chan *c, const char *why)
 {
-	char d[512];
+	bool session = c->kind == CK_EXEC || c->kind == CK_KA;
+
+	if (session && (strstr(why, "connect failed") != NULL ||
+	                strstr(why, "administratively prohibited") != NULL))
+		return " (sshd refused a session channel on this connection: likely its "
+		       "MaxSessions limit, default 10 per connection)";
+	if (strstr(why, "administratively prohibited") != NULL)
+		return c->kind == CK_RELAY
+		           ? " (sshd does not allow this forward: AllowTcpForwarding or PermitOpen)"
+		           : " (sshd does not allow it: AllowStreamLocalForwarding or PermitOpen)";
+	if (strstr(why, "resource shortage") != NULL)
+		return " (sshd is short of resources: file descriptors or memory on the remote)";
+	return "";
+}
+
+static void
+open_failed(struct ls2 *ls, struct chan *c, const char *why0)
+{
+	char d[768], why[400];
+
+	snprintf(why, sizeof why, "%s%s", why0, open_hint(c, why0));
 
 	switch (c->kind) {
 	case CK_RELAY: {

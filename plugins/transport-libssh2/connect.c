@@ -442,6 +442,24 @@ ls2_conn_step(struct ls2 *ls)
 		rc = libssh2_session_handshake(ls->s, ls->fd);
 		if (rc == LIBSSH2_ERROR_EAGAIN && !ls->sock_failed)
 			return;
+		if (rc != 0 && ((ls->rx_total == 0 && ls->sock_failed) ||
+		                (ls->rx_total > 0 && strncmp(ls->first_line, "SSH-", 4) != 0))) {
+			/* Accepted, then closed before the banner: sshd's answer
+			 * past MaxStartups (it may say "Exceeded MaxStartups"
+			 * first), and that of per-source limiters. */
+			snprintf(d, sizeof d,
+			         "sshd at %s:%u refused the connection before the handshake (%s%s"
+			         "before its SSH banner%s%s%s): likely its MaxStartups limit on "
+			         "unauthenticated connections at once (default 10:30:100; sshd "
+			         "logs 'drop connection ... past MaxStartups'), or a per-source "
+			         "limiter (PerSourcePenalties, a firewall)",
+			         ls->hostname, ls->port, ls->sock_why, ls->sock_why[0] ? " " : "",
+			         ls->first_line[0] ? "; it said '" : "", ls->first_line,
+			         ls->first_line[0] ? "'" : "");
+			ls2_H->counter_add(ls->ctx, "ssh_refused_before_banner_total", 1);
+			connect_finish(ls, RDHPF_ERR_CONNECT, d);
+			return;
+		}
 		if (rc != 0) {
 			char kt[256];
 			ls2_known_types(ls, kt, sizeof kt);

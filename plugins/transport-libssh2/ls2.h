@@ -306,8 +306,10 @@ struct ls2 {
 	bool corked;      /* inside ls2_service(): sends collect in out */
 	bool sock_failed; /* recv saw EOF/error or send failed */
 	char sock_why[200];
-	bool zombie_dirty;  /* zombies that have not had a close attempt */
-	bool any_throttled; /* some chan waits for sess_out to drain */
+	uint64_t rx_total;   /* bytes received on this socket (0: not even a banner) */
+	char first_line[80]; /* the first line the server sent (printable) */
+	bool zombie_dirty;   /* zombies that have not had a close attempt */
+	bool any_throttled;  /* some chan waits for sess_out to drain */
 	uint64_t rx_seq, scan_seq, last_rx_ms;
 
 	/* channels */

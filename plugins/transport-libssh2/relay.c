@@ -148,10 +148,17 @@ listen_on_io(void *arg, int fd, unsigned rev)
 			/* Out of fds or memory: the listener stays readable, so stop
 			 * watching it for a moment instead of spinning. */
 			char ebuf[64], pb[8];
-			snprintf(ebuf, sizeof ebuf, "%s", strerror(errno));
+			int e = errno;
+			snprintf(ebuf, sizeof ebuf, "%s", strerror(e));
 			snprintf(pb, sizeof pb, "%u", fw->lport);
-			ls2_H->log(ls->ctx, RDHPF_LOG_WARN, "accept failed; pausing the listener",
-			           "port", pb, "err", ebuf, NULL);
+			ls2_H->counter_add(ls->ctx, "listener_accept_failures_total", 1);
+			ls2_H->log(
+			    ls->ctx, RDHPF_LOG_WARN,
+			    errno == EMFILE || errno == ENFILE
+			        ? "accept failed: out of file descriptors (RLIMIT_NOFILE, see "
+			          "status fds); pausing the listener"
+			        : "accept failed; pausing the listener",
+			    "port", pb, "err", ebuf, NULL);
 			if (fw->pause_t == NULL) {
 				ls2_H->io_update(fw->lio, 0);
 				fw->pause_t =

@@ -299,6 +299,8 @@ ls2_session_teardown(struct ls2 *ls, int why)
 	ls->rx_ready = false;
 	ls->sock_failed = false;
 	ls->sock_why[0] = '\0';
+	ls->rx_total = 0;
+	ls->first_line[0] = '\0';
 	ls->zombie_dirty = false;
 
 	/* Owners' on_close may call stream_close on streams still on this list

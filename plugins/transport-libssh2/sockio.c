@@ -99,6 +99,19 @@ ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstra
 			return -e;
 		}
 		ls->rx_len = (size_t)n;
+		if (ls->rx_total == 0) {
+			/* Kept for the handshake's error: sshd past MaxStartups
+			 * says "Exceeded MaxStartups" instead of its banner. */
+			size_t k = 0;
+			for (; k < (size_t)n && k + 1 < sizeof ls->first_line; k++) {
+				char ch = ls->rx[k];
+				if (ch == '\r' || ch == '\n')
+					break;
+				ls->first_line[k] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+			}
+			ls->first_line[k] = '\0';
+		}
+		ls->rx_total += (uint64_t)n;
 		ls->last_rx_ms = ls2_now_ms(ls);
 	}
 	if (len > ls->rx_len)

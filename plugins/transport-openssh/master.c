@@ -54,11 +54,48 @@ on_ready(struct oss *o, uint32_t type, uint32_t pid, const char *reason)
 	}
 }
 
+/* Lines of a running master that name a limit: sshd refusing channels,
+ * the master out of file descriptors.  Said at warn once per master (and
+ * counted each time), not left in the debug log. */
+static const struct {
+	const char *needle, *what, *counter;
+	unsigned bit;
+} master_limits[] = {
+    /* sshd's default reason when it refuses a session channel (past
+     * MaxSessions), with its default text */
+    {"open failed: connect failed: open failed",
+     "sshd refused a session channel of this connection: likely its MaxSessions limit "
+     "(default 10 per connection; forwards do not count)",
+     "ssh_channels_refused_total", 1u},
+    {"open failed: administratively prohibited",
+     "sshd refused a forward as administratively prohibited: AllowTcpForwarding or PermitOpen",
+     "ssh_channels_refused_total", 8u},
+    {"open failed: resource shortage",
+     "sshd refused a channel for lack of resources (file descriptors or memory on the "
+     "remote)",
+     "ssh_channels_refused_total", 2u},
+    {"Too many open files",
+     "the ssh master is out of file descriptors (RLIMIT_NOFILE): connections to its "
+     "forwards are not accepted; raise the limit rdhpf runs with",
+     "ssh_master_fd_exhausted_total", 4u},
+};
+
 static void
 master_err_line(struct oss *o, const char *line)
 {
 	if (line[0] == '\0')
 		return;
+	for (size_t i = 0; i < sizeof master_limits / sizeof master_limits[0]; i++) {
+		if (strstr(line, master_limits[i].needle) == NULL)
+			continue;
+		H->counter_add(o->ctx, master_limits[i].counter, 1);
+		if (o->warned & master_limits[i].bit)
+			break;
+		o->warned |= master_limits[i].bit;
+		H->log(o->ctx, RDHPF_LOG_WARN, master_limits[i].what, "dest", o->where, "ssh", line,
+		       NULL);
+		return;
+	}
 	/* Debug only: the failure's warn line already carries the line that
 	 * matters, and info lines are never collapsed, so a host key banner
 	 * per retry would grow the log without bound. */
@@ -141,6 +178,19 @@ master_classify(struct oss *o, int code, int sig, char *d, size_t len)
 		snprintf(d, len, "authentication refused by %.120s%s%.64s (ssh: %.200s)", o->where,
 		         o->user ? " for user " : "", o->user ? o->user : "", line);
 		return RDHPF_ERR_AUTH;
+	}
+	if (strstr(t, "kex_exchange_identification") != NULL) {
+		/* sshd accepted the TCP connection and closed it before its
+		 * banner: what it does past MaxStartups. */
+		tail_pick(t, "kex_exchange_identification", line, sizeof line);
+		snprintf(d, len,
+		         "sshd at %.120s refused the connection before the handshake: likely its "
+		         "MaxStartups limit on unauthenticated connections at once (default "
+		         "10:30:100; sshd logs 'drop connection ... past MaxStartups'), or a "
+		         "per-source limiter (PerSourcePenalties, a firewall) (ssh: %.200s)",
+		         o->where, line);
+		H->counter_add(o->ctx, "ssh_refused_before_banner_total", 1);
+		return RDHPF_ERR_CONNECT;
 	}
 	if (strstr(t, "setpriv:") != NULL || (code == 127 && o->tail_len == 0)) {
 		tail_pick(t, "setpriv:", line, sizeof line);
@@ -529,6 +579,7 @@ master_start(struct oss *o, char *err, size_t errlen)
 	o->tail_len = 0;
 	o->tail[0] = '\0';
 	o->line_len = 0;
+	o->warned = 0;
 	o->child = H->spawn(o->ctx, &so, master_exit_cb, o, serr, sizeof serr);
 	if (o->child == NULL) {
 		snprintf(err, errlen, "cannot start ssh: %.200s", serr);

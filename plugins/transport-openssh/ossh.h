@@ -180,7 +180,7 @@ struct ostream {
 	struct rdhpf_io *out_io, *err_io;
 	int opened, exited, exit_code, ctl_eof, out_eof, err_eof;
 	int status;
-	char reason[256];
+	char reason[400];
 	char tail[TAIL_MAX + 1];
 	size_t tail_len;
 	struct ulisten *ul; /* unix: waiting for this listener (cfd < 0) */
@@ -211,6 +211,7 @@ struct oss {
 	struct rdhpf_io *err_io;
 	char tail[TAIL_MAX + 1];
 	size_t tail_len;
+	unsigned warned; /* W_* limits already logged at warn for this master */
 	char line[LINE_MAX_];
 	size_t line_len;
 	struct rdhpf_timer *poll_t, *deadline_t, *kill_t;

@@ -218,8 +218,15 @@ exec_ctl_parse(struct ostream *s)
 			char why[200];
 			rsdk_printable(why, sizeof why, msg.reason.p, msg.reason.len);
 			s->status = RDHPF_ERR_REMOTE;
-			snprintf(s->reason, sizeof s->reason, "ssh master refused the session: %s",
-			         why);
+			/* The master says so when sshd refused the session
+			 * channel: past MaxSessions, most likely. */
+			snprintf(
+			    s->reason, sizeof s->reason, "ssh master refused the session: %.150s%s",
+			    why,
+			    strstr(why, "refused by peer") != NULL
+			        ? " (sshd refused a session channel on this connection: likely "
+			          "its MaxSessions limit, default 10 per connection)"
+			        : "");
 			s->exited = 1;
 			s->exit_code = -1;
 			break;

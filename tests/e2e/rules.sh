@@ -89,7 +89,7 @@ assert len(h["forwards"]) + len(h["skipped"]) == 14, (len(h["forwards"]), len(h[
 f = {x["local_port"]: x for x in h["forwards"]}
 assert f[19229]["rule"] == f"{path}:13" and f[19229]["bind"] == "127.0.0.2", f[19229]
 assert f[18001]["container"] == "web6", f[18001]
-assert st["schema"] == 3
+assert st["schema"] == 4
 PY
 if $PY -c "import jsonschema" 2>/dev/null; then
 	check "status json validates against docs/status.schema.json" $PY -c '

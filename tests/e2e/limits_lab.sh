@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# sshd's limits reported, not failed on quietly (issue 13 part 4), over one
+# transport: limits_lab.sh openssh|libssh2
+# A second sshd in the lab's namespace (its own port and config; the lab's
+# sshd is left alone) with MaxStartups 1 and MaxSessions 1:
+#  - while another client holds the one unauthenticated slot, the host's
+#    connect is refused before the handshake: status last_error and the log
+#    name MaxStartups;
+#  - the slot freed, the host connects (a refused connect is retried);
+#  - the podman runtime needs a second session channel on the connection
+#    (events and a list): refused past MaxSessions, and the report names it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lab/lib.sh"
+lab_require
+
+transport=${1:?transport}
+[ -f "$RDHPF_PLUGIN_DIR/transport-$transport.so" ] || { echo "SKIP: transport $transport not built"; exit 77; }
+case "$transport" in
+openssh) port=2202 ;;
+libssh2) port=2203 ;;
+*) port=2204 ;;
+esac
+
+# The second sshd: the lab's config with its own address, pid file and limits.
+sed -e "s/^ListenAddress .*/ListenAddress $RDHPF_LAB_ADDR:$port/" \
+	-e "s|^PidFile .*|PidFile $T/sshd.pid|" \
+	-e '/^MaxStartups/d' -e '/^MaxSessions/d' -e '/^LoginGraceTime/d' \
+	"$RDHPF_LAB_SSHD_CONFIG" >"$T/sshd_config"
+printf 'MaxStartups 1\nMaxSessions 1\nLoginGraceTime 60\n' >>"$T/sshd_config"
+chmod 600 "$T/sshd_config"
+/usr/sbin/sshd -t -f "$T/sshd_config" || { echo "FAIL: sshd rejects the test config"; exit 1; }
+$RDHPF_LAB_NS_EXEC /usr/sbin/sshd -D -f "$T/sshd_config" -E "$T/sshd.log" &
+SSHD_PID=$!
+HOLD_PID=
+trap 'kill "$SSHD_PID" 2>/dev/null || true; [ -z "$HOLD_PID" ] || kill "$HOLD_PID" 2>/dev/null || true; cleanup' EXIT
+port_open() { $PY -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$RDHPF_LAB_ADDR" "$port"; }
+check "second sshd listens on $RDHPF_LAB_ADDR:$port" wait_for 5000 port_open
+sed "s/^\[$RDHPF_LAB_ADDR\]:$RDHPF_LAB_PORT /[$RDHPF_LAB_ADDR]:$port /" "$RDHPF_LAB_KNOWN_HOSTS" >"$T/known_hosts"
+
+# Hold the one unauthenticated slot: connected, banner read, nothing sent.
+$PY - "$RDHPF_LAB_ADDR" "$port" "$T/held" <<'PY' &
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
+s.recv(100)
+open(sys.argv[3], "w").close()
+time.sleep(50)
+PY
+HOLD_PID=$!
+check "a client holds sshd's one startup slot" wait_for 5000 test -e "$T/held"
+
+cat >"$T/config.ini" <<C
+[host "lim"]
+url = ssh://$RDHPF_LAB_USER@$RDHPF_LAB_ADDR:$port
+identity_file = $RDHPF_LAB_KEY
+known_hosts = $T/known_hosts
+transport = $transport
+runtime = podman
+backoff_initial = 100ms
+backoff_max = 500ms
+connect_timeout = 5s
+C
+st_field() { # st_field FIELD: the host's status field
+	"$RDHPF_BIN" status --runtime-dir "$T/run" --format json 2>/dev/null |
+		$PY -c 'import json, sys; print(json.load(sys.stdin)["hosts"][0][sys.argv[1]] or "")' "$1"
+}
+st_has() { st_field "$1" | grep -q -- "$2"; }
+start_daemon --config "$T/config.ini"
+check "refused before the handshake: last_error names MaxStartups" \
+	wait_for 15000 st_has last_error "refused the connection before the handshake.*MaxStartups"
+check "the log says so too" grep -q "MaxStartups" "$T/log"
+check "sshd did drop it past MaxStartups" grep -q "past MaxStartups" "$T/sshd.log"
+
+kill "$HOLD_PID" 2>/dev/null || true
+wait "$HOLD_PID" 2>/dev/null || true
+HOLD_PID=
+check "slot freed: the host connects" wait_for 15000 bash -c \
+	"grep -q 'Accepted publickey' '$T/sshd.log'"
+check "one session channel only: last_error names MaxSessions" \
+	wait_for 20000 st_has last_error "MaxSessions"
+grep -E "MaxStartups|MaxSessions" "$T/log" | head -n 4 | cut -c1-400
+rc=0; stop_daemon || rc=$?
+check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+finish
