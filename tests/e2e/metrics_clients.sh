@@ -41,7 +41,10 @@ idle_pid=$!
 check "1,100 idle clients connected" wait_for 30000 test -s "$T/ready2"
 cat "$T/ready2"
 t0=$(date +%s%N)
-check "a scrape still works with the cap reached" bash -c "curl -fsS --noproxy '*' -m 3 http://127.0.0.1:$MPORT/metrics >'$T/m'"
+# A loaded machine may still be accepting the last idle clients: a few
+# tries, each bounded (what is asserted is that a scrape gets through).
+check "a scrape still works with the cap reached" \
+	wait_for 15000 bash -c "curl -fsS --noproxy '*' -m 3 http://127.0.0.1:$MPORT/metrics >'$T/m'"
 t1=$(date +%s%N)
 echo "scrape under 1,100 idle clients: $(((t1 - t0) / 1000000)) ms"
 check "the dropped connections are counted" \
