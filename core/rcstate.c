@@ -400,6 +400,17 @@ rcs_flush(struct rcs *st, struct rc_action **acts, size_t *n_acts, struct rc_ski
 	*n_fresh = fr.n;
 }
 
+void
+rcs_uninstall(struct rcs *st, const char *bind, uint16_t port)
+{
+	struct rcs_key *k = key_get(st, bind, port);
+
+	if (k == NULL || !k->has_installed)
+		return;
+	k->has_installed = false;
+	key_dirty(st, k);
+}
+
 /* ---- views -------------------------------------------------------------- */
 
 const struct rc_forward *

@@ -46,6 +46,11 @@ void rcs_remove(struct rcs *st, const char *id);
 void rcs_flush(struct rcs *st, struct rc_action **acts, size_t *n_acts, struct rc_skip **fresh,
                size_t *n_fresh);
 
+/* The forward installed at bind:port went away outside the reconciler
+ * (the caller dropped it): count the key uninstalled and touched, so the
+ * next flush adds its owner's forward again. */
+void rcs_uninstall(struct rcs *st, const char *bind, uint16_t port);
+
 /* The container that owns bind:port now, or NULL. */
 const struct rc_forward *rcs_owner(const struct rcs *st, const char *bind, uint16_t port);
 

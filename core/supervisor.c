@@ -1104,17 +1104,28 @@ fwd_retag(struct host *h, struct fwd *w, const struct rc_forward *f)
 	fwd_log(h, RDHPF_LOG_INFO, "forward changed owner", w, NULL);
 }
 
+static void reconcile_soon(struct host *h);
+
 /* A forward moved by next-free holds the port a container now claims as
- * its own: the claim wins, the moved forward goes (its container keeps
- * the key it wanted, which gets no forward until that changes). */
+ * its own: the claim wins and the moved forward goes, but its container
+ * still owns the key it wanted: the reconciler counts that key
+ * uninstalled, so the next pass adds it again (and next-free moves it to
+ * another free port while its own is still taken). */
 static void
 fwd_displace(struct host *h, struct fwd *w)
 {
-	struct remap *m = remap_by_want(h, w->f.bind, remap_wanted(h, &w->f));
+	uint16_t want = remap_wanted(h, &w->f);
+	struct remap *m = remap_by_want(h, w->f.bind, want);
+	char bind[RC_ADDR_MAX];
 
+	snprintf(bind, sizeof bind, "%s", w->f.bind);
 	if (m != NULL)
 		remap_forget(h, m);
 	fwd_remove(h, w, "port taken by another container");
+	if (want != 0) {
+		rcs_uninstall(h->rcs, bind, want);
+		reconcile_soon(h);
+	}
 }
 
 /* One action of the reconciler, whose keys are the wanted ports: a
@@ -1573,7 +1584,7 @@ probe_stop(struct host *h)
 	h->probe = NULL;
 }
 
-static void try_connect(struct host *h);
+static void connect_start(struct host *h);
 
 /* The port was seen closed and now accepts: connect now (or as soon as
  * backoff_initial has passed since the last handshake began).  A connect
@@ -1599,10 +1610,15 @@ on_probe_open(void *arg)
 		     "waited_ms", w, NULL);
 		metrics_counter_add(h->name, h->tp->info->name, "reconnect_probe_hits_total", 1);
 		uv_timer_stop(&h->t_watchdog);
+		/* A failure the old attempt reported and the loop has not run
+		 * yet belongs to it, not to the new one. */
+		h->down_pending = 0;
+		uv_timer_stop(&h->t_down);
 		h->gen++; /* the old attempt's completion is stale */
 		tp_disconnect(h->tpi);
-		breaker_cool(&h->br);
-		try_connect(h);
+		/* The same try again, not a new one: no breaker_allow (a
+		 * half-open breaker allows one trial, and this is it). */
+		connect_start(h);
 		return;
 	}
 	if (h->state != HOST_BACKOFF && h->state != HOST_BREAKER_OPEN)
@@ -1791,8 +1807,6 @@ watchdog_cb(uv_timer_t *t)
 static void
 try_connect(struct host *h)
 {
-	struct op *o;
-	int r;
 	uint64_t now = now_ms();
 
 	if (h->state == HOST_STOPPED)
@@ -1802,9 +1816,19 @@ try_connect(struct host *h)
 		uv_timer_start(&h->t_retry, retry_connect_cb, breaker_wait_ms(&h->br, now), 0);
 		return;
 	}
+	connect_start(h);
+}
+
+/* One connect attempt, the breaker having allowed it. */
+static void
+connect_start(struct host *h)
+{
+	struct op *o;
+	int r;
+
 	h->gen++;
 	set_state(h, HOST_CONNECTING);
-	h->last_try_ms = now;
+	h->last_try_ms = now_ms();
 	o = op_new(h, 0);
 	r = tp_connect(h->tpi, on_connect_done, o);
 	if (r != RDHPF_OK) {
