@@ -23,14 +23,8 @@ script = $T/script-b
 port_offset = -2
 C
 # Someone else holds 18111 locally.
-$PY -c '
-import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 18111)); s.listen(1)
-open(sys.argv[1], "w").close()
-time.sleep(3)' "$T/held" &
-holder=$!
-wait_for 2000 test -e "$T/held"
+hold_port 18111 3
+holder=$HOLDER
 start_daemon --config "$T/config.ini"
 st() { "$RDHPF_BIN" status --runtime-dir "$T/run" --format json; }
 fwd_state() { # fwd_state HOST PORT

@@ -17,14 +17,8 @@ script = $T/script-a
 on_conflict = next-free
 C
 # Someone else holds 18241 for the whole test.
-$PY -c '
-import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 18241)); s.listen(1)
-open(sys.argv[1], "w").close()
-time.sleep(20)' "$T/held" &
-holder=$!
-wait_for 2000 test -e "$T/held"
+hold_port 18241 20
+holder=$HOLDER
 start_daemon --config "$T/config.ini"
 fwds() { # "port:container" of each active forward, sorted
 	"$RDHPF_BIN" status --runtime-dir "$T/run" --format json 2>/dev/null | $PY -c '

@@ -40,12 +40,7 @@ bind_ports = yes
 C
 
 # Someone else holds 18189.
-$PY -c '
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 18189)); s.listen(1)
-open(sys.argv[1], "w").close(); time.sleep(30)' "$T/holder-up" &
-HOLDER=$!
-wait_for 3000 test -e "$T/holder-up"
+hold_port 18189 30
 
 start_daemon --config "$T/config.ini"
 check "control socket up" wait_for 3000 test -S "$T/run/control.sock"

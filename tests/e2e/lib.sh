@@ -32,6 +32,19 @@ finish() {
 	exit 0
 }
 
+# hold_port PORT SECONDS: someone else listens on 127.0.0.1:PORT for
+# SECONDS (in the background; its pid in HOLDER); returns once it listens.
+hold_port() {
+	$PY -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+open(sys.argv[3], "w").close()
+time.sleep(float(sys.argv[2]))' "$1" "$2" "$T/held-$1" &
+	HOLDER=$!
+	wait_for 3000 test -e "$T/held-$1"
+}
+
 # wait_for TIMEOUT_MS CMD... : poll every 50 ms, bounded.
 wait_for() {
 	local timeout=$1; shift
