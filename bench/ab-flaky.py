@@ -1038,11 +1038,12 @@ def write_md(a, results, steps, end, sched, tab, took, argv, started):
         cmd,
         "```",
         "",
-        "Run on %s, %.0f s in all; %s, %s, libssh2 %s, kernel %s." % (
+        "Run on %s, %.0f s in all; %s, %s, libssh2 %s, libssh %s, kernel %s." % (
             started or "?", took,
             ver([a.bin, "--version"]), ver(["ssh", "-V"]),
-            ver(["dpkg-query", "-W", "-f", "${Version}", "libssh2-1"]), os.uname().release),
-        "Policy (both transports): " + ", ".join("`%s = %s`" % kv for kv in POLICY) + ".",
+            ver(["dpkg-query", "-W", "-f", "${Version}", "libssh2-1"]),
+            ver(["dpkg-query", "-W", "-f", "${Version}", "libssh-4"]), os.uname().release),
+        "Policy (every transport): " + ", ".join("`%s = %s`" % kv for kv in POLICY) + ".",
         "",
         "```",
         tab,
