@@ -1588,21 +1588,22 @@ static void connect_start(struct host *h);
 
 /* The port was seen closed and now accepts: connect now (or as soon as
  * backoff_initial has passed since the last handshake began).  A connect
- * already under way for longer than a probe's own allowance began while
- * the port did not answer: its SYN was lost and the kernel resends it only
- * after 1, 3, 7 s (measured: a blackhole lifted during such a connect cost
- * up to connect_timeout before the next try).  Start it again now; the
- * probe fires once per failure, so this adds at most one handshake. */
+ * under way that began before the port was last seen not answering sent
+ * its SYN into the void: the kernel resends it only after 1, 3, 7 s
+ * (measured: a blackhole lifted during such a connect cost up to
+ * connect_timeout before the next try).  Start it again now; the probe
+ * fires once per failure, so this adds at most one handshake. */
 static void
 on_probe_open(void *arg)
 {
 	struct host *h = arg;
 	uint64_t now = now_ms(), since = now - h->last_try_ms, wait = 0;
+	uint64_t closed = tcp_probe_closed_ms(h->probe);
 	char w[24];
 
 	probe_stop(h);
 	if (h->state == HOST_CONNECTING) {
-		if (since < PROBE_MS * TCP_PROBE_TRY_FACTOR)
+		if (closed < h->last_try_ms)
 			return;
 		snprintf(w, sizeof w, "%llu", (unsigned long long)since);
 		hlog(h, RDHPF_LOG_INFO,

@@ -27,8 +27,9 @@ struct tcp_probe {
 	struct sockaddr_storage addr;
 	int have_addr;
 	int resolving;
-	int seen_closed; /* a connect failed since the start */
-	int done;        /* reported, or stopped */
+	uint64_t
+	    closed_ms; /* when a connect last failed or got no answer (uv_hrtime ms), 0: never */
+	int done;      /* reported, or stopped */
 	struct attempt *cur;
 	int refs; /* the timer + a resolve in flight + attempts alive */
 };
@@ -76,10 +77,10 @@ on_connect(uv_connect_t *req, int status)
 	if (p == NULL || p->done || status == UV_ECANCELED)
 		return;
 	if (status != 0) {
-		p->seen_closed = 1;
+		p->closed_ms = uv_hrtime() / 1000000u;
 		return;
 	}
-	if (!p->seen_closed)
+	if (p->closed_ms == 0)
 		return; /* open all along: not news */
 	p->done = 1;
 	uv_timer_stop(&p->timer);
@@ -101,7 +102,7 @@ attempt_start(struct tcp_probe *p)
 	p->refs++;
 	p->cur = a;
 	if (uv_tcp_connect(&a->req, &a->tcp, (const struct sockaddr *)&p->addr, on_connect) != 0) {
-		p->seen_closed = 1; /* no route and the like */
+		p->closed_ms = uv_hrtime() / 1000000u; /* no route and the like */
 		attempt_end(a);
 	}
 }
@@ -133,7 +134,7 @@ tick(uv_timer_t *t)
 		if (uv_now(p->loop) - p->cur->started_ms < p->every_ms * TCP_PROBE_TRY_FACTOR)
 			return;
 		struct attempt *a = p->cur;
-		p->seen_closed = 1;
+		p->closed_ms = uv_hrtime() / 1000000u;
 		p->cur = NULL;
 		a->p = NULL;
 		attempt_end(a);
@@ -193,4 +194,10 @@ tcp_probe_stop(struct tcp_probe *p)
 		uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs (UV_ECANCELED) */
 	uv_timer_stop(&p->timer);
 	uv_close((uv_handle_t *)&p->timer, timer_closed);
+}
+
+uint64_t
+tcp_probe_closed_ms(const struct tcp_probe *p)
+{
+	return p != NULL ? p->closed_ms : 0;
 }

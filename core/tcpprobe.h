@@ -22,6 +22,10 @@ typedef void (*tcp_probe_fn)(void *arg);
  * is idle until tcp_probe_stop.  NULL when out of memory. */
 struct tcp_probe *tcp_probe_start(uv_loop_t *loop, const char *host, uint16_t port,
                                   uint64_t every_ms, tcp_probe_fn on_open, void *arg);
+/* When the port was last seen not answering (a refusal, or no answer
+ * within the budget), in uv_hrtime() milliseconds; 0 if never. */
+uint64_t tcp_probe_closed_ms(const struct tcp_probe *p);
+
 /* No callback after this; the memory goes when libuv has closed the
  * handles.  NULL is fine. */
 void tcp_probe_stop(struct tcp_probe *p);
