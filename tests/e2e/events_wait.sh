@@ -6,13 +6,15 @@
 SCHEMA="$(dirname "$0")/../../docs/events.schema.json"
 
 # web starts at 1.5 s; 20 short-lived containers (cyc00..cyc19) start and
-# stop afterwards; "busy" publishes a port someone else holds.
+# stop afterwards, each living 400 ms (at 50 ms a loaded machine saw start
+# and stop in one loop turn, rightly no forward, and the count below
+# failed); "busy" publishes a port someone else holds.
 {
 	echo "0     start d1dddddddddd db 18190:5432"
 	echo "1500ms start c1aaaaaaaaaa web 18180:80 18181:81 18183:53/udp"
 	for i in $(seq 0 19); do
 		printf '%dms start e%02deeeeeeeeee cyc%02d %d:80\n' $((2000 + i * 100)) "$i" "$i" $((18200 + i))
-		printf '%dms stop e%02deeeeeeeeee\n' $((2050 + i * 100)) "$i"
+		printf '%dms stop e%02deeeeeeeeee\n' $((2400 + i * 100)) "$i"
 	done
 	echo "4500ms start f1ffffffffff busy 18189:80"
 	# A burst for the client that does not read: 600 short containers with
