@@ -1,4 +1,4 @@
-/* transport-libssh: what relays and streams share — their libssh channel
+/* transport-libssh: what relays, streams and the keepalive share — their libssh channel
  * and its callbacks, the ready list, the list of opens in flight, and the
  * list of writers waiting for the session socket to drain.
  *
@@ -207,6 +207,8 @@ lsh_chan_new(struct lsh_chan *c)
 	c->cb.channel_close_function = cb_close;
 	if (c->kind == CK_RELAY) {
 		c->cb.channel_data_function = relay_cb_data;
+	} else if (c->kind == CK_KA) {
+		/* runs no command: nothing comes but eof and close */
 	} else {
 		c->cb.channel_data_function = stream_cb_data;
 		c->cb.channel_exit_status_function = stream_cb_exit;
@@ -248,6 +250,8 @@ lsh_drive_opens(struct lsh *ls)
 			continue;
 		if (c->kind == CK_RELAY)
 			lsh_relay_open_step((struct lsh_relay *)c);
+		else if (c->kind == CK_KA)
+			lsh_ka_step(ls);
 		else
 			lsh_stream_open_step((struct lsh_stream *)c);
 	}

@@ -11,7 +11,8 @@
  *   agent.c    asynchronous ssh-agent probe (libssh's own agent I/O blocks)
  *   hostkey.c  strict host key verification against known_hosts
  *   connect.c  the connect state machine: TCP, handshake, host key, auth
- *   session.c  the ready session: pumping libssh, keepalive, teardown
+ *   session.c  the ready session: pumping libssh, teardown
+ *   live.c     the keepalive: probes on a private channel, rsdk_live
  *   chan.c     channels common to relays and streams: opens, ready list
  *   forward.c  forwards' books and their local listeners
  *   relay.c    one accepted connection relayed through its channel
@@ -75,7 +76,7 @@ enum lsh_phase {
 	PH_READY,
 };
 
-enum lsh_chan_kind { CK_RELAY = 1, CK_EXEC, CK_UNIX };
+enum lsh_chan_kind { CK_RELAY = 1, CK_EXEC, CK_UNIX, CK_KA };
 
 enum lsh_chan_state {
 	CS_WAIT = 0, /* relay: waiting for the session to come (back) */
@@ -218,7 +219,11 @@ struct lsh {
 	uint64_t rx_seen, last_rx_ms;
 	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
 	struct rdhpf_timer *ka_timer;
-	struct rdhpf_timer *dead_timer; /* at last_rx_ms + the threshold, when within a tick */
+	struct rdhpf_timer *dead_timer; /* at the liveness deadline, when within a tick */
+	struct lsh_chan ka;             /* the keepalive's session channel */
+	bool ka_req;                    /* its env request is out */
+	bool ka_fallback;               /* no channel: keepalive@openssh.com, any byte counts */
+	struct rsdk_live live;
 
 	/* channels */
 	struct lsh_chan *opening;
@@ -273,7 +278,6 @@ void lsh_sess_update_io(struct lsh *ls);
 void lsh_became_ready(struct lsh *ls);
 void lsh_teardown(struct lsh *ls, int why);
 void lsh_session_dead(struct lsh *ls, int status, const char *detail);
-void lsh_keepalive_send(struct lsh *ls);
 void lsh_service(struct lsh *ls);
 void lsh_kick(struct lsh *ls);
 void lsh_kick_if_needed(struct lsh *ls);
@@ -281,6 +285,13 @@ bool lsh_out_blocked(struct lsh *ls);
 void lsh_note_rx(struct lsh *ls);
 bool lsh_enter(struct lsh *ls);
 void lsh_leave(struct lsh *ls);
+
+/* live.c */
+void lsh_ka_start(struct lsh *ls);
+void lsh_ka_stop(struct lsh *ls);
+void lsh_ka_step(struct lsh *ls);
+void lsh_ka_service(struct lsh *ls);
+void lsh_ka_probe_now(struct lsh *ls);
 
 /* chan.c */
 void lsh_chan_ready(struct lsh_chan *c);

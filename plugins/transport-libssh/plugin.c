@@ -37,8 +37,8 @@ lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status, co
 
 /* ---- health ---------------------------------------------------------------- */
 
-/* Every health check waiting now gets the answer (an inbound byte, or the
- * session's end). */
+/* Every health check waiting now gets the answer (the keepalive probe's, or
+ * the session's end). */
 void
 lsh_health_complete(struct lsh *ls, int status, const char *detail)
 {
@@ -49,13 +49,16 @@ static int
 t_health(void *state, rdhpf_done_fn done, void *arg)
 {
 	struct lsh *ls = state;
-	uint64_t to;
+	uint64_t to, last;
 
 	if (ls->phase != PH_READY)
 		return lsh_complete_later(ls, done, arg, RDHPF_ERR_NOTCONN, "not connected");
-	if (lsh_now(ls) < ls->last_rx_ms + 1000)
+	last = ls->ka_fallback && ls->last_rx_ms > ls->live.last_ms ? ls->last_rx_ms
+	                                                            : ls->live.last_ms;
+	if (lsh_now(ls) < last + 1000)
 		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
-	/* Ask the server something; any byte back answers (lsh_note_rx). */
+	/* Ask the server something: its answer completes the check (live.c;
+	 * in the keepalive fallback any byte, lsh_note_rx). */
 	to = ls->ka_interval_ms ? ls->ka_interval_ms * (ls->ka_count ? ls->ka_count : 1)
 	                        : ls->connect_timeout_ms;
 	if (rsdk_op_start(&ls->health, done, arg, to, "no answer from the ssh server") == NULL)
@@ -63,7 +66,7 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 	/* Not through lsh_leave: a dead session found there would complete
 	 * this very check before we returned.  The io watch sees it instead. */
 	ls->depth++;
-	lsh_keepalive_send(ls);
+	lsh_ka_probe_now(ls);
 	ls->depth--;
 	lsh_kick_if_needed(ls);
 	lsh_sess_update_io(ls);

@@ -1,5 +1,5 @@
 /* transport-libssh: the ready session — pumping libssh from the core's
- * loop, keepalive, and teardown.
+ * loop, and teardown (the keepalive is live.c).
  *
  * Pumping: the core watches our fd; when it is readable (or writable while
  * libssh has output queued, ssh_get_poll_flags) we let libssh process
@@ -10,19 +10,10 @@
  * LSH_PUMP_ROUNDS times and stops at the first empty poll; the core's
  * watch is level-triggered, so what is left comes back next turn.
  *
- * Keepalive: keepalive@openssh.com global requests with want_reply
- * (ssh_send_keepalive), sent only when nothing came in for half an
- * interval.  Liveness is the time since the last inbound byte (libssh's
- * socket counter): dead after keepalive_interval × keepalive_count plus
- * half an interval, i.e. detected within interval × (count + 1).
- * TCP_USER_TIMEOUT backs it up (dial.c). */
+ * TCP_USER_TIMEOUT backs the keepalive up (dial.c). */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ssh_send_keepalive is declared with the server API, but is a plain
- * keepalive@openssh.com global request that clients may send. */
-#include <libssh/server.h>
 
 #include "lsh.h"
 
@@ -34,7 +25,8 @@ lsh_note_rx(struct lsh *ls)
 	if (ls->cnt_sock.in_bytes != ls->rx_seen) {
 		ls->rx_seen = ls->cnt_sock.in_bytes;
 		ls->last_rx_ms = lsh_now(ls);
-		lsh_health_complete(ls, RDHPF_OK, NULL);
+		if (ls->ka_fallback) /* libssh keeps the probes' replies */
+			lsh_health_complete(ls, RDHPF_OK, NULL);
 	}
 }
 
@@ -128,6 +120,8 @@ service_body(struct lsh *ls)
 	int n = 0;
 
 	lsh_drive_opens(ls);
+	if (ls->ka_req && ls->phase == PH_READY)
+		lsh_ka_step(ls); /* the probe's answer may have come */
 	for (struct lsh_fwd *fw = ls->fwds; fw && ls->phase == PH_READY; fw = fw->next) {
 		if (fw->open_more) {
 			fw->open_more = false;
@@ -137,6 +131,8 @@ service_body(struct lsh *ls)
 	while (ls->phase == PH_READY && n++ < LSH_SERVICE_BATCH && (c = lsh_ready_pop(ls))) {
 		if (c->kind == CK_RELAY)
 			lsh_relay_service((struct lsh_relay *)c);
+		else if (c->kind == CK_KA)
+			lsh_ka_service(ls);
 		else
 			lsh_stream_service((struct lsh_stream *)c);
 	}
@@ -234,94 +230,6 @@ lsh_sess_on_io(void *arg, int fd, unsigned rev)
 	lsh_leave(ls);
 }
 
-/* ---- keepalive ------------------------------------------------------------- */
-
-/* libssh 0.10 keeps one global request in flight: a call while a reply is
- * outstanding only polls; a call after the reply arrived only collects it.
- * Two calls therefore send exactly one probe unless one is outstanding. */
-void
-lsh_keepalive_send(struct lsh *ls)
-{
-	ssh_send_keepalive(ls->s);
-	ssh_send_keepalive(ls->s);
-}
-
-/* Dead after keepalive_interval × keepalive_count plus half an interval
- * of quiet: the half interval keeps a count of 1 from racing the reply to
- * the probe sent at that tick. */
-static uint64_t
-ka_threshold(const struct lsh *ls)
-{
-	return ls->ka_interval_ms * ls->ka_count + ls->ka_interval_ms / 2;
-}
-
-static bool
-ka_check_dead(struct lsh *ls)
-{
-	uint64_t now = lsh_now(ls), quiet;
-	char d[600];
-
-	lsh_note_rx(ls);
-	quiet = now - ls->last_rx_ms;
-	if (quiet < ka_threshold(ls))
-		return false;
-	snprintf(d, sizeof d,
-	         "no reply from %s:%u for %llu ms (%llu keepalives missed; keepalive_interval "
-	         "%llu ms x keepalive_count %u): ssh session is dead",
-	         ls->target, ls->tport, (unsigned long long)quiet,
-	         (unsigned long long)(quiet / ls->ka_interval_ms),
-	         (unsigned long long)ls->ka_interval_ms, ls->ka_count);
-	lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
-	return true;
-}
-
-static void dead_fire(void *arg);
-
-/* The interval tick alone would see the deadline up to one interval late
- * (anywhere in 3.5-4.5 s with 1 s x 3); a one-shot timer at the deadline,
- * armed only once it falls before the next tick, finds it on time. */
-static void
-dead_arm(struct lsh *ls)
-{
-	uint64_t now = lsh_now(ls), due = ls->last_rx_ms + ka_threshold(ls);
-
-	if (ls->dead_timer) {
-		H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
-	if (due <= now + ls->ka_interval_ms)
-		ls->dead_timer =
-		    H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
-}
-
-static void
-dead_fire(void *arg)
-{
-	struct lsh *ls = arg;
-
-	H->timer_stop(ls->dead_timer);
-	ls->dead_timer = NULL;
-	if (ls->phase == PH_READY && !ka_check_dead(ls))
-		dead_arm(ls);
-}
-
-static void
-ka_tick(void *arg)
-{
-	struct lsh *ls = arg;
-	uint64_t now = lsh_now(ls);
-
-	if (ls->phase != PH_READY || ka_check_dead(ls))
-		return;
-	dead_arm(ls);
-	/* Only a quiet link is probed: traffic already proves it alive.
-	 * Nothing may touch ls after lsh_leave(). */
-	if (now - ls->last_rx_ms >= ls->ka_interval_ms / 2 && lsh_enter(ls)) {
-		lsh_keepalive_send(ls);
-		lsh_leave(ls);
-	}
-}
-
 void
 lsh_became_ready(struct lsh *ls)
 {
@@ -333,9 +241,7 @@ lsh_became_ready(struct lsh *ls)
 		lsh_connect_finish(ls, RDHPF_ERR_NOMEM, "cannot make the libssh event");
 		return;
 	}
-	if (ls->ka_interval_ms > 0 && ls->ka_count > 0)
-		ls->ka_timer =
-		    H->timer_start(ls->ctx, ls->ka_interval_ms, ls->ka_interval_ms, ka_tick, ls);
+	lsh_ka_start(ls);
 	H->log(ls->ctx, RDHPF_LOG_INFO, "ssh session up", "addr", ls->target, "cipher",
 	       ssh_get_cipher_out(ls->s), NULL);
 	lsh_wake_waiters(ls);
@@ -354,14 +260,6 @@ lsh_teardown(struct lsh *ls, int why)
 		H->timer_stop(ls->ctimer);
 		ls->ctimer = NULL;
 	}
-	if (ls->ka_timer) {
-		H->timer_stop(ls->ka_timer);
-		ls->ka_timer = NULL;
-	}
-	if (ls->dead_timer) {
-		H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
 	if (ls->kick_t) {
 		H->timer_stop(ls->kick_t);
 		ls->kick_t = NULL;
@@ -372,6 +270,7 @@ lsh_teardown(struct lsh *ls, int why)
 	}
 	lsh_dial_stop(ls);
 	lsh_agent_stop(ls);
+	lsh_ka_stop(ls);
 
 	/* Relays with an open channel lose their connection; those waiting or
 	 * mid-open wait for the next session (HOLD_LISTENERS). */

@@ -278,6 +278,7 @@ open_done(struct ls2 *ls, struct chan *c, LIBSSH2_CHANNEL *ch)
 		break;
 	case CK_KA:
 		c->state = CS_OPEN;
+		ls2_ka_opened(ls);
 		break;
 	default:
 		break;

@@ -21,7 +21,8 @@
  * - Receives are ours too (cb_recv): recv() only after the io watch said
  *   readable, into a read-ahead buffer (libssh2 asks for 16K at a time), so
  *   the many libssh2 calls that "drain the transport first" cost no syscall
- *   when nothing came; every inbound byte stamps last_rx for the keepalive.
+ *   when nothing came; every inbound byte stamps last_rx (the keepalive
+ *   fallback counts it).
  *   Each service round may hand libssh2 at most RX_BUDGET bytes, so reading
  *   from the server interleaves with delivering to local clients.  libssh2
  *   also talks to ssh-agent through these callbacks (its own fd): that is
@@ -47,10 +48,12 @@
  *   by one node per interval for the life of the session.  So the probe is a
  *   want-reply "env" request on a private session channel that never runs a
  *   command (libssh2 consumes that reply); libssh2_keepalive_send is the
- *   fallback when the server refuses that channel.  Liveness is the time
- *   since the last inbound byte: dead after keepalive_interval ×
- *   keepalive_count (plus half an interval, see ka_threshold).
- *   TCP_USER_TIMEOUT backs it up.
+ *   fallback when the server refuses that channel.  One probe goes out per
+ *   keepalive_interval, busy link or not, and only its answers (and the
+ *   remote TCP acknowledging our bytes) count: rsdk_live in the SDK, the
+ *   same counting as every transport's.  In the fallback, whose replies
+ *   libssh2 swallows, any inbound byte counts.  TCP_USER_TIMEOUT backs it
+ *   up.
  *
  * - No busy loops: every loop ends at EAGAIN or at a budget (then a zero
  *   timer continues), local fds are watched only for what can be done now,
@@ -326,6 +329,7 @@ struct ls2 {
 	struct zombie *zombies;
 	struct chan ka;
 	bool ka_inflight, ka_fallback;
+	struct rsdk_live live; /* the probes' answers (rdhpf/sdk.h) */
 	struct rdhpf_timer *ka_timer, *dead_timer;
 
 	struct fwd *fwds;
@@ -395,6 +399,7 @@ void ls2_drive_opens(struct ls2 *ls);
 
 /* keepalive.c */
 void ls2_ka_probe(struct ls2 *ls);
+void ls2_ka_opened(struct ls2 *ls);
 void ls2_ka_start(struct ls2 *ls);
 void ls2_health_complete(struct ls2 *ls, int status, const char *detail);
 int ls2_health(void *state, rdhpf_done_fn done, void *arg);

@@ -141,7 +141,8 @@ ls2_service(struct ls2 *ls)
 			if (ls->ka_inflight)
 				ls2_ka_probe(ls);
 			ls->zombie_dirty = true;
-			ls2_health_complete(ls, RDHPF_OK, NULL);
+			if (ls->ka_fallback) /* libssh2 swallows the replies */
+				ls2_health_complete(ls, RDHPF_OK, NULL);
 			scan(ls);
 		}
 		if (ls->zombies && ls->zombie_dirty)

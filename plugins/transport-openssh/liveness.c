@@ -22,38 +22,28 @@ lv_stop(struct oss *o)
 	lv_close(o);
 }
 
-/* Dead when nothing answered for interval × count, plus half an interval:
- * probes go out on interval ticks, so with keepalive_count 1 the deadline
- * would otherwise race the answer to the probe sent at that moment. */
-static uint64_t
-lv_threshold(const struct oss *o)
-{
-	return o->keepalive_interval_ms * o->keepalive_count + o->keepalive_interval_ms / 2;
-}
-
+/* The counting is the SDK's (rsdk_live), the same as the in-process
+ * transports': dead when nothing answered for interval x count plus half an
+ * interval. */
 static void
 lv_dead_cb(void *arg)
 {
 	struct oss *o = arg;
 	uint64_t now = H->now_ms(o->ctx);
-	char d[640], n[16];
+	char d[640], n[16], why[200];
 
 	stop_timer(&o->lv_dead_t);
 	if (o->st != M_UP || o->lv_off)
 		return;
-	if (now < o->lv_last_ms + lv_threshold(o)) {
+	if (!rsdk_live_dead(&o->live, now)) {
 		o->lv_dead_t =
-		    H->timer_start(o->ctx, o->lv_last_ms + lv_threshold(o) - now, 0, lv_dead_cb, o);
+		    H->timer_start(o->ctx, rsdk_live_deadline(&o->live) - now, 0, lv_dead_cb, o);
 		return;
 	}
-	snprintf(d, sizeof d,
-	         "no answer from sshd at %s through the ssh master for %llu ms "
-	         "(keepalive_interval %llu ms x keepalive_count %u; %u probes unanswered): "
-	         "the link is dead",
-	         o->where, (unsigned long long)(now - o->lv_last_ms),
-	         (unsigned long long)o->keepalive_interval_ms, o->keepalive_count,
-	         o->lv_unanswered);
-	snprintf(n, sizeof n, "%u", o->lv_unanswered);
+	rsdk_live_describe(&o->live, now, why, sizeof why);
+	snprintf(d, sizeof d, "sshd at %s through the ssh master: %s: the link is dead", o->where,
+	         why);
+	snprintf(n, sizeof n, "%u", o->live.unanswered);
 	H->log(o->ctx, RDHPF_LOG_WARN, "ssh link dead: liveness probes unanswered", "dest",
 	       o->where, "unanswered", n, "err", d, NULL);
 	H->counter_add(o->ctx, "ssh_liveness_dead_total", 1);
@@ -119,15 +109,17 @@ lv_io_cb(void *arg, int fd, unsigned rev)
 	lv_close(o);
 	if (got == 1) {
 		char ms[24];
-		uint64_t now = H->now_ms(o->ctx);
-		snprintf(ms, sizeof ms, "%llu", (unsigned long long)(now - o->lv_sent_ms));
-		if (o->lv_unanswered > 0)
+		uint32_t missed = o->live.unanswered;
+		int64_t rtt = rsdk_live_answered(&o->live, H->now_ms(o->ctx));
+		snprintf(ms, sizeof ms, "%lld", (long long)rtt);
+		if (missed > 0)
 			H->log(o->ctx, RDHPF_LOG_INFO, "ssh liveness: sshd answers again", "dest",
 			       o->where, "took_ms", ms, NULL);
-		o->lv_last_ms = now;
-		o->lv_unanswered = 0;
-		H->observe(o->ctx, "ssh_liveness_seconds", (double)(now - o->lv_sent_ms) / 1000.0);
-	} else if (got == -1) {
+		if (rtt >= 0)
+			H->observe(o->ctx, "ssh_liveness_seconds", (double)rtt / 1000.0);
+	} else if (got == 0) {
+		rsdk_live_lost(&o->live); /* a new probe at the next tick */
+	} else {
 		o->lv_off = 1;
 		stop_timer(&o->lv_tick_t);
 		stop_timer(&o->lv_dead_t);
@@ -173,7 +165,7 @@ lv_send(struct oss *o)
 		goto out;
 	o->lv_fd = fd;
 	fd = -1;
-	o->lv_sent_ms = H->now_ms(o->ctx);
+	rsdk_live_sent(&o->live, H->now_ms(o->ctx));
 out:
 	rsdk_buf_free(&out);
 	if (fd >= 0)
@@ -186,24 +178,28 @@ static void
 lv_tick(void *arg)
 {
 	struct oss *o = arg;
+	char n[16], c[16];
 
 	if (o->st != M_UP || o->lv_off)
 		return;
-	if (o->lv_fd >= 0) {
+	switch (rsdk_live_tick(&o->live, H->now_ms(o->ctx))) {
+	case RSDK_LIVE_SEND:
+		lv_send(o);
+		break;
+	case RSDK_LIVE_WAIT:
 		/* The last probe is still out: one more interval unanswered.  It
 		 * stays out (an answer late under load still counts). */
-		char n[16], c[16];
-		o->lv_unanswered++;
-		snprintf(n, sizeof n, "%u", o->lv_unanswered);
+		snprintf(n, sizeof n, "%u", o->live.unanswered);
 		snprintf(c, sizeof c, "%u", o->keepalive_count);
 		H->log(o->ctx, RDHPF_LOG_INFO, "ssh liveness probe unanswered", "dest", o->where,
 		       "unanswered", n, "keepalive_count", c, NULL);
 		H->counter_add(o->ctx, "ssh_liveness_unanswered_total", 1);
-	} else {
-		lv_send(o);
+		break;
+	default:
+		break;
 	}
 	if (o->lv_dead_t == NULL)
-		lv_dead_cb(o); /* arms itself for the deadline */
+		lv_dead_cb(o); /* arms itself for the deadline, or finds it passed */
 }
 
 void
@@ -211,8 +207,7 @@ lv_start(struct oss *o)
 {
 	lv_stop(o);
 	o->lv_off = 0;
-	o->lv_unanswered = 0;
-	o->lv_last_ms = H->now_ms(o->ctx);
+	rsdk_live_start(&o->live, o->keepalive_interval_ms, o->keepalive_count, H->now_ms(o->ctx));
 	if (o->lv_never || o->keepalive_interval_ms == 0 || o->keepalive_count == 0)
 		return;
 	/* The first probe goes at the first tick: this runs inside the mux

@@ -233,11 +233,9 @@ struct oss {
 	struct rdhpf_io *lv_io;
 	struct rsdk_buf lv_r;
 	uint32_t lv_rid;
-	uint64_t lv_sent_ms;    /* when the probe in flight went out */
-	uint64_t lv_last_ms;    /* the last answer (or the master coming up) */
-	uint32_t lv_unanswered; /* intervals without an answer, in a row */
-	int lv_off;             /* the master cannot do it: ServerAlive only */
-	int lv_never;           /* option liveness = no */
+	struct rsdk_live live; /* the probes' answers (rdhpf/sdk.h) */
+	int lv_off;            /* the master cannot do it: ServerAlive only */
+	int lv_never;          /* option liveness = no */
 };
 
 /* sock.c: sockets and descriptors */

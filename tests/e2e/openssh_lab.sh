@@ -341,7 +341,7 @@ if wait_line "$T/ka.out" 'print ready' 10; then
 		# Found by the plugin's liveness probes through the master (before
 		# ssh's ServerAlive, which would say "not responding").
 		check "down says sshd stopped answering the liveness probes" \
-			has_line "$T/ka.out" 'down TIMEOUT .*no answer from sshd.*the link is dead'
+			has_line "$T/ka.out" 'down TIMEOUT .*sshd at .* through the ssh master: no answer for .*probes unanswered.*the link is dead'
 	else
 		not_ok "could not find our sshd session process"
 	fi

@@ -12,6 +12,11 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "rdhpf/sdk-json.h"
 #include "rdhpf/sdk.h"
 
@@ -1010,6 +1015,119 @@ test_json(void **state)
 	assert_true(strncmp(err, "line 2, column ", 15) == 0);
 }
 
+/* Liveness: only answers count; probes go out once per tick; the deadline
+ * is interval x count + interval/2 after the last answer; the kernel's
+ * acknowledged bytes move the last answer only to the previous reading. */
+static void
+test_live(void **state)
+{
+	struct rsdk_live lv;
+	char d[200];
+
+	(void)state;
+	rsdk_live_start(&lv, 1000, 3, 10000);
+	assert_true(rsdk_live_on(&lv));
+	assert_int_equal(rsdk_live_deadline(&lv), 13500);
+	/* Idle link, answers come: one probe per tick, never dead. */
+	for (uint64_t t = 11000; t <= 20000; t += 1000) {
+		assert_int_equal(rsdk_live_tick(&lv, t), RSDK_LIVE_SEND);
+		rsdk_live_sent(&lv, t);
+		assert_int_equal(rsdk_live_answered(&lv, t + 7), 7);
+	}
+	assert_int_equal(rsdk_live_deadline(&lv), 20007 + 3500);
+	/* The link goes dark at 20500: one probe out, then three ticks that
+	 * find it out, dead at the deadline, within interval x (count + 1). */
+	assert_int_equal(rsdk_live_tick(&lv, 21000), RSDK_LIVE_SEND);
+	rsdk_live_sent(&lv, 21000);
+	assert_int_equal(rsdk_live_tick(&lv, 22000), RSDK_LIVE_WAIT);
+	assert_int_equal(rsdk_live_tick(&lv, 23000), RSDK_LIVE_WAIT);
+	assert_false(rsdk_live_dead(&lv, 23506));
+	assert_true(rsdk_live_dead(&lv, 23507));
+	assert_true(23507 - 20500 <= 4000);
+	assert_int_equal(rsdk_live_tick(&lv, 24000), RSDK_LIVE_DEAD);
+	assert_int_equal(lv.unanswered, 2);
+	rsdk_live_describe(&lv, 24000, d, sizeof d);
+	assert_string_equal(d, "no answer for 3993 ms (keepalive_interval 1000 ms x "
+	                       "keepalive_count 3; 2 probes unanswered)");
+	/* A late answer still counts, and resets the unanswered count. */
+	assert_int_equal(rsdk_live_answered(&lv, 24100), 3100);
+	assert_int_equal(lv.unanswered, 0);
+	assert_false(rsdk_live_dead(&lv, 24100));
+	/* An answer with no probe out: -1, but it is an answer. */
+	assert_int_equal(rsdk_live_answered(&lv, 25000), -1);
+	assert_int_equal(rsdk_live_deadline(&lv), 28500);
+	/* A lost probe: the next tick sends again. */
+	rsdk_live_sent(&lv, 26000);
+	rsdk_live_lost(&lv);
+	assert_int_equal(rsdk_live_tick(&lv, 27000), RSDK_LIVE_SEND);
+
+	/* TCP progress: the first reading proves nothing; growth moves the
+	 * last answer to the previous reading, not to now. */
+	rsdk_live_start(&lv, 1000, 3, 0);
+	rsdk_live_acked(&lv, 100, 1000);
+	assert_int_equal(lv.last_ms, 0);
+	rsdk_live_acked(&lv, 100, 2000); /* no growth */
+	assert_int_equal(lv.last_ms, 0);
+	rsdk_live_acked(&lv, 500, 3000); /* grew after the 2000 reading */
+	assert_int_equal(lv.last_ms, 2000);
+	rsdk_live_acked(&lv, 500, 4000);
+	assert_int_equal(lv.last_ms, 2000);
+	assert_true(rsdk_live_dead(&lv, 5500));
+	/* An answer later than a reading wins; an older proof never moves
+	 * the last answer back. */
+	rsdk_live_answered(&lv, 4500);
+	rsdk_live_acked(&lv, 900, 4600); /* grew after 4000 < 4500 */
+	assert_int_equal(lv.last_ms, 4500);
+
+	/* Off: never dead, whatever the time. */
+	rsdk_live_start(&lv, 0, 3, 0);
+	assert_false(rsdk_live_on(&lv));
+	assert_false(rsdk_live_dead(&lv, 1000000));
+	rsdk_live_start(&lv, 1000, 0, 0);
+	assert_false(rsdk_live_dead(&lv, 1000000));
+}
+
+/* rsdk_tcp_bytes_acked on a real loopback TCP pair grows as the peer's
+ * kernel acknowledges what we send; on a Unix socket it says -1. */
+static void
+test_tcp_bytes_acked(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	int l, c, s, sv[2];
+	uint64_t a0 = 0, a1 = 0;
+	char buf[4096];
+
+	(void)state;
+	memset(buf, 'x', sizeof buf);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+	s = accept(l, NULL, NULL);
+	assert_true(s >= 0);
+	assert_int_equal(rsdk_tcp_bytes_acked(c, &a0), 0);
+	assert_int_equal(send(c, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	/* The receiver's kernel acknowledges once it has the bytes. */
+	assert_int_equal(recv(s, buf, sizeof buf, MSG_WAITALL), (ssize_t)sizeof buf);
+	for (int i = 0; i < 200 && a1 < a0 + sizeof buf; i++) {
+		assert_int_equal(rsdk_tcp_bytes_acked(c, &a1), 0);
+		if (a1 < a0 + sizeof buf)
+			usleep(5000);
+	}
+	assert_true(a1 >= a0 + sizeof buf);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(rsdk_tcp_bytes_acked(sv[0], &a1), -1);
+	close(sv[0]);
+	close(sv[1]);
+	close(s);
+	close(c);
+	close(l);
+}
+
 int
 main(void)
 {
@@ -1036,6 +1154,8 @@ main(void)
 	    cmocka_unit_test_setup(test_collect, setup),
 	    cmocka_unit_test_setup(test_guard, setup),
 	    cmocka_unit_test_setup(test_json, setup),
+	    cmocka_unit_test_setup(test_live, setup),
+	    cmocka_unit_test_setup(test_tcp_bytes_acked, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #define RDHPF_SDK_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -244,6 +245,68 @@ int rsdk_guard_leave(struct rsdk_guard *g);
 void rsdk_guard_bump(struct rsdk_guard *g);
 int rsdk_guard_destroy(struct rsdk_guard *g);
 int rsdk_guard_alive(const struct rsdk_guard *g, uint64_t gen);
+
+/* ---- liveness: keepalive probes the remote must answer ------------------ */
+
+/* How every transport counts its keepalive, so that keepalive_interval and
+ * keepalive_count mean the same whatever the transport.  A probe goes out
+ * at each interval tick unless one is still out (an answer late under load
+ * still counts); each tick that finds it out is one probe unanswered.  The
+ * link is dead when nothing answered for interval x count plus half an
+ * interval (the half keeps a count of 1 from racing the answer to the
+ * probe sent at that very tick), so a link that goes dark is reported
+ * within interval x (count + 1).
+ *
+ * Only answers to our own probes count.  Bytes the remote sends on its own
+ * (events, data it queued before the link went dark) arrive over a path
+ * that may work one way only and prove nothing about the way to it.  The
+ * one other proof taken is the kernel's: the remote's TCP acknowledging
+ * bytes we sent (rsdk_live_acked), which keeps a link alive whose probe
+ * waits behind a long upload on a slow uplink.  Pure bookkeeping: the
+ * caller sends probes, owns timers and decides what "answered" means. */
+struct rsdk_live {
+	uint64_t interval_ms;
+	uint32_t count;
+	uint64_t last_ms;    /* the last answer (or proof), or the start */
+	uint64_t sent_ms;    /* when the probe out now was sent */
+	uint32_t unanswered; /* ticks that found the probe still out */
+	bool out;            /* a probe is out */
+	uint64_t acked;      /* the remote TCP's acknowledged bytes, last read */
+	uint64_t acked_ms;   /* when they were read (0: never) */
+};
+
+enum { RSDK_LIVE_SEND = 0, RSDK_LIVE_WAIT, RSDK_LIVE_DEAD };
+
+/* A new link at now_ms: nothing out, counted as answered now. */
+void rsdk_live_start(struct rsdk_live *lv, uint64_t interval_ms, uint32_t count, uint64_t now_ms);
+/* Probing is off when interval or count is 0. */
+bool rsdk_live_on(const struct rsdk_live *lv);
+/* At an interval tick: RSDK_LIVE_DEAD (report the link dead),
+ * RSDK_LIVE_WAIT (a probe is still out: counted unanswered) or
+ * RSDK_LIVE_SEND (send one and call rsdk_live_sent). */
+int rsdk_live_tick(struct rsdk_live *lv, uint64_t now_ms);
+void rsdk_live_sent(struct rsdk_live *lv, uint64_t now_ms);
+/* The remote answered the probe out (or any probe: any answer proves the
+ * way both ways).  Returns the round trip of the probe out in ms, or -1
+ * when none was out. */
+int64_t rsdk_live_answered(struct rsdk_live *lv, uint64_t now_ms);
+/* The probe out can never be answered (its channel broke): the next tick
+ * sends a new one.  Unanswered ticks stay counted. */
+void rsdk_live_lost(struct rsdk_live *lv);
+/* The kernel's count of our bytes the remote's TCP acknowledged
+ * (rsdk_tcp_bytes_acked).  Growth since the last reading proves the remote
+ * alive at some time after that reading, so the last answer moves to it
+ * (never later: the proof may be as old as that). */
+void rsdk_live_acked(struct rsdk_live *lv, uint64_t acked, uint64_t now_ms);
+/* When the link is dead unless an answer comes first. */
+uint64_t rsdk_live_deadline(const struct rsdk_live *lv);
+bool rsdk_live_dead(const struct rsdk_live *lv, uint64_t now_ms);
+/* "no answer for N ms (keepalive_interval I ms x keepalive_count C; U
+ * probes unanswered)" */
+void rsdk_live_describe(const struct rsdk_live *lv, uint64_t now_ms, char *out, size_t outlen);
+/* TCP_INFO's tcpi_bytes_acked of a connected TCP socket: 0 and *acked
+ * set, or -1 (not TCP, or a kernel too old to say). */
+int rsdk_tcp_bytes_acked(int fd, uint64_t *acked);
 
 /* ---- option values: parsers and validators ------------------------------ */
 
