@@ -238,6 +238,35 @@ lsh_chan_release(struct lsh_chan *c)
 	}
 }
 
+/* What a refused open most likely means, from the reason code libssh puts
+ * in its error ("Channel opening failure: channel N error (CODE) TEXT").
+ * sshd refuses a session channel past MaxSessions (per connection;
+ * direct-tcpip channels do not count) as "connect failed" (2) or
+ * "administratively prohibited" (1), a forward that AllowTcpForwarding or
+ * PermitOpen forbid as 1, and one it cannot afford as "resource shortage"
+ * (4).  Counted like the other transports' refusals. */
+const char *
+lsh_open_hint(struct lsh *ls, int kind, const char *err)
+{
+	const char *p = err != NULL ? strstr(err, "error (") : NULL;
+	bool session = kind == CK_EXEC || kind == CK_KA;
+	int code;
+
+	if (p == NULL || sscanf(p, "error (%d)", &code) != 1)
+		return "";
+	H->counter_add(ls->ctx, "ssh_channels_refused_total", 1);
+	if (session && (code == 1 || code == 2))
+		return " (sshd refused a session channel on this connection: likely its "
+		       "MaxSessions limit, default 10 per connection)";
+	if (code == 1)
+		return kind == CK_RELAY
+		           ? " (sshd does not allow this forward: AllowTcpForwarding or PermitOpen)"
+		           : " (sshd does not allow it: AllowStreamLocalForwarding or PermitOpen)";
+	if (code == 4)
+		return " (sshd is short of resources: file descriptors or memory on the remote)";
+	return "";
+}
+
 void
 lsh_drive_opens(struct lsh *ls)
 {

@@ -103,6 +103,24 @@ lsh_conn_step(struct lsh *ls)
 		rc = ssh_connect(ls->s);
 		if (rc == SSH_AGAIN)
 			return;
+		if (rc != SSH_OK && ssh_get_serverbanner(ls->s) == NULL) {
+			/* Accepted, then closed before the banner: sshd's answer
+			 * past MaxStartups (it may say "Exceeded MaxStartups"
+			 * first, which libssh skips as a pre-banner line), and
+			 * that of per-source limiters. */
+			snprintf(
+			    d, sizeof d,
+			    "sshd at %s:%u refused the connection before the handshake "
+			    "(%llu bytes and no SSH banner, then: %s): likely its MaxStartups "
+			    "limit on unauthenticated connections at once (default 10:30:100; "
+			    "sshd logs 'drop connection ... past MaxStartups'), or a per-source "
+			    "limiter (PerSourcePenalties, a firewall)",
+			    ls->target, ls->tport, (unsigned long long)ls->cnt_sock.in_bytes,
+			    ssh_get_error(ls->s));
+			H->counter_add(ls->ctx, "ssh_refused_before_banner_total", 1);
+			lsh_connect_finish(ls, RDHPF_ERR_CONNECT, d);
+			return;
+		}
 		if (rc != SSH_OK) {
 			snprintf(d, sizeof d, "SSH handshake with %s:%u failed: %s", ls->target,
 			         ls->tport, ssh_get_error(ls->s));

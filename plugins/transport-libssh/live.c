@@ -46,25 +46,6 @@ ka_answered(struct lsh *ls)
 	lsh_health_complete(ls, RDHPF_OK, NULL);
 }
 
-/* The keepalive channel: opened when the session is ready, reopened when
- * it breaks; its open is a probe too (sshd answers it). */
-static void
-ka_open(struct lsh *ls)
-{
-	ls->ka.ls = ls;
-	ls->ka.kind = CK_KA;
-	ls->ka_req = false;
-	if (lsh_chan_new(&ls->ka) != 0) {
-		ls->ka.state = CS_DONE;
-		return;
-	}
-	ls->ka.state = CS_OPENING;
-	if (!ls->live.out)
-		rsdk_live_sent(&ls->live, lsh_now(ls));
-	lsh_opening_add(&ls->ka);
-	lsh_kick(ls);
-}
-
 static void
 ka_fall_back(struct lsh *ls, const char *why)
 {
@@ -82,6 +63,25 @@ ka_fall_back(struct lsh *ls, const char *why)
 	       "addr", ls->target, "err", why, NULL);
 }
 
+/* The keepalive channel: opened when the session is ready, reopened when
+ * it breaks; its open is a probe too (sshd answers it). */
+static void
+ka_open(struct lsh *ls)
+{
+	ls->ka.ls = ls;
+	ls->ka.kind = CK_KA;
+	ls->ka_req = false;
+	if (lsh_chan_new(&ls->ka) != 0) {
+		ka_fall_back(ls, "cannot make a channel");
+		return;
+	}
+	ls->ka.state = CS_OPENING;
+	if (!ls->live.out)
+		rsdk_live_sent(&ls->live, lsh_now(ls));
+	lsh_opening_add(&ls->ka);
+	lsh_kick(ls);
+}
+
 /* Inside lsh_enter/leave.  Opens the channel, then sends a probe or looks
  * at the one out. */
 void
@@ -95,8 +95,10 @@ lsh_ka_step(struct lsh *ls)
 			return;
 		lsh_opening_remove(&ls->ka);
 		if (rc != SSH_OK) {
-			char why[200];
+			char why[400];
 			snprintf(why, sizeof why, "%s", ssh_get_error(ls->s));
+			snprintf(why + strlen(why), sizeof why - strlen(why), "%s",
+			         lsh_open_hint(ls, CK_KA, why));
 			ka_fall_back(ls, why);
 			return;
 		}

@@ -304,6 +304,7 @@ void lsh_opening_remove(struct lsh_chan *c);
 int lsh_chan_new(struct lsh_chan *c);
 void lsh_chan_release(struct lsh_chan *c);
 void lsh_drive_opens(struct lsh *ls);
+const char *lsh_open_hint(struct lsh *ls, int kind, const char *err);
 
 /* forward.c */
 struct lsh_fwd *lsh_fwd_find(struct lsh *ls, const struct rdhpf_forward *f);

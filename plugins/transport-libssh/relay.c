@@ -261,9 +261,12 @@ lsh_relay_open_step(struct lsh_relay *r)
 		if (!fw->warned_open) {
 			char p[8];
 			snprintf(p, sizeof p, "%u", fw->rport);
+			char e[600];
+			snprintf(e, sizeof e, "%s", ssh_get_error(ls->s));
+			snprintf(e + strlen(e), sizeof e - strlen(e), "%s",
+			         lsh_open_hint(ls, CK_RELAY, e));
 			H->log(ls->ctx, RDHPF_LOG_WARN, "remote refused a forwarded connection",
-			       "remote_host", fw->rhost, "remote_port", p, "err",
-			       ssh_get_error(ls->s), NULL);
+			       "remote_host", fw->rhost, "remote_port", p, "err", e, NULL);
 			fw->warned_open = true;
 		}
 		r->c.state = CS_DONE;

@@ -97,6 +97,9 @@ stream_fail(struct lsh_stream *x, const char *what)
 
 	lsh_opening_remove(&x->c);
 	snprintf(x->why, sizeof x->why, "%s: %s", what, ssh_get_error(ls->s));
+	if (x->c.state == CS_OPENING)
+		snprintf(x->why + strlen(x->why), sizeof x->why - strlen(x->why), "%s",
+		         lsh_open_hint(ls, x->c.kind, ssh_get_error(ls->s)));
 	x->c.state = CS_DONE;
 	lsh_chan_ready(&x->c);
 }

@@ -401,6 +401,8 @@ ls2_drive_opens(struct ls2 *ls)
 				ls2_session_dead(ls, RDHPF_ERR_CLOSED, d);
 				return;
 			}
+			if (e == LIBSSH2_ERROR_CHANNEL_FAILURE)
+				ls2_H->counter_add(ls->ctx, "ssh_channels_refused_total", 1);
 			if (c != NULL)
 				open_failed(ls, c, why);
 			continue;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sshd's limits reported, not failed on quietly (issue 13 part 4), over one
-# transport: limits_lab.sh openssh|libssh2
+# transport: limits_lab.sh openssh|libssh2|libssh
 # A second sshd in the lab's namespace (its own port and config; the lab's
 # sshd is left alone) with MaxStartups 1 and MaxSessions 1:
 #  - while another client holds the one unauthenticated slot, the host's
