@@ -93,10 +93,13 @@ struct pending_event {
 
 /* One asynchronous call into a plugin; its arg.  Kept on a list so a host
  * torn down with calls outstanding frees them. */
+enum op_kind { OP_TP = 1, OP_RT_LIST };
+
 struct op {
 	struct host *h;
 	uint64_t gen;
 	uint64_t fwd_id;
+	int kind; /* whose call: tp_disconnect / rt_stop drop them (slots.c) */
 	struct op *next;
 	struct op **pprev; /* &previous->next or &host.ops: unlinked in O(1) */
 };
@@ -314,12 +317,13 @@ set_state(struct host *h, enum host_state s)
 /* ---- ops ---- */
 
 static struct op *
-op_new(struct host *h, uint64_t fwd_id)
+op_new(struct host *h, int kind, uint64_t fwd_id)
 {
 	struct op *o = xcalloc(1, sizeof *o);
 
 	o->h = h;
 	o->gen = h->gen;
+	o->kind = kind;
 	o->fwd_id = fwd_id;
 	o->next = h->ops;
 	o->pprev = &h->ops;
@@ -341,6 +345,22 @@ op_done(struct op *o)
 		o->next->pprev = o->pprev;
 	free(o);
 	return current;
+}
+
+/* Free the ops of calls that tp_disconnect (OP_TP) or rt_stop (OP_RT_LIST)
+ * just dropped: the wrapper guarantees no callback follows, so each would
+ * otherwise stay on the list until the host is freed (one per link
+ * failure). */
+static void
+ops_forget(struct host *h, int kind)
+{
+	struct op *o = h->ops, *next;
+
+	for (; o != NULL; o = next) {
+		next = o->next;
+		if (o->kind == kind)
+			(void)op_done(o);
+	}
 }
 
 /* ---- containers ---- */
@@ -842,7 +862,7 @@ issue_add(struct host *h, struct fwd *w)
 	if (w->in_flight)
 		return;
 	fwd_to_plugin(w, &pf);
-	o = op_new(h, w->id);
+	o = op_new(h, OP_TP, w->id);
 	w->in_flight = 1;
 	w->add_started_ns = uv_hrtime();
 	r = tp_forward_add(h->tpi, &pf, on_add_done, o);
@@ -904,7 +924,7 @@ fwd_remove(struct host *h, struct fwd *w, const char *reason)
 	events_forward(h->name, "removed", &w->f, reason);
 	fwd_to_plugin(w, &pf);
 	if (h->tpi != NULL) {
-		struct op *o = op_new(h, 0);
+		struct op *o = op_new(h, OP_TP, 0);
 		if (tp_forward_remove(h->tpi, &pf, on_remove_done, o) != RDHPF_OK)
 			(void)op_done(o);
 	}
@@ -1234,8 +1254,10 @@ stream_ended(struct host *h, int clean)
 static void
 runtime_stop(struct host *h)
 {
-	if (h->rpi != NULL)
+	if (h->rpi != NULL) {
 		rt_stop(h->rpi);
+		ops_forget(h, OP_RT_LIST);
+	}
 	h->watching = 0;
 	h->established = 0;
 	h->polling = 0;
@@ -1418,7 +1440,7 @@ list_start(struct host *h)
 	int r;
 
 	h->listing = 1;
-	o = op_new(h, 0);
+	o = op_new(h, OP_RT_LIST, 0);
 	r = rt_list(h->rpi, on_list_done, o);
 	if (r != RDHPF_OK) {
 		(void)op_done(o);
@@ -1513,7 +1535,7 @@ sync_retry_cb(uv_timer_t *t)
 	if (!link_up(h))
 		return;
 	/* Is it the engine or the link?  Ask the link first. */
-	o = op_new(h, 0);
+	o = op_new(h, OP_TP, 0);
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
 	if (tp_health(h->tpi, on_sync_health, o) != RDHPF_OK) {
@@ -1559,7 +1581,7 @@ health_cb(uv_timer_t *t)
 			link_failed(h, RDHPF_ERR_TIMEOUT, "health check did not answer");
 		return;
 	}
-	o = op_new(h, 0);
+	o = op_new(h, OP_TP, 0);
 	h->health_in_flight = 1;
 	h->health_started_ms = now_ms();
 	if (tp_health(h->tpi, on_health, o) != RDHPF_OK) {
@@ -1617,6 +1639,7 @@ on_probe_open(void *arg)
 		uv_timer_stop(&h->t_down);
 		h->gen++; /* the old attempt's completion is stale */
 		tp_disconnect(h->tpi);
+		ops_forget(h, OP_TP);
 		/* The same try again, not a new one: no breaker_allow (a
 		 * half-open breaker allows one trial, and this is it). */
 		connect_start(h);
@@ -1685,6 +1708,7 @@ link_failed(struct host *h, int status, const char *detail)
 	stream_ended(h, 0);
 	runtime_stop(h);
 	tp_disconnect(h->tpi);
+	ops_forget(h, OP_TP);
 	for (size_t i = 0; i < h->n_fwds; i++) {
 		h->fwds[i]->in_flight = 0;
 		if (h->fwds[i]->state == FWD_ACTIVE)
@@ -1830,7 +1854,7 @@ connect_start(struct host *h)
 	h->gen++;
 	set_state(h, HOST_CONNECTING);
 	h->last_try_ms = now_ms();
-	o = op_new(h, 0);
+	o = op_new(h, OP_TP, 0);
 	r = tp_connect(h->tpi, on_connect_done, o);
 	if (r != RDHPF_OK) {
 		(void)op_done(o);
