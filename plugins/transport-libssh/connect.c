@@ -87,6 +87,44 @@ lsh_agent_done(struct lsh *ls)
 	}
 }
 
+/* Refused before the banner: sshd past MaxStartups (it may say "Exceeded
+ * MaxStartups" first, which libssh skips as a pre-banner line), or a
+ * per-source limiter. */
+static void
+refused_before_banner(struct lsh *ls, const char *then)
+{
+	char d[900];
+
+	snprintf(d, sizeof d,
+	         "sshd at %s:%u refused the connection before the handshake (%llu bytes and no "
+	         "SSH banner, then: %s): likely its MaxStartups limit on unauthenticated "
+	         "connections at once (default 10:30:100; sshd logs 'drop connection ... past "
+	         "MaxStartups'), or a per-source limiter (PerSourcePenalties, a firewall)",
+	         ls->target, ls->tport, (unsigned long long)ls->cnt_sock.in_bytes, then);
+	H->counter_add(ls->ctx, "ssh_refused_before_banner_total", 1);
+	lsh_connect_finish(ls, RDHPF_ERR_CONNECT, d);
+}
+
+/* The socket failed or hung up during the handshake or authentication and
+ * the core stopped watching it (session.c): fail the connect now rather
+ * than at the connect timeout. */
+void
+lsh_conn_sock_failed(struct lsh *ls)
+{
+	char e[120], d[600];
+
+	lsh_sock_error(ls, e, sizeof e);
+	if (!e[0])
+		snprintf(e, sizeof e, "connection closed");
+	if (ls->phase == PH_HANDSHAKE && ls->s != NULL && ssh_get_serverbanner(ls->s) == NULL) {
+		refused_before_banner(ls, e);
+		return;
+	}
+	snprintf(d, sizeof d, "ssh connection to %s:%u failed during the %s: %s", ls->target,
+	         ls->tport, ls->phase == PH_HANDSHAKE ? "SSH handshake" : "authentication", e);
+	lsh_connect_finish(ls, RDHPF_ERR_CONNECT, d);
+}
+
 void
 lsh_conn_step(struct lsh *ls)
 {
@@ -104,21 +142,7 @@ lsh_conn_step(struct lsh *ls)
 		if (rc == SSH_AGAIN)
 			return;
 		if (rc != SSH_OK && ssh_get_serverbanner(ls->s) == NULL) {
-			/* Accepted, then closed before the banner: sshd's answer
-			 * past MaxStartups (it may say "Exceeded MaxStartups"
-			 * first, which libssh skips as a pre-banner line), and
-			 * that of per-source limiters. */
-			snprintf(
-			    d, sizeof d,
-			    "sshd at %s:%u refused the connection before the handshake "
-			    "(%llu bytes and no SSH banner, then: %s): likely its MaxStartups "
-			    "limit on unauthenticated connections at once (default 10:30:100; "
-			    "sshd logs 'drop connection ... past MaxStartups'), or a per-source "
-			    "limiter (PerSourcePenalties, a firewall)",
-			    ls->target, ls->tport, (unsigned long long)ls->cnt_sock.in_bytes,
-			    ssh_get_error(ls->s));
-			H->counter_add(ls->ctx, "ssh_refused_before_banner_total", 1);
-			lsh_connect_finish(ls, RDHPF_ERR_CONNECT, d);
+			refused_before_banner(ls, ssh_get_error(ls->s));
 			return;
 		}
 		if (rc != SSH_OK) {

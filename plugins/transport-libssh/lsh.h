@@ -213,7 +213,8 @@ struct lsh {
 	ssh_event ev;
 	struct ssh_callbacks_struct scb;
 	struct ssh_counter_struct cnt_sock, cnt_raw;
-	int fd; /* ours; libssh has a dup of it */
+	int fd;        /* ours; libssh has a dup of it */
+	bool sock_err; /* the core's watch saw an error on it (and stopped) */
 	struct rdhpf_io *io;
 	unsigned io_ev;
 	uint64_t rx_seen, last_rx_ms;
@@ -270,6 +271,7 @@ int lsh_hostkey_verify(struct lsh *ls, char *detail, size_t dlen);
 void lsh_conn_step(struct lsh *ls);
 void lsh_connect_finish(struct lsh *ls, int status, const char *detail);
 void lsh_agent_done(struct lsh *ls);
+void lsh_conn_sock_failed(struct lsh *ls);
 
 /* session.c */
 enum { TD_DISCONNECT = 0, TD_LOST, TD_FAILED };
@@ -283,6 +285,7 @@ void lsh_kick(struct lsh *ls);
 void lsh_kick_if_needed(struct lsh *ls);
 bool lsh_out_blocked(struct lsh *ls);
 void lsh_note_rx(struct lsh *ls);
+void lsh_sock_error(struct lsh *ls, char *out, size_t outlen);
 bool lsh_enter(struct lsh *ls);
 void lsh_leave(struct lsh *ls);
 

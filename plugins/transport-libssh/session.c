@@ -13,6 +13,7 @@
  * TCP_USER_TIMEOUT backs the keepalive up (dial.c). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lsh.h"
@@ -59,8 +60,20 @@ lsh_sess_update_io(struct lsh *ls)
 static bool
 sess_broken(struct lsh *ls)
 {
-	return ls->s == NULL || !ssh_is_connected(ls->s) ||
+	return ls->s == NULL || ls->sock_err || !ssh_is_connected(ls->s) ||
 	       (ssh_get_status(ls->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
+/* The socket's pending error as text ("" when none: a hang-up). */
+void
+lsh_sock_error(struct lsh *ls, char *out, size_t outlen)
+{
+	int e = 0;
+	socklen_t l = sizeof e;
+
+	out[0] = '\0';
+	if (ls->fd >= 0 && getsockopt(ls->fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 && e != 0)
+		snprintf(out, outlen, "%s", strerror(e));
 }
 
 static void open_watch(struct lsh *ls);
@@ -89,9 +102,11 @@ lsh_leave(struct lsh *ls)
 		return;
 	lsh_note_rx(ls);
 	if (sess_broken(ls)) {
-		char d[400];
+		char d[700], e[120];
+		lsh_sock_error(ls, e, sizeof e);
 		snprintf(d, sizeof d, "ssh session to %s:%u ended: %s", ls->target, ls->tport,
-		         ssh_get_error(ls->s));
+		         ls->sock_err ? (e[0] ? e : "socket error or hang-up")
+		                      : ssh_get_error(ls->s));
 		lsh_session_dead(ls, RDHPF_ERR_CLOSED, d);
 		return;
 	}
@@ -204,6 +219,13 @@ lsh_sess_on_io(void *arg, int fd, unsigned rev)
 	if (ls->phase < PH_READY) {
 		ls->depth++;
 		lsh_conn_step(ls);
+		/* An error on the socket stops the core's watch (libuv does on
+		 * POLLERR): nothing would wake us again, and libssh 0.10 may
+		 * not have seen it (measured: sshd's "Exceeded MaxStartups"
+		 * then RST left ssh_connect waiting for the connect timeout). */
+		if ((rev & RDHPF_IO_ERROR) && !ls->destroyed &&
+		    (ls->phase == PH_HANDSHAKE || ls->phase == PH_AUTH))
+			lsh_conn_sock_failed(ls);
 		ls->depth--;
 		if (ls->destroyed) {
 			if (ls->depth == 0)
@@ -221,7 +243,9 @@ lsh_sess_on_io(void *arg, int fd, unsigned rev)
 		if (rc != SSH_OK || sess_broken(ls))
 			break;
 	}
-	(void)rev;
+	/* The watch is gone after an error (see above): the session too. */
+	if (rev & RDHPF_IO_ERROR)
+		ls->sock_err = true;
 	if (ls->throttled)
 		lsh_unthrottle_all(ls, true);
 	lsh_note_rx(ls);

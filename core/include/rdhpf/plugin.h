@@ -251,7 +251,10 @@ struct rdhpf_host_api {
 
 	/* Watch fd for events (RDHPF_IO_*).  The fd stays the caller's: stop
 	 * the watch before closing it.  io_stop frees the handle; it is safe
-	 * inside the io's own callback.  Returns NULL on failure. */
+	 * inside the io's own callback.  Returns NULL on failure.  A callback
+	 * with RDHPF_IO_ERROR set (a poll error, e.g. a reset connection) is
+	 * the last: the watch is stopped then, and only io_update starts it
+	 * again, so act on the error in that callback. */
 	struct rdhpf_io *(*io_start)(struct rdhpf_ctx *ctx, int fd, unsigned events, rdhpf_io_fn cb,
 	                             void *arg);
 	int (*io_update)(struct rdhpf_io *io, unsigned events);
