@@ -31,7 +31,7 @@ struct refused {
 
 struct plugin_set {
 	char *dir;
-	struct plugin *v;
+	struct plugin **v; /* each allocated alone: stable while more are loaded */
 	size_t n;
 	struct refused *refused;
 	size_t n_refused;
@@ -53,6 +53,18 @@ const char *plugin_dir_choose(const struct cfg *c);
  * reason.  Returns 0 unless the directory itself is unusable (-1,
  * dir_error set). */
 int plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set);
+/* A plugin the configuration names. */
+struct plugin_want {
+	int kind;
+	const char *name;
+};
+/* Load only the named plugins, each from "<kind>-<name>.so" (the daemon:
+ * what it does not use it does not map, nor the libraries those bring);
+ * when one is not found by that file name, the rest of the directory too.
+ * set may hold plugins already (a reload): those are kept, files seen are
+ * not loaded again. */
+int plugins_load_wanted(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set,
+                        const struct plugin_want *w, size_t n);
 const struct plugin *plugins_find(const struct plugin_set *set, int kind, const char *name);
 void plugins_unload(struct plugin_set *set);
 const struct rdhpf_option_desc *const *plugins_lookup_options(void *set, int kind,

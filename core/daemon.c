@@ -441,6 +441,26 @@ start_host(struct daemon *d, const struct cfg_host *ch)
 	return h;
 }
 
+/* Load the plugins c's hosts use, and no other: an openssh-only daemon maps
+ * neither libssh nor libssh2 nor the libcrypto they bring.  On reload, the
+ * ones the new config adds join those loaded. */
+static int
+load_used_plugins(const struct cfg *c, struct plugin_set *set)
+{
+	struct plugin_want *w = xcalloc(2 * c->n_hosts + 1, sizeof *w);
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < c->n_hosts; i++) {
+		w[n++] = (struct plugin_want){RDHPF_KIND_TRANSPORT, c->hosts[i].transport};
+		w[n++] = (struct plugin_want){RDHPF_KIND_RUNTIME, c->hosts[i].runtime};
+	}
+	r = plugins_load_wanted(set->dir != NULL ? set->dir : plugin_dir_choose(c), &core_host_api,
+	                        set, w, n);
+	free(w);
+	return r;
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -456,10 +476,14 @@ reload(struct daemon *d)
 		       NULL);
 		return;
 	}
-	if (cfg_parse_file(d->config_file, &nc) == 0 &&
-	    cfg_check_plugins_v(&nc, plugins_lookup_options, plugins_validate_option,
-	                        &d->plugins) == 0)
-		cfg_check_hosts(&nc, &d->plugins, d->rundir);
+	/* A plugin the new config names and the directory lacks is refused
+	 * by cfg_check_plugins_v as unknown. */
+	if (cfg_parse_file(d->config_file, &nc) == 0) {
+		(void)load_used_plugins(&nc, &d->plugins);
+		if (cfg_check_plugins_v(&nc, plugins_lookup_options, plugins_validate_option,
+		                        &d->plugins) == 0)
+			cfg_check_hosts(&nc, &d->plugins, d->rundir);
+	}
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
 			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err",
@@ -617,7 +641,7 @@ daemon_run(const struct run_opts *o)
 	}
 	apply_log_settings(&d.cfg, o->log_format, o->log_level);
 	fd_limit_raise();
-	if (plugins_load_dir(plugin_dir_choose(&d.cfg), &core_host_api, &d.plugins) != 0) {
+	if (load_used_plugins(&d.cfg, &d.plugins) != 0) {
 		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err",
 		       d.plugins.dir_error, NULL);
 		rc = 2;

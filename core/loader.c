@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -284,18 +285,21 @@ load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
 	if (plugin_check_info(info, why, len) != 0)
 		goto fail;
 	for (size_t i = 0; i < set->n; i++) {
-		if (set->v[i].info->kind == info->kind &&
-		    strcmp(set->v[i].info->name, info->name) == 0) {
+		if (set->v[i]->info->kind == info->kind &&
+		    strcmp(set->v[i]->info->name, info->name) == 0) {
 			snprintf(why, len, "%s plugin '%s' already loaded from %s",
-			         plugin_kind_name(info->kind), info->name, set->v[i].path);
+			         plugin_kind_name(info->kind), info->name, set->v[i]->path);
 			goto fail;
 		}
 	}
+	/* Hosts hold pointers to their plugins: each stays where it is when
+	 * a reload loads more. */
 	set->v = xrealloc(set->v, (set->n + 1) * sizeof *set->v);
-	set->v[set->n].path = xstrdup(path);
-	set->v[set->n].dl = dl;
-	set->v[set->n].fd = fd;
-	set->v[set->n].info = info;
+	set->v[set->n] = xcalloc(1, sizeof **set->v);
+	set->v[set->n]->path = xstrdup(path);
+	set->v[set->n]->dl = dl;
+	set->v[set->n]->fd = fd;
+	set->v[set->n]->info = info;
 	set->n++;
 	return 0;
 fail:
@@ -385,9 +389,26 @@ set_dir_error(struct plugin_set *set, const char *dir, const char *why)
 	set->dir_error = xstrdup(buf);
 }
 
-int
-plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set)
+/* Is the file at path already in the set, loaded or refused? */
+static bool
+seen(const struct plugin_set *set, const char *path)
 {
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->v[i]->path, path) == 0)
+			return true;
+	for (size_t i = 0; i < set->n_refused; i++)
+		if (strcmp(set->refused[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+/* Load the files of set->dir that want() accepts (every *.so when want is
+ * NULL) and that the set has not seen yet, in name order. */
+static int
+load_files(struct plugin_set *set, const struct rdhpf_host_api *api,
+           bool (*want)(const char *file, const void *arg), const void *arg)
+{
+	const char *dir = set->dir;
 	struct stat st, cst;
 	DIR *d;
 	struct dirent *e;
@@ -396,8 +417,6 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 	char real[PATH_MAX], why[4200];
 	int dirfd, lfd;
 
-	memset(set, 0, sizeof *set);
-	set->dir = xstrdup(dir);
 	if (realpath(dir, real) == NULL) {
 		set_dir_error(set, dir, strerror(errno));
 		return -1;
@@ -430,6 +449,8 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 		size_t l = strlen(e->d_name);
 		if (l < 4 || strcmp(e->d_name + l - 3, ".so") != 0 || e->d_name[0] == '.')
 			continue;
+		if (want != NULL && !want(e->d_name, arg))
+			continue;
 		names = xrealloc(names, (n + 1) * sizeof *names);
 		names[n++] = xstrdup(e->d_name);
 	}
@@ -438,7 +459,8 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 	for (size_t i = 0; i < n; i++) {
 		char path[4096], fwhy[512];
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		if (load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy) != 0)
+		if (!seen(set, path) &&
+		    load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy) != 0)
 			refuse(set, path, fwhy);
 		free(names[i]);
 	}
@@ -447,12 +469,59 @@ plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugi
 	return 0;
 }
 
+int
+plugins_load_dir(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set)
+{
+	memset(set, 0, sizeof *set);
+	set->dir = xstrdup(dir);
+	return load_files(set, api, NULL, NULL);
+}
+
+struct wants {
+	const struct plugin_want *w;
+	size_t n;
+};
+
+/* "transport-openssh.so" for {transport, openssh}. */
+static bool
+file_wanted(const char *file, const void *arg)
+{
+	const struct wants *ws = arg;
+	char f[128];
+
+	for (size_t i = 0; i < ws->n; i++) {
+		snprintf(f, sizeof f, "%s-%s.so", plugin_kind_name(ws->w[i].kind), ws->w[i].name);
+		if (strcmp(f, file) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+plugins_load_wanted(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set,
+                    const struct plugin_want *w, size_t n)
+{
+	struct wants ws = {w, n};
+
+	if (set->dir == NULL) {
+		memset(set, 0, sizeof *set);
+		set->dir = xstrdup(dir);
+	}
+	if (load_files(set, api, file_wanted, &ws) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (plugins_find(set, w[i].kind, w[i].name) == NULL) /* another file name? */
+			return load_files(set, api, NULL, NULL);
+	}
+	return 0;
+}
+
 const struct plugin *
 plugins_find(const struct plugin_set *set, int kind, const char *name)
 {
 	for (size_t i = 0; i < set->n; i++) {
-		if (set->v[i].info->kind == kind && strcmp(set->v[i].info->name, name) == 0)
-			return &set->v[i];
+		if (set->v[i]->info->kind == kind && strcmp(set->v[i]->info->name, name) == 0)
+			return set->v[i];
 	}
 	return NULL;
 }
@@ -521,9 +590,10 @@ void
 plugins_unload(struct plugin_set *set)
 {
 	for (size_t i = 0; i < set->n; i++) {
-		dlclose(set->v[i].dl);
-		close(set->v[i].fd);
-		free(set->v[i].path);
+		dlclose(set->v[i]->dl);
+		close(set->v[i]->fd);
+		free(set->v[i]->path);
+		free(set->v[i]);
 	}
 	for (size_t i = 0; i < set->n_refused; i++) {
 		free(set->refused[i].path);

@@ -80,7 +80,7 @@ cmd_plugins(const struct run_opts *o)
 	}
 	printf("%-10s %-12s %-10s %-6s %s\n", "KIND", "NAME", "VERSION", "ABI", "CAPABILITIES");
 	for (size_t i = 0; i < ps.n; i++) {
-		const struct rdhpf_plugin_info *in = ps.v[i].info;
+		const struct rdhpf_plugin_info *in = ps.v[i]->info;
 		char caps[128], abi[16];
 		plugin_caps_string(in, caps, sizeof caps);
 		snprintf(abi, sizeof abi, "%u.%u", in->abi_major, in->abi_minor);

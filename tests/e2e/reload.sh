@@ -16,6 +16,9 @@ start_daemon --config "$T/config.ini"
 has() { grep -qx "$2" "$T/state-$1" 2>/dev/null; }
 check "a forwarded" wait_for 3000 has a "forward 127.0.0.1:18101 127.0.0.1:18101"
 check "b forwarded" wait_for 3000 has b "forward 127.0.0.1:18201 127.0.0.1:18201"
+mapped() { grep -q "/$1\$" "/proc/$DAEMON_PID/maps"; }
+check "the plugins the config names are loaded" mapped transport-fake.so
+check "... and no other (runtime-static.so not mapped)" bash -c "! grep -q '/runtime-static.so\$' /proc/$DAEMON_PID/maps"
 
 # change b, remove nothing, add c; a unchanged
 { host a; host b "keepalive_count = 5"; host c; } >"$T/config.ini"
@@ -33,6 +36,19 @@ check "a removed" wait_for 3000 grep -q 'added=0 removed=1 changed=0 unchanged=2
 check "a's forward removed" wait_for 3000 bash -c "! grep -q '^forward' '$T/state-a'"
 "$RDHPF_BIN" status --runtime-dir "$T/run" --format json >"$T/st.json"
 check "status: ended forward of a says host removed" grep -q '"reason": "host removed"' "$T/st.json"
+
+# add d, whose runtime no host used so far: loaded on reload
+d_host='[host "d"]
+url = ssh://t@d.invalid
+transport = fake
+runtime = static
+ports = 18401
+state_file = '"$T/state-d"
+{ host b "keepalive_count = 5"; host c; echo "$d_host"; } >"$T/config.ini"
+kill -HUP "$DAEMON_PID"
+check "d added" wait_for 3000 grep -q 'added=1 removed=0 changed=0 unchanged=2' "$T/log"
+check "runtime-static.so loaded for it" mapped runtime-static.so
+check "d forwarded" wait_for 3000 has d "forward 127.0.0.1:18401 127.0.0.1:18401"
 
 # broken config: refused, everything stays
 printf '[host "c"]\nurl = nope\n' >"$T/config.ini"

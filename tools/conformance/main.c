@@ -211,12 +211,12 @@ load(struct plugin_set *ps, const char *path, int kind)
 		return NULL;
 	}
 	for (size_t i = 0; i < ps->n; i++) {
-		const char *a = strrchr(ps->v[i].path, '/');
-		if (strcmp(a ? a + 1 : ps->v[i].path, base) == 0) {
-			if (ps->v[i].info->kind == kind)
-				return &ps->v[i];
+		const char *a = strrchr(ps->v[i]->path, '/');
+		if (strcmp(a ? a + 1 : ps->v[i]->path, base) == 0) {
+			if (ps->v[i]->info->kind == kind)
+				return ps->v[i];
 			fprintf(stderr, "rdhpf-conformance: %s: a %s plugin, not a %s\n", path,
-			        plugin_kind_name(ps->v[i].info->kind), plugin_kind_name(kind));
+			        plugin_kind_name(ps->v[i]->info->kind), plugin_kind_name(kind));
 			return NULL;
 		}
 	}
