@@ -386,6 +386,7 @@ set_dir_error(struct plugin_set *set, const char *dir, const char *why)
 	char buf[4600];
 
 	snprintf(buf, sizeof buf, "plugin directory %s: %s", dir, why);
+	free(set->dir_error); /* a reload's try replaces the last */
 	set->dir_error = xstrdup(buf);
 }
 

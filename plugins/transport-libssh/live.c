@@ -112,7 +112,10 @@ lsh_ka_step(struct lsh *ls)
 	if (rc == SSH_AGAIN)
 		return;
 	ls->ka_req = false;
-	if (rc == SSH_OK || ssh_get_error_code(ls->s) == SSH_REQUEST_DENIED) {
+	/* A refusal is an answer; the error code is the session's last, so
+	 * it counts only while the session and channel are still up. */
+	if (rc == SSH_OK || (ssh_get_error_code(ls->s) == SSH_REQUEST_DENIED &&
+	                     ssh_is_connected(ls->s) && ssh_channel_is_open(ls->ka.ch))) {
 		ka_answered(ls);
 		return;
 	}

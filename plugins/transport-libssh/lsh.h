@@ -233,8 +233,11 @@ struct lsh {
 	struct lsh_fwd *fwds;
 	struct rdhpf_timer *wait_timer;
 	struct lsh_stream *streams;
-	struct rsdk_pending pend;   /* results known at once, delivered from the loop */
-	struct rsdk_pending health; /* health checks waiting for the server */
+	struct rsdk_pending pend;     /* results known at once, delivered from the loop */
+	struct rsdk_pending health;   /* health checks waiting for the server */
+	struct rdhpf_timer *health_t; /* answers them from the loop (lsh_health_complete) */
+	int health_status;
+	char health_detail[512];
 	struct rdhpf_timer *kick_t;
 	struct rdhpf_timer *open_t; /* re-checks opens in flight */
 	char *scratch;

@@ -335,6 +335,7 @@ lsh_teardown(struct lsh *ls, int why)
 		close(ls->fd);
 		ls->fd = -1;
 	}
+	ls->sock_err = false; /* that socket's */
 	lsh_wait_timer_arm(ls);
 }
 

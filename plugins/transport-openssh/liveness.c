@@ -89,7 +89,6 @@ lv_io_cb(void *arg, int fd, unsigned rev)
 	char why[200] = "";
 	int got = 0;
 
-	(void)rev;
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);
 		if (n > 0) {
@@ -102,9 +101,11 @@ lv_io_cb(void *arg, int fd, unsigned rev)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		/* After an error callback the watch is stopped (plugin.h):
+		 * nothing more will come on it. */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(rev & RDHPF_IO_ERROR))
 			return;
-		break; /* EOF or error before an answer: counted at the next tick */
+		break; /* EOF or error before an answer: a new probe at the next tick */
 	}
 	lv_close(o);
 	if (got == 1) {
