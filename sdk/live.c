@@ -74,12 +74,15 @@ rsdk_live_lost(struct rsdk_live *lv)
 }
 
 void
-rsdk_live_acked(struct rsdk_live *lv, uint64_t acked, uint64_t now_ms)
+rsdk_live_tcp(struct rsdk_live *lv, uint64_t acked, uint64_t received, uint32_t unacked,
+              uint64_t now_ms)
 {
-	if (lv->acked_ms != 0 && acked > lv->acked && lv->acked_ms > lv->last_ms)
-		lv->last_ms = lv->acked_ms;
+	if (lv->tcp_ms != 0 && received > lv->received && (acked > lv->acked || unacked == 0) &&
+	    lv->tcp_ms > lv->last_ms)
+		lv->last_ms = lv->tcp_ms;
 	lv->acked = acked;
-	lv->acked_ms = now_ms;
+	lv->received = received;
+	lv->tcp_ms = now_ms;
 }
 
 void
@@ -93,7 +96,7 @@ rsdk_live_describe(const struct rsdk_live *lv, uint64_t now_ms, char *out, size_
 }
 
 int
-rsdk_tcp_bytes_acked(int fd, uint64_t *acked)
+rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, uint32_t *unacked)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof ti;
@@ -101,8 +104,10 @@ rsdk_tcp_bytes_acked(int fd, uint64_t *acked)
 	memset(&ti, 0, sizeof ti);
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return -1;
-	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
 		return -1;
 	*acked = ti.tcpi_bytes_acked;
+	*received = ti.tcpi_bytes_received;
+	*unacked = ti.tcpi_unacked;
 	return 0;
 }

@@ -58,21 +58,22 @@ ls2_ka_probe(struct ls2 *ls)
 
 static void dead_fire(void *arg);
 
-/* Read what the remote's TCP acknowledged of ours (see rdhpf/sdk.h); in
+/* Read the kernel's counts (rsdk_live_tcp, see rdhpf/sdk.h); in
  * the fallback, where libssh2 swallows the replies, any inbound byte is
  * taken as the answer, as before. */
 static void
 ka_observe(struct ls2 *ls)
 {
-	uint64_t acked;
+	uint64_t acked, received;
+	uint32_t unacked;
 
 	if (ls->ka_fallback) {
 		if (ls->last_rx_ms > ls->live.last_ms)
 			ls->live.last_ms = ls->last_rx_ms;
 		return;
 	}
-	if (ls->fd >= 0 && rsdk_tcp_bytes_acked(ls->fd, &acked) == 0)
-		rsdk_live_acked(&ls->live, acked, ls2_now_ms(ls));
+	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &unacked) == 0)
+		rsdk_live_tcp(&ls->live, acked, received, unacked, ls2_now_ms(ls));
 }
 
 /* The one-shot timer at the deadline, armed once it falls before the next

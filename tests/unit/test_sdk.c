@@ -1061,23 +1061,30 @@ test_live(void **state)
 	rsdk_live_lost(&lv);
 	assert_int_equal(rsdk_live_tick(&lv, 27000), RSDK_LIVE_SEND);
 
-	/* TCP progress: the first reading proves nothing; growth moves the
-	 * last answer to the previous reading, not to now. */
+	/* TCP counts: the first reading proves nothing; bytes received since
+	 * the last reading, with ours acknowledged since or none in flight,
+	 * move the last answer to that reading, not to now; bytes received
+	 * while ours stay in flight unacknowledged (a one-way link) or ours
+	 * acknowledged with nothing received prove nothing. */
 	rsdk_live_start(&lv, 1000, 3, 0);
-	rsdk_live_acked(&lv, 100, 1000);
+	rsdk_live_tcp(&lv, 100, 100, 0, 1000);
 	assert_int_equal(lv.last_ms, 0);
-	rsdk_live_acked(&lv, 100, 2000); /* no growth */
+	rsdk_live_tcp(&lv, 100, 900, 1, 2000); /* received, ours stuck in flight */
 	assert_int_equal(lv.last_ms, 0);
-	rsdk_live_acked(&lv, 500, 3000); /* grew after the 2000 reading */
-	assert_int_equal(lv.last_ms, 2000);
-	rsdk_live_acked(&lv, 500, 4000);
-	assert_int_equal(lv.last_ms, 2000);
-	assert_true(rsdk_live_dead(&lv, 5500));
+	rsdk_live_tcp(&lv, 500, 900, 0, 3000); /* only acked grew */
+	assert_int_equal(lv.last_ms, 0);
+	rsdk_live_tcp(&lv, 600, 1000, 2, 4000); /* both grew, after the 3000 reading */
+	assert_int_equal(lv.last_ms, 3000);
+	rsdk_live_tcp(&lv, 600, 1000, 0, 5000); /* nothing new */
+	assert_int_equal(lv.last_ms, 3000);
+	rsdk_live_tcp(&lv, 600, 1200, 0, 6000); /* received, none of ours in flight */
+	assert_int_equal(lv.last_ms, 5000);
+	assert_true(rsdk_live_dead(&lv, 8500));
 	/* An answer later than a reading wins; an older proof never moves
 	 * the last answer back. */
-	rsdk_live_answered(&lv, 4500);
-	rsdk_live_acked(&lv, 900, 4600); /* grew after 4000 < 4500 */
-	assert_int_equal(lv.last_ms, 4500);
+	rsdk_live_answered(&lv, 6500);
+	rsdk_live_tcp(&lv, 700, 1300, 0, 6600); /* proof at 6000 < 6500 */
+	assert_int_equal(lv.last_ms, 6500);
 
 	/* Off: never dead, whatever the time. */
 	rsdk_live_start(&lv, 0, 3, 0);
@@ -1087,15 +1094,17 @@ test_live(void **state)
 	assert_false(rsdk_live_dead(&lv, 1000000));
 }
 
-/* rsdk_tcp_bytes_acked on a real loopback TCP pair grows as the peer's
- * kernel acknowledges what we send; on a Unix socket it says -1. */
+/* rsdk_tcp_counts on a real loopback TCP pair: acked grows as the peer's
+ * kernel acknowledges what we send, received as we receive; on a Unix
+ * socket it says -1. */
 static void
-test_tcp_bytes_acked(void **state)
+test_tcp_counts(void **state)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof a;
 	int l, c, s, sv[2];
-	uint64_t a0 = 0, a1 = 0;
+	uint64_t a0 = 0, a1 = 0, r0 = 0, r1 = 0;
+	uint32_t u = 0;
 	char buf[4096];
 
 	(void)state;
@@ -1109,18 +1118,23 @@ test_tcp_bytes_acked(void **state)
 	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
 	s = accept(l, NULL, NULL);
 	assert_true(s >= 0);
-	assert_int_equal(rsdk_tcp_bytes_acked(c, &a0), 0);
+	assert_int_equal(rsdk_tcp_counts(c, &a0, &r0, &u), 0);
 	assert_int_equal(send(c, buf, sizeof buf, 0), (ssize_t)sizeof buf);
 	/* The receiver's kernel acknowledges once it has the bytes. */
 	assert_int_equal(recv(s, buf, sizeof buf, MSG_WAITALL), (ssize_t)sizeof buf);
 	for (int i = 0; i < 200 && a1 < a0 + sizeof buf; i++) {
-		assert_int_equal(rsdk_tcp_bytes_acked(c, &a1), 0);
+		assert_int_equal(rsdk_tcp_counts(c, &a1, &r1, &u), 0);
 		if (a1 < a0 + sizeof buf)
 			usleep(5000);
 	}
 	assert_true(a1 >= a0 + sizeof buf);
+	assert_int_equal(send(s, buf, 100, 0), 100);
+	assert_int_equal(recv(c, buf, 100, MSG_WAITALL), 100);
+	assert_int_equal(rsdk_tcp_counts(c, &a1, &r1, &u), 0);
+	assert_true(r1 >= r0 + 100);
+	assert_int_equal(u, 0); /* everything delivered */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(rsdk_tcp_bytes_acked(sv[0], &a1), -1);
+	assert_int_equal(rsdk_tcp_counts(sv[0], &a1, &r1, &u), -1);
 	close(sv[0]);
 	close(sv[1]);
 	close(s);
@@ -1155,7 +1169,7 @@ main(void)
 	    cmocka_unit_test_setup(test_guard, setup),
 	    cmocka_unit_test_setup(test_json, setup),
 	    cmocka_unit_test_setup(test_live, setup),
-	    cmocka_unit_test_setup(test_tcp_bytes_acked, setup),
+	    cmocka_unit_test_setup(test_tcp_counts, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
