@@ -74,10 +74,9 @@ rsdk_live_lost(struct rsdk_live *lv)
 }
 
 void
-rsdk_live_tcp(struct rsdk_live *lv, uint64_t acked, uint64_t received, uint32_t unacked,
-              uint64_t now_ms)
+rsdk_live_tcp(struct rsdk_live *lv, uint64_t acked, uint64_t received, bool losing, uint64_t now_ms)
 {
-	if (lv->tcp_ms != 0 && received > lv->received && (acked > lv->acked || unacked == 0) &&
+	if (lv->tcp_ms != 0 && received > lv->received && (acked > lv->acked || !losing) &&
 	    lv->tcp_ms > lv->last_ms)
 		lv->last_ms = lv->tcp_ms;
 	lv->acked = acked;
@@ -96,7 +95,7 @@ rsdk_live_describe(const struct rsdk_live *lv, uint64_t now_ms, char *out, size_
 }
 
 int
-rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, uint32_t *unacked)
+rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, bool *losing)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof ti;
@@ -108,6 +107,8 @@ rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, uint32_t *unacked)
 		return -1;
 	*acked = ti.tcpi_bytes_acked;
 	*received = ti.tcpi_bytes_received;
-	*unacked = ti.tcpi_unacked;
+	/* A retransmission timeout fired and is not recovered: what we sent
+	 * last is not getting through. */
+	*losing = ti.tcpi_retransmits > 0 || ti.tcpi_backoff > 0;
 	return 0;
 }

@@ -13,8 +13,8 @@
  *
  * One probe per keepalive_interval, busy link or not: bytes the remote
  * sends by itself (events, data it had queued) prove nothing about the way
- * to it.  With ours getting through too (acknowledged, or none in flight)
- * they do (rsdk_live_tcp): that keeps alive a link whose probe answer
+ * to it.  With ours not being lost (acknowledged, or no retransmission
+ * timeout pending) they do (rsdk_live_tcp): that keeps alive a link whose probe answer
  * waits behind a long download or a busy sshd.  Dead
  * after interval x count plus half an interval without an answer; a
  * one-shot timer at that deadline finds it on time. */
@@ -171,7 +171,7 @@ static void
 ka_observe(struct lsh *ls)
 {
 	uint64_t acked, received;
-	uint32_t unacked;
+	bool losing;
 
 	lsh_note_rx(ls);
 	if (ls->ka_fallback) {
@@ -179,8 +179,8 @@ ka_observe(struct lsh *ls)
 			ls->live.last_ms = ls->last_rx_ms;
 		return;
 	}
-	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &unacked) == 0)
-		rsdk_live_tcp(&ls->live, acked, received, unacked, lsh_now(ls));
+	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &losing) == 0)
+		rsdk_live_tcp(&ls->live, acked, received, losing, lsh_now(ls));
 }
 
 static bool

@@ -65,15 +65,15 @@ static void
 ka_observe(struct ls2 *ls)
 {
 	uint64_t acked, received;
-	uint32_t unacked;
+	bool losing;
 
 	if (ls->ka_fallback) {
 		if (ls->last_rx_ms > ls->live.last_ms)
 			ls->live.last_ms = ls->last_rx_ms;
 		return;
 	}
-	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &unacked) == 0)
-		rsdk_live_tcp(&ls->live, acked, received, unacked, ls2_now_ms(ls));
+	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &losing) == 0)
+		rsdk_live_tcp(&ls->live, acked, received, losing, ls2_now_ms(ls));
 }
 
 /* The one-shot timer at the deadline, armed once it falls before the next

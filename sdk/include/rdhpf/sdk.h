@@ -258,16 +258,14 @@ int rsdk_guard_alive(const struct rsdk_guard *g, uint64_t gen);
  * within interval x (count + 1).
  *
  * Only answers to our own probes count, and one proof from the kernel
- * (rsdk_live_tcp): bytes received from the remote since the last reading,
- * while our own bytes get through — some acknowledged since, or none in
- * flight unacknowledged (all delivered, or held back by the remote's own
- * zero window: it is busy, not gone).  Bytes the remote sends on its own
- * prove nothing alone: a link can fail one way only (the lab's blackhole
- * drops only what goes to the remote), and then our probe stays in flight
- * unacknowledged.  The kernel's proof keeps alive a link whose probe
- * answer waits behind a long download, or whose sshd stopped reading
- * while it works through a backlog (measured: 1,000 concurrent echoes
- * through one session held sshd's answer more than 17 s).  Pure
+ * (rsdk_live_tcp): bytes received from the remote since the last reading
+ * while ours are not being lost (acknowledged since, or no retransmission
+ * timeout pending).  Bytes the remote sends on its own prove nothing
+ * alone: a link can fail one way only (the lab's blackhole drops only what
+ * goes to the remote), and then our probe times out and is retransmitted.
+ * The kernel's proof keeps alive a link whose probe answer waits behind a
+ * long download or a busy sshd (measured: 1,000 concurrent echoes through
+ * one session held sshd's answer more than 17 s).  Pure
  * bookkeeping: the
  * caller sends probes, owns timers and decides what "answered" means. */
 struct rsdk_live {
@@ -301,12 +299,12 @@ int64_t rsdk_live_answered(struct rsdk_live *lv, uint64_t now_ms);
  * sends a new one.  Unanswered ticks stay counted. */
 void rsdk_live_lost(struct rsdk_live *lv);
 /* The kernel's counts for the link's TCP socket (rsdk_tcp_counts): our
- * bytes the remote acknowledged, bytes received from it, and our segments
- * in flight unacknowledged now.  Bytes received since the last reading,
- * with ours acknowledged since or none in flight, show the link working
- * both ways at some time after that reading, so the last answer moves to
- * it (never later: the proof may be as old as that). */
-void rsdk_live_tcp(struct rsdk_live *lv, uint64_t acked, uint64_t received, uint32_t unacked,
+ * bytes the remote acknowledged, bytes received from it, and whether a
+ * retransmission timeout is pending (losing).  Bytes received since the
+ * last reading, with ours acknowledged since or none being lost, show the
+ * link working both ways at some time after that reading, so the last
+ * answer moves to it (never later: the proof may be as old as that). */
+void rsdk_live_tcp(struct rsdk_live *lv, uint64_t acked, uint64_t received, bool losing,
                    uint64_t now_ms);
 /* When the link is dead unless an answer comes first. */
 uint64_t rsdk_live_deadline(const struct rsdk_live *lv);
@@ -314,10 +312,10 @@ bool rsdk_live_dead(const struct rsdk_live *lv, uint64_t now_ms);
 /* "no answer for N ms (keepalive_interval I ms x keepalive_count C; U
  * probes unanswered)" */
 void rsdk_live_describe(const struct rsdk_live *lv, uint64_t now_ms, char *out, size_t outlen);
-/* TCP_INFO's tcpi_bytes_acked, tcpi_bytes_received and tcpi_unacked of a
- * connected TCP socket: 0 and all set, or -1 (not TCP, or a kernel too
- * old to say). */
-int rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, uint32_t *unacked);
+/* TCP_INFO's tcpi_bytes_acked and tcpi_bytes_received of a connected TCP
+ * socket, and whether a retransmission timeout is pending (tcpi_retransmits
+ * or tcpi_backoff): 0 and all set, or -1 (not TCP, or a kernel too old). */
+int rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, bool *losing);
 
 /* ---- option values: parsers and validators ------------------------------ */
 
