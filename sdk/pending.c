@@ -25,6 +25,9 @@ rsdk_pending_init(struct rsdk_pending *p, const struct rdhpf_host_api *H, struct
 	p->H = H;
 	p->ctx = ctx;
 	p->head = NULL;
+	p->settle_t = NULL;
+	p->settle_status = 0;
+	p->settle_detail[0] = '\0';
 }
 
 static void
@@ -186,9 +189,38 @@ rsdk_pending_fail_all(struct rsdk_pending *p, int status, const char *detail)
 	}
 }
 
+static void
+settle_fire(void *arg)
+{
+	struct rsdk_pending *p = arg;
+
+	p->H->timer_stop(p->settle_t);
+	p->settle_t = NULL;
+	rsdk_pending_fail_all(p, p->settle_status, p->settle_detail[0] ? p->settle_detail : NULL);
+}
+
+void
+rsdk_pending_settle_later(struct rsdk_pending *p, int status, const char *detail)
+{
+	if (p->head == NULL)
+		return;
+	if (p->settle_t == NULL || status != RDHPF_OK) {
+		p->settle_status = status;
+		snprintf(p->settle_detail, sizeof p->settle_detail, "%s", detail ? detail : "");
+	}
+	if (p->settle_t == NULL)
+		p->settle_t = p->H->timer_start(p->ctx, 0, 0, settle_fire, p);
+	if (p->settle_t == NULL) /* no timer: answering now beats never */
+		rsdk_pending_fail_all(p, status, detail);
+}
+
 void
 rsdk_pending_cancel_all(struct rsdk_pending *p)
 {
+	if (p->settle_t != NULL) {
+		p->H->timer_stop(p->settle_t);
+		p->settle_t = NULL;
+	}
 	while (p->head != NULL)
 		rsdk_op_cancel(p->head);
 }

@@ -44,7 +44,7 @@ ka_answered(struct lsh *ls)
 		H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness: sshd answers again", "addr",
 		       ls->target, "took_ms", ms, NULL);
 	}
-	lsh_health_complete(ls, RDHPF_OK, NULL);
+	rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 }
 
 static void

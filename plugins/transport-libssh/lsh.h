@@ -235,9 +235,6 @@ struct lsh {
 	struct lsh_stream *streams;
 	struct rsdk_pending pend;     /* results known at once, delivered from the loop */
 	struct rsdk_pending health;   /* health checks waiting for the server */
-	struct rdhpf_timer *health_t; /* answers them from the loop (lsh_health_complete) */
-	int health_status;
-	char health_detail[512];
 	struct rdhpf_timer *kick_t;
 	struct rdhpf_timer *open_t; /* re-checks opens in flight */
 	char *scratch;
@@ -250,7 +247,6 @@ struct lsh {
 uint64_t lsh_now(struct lsh *ls);
 int lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status,
                        const char *detail);
-void lsh_health_complete(struct lsh *ls, int status, const char *detail);
 void lsh_really_destroy(struct lsh *ls);
 
 /* sshconf.c */

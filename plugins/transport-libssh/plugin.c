@@ -37,36 +37,9 @@ lsh_complete_later(struct lsh *ls, rdhpf_done_fn done, void *arg, int status, co
 
 /* ---- health ---------------------------------------------------------------- */
 
-/* Every health check waiting now gets the answer (the keepalive probe's, or
- * the session's end). */
-static void
-health_fire(void *arg)
-{
-	struct lsh *ls = arg;
-
-	H->timer_stop(ls->health_t);
-	ls->health_t = NULL;
-	rsdk_pending_fail_all(&ls->health, ls->health_status,
-	                      ls->health_detail[0] ? ls->health_detail : NULL);
-}
-
-/* From the loop, never inside a service turn: the core's callback may
- * start or close streams (the keepalive's answer is seen inside one).  An
- * error in the same turn overrides an OK. */
-void
-lsh_health_complete(struct lsh *ls, int status, const char *detail)
-{
-	if (rsdk_pending_count(&ls->health) == 0)
-		return;
-	if (ls->health_t == NULL || status != RDHPF_OK) {
-		ls->health_status = status;
-		snprintf(ls->health_detail, sizeof ls->health_detail, "%s", detail ? detail : "");
-	}
-	if (ls->health_t == NULL)
-		ls->health_t = H->timer_start(ls->ctx, 0, 0, health_fire, ls);
-	if (ls->health_t == NULL) /* no timer: answering now beats never */
-		rsdk_pending_fail_all(&ls->health, status, detail);
-}
+/* Health checks are answered through rsdk_pending_settle_later: from the
+ * loop, never inside a service turn, where the core's callback may start or
+ * close streams (the keepalive's answer is seen inside one). */
 
 static int
 t_health(void *state, rdhpf_done_fn done, void *arg)
@@ -311,10 +284,6 @@ t_disconnect(void *state)
 
 	rsdk_pending_cancel_all(&ls->pend);
 	rsdk_pending_cancel_all(&ls->health);
-	if (ls->health_t) {
-		H->timer_stop(ls->health_t);
-		ls->health_t = NULL;
-	}
 	ls->cdone = NULL;
 	lsh_teardown(ls, TD_DISCONNECT);
 }

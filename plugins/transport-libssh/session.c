@@ -27,7 +27,7 @@ lsh_note_rx(struct lsh *ls)
 		ls->rx_seen = ls->cnt_sock.in_bytes;
 		ls->last_rx_ms = lsh_now(ls);
 		if (ls->ka_fallback) /* libssh keeps the probes' replies */
-			lsh_health_complete(ls, RDHPF_OK, NULL);
+			rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 	}
 }
 
@@ -349,7 +349,7 @@ lsh_session_dead(struct lsh *ls, int status, const char *detail)
 		return;
 	snprintf(d, sizeof d, "%s", detail);
 	H->log(ls->ctx, RDHPF_LOG_WARN, "ssh session lost", "detail", d, NULL);
-	lsh_health_complete(ls, RDHPF_ERR_CLOSED, d);
+	rsdk_pending_settle_later(&ls->health, RDHPF_ERR_CLOSED, d);
 	ls->depth++;
 	lsh_teardown(ls, TD_LOST); /* streams' on_close run in here */
 	ls->depth--;

@@ -20,7 +20,7 @@ ka_answered(struct ls2 *ls)
 		ls2_H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness: sshd answers again", "addr",
 		           ls->hostname, "took_ms", ms, NULL);
 	}
-	ls2_health_complete(ls, RDHPF_OK, NULL);
+	rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 }
 
 /* The keepalive channel is open: sshd answered its open. */
@@ -176,34 +176,9 @@ ls2_ka_start(struct ls2 *ls)
 	    ls2_H->timer_start(ls->ctx, ls->ka_interval_ms, ls->ka_interval_ms, ka_tick, ls);
 }
 
-static void
-health_fire(void *arg)
-{
-	struct ls2 *ls = arg;
-
-	ls2_H->timer_stop(ls->health_t);
-	ls->health_t = NULL;
-	rsdk_pending_fail_all(&ls->health, ls->health_status,
-	                      ls->health_detail[0] ? ls->health_detail : NULL);
-}
-
-/* Answer every health check waiting now, from the loop: never from inside
- * ls2_service() or a teardown, where the core's callback could call a slot.
- * An error in the same turn overrides an OK (the session died after all). */
-void
-ls2_health_complete(struct ls2 *ls, int status, const char *detail)
-{
-	if (rsdk_pending_count(&ls->health) == 0)
-		return;
-	if (ls->health_t == NULL || status != RDHPF_OK) {
-		ls->health_status = status;
-		snprintf(ls->health_detail, sizeof ls->health_detail, "%s", detail ? detail : "");
-	}
-	if (ls->health_t == NULL)
-		ls->health_t = ls2_H->timer_start(ls->ctx, 0, 0, health_fire, ls);
-	if (ls->health_t == NULL) /* no timer: answering now beats never */
-		rsdk_pending_fail_all(&ls->health, status, detail);
-}
+/* Health checks are answered through rsdk_pending_settle_later: from the
+ * loop, never from inside ls2_service() or a teardown, where the core's
+ * callback could call a slot. */
 
 int
 ls2_health(void *state, rdhpf_done_fn done, void *arg)

@@ -337,9 +337,6 @@ struct ls2 {
 	struct xstream *streams;
 	struct rsdk_pending pend;   /* results known at once, delivered from the loop */
 	struct rsdk_pending health; /* health checks waiting for the server */
-	struct rdhpf_timer *health_t;
-	int health_status;
-	char health_detail[512];
 	struct rdhpf_timer *kick_t;
 	char *scratch;
 
@@ -401,7 +398,6 @@ void ls2_drive_opens(struct ls2 *ls);
 void ls2_ka_probe(struct ls2 *ls);
 void ls2_ka_opened(struct ls2 *ls);
 void ls2_ka_start(struct ls2 *ls);
-void ls2_health_complete(struct ls2 *ls, int status, const char *detail);
 int ls2_health(void *state, rdhpf_done_fn done, void *arg);
 
 /* relay.c */

@@ -317,10 +317,6 @@ t_disconnect(void *state)
 
 	rsdk_pending_cancel_all(&ls->pend);
 	rsdk_pending_cancel_all(&ls->health);
-	if (ls->health_t) {
-		ls2_H->timer_stop(ls->health_t);
-		ls->health_t = NULL;
-	}
 	ls->cdone = NULL;
 	ls2_session_teardown(ls, TD_DISCONNECT);
 }

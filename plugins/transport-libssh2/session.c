@@ -142,7 +142,7 @@ ls2_service(struct ls2 *ls)
 				ls2_ka_probe(ls);
 			ls->zombie_dirty = true;
 			if (ls->ka_fallback) /* libssh2 swallows the replies */
-				ls2_health_complete(ls, RDHPF_OK, NULL);
+				rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 			scan(ls);
 		}
 		if (ls->zombies && ls->zombie_dirty)
@@ -338,7 +338,7 @@ ls2_session_dead(struct ls2 *ls, int status, const char *detail)
 		return;
 	snprintf(d, sizeof d, "%s", detail);
 	ls2_H->log(ls->ctx, RDHPF_LOG_WARN, "ssh session lost", "detail", d, NULL);
-	ls2_health_complete(ls, RDHPF_ERR_CLOSED, d);
+	rsdk_pending_settle_later(&ls->health, RDHPF_ERR_CLOSED, d);
 	ls->depth++;
 	ls2_session_teardown(ls, TD_LOST); /* streams' on_close run in here */
 	ls->depth--;

@@ -860,6 +860,51 @@ test_pending_cancel_all(void **state)
 }
 
 static void
+test_pending_settle_later(void **state)
+{
+	struct rsdk_pending p;
+
+	(void)state;
+	n_done = 0;
+	rsdk_pending_init(&p, &H, NULL);
+	/* Nobody waits: no timer. */
+	rsdk_pending_settle_later(&p, RDHPF_OK, NULL);
+	assert_int_equal(timers_live, 0);
+	assert_non_null(rsdk_op_start(&p, on_done, (void *)1, 0, "health"));
+	assert_non_null(rsdk_op_start(&p, on_done, (void *)2, 0, "health"));
+	/* An OK, then the link dies in the same turn: one answer, the error. */
+	rsdk_pending_settle_later(&p, RDHPF_OK, NULL);
+	char detail[] = "ssh session ended";
+	rsdk_pending_settle_later(&p, RDHPF_ERR_CLOSED, detail);
+	detail[0] = 'X'; /* copied */
+	rsdk_pending_settle_later(&p, RDHPF_OK, NULL); /* does not undo it */
+	assert_int_equal(n_done, 0);
+	assert_int_equal(timers_live, 1);
+	assert_int_equal(timers_run(0), 1);
+	assert_int_equal(n_done, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(dones[i].arg, i + 1);
+		assert_int_equal(dones[i].status, RDHPF_ERR_CLOSED);
+		assert_string_equal(dones[i].detail, "ssh session ended");
+	}
+	assert_int_equal(rsdk_pending_count(&p), 0);
+	/* A later turn starts afresh: an OK is an OK again. */
+	assert_non_null(rsdk_op_start(&p, on_done, (void *)3, 0, "health"));
+	rsdk_pending_settle_later(&p, RDHPF_OK, NULL);
+	assert_int_equal(timers_run(0), 1);
+	assert_int_equal(n_done, 3);
+	assert_int_equal(dones[2].status, RDHPF_OK);
+	assert_string_equal(dones[2].detail, "");
+	/* cancel_all takes the timer with it: no callback after a disconnect. */
+	assert_non_null(rsdk_op_start(&p, on_done, (void *)4, 0, "health"));
+	rsdk_pending_settle_later(&p, RDHPF_OK, NULL);
+	rsdk_pending_cancel_all(&p);
+	assert_int_equal(timers_live, 0);
+	assert_int_equal(timers_run(UINT64_MAX), 0);
+	assert_int_equal(n_done, 3);
+}
+
+static void
 test_pending_fail_all(void **state)
 {
 	struct rsdk_pending p;
@@ -1165,6 +1210,7 @@ main(void)
 	    cmocka_unit_test_setup(test_pending_timeout, setup),
 	    cmocka_unit_test_setup(test_pending_cancel_all, setup),
 	    cmocka_unit_test_setup(test_pending_fail_all, setup),
+	    cmocka_unit_test_setup(test_pending_settle_later, setup),
 	    cmocka_unit_test_setup(test_collect, setup),
 	    cmocka_unit_test_setup(test_guard, setup),
 	    cmocka_unit_test_setup(test_json, setup),

@@ -76,6 +76,9 @@ struct rsdk_pending {
 	const struct rdhpf_host_api *H;
 	struct rdhpf_ctx *ctx;
 	struct rsdk_op *head;
+	struct rdhpf_timer *settle_t; /* rsdk_pending_settle_later's zero timer */
+	int settle_status;
+	char settle_detail[512];
 };
 
 void rsdk_pending_init(struct rsdk_pending *p, const struct rdhpf_host_api *H,
@@ -93,7 +96,14 @@ void rsdk_op_finish_later(struct rsdk_op *op, int status, const char *detail);
 void rsdk_op_cancel(struct rsdk_op *op);
 /* Finish every op with status/detail, oldest first (e.g. link lost). */
 void rsdk_pending_fail_all(struct rsdk_pending *p, int status, const char *detail);
-/* Forget every op, no callbacks. */
+/* Finish every op waiting then with status/detail, from a zero timer: for
+ * answers found inside the plugin's own processing (a keepalive reply read
+ * during a service turn, a session found dead in a teardown), where the
+ * core's callback must not run.  Calls before the timer fires are one
+ * answer; an error overrides an OK (the link died after all).  Nothing when
+ * no op waits. */
+void rsdk_pending_settle_later(struct rsdk_pending *p, int status, const char *detail);
+/* Forget every op, no callbacks (a settle_later not yet fired included). */
 void rsdk_pending_cancel_all(struct rsdk_pending *p);
 size_t rsdk_pending_count(const struct rsdk_pending *p);
 
