@@ -33,17 +33,7 @@
 static void
 ka_answered(struct lsh *ls)
 {
-	uint32_t missed = ls->live.unanswered;
-	int64_t rtt = rsdk_live_answered(&ls->live, lsh_now(ls));
-
-	if (rtt >= 0)
-		H->observe(ls->ctx, "ssh_liveness_seconds", (double)rtt / 1000.0);
-	if (missed > 0) {
-		char ms[24];
-		snprintf(ms, sizeof ms, "%lld", (long long)rtt);
-		H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness: sshd answers again", "addr",
-		       ls->target, "took_ms", ms, NULL);
-	}
+	rsdk_keepalive_answered(&ls->kal);
 	rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 }
 
@@ -53,10 +43,10 @@ ka_fall_back(struct lsh *ls, const char *why)
 	lsh_chan_release(&ls->ka);
 	ls->ka.state = CS_DONE;
 	ls->ka_req = false;
-	rsdk_live_lost(&ls->live);
-	if (ls->ka_fallback)
+	rsdk_live_lost(&ls->kal.live);
+	if (ls->kal.fallback)
 		return;
-	ls->ka_fallback = true;
+	rsdk_keepalive_set_fallback(&ls->kal);
 	H->log(ls->ctx, RDHPF_LOG_WARN,
 	       "the server refused the keepalive session channel (likely its MaxSessions); "
 	       "using keepalive@openssh.com, whose replies libssh keeps to itself: any "
@@ -77,8 +67,8 @@ ka_open(struct lsh *ls)
 		return;
 	}
 	ls->ka.state = CS_OPENING;
-	if (!ls->live.out)
-		rsdk_live_sent(&ls->live, lsh_now(ls));
+	if (!ls->kal.live.out)
+		rsdk_keepalive_sent(&ls->kal);
 	lsh_opening_add(&ls->ka);
 	lsh_kick(ls);
 }
@@ -122,7 +112,7 @@ lsh_ka_step(struct lsh *ls)
 	}
 	/* The channel broke under the request: a new one (whose open is the
 	 * next probe).  A broken session is noticed by lsh_leave. */
-	rsdk_live_lost(&ls->live);
+	rsdk_live_lost(&ls->kal.live);
 	lsh_chan_release(&ls->ka);
 	ka_open(ls);
 }
@@ -134,7 +124,7 @@ lsh_ka_service(struct lsh *ls)
 {
 	if (ls->ka.state != CS_OPEN || !(ls->ka.r_eof || ls->ka.r_closed))
 		return;
-	rsdk_live_lost(&ls->live);
+	rsdk_live_lost(&ls->kal.live);
 	lsh_chan_release(&ls->ka);
 	ka_open(ls);
 }
@@ -143,7 +133,7 @@ lsh_ka_service(struct lsh *ls)
 static void
 ka_probe(struct lsh *ls)
 {
-	if (ls->ka_fallback) {
+	if (ls->kal.fallback) {
 		/* libssh 0.10 keeps one global request in flight: a call while
 		 * a reply is outstanding only polls; a call after the reply
 		 * arrived only collects it.  Two calls send exactly one probe
@@ -152,9 +142,9 @@ ka_probe(struct lsh *ls)
 		ssh_send_keepalive(ls->s);
 		return;
 	}
-	if (ls->ka.state != CS_OPEN || ls->ka_req || ls->live.out)
+	if (ls->ka.state != CS_OPEN || ls->ka_req || ls->kal.live.out)
 		return;
-	rsdk_live_sent(&ls->live, lsh_now(ls));
+	rsdk_keepalive_sent(&ls->kal);
 	ls->ka_req = true;
 	lsh_ka_step(ls);
 }
@@ -165,90 +155,13 @@ lsh_ka_probe_now(struct lsh *ls)
 	ka_probe(ls);
 }
 
-/* What else proves the remote: the kernel's acknowledged bytes, or in the
- * fallback any inbound byte. */
-static void
-ka_observe(struct lsh *ls)
-{
-	uint64_t acked, received;
-	bool losing;
-
-	lsh_note_rx(ls);
-	if (ls->ka_fallback) {
-		if (ls->last_rx_ms > ls->live.last_ms)
-			ls->live.last_ms = ls->last_rx_ms;
-		return;
-	}
-	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &losing) == 0)
-		rsdk_live_tcp(&ls->live, acked, received, losing, lsh_now(ls));
-}
-
-static bool
-ka_check_dead(struct lsh *ls)
-{
-	uint64_t now = lsh_now(ls);
-	char why[200], d[600], n[16];
-
-	ka_observe(ls);
-	if (!rsdk_live_dead(&ls->live, now))
-		return false;
-	rsdk_live_describe(&ls->live, now, why, sizeof why);
-	snprintf(d, sizeof d, "%s:%u: %s%s: ssh session is dead", ls->target, ls->tport, why,
-	         ls->ka_fallback ? " (nothing received)" : "");
-	snprintf(n, sizeof n, "%u", ls->live.unanswered);
-	H->log(ls->ctx, RDHPF_LOG_WARN, "ssh link dead: liveness probes unanswered", "addr",
-	       ls->target, "unanswered", n, NULL);
-	H->counter_add(ls->ctx, "ssh_liveness_dead_total", 1);
-	lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
-	return true;
-}
-
-static void dead_fire(void *arg);
+/* ---- the SDK's driver calls these ---------------------------------------- */
 
 static void
-dead_arm(struct lsh *ls)
+ka_on_tick(void *ud, int act)
 {
-	uint64_t now = lsh_now(ls), due = rsdk_live_deadline(&ls->live);
+	struct lsh *ls = ud;
 
-	if (ls->dead_timer) {
-		H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
-	if (due <= now + ls->ka_interval_ms)
-		ls->dead_timer =
-		    H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
-}
-
-static void
-dead_fire(void *arg)
-{
-	struct lsh *ls = arg;
-
-	H->timer_stop(ls->dead_timer);
-	ls->dead_timer = NULL;
-	if (ls->phase == PH_READY && !ka_check_dead(ls))
-		dead_arm(ls);
-}
-
-static void
-ka_tick(void *arg)
-{
-	struct lsh *ls = arg;
-	int act;
-
-	if (ls->phase != PH_READY || ka_check_dead(ls))
-		return;
-	dead_arm(ls);
-	act = ls->ka_fallback ? RSDK_LIVE_SEND : rsdk_live_tick(&ls->live, lsh_now(ls));
-	if (act == RSDK_LIVE_WAIT) {
-		char n[16], c[16];
-		snprintf(n, sizeof n, "%u", ls->live.unanswered);
-		snprintf(c, sizeof c, "%u", ls->ka_count);
-		H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness probe unanswered", "addr", ls->target,
-		       "unanswered", n, "keepalive_count", c, NULL);
-		H->counter_add(ls->ctx, "ssh_liveness_unanswered_total", 1);
-		return;
-	}
 	/* Nothing may touch ls after lsh_leave(). */
 	if (act == RSDK_LIVE_SEND && lsh_enter(ls)) {
 		ka_probe(ls);
@@ -256,31 +169,38 @@ ka_tick(void *arg)
 	}
 }
 
-/* The session is ready: the probe channel opens, the ticks start. */
+static void
+ka_on_dead(void *ud, const char *detail)
+{
+	struct lsh *ls = ud;
+
+	if (ls->phase == PH_READY)
+		lsh_session_dead(ls, RDHPF_ERR_TIMEOUT, detail);
+}
+
+static void
+ka_on_observe(void *ud)
+{
+	lsh_note_rx(ud);
+}
+
+static const struct rsdk_keepalive_ops KA_OPS = {ka_on_tick, ka_on_dead, ka_on_observe};
+
+/* The session is ready: the ticks start, the probe channel opens. */
 void
 lsh_ka_start(struct lsh *ls)
 {
 	memset(&ls->ka, 0, sizeof ls->ka);
-	ls->ka_fallback = false;
-	rsdk_live_start(&ls->live, ls->ka_interval_ms, ls->ka_count, lsh_now(ls));
+	rsdk_keepalive_start(&ls->kal, H, ls->ctx, &KA_OPS, ls, ls->target, ls->tport, ls->fd,
+	                     ls->ka_interval_ms, ls->ka_count);
 	ka_open(ls);
-	if (rsdk_live_on(&ls->live))
-		ls->ka_timer =
-		    H->timer_start(ls->ctx, ls->ka_interval_ms, ls->ka_interval_ms, ka_tick, ls);
 }
 
 /* The session goes: its channel with it (before ssh_free). */
 void
 lsh_ka_stop(struct lsh *ls)
 {
-	if (ls->ka_timer) {
-		H->timer_stop(ls->ka_timer);
-		ls->ka_timer = NULL;
-	}
-	if (ls->dead_timer) {
-		H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
+	rsdk_keepalive_stop(&ls->kal);
 	lsh_chan_release(&ls->ka);
 	ls->ka.state = CS_DONE;
 	ls->ka_req = false;

@@ -219,12 +219,9 @@ struct lsh {
 	unsigned io_ev;
 	uint64_t rx_seen, last_rx_ms;
 	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
-	struct rdhpf_timer *ka_timer;
-	struct rdhpf_timer *dead_timer; /* at the liveness deadline, when within a tick */
 	struct lsh_chan ka;             /* the keepalive's session channel */
 	bool ka_req;                    /* its env request is out */
-	bool ka_fallback;               /* no channel: keepalive@openssh.com, any byte counts */
-	struct rsdk_live live;
+	struct rsdk_keepalive kal;      /* the SDK's driver (fallback: no channel, any byte counts) */
 
 	/* channels */
 	struct lsh_chan *opening;

@@ -49,8 +49,7 @@ t_health(void *state, rdhpf_done_fn done, void *arg)
 
 	if (ls->phase != PH_READY)
 		return lsh_complete_later(ls, done, arg, RDHPF_ERR_NOTCONN, "not connected");
-	last = ls->ka_fallback && ls->last_rx_ms > ls->live.last_ms ? ls->last_rx_ms
-	                                                            : ls->live.last_ms;
+	last = rsdk_keepalive_last(&ls->kal);
 	if (lsh_now(ls) < last + 1000)
 		return lsh_complete_later(ls, done, arg, RDHPF_OK, NULL);
 	/* Ask the server something: its answer completes the check (live.c;

@@ -26,7 +26,8 @@ lsh_note_rx(struct lsh *ls)
 	if (ls->cnt_sock.in_bytes != ls->rx_seen) {
 		ls->rx_seen = ls->cnt_sock.in_bytes;
 		ls->last_rx_ms = lsh_now(ls);
-		if (ls->ka_fallback) /* libssh keeps the probes' replies */
+		rsdk_keepalive_rx(&ls->kal, ls->last_rx_ms);
+		if (ls->kal.fallback) /* libssh keeps the probes' replies */
 			rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 	}
 }

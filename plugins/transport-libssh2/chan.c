@@ -336,7 +336,7 @@ open_failed(struct ls2 *ls, struct chan *c, const char *why0)
 	}
 	case CK_KA:
 		c->state = CS_CLOSED;
-		ls->ka_fallback = true;
+		rsdk_keepalive_set_fallback(&ls->kal);
 		if (ls->ka_interval_ms == 0 || ls->ka_count == 0)
 			break;
 		ls2_H->log(ls->ctx, RDHPF_LOG_WARN,

@@ -9,17 +9,7 @@
 static void
 ka_answered(struct ls2 *ls)
 {
-	uint32_t missed = ls->live.unanswered;
-	int64_t rtt = rsdk_live_answered(&ls->live, ls2_now_ms(ls));
-
-	if (rtt >= 0)
-		ls2_H->observe(ls->ctx, "ssh_liveness_seconds", (double)rtt / 1000.0);
-	if (missed > 0) {
-		char ms[24];
-		snprintf(ms, sizeof ms, "%lld", (long long)rtt);
-		ls2_H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness: sshd answers again", "addr",
-		           ls->hostname, "took_ms", ms, NULL);
-	}
+	rsdk_keepalive_answered(&ls->kal);
 	rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 }
 
@@ -38,7 +28,7 @@ ls2_ka_probe(struct ls2 *ls)
 	if (ls->ka.ch == NULL || ls->ka.state != CS_OPEN)
 		return;
 	if (!ls->ka_inflight)
-		rsdk_live_sent(&ls->live, ls2_now_ms(ls));
+		rsdk_keepalive_sent(&ls->kal);
 	rc = libssh2_channel_setenv_ex(ls->ka.ch, KA_ENV, (unsigned)strlen(KA_ENV), "1", 1);
 	/* EAGAIN: waiting for the reply (retried as bytes come in); any answer,
 	 * success or refusal, completes the probe. */
@@ -48,7 +38,7 @@ ls2_ka_probe(struct ls2 *ls)
 	} else if (rc != LIBSSH2_ERROR_EAGAIN) {
 		/* The probe channel broke: reopen it (its open is the next
 		 * answer). */
-		rsdk_live_lost(&ls->live);
+		rsdk_live_lost(&ls->kal.live);
 		ls2_zombie_add(ls, ls->ka.ch);
 		ls->ka.ch = NULL;
 		ls2_chan_unlink(ls, &ls->ka);
@@ -56,109 +46,37 @@ ls2_ka_probe(struct ls2 *ls)
 	}
 }
 
-static void dead_fire(void *arg);
+/* ---- the SDK's driver calls these ---------------------------------------- */
 
-/* Read the kernel's counts (rsdk_live_tcp, see rdhpf/sdk.h); in
- * the fallback, where libssh2 swallows the replies, any inbound byte is
- * taken as the answer, as before. */
+/* Every tick: a probe when one is due (in the fallback, where libssh2
+ * swallows the replies, libssh2's own keepalive and any inbound byte
+ * counts), then a service turn. */
 static void
-ka_observe(struct ls2 *ls)
+ka_on_tick(void *ud, int act)
 {
-	uint64_t acked, received;
-	bool losing;
-
-	if (ls->ka_fallback) {
-		if (ls->last_rx_ms > ls->live.last_ms)
-			ls->live.last_ms = ls->last_rx_ms;
-		return;
-	}
-	if (ls->fd >= 0 && rsdk_tcp_counts(ls->fd, &acked, &received, &losing) == 0)
-		rsdk_live_tcp(&ls->live, acked, received, losing, ls2_now_ms(ls));
-}
-
-/* The one-shot timer at the deadline, armed once it falls before the next
- * tick: the tick alone would find it up to an interval late. */
-static void
-dead_arm(struct ls2 *ls)
-{
-	uint64_t now = ls2_now_ms(ls), due = rsdk_live_deadline(&ls->live);
-
-	if (ls->dead_timer) {
-		ls2_H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
-	if (due <= now + ls->ka_interval_ms)
-		ls->dead_timer =
-		    ls2_H->timer_start(ls->ctx, due > now ? due - now : 0, 0, dead_fire, ls);
-}
-
-static bool
-ka_check_dead(struct ls2 *ls)
-{
-	uint64_t now = ls2_now_ms(ls);
-	char why[200], d[400], n[16];
-
-	ka_observe(ls);
-	if (!rsdk_live_dead(&ls->live, now))
-		return false;
-	rsdk_live_describe(&ls->live, now, why, sizeof why);
-	snprintf(d, sizeof d, "%s:%u: %s%s: ssh session is dead", ls->hostname, ls->port, why,
-	         ls->ka_fallback ? " (nothing received)" : "");
-	snprintf(n, sizeof n, "%u", ls->live.unanswered);
-	ls2_H->log(ls->ctx, RDHPF_LOG_WARN, "ssh link dead: liveness probes unanswered", "addr",
-	           ls->hostname, "unanswered", n, NULL);
-	ls2_H->counter_add(ls->ctx, "ssh_liveness_dead_total", 1);
-	ls2_session_dead(ls, RDHPF_ERR_TIMEOUT, d);
-	return true;
-}
-
-static void
-dead_fire(void *arg)
-{
-	struct ls2 *ls = arg;
-
-	ls2_H->timer_stop(ls->dead_timer);
-	ls->dead_timer = NULL;
-	if (ls->phase == PH_READY && !ka_check_dead(ls))
-		dead_arm(ls);
-}
-
-/* Every tick sends a probe unless one is out, busy link or not: bytes the
- * remote sends by itself prove nothing about the way to it. */
-static void
-ka_tick(void *arg)
-{
-	struct ls2 *ls = arg;
-	uint64_t now = ls2_now_ms(ls);
+	struct ls2 *ls = ud;
 
 	if (ls->phase != PH_READY)
 		return;
-	if (ka_check_dead(ls))
-		return;
-	if (ls->ka_fallback) {
+	if (ls->kal.fallback) {
 		int next = 0;
 		libssh2_keepalive_send(ls->s, &next);
-	} else {
-		switch (rsdk_live_tick(&ls->live, now)) {
-		case RSDK_LIVE_SEND:
-			ls2_ka_probe(ls);
-			break;
-		case RSDK_LIVE_WAIT: {
-			char n[16], c[16];
-			snprintf(n, sizeof n, "%u", ls->live.unanswered);
-			snprintf(c, sizeof c, "%u", ls->ka_count);
-			ls2_H->log(ls->ctx, RDHPF_LOG_INFO, "ssh liveness probe unanswered", "addr",
-			           ls->hostname, "unanswered", n, "keepalive_count", c, NULL);
-			ls2_H->counter_add(ls->ctx, "ssh_liveness_unanswered_total", 1);
-			break;
-		}
-		default:
-			break;
-		}
+	} else if (act == RSDK_LIVE_SEND) {
+		ls2_ka_probe(ls);
 	}
-	dead_arm(ls);
 	ls2_service(ls);
 }
+
+static void
+ka_on_dead(void *ud, const char *detail)
+{
+	struct ls2 *ls = ud;
+
+	if (ls->phase == PH_READY)
+		ls2_session_dead(ls, RDHPF_ERR_TIMEOUT, detail);
+}
+
+static const struct rsdk_keepalive_ops KA_OPS = {ka_on_tick, ka_on_dead, NULL};
 
 void
 ls2_ka_start(struct ls2 *ls)
@@ -167,13 +85,9 @@ ls2_ka_start(struct ls2 *ls)
 	ls->ka.ls = ls;
 	ls->ka.kind = CK_KA;
 	ls->ka_inflight = false;
-	ls->ka_fallback = false;
-	rsdk_live_start(&ls->live, ls->ka_interval_ms, ls->ka_count, ls2_now_ms(ls));
+	rsdk_keepalive_start(&ls->kal, ls2_H, ls->ctx, &KA_OPS, ls, ls->hostname, ls->port, ls->fd,
+	                     ls->ka_interval_ms, ls->ka_count);
 	ls2_openq_push_front(ls, &ls->ka);
-	if (!rsdk_live_on(&ls->live))
-		return;
-	ls->ka_timer =
-	    ls2_H->timer_start(ls->ctx, ls->ka_interval_ms, ls->ka_interval_ms, ka_tick, ls);
 }
 
 /* Health checks are answered through rsdk_pending_settle_later: from the
@@ -188,8 +102,7 @@ ls2_health(void *state, rdhpf_done_fn done, void *arg)
 
 	if (ls->phase != PH_READY)
 		return ls2_complete_later(ls, done, arg, RDHPF_ERR_NOTCONN, "not connected");
-	last = ls->ka_fallback && ls->last_rx_ms > ls->live.last_ms ? ls->last_rx_ms
-	                                                            : ls->live.last_ms;
+	last = rsdk_keepalive_last(&ls->kal);
 	if (ls2_now_ms(ls) < last + 1000)
 		return ls2_complete_later(ls, done, arg, RDHPF_OK, NULL);
 	/* Ask the server something and wait for its answer. */
@@ -197,7 +110,7 @@ ls2_health(void *state, rdhpf_done_fn done, void *arg)
 	                        : ls->connect_timeout_ms;
 	if (rsdk_op_start(&ls->health, done, arg, to, "no answer from the ssh server") == NULL)
 		return RDHPF_ERR_NOMEM;
-	if (ls->ka_fallback || ls->ka.ch == NULL) {
+	if (ls->kal.fallback || ls->ka.ch == NULL) {
 		int next = 0;
 		libssh2_keepalive_send(ls->s, &next);
 	} else if (!ls->ka_inflight) {

@@ -328,9 +328,8 @@ struct ls2 {
 	struct chan *ready, *ready_tail;
 	struct zombie *zombies;
 	struct chan ka;
-	bool ka_inflight, ka_fallback;
-	struct rsdk_live live; /* the probes' answers (rdhpf/sdk.h) */
-	struct rdhpf_timer *ka_timer, *dead_timer;
+	bool ka_inflight;
+	struct rsdk_keepalive kal; /* the SDK's driver: the probes' answers, ticks, deadline */
 
 	struct fwd *fwds;
 	struct rdhpf_timer *wait_timer;

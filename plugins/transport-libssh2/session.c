@@ -141,7 +141,7 @@ ls2_service(struct ls2 *ls)
 			if (ls->ka_inflight)
 				ls2_ka_probe(ls);
 			ls->zombie_dirty = true;
-			if (ls->ka_fallback) /* libssh2 swallows the replies */
+			if (ls->kal.fallback) /* libssh2 swallows the replies */
 				rsdk_pending_settle_later(&ls->health, RDHPF_OK, NULL);
 			scan(ls);
 		}
@@ -206,14 +206,7 @@ ls2_session_teardown(struct ls2 *ls, int why)
 		ls2_H->timer_stop(ls->ctimer);
 		ls->ctimer = NULL;
 	}
-	if (ls->ka_timer) {
-		ls2_H->timer_stop(ls->ka_timer);
-		ls->ka_timer = NULL;
-	}
-	if (ls->dead_timer) {
-		ls2_H->timer_stop(ls->dead_timer);
-		ls->dead_timer = NULL;
-	}
+	rsdk_keepalive_stop(&ls->kal);
 	if (ls->kick_t) {
 		ls2_H->timer_stop(ls->kick_t);
 		ls->kick_t = NULL;

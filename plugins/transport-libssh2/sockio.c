@@ -113,6 +113,7 @@ ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstra
 		}
 		ls->rx_total += (uint64_t)n;
 		ls->last_rx_ms = ls2_now_ms(ls);
+		rsdk_keepalive_rx(&ls->kal, ls->last_rx_ms);
 	}
 	if (len > ls->rx_len)
 		len = ls->rx_len;

@@ -274,10 +274,12 @@ int rsdk_guard_alive(const struct rsdk_guard *g, uint64_t gen);
  * alone: a link can fail one way only (the lab's blackhole drops only what
  * goes to the remote), and then our probe times out and is retransmitted.
  * The kernel's proof keeps alive a link whose probe answer waits behind a
- * long download or a busy sshd (measured: 1,000 concurrent echoes through
- * one session held sshd's answer more than 17 s).  Pure
- * bookkeeping: the
- * caller sends probes, owns timers and decides what "answered" means. */
+ * long download or a busy sshd.  A server that sends nothing at all for
+ * the whole deadline is dead by this count, busy or hung: sshd 9.2 can go
+ * that quiet when a client floods it across many channels at once (see
+ * transport-libssh's relay: why it stops reading its sockets while the
+ * session's output is backed up).  Pure bookkeeping: the caller sends probes, owns timers and decides what "answered" means
+ * (rsdk_keepalive below drives it on the host's timers). */
 struct rsdk_live {
 	uint64_t interval_ms;
 	uint32_t count;
@@ -326,6 +328,66 @@ void rsdk_live_describe(const struct rsdk_live *lv, uint64_t now_ms, char *out, 
  * socket, and whether a retransmission timeout is pending (tcpi_retransmits
  * or tcpi_backoff): 0 and all set, or -1 (not TCP, or a kernel too old). */
 int rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, bool *losing);
+
+/* ---- the keepalive driver: rsdk_live on the host's timers -------------- */
+
+/* What an SSH transport's keepalive shares: a tick every keepalive_interval
+ * (rsdk_live_tick), a one-shot timer at the deadline once it falls before
+ * the next tick (the tick alone would find a dead link up to an interval
+ * late), the kernel's proof read before each look (rsdk_live_tcp), and the
+ * log lines and counters every transport reports the same way: "ssh
+ * liveness probe unanswered" (ssh_liveness_unanswered_total), "ssh link
+ * dead: liveness probes unanswered" (ssh_liveness_dead_total), "ssh
+ * liveness: sshd answers again", ssh_liveness_seconds (probe round trips).
+ * The transport sends probes and says when one was answered. */
+struct rsdk_keepalive_ops {
+	/* After each tick that found the link alive: act is RSDK_LIVE_SEND
+	 * (send a probe and call rsdk_keepalive_sent; in fallback, whatever
+	 * the transport sends instead) or RSDK_LIVE_WAIT (one is still out,
+	 * already counted and logged). */
+	void (*tick)(void *ud, int act);
+	/* The link is dead; detail says why ("HOST:PORT: no answer for …: ssh
+	 * session is dead").  The driver's timers are stopped and it touches
+	 * nothing after this call: the transport may tear down and free. */
+	void (*dead)(void *ud, const char *detail);
+	/* Optional: called before each look, to bring rx up to date. */
+	void (*observe)(void *ud);
+};
+
+struct rsdk_keepalive {
+	struct rsdk_live live;
+	const struct rdhpf_host_api *H;
+	struct rdhpf_ctx *ctx;
+	const struct rsdk_keepalive_ops *ops;
+	void *ud;
+	const char *addr; /* the host, for logs (the transport's string) */
+	unsigned port;
+	int fd;             /* the link's TCP socket, for the kernel's proof; -1: none */
+	bool fallback;      /* answers cannot be seen: any inbound byte counts */
+	uint64_t last_rx_ms; /* the last inbound byte (rsdk_keepalive_rx), for the fallback */
+	struct rdhpf_timer *tick_t, *dead_t;
+};
+
+/* A ready link: probing starts (no timer when interval or count is 0).  ka
+ * must be zeroed or stopped before. */
+void rsdk_keepalive_start(struct rsdk_keepalive *ka, const struct rdhpf_host_api *H,
+                          struct rdhpf_ctx *ctx, const struct rsdk_keepalive_ops *ops, void *ud,
+                          const char *addr, unsigned port, int fd, uint64_t interval_ms,
+                          uint32_t count);
+/* The link goes: timers stopped (safe when never started). */
+void rsdk_keepalive_stop(struct rsdk_keepalive *ka);
+/* A probe went out. */
+void rsdk_keepalive_sent(struct rsdk_keepalive *ka);
+/* The remote answered a probe: counted, its round trip observed, "answers
+ * again" logged after unanswered ticks. */
+void rsdk_keepalive_answered(struct rsdk_keepalive *ka);
+/* Inbound bytes seen at now_ms (what counts in fallback). */
+void rsdk_keepalive_rx(struct rsdk_keepalive *ka, uint64_t now_ms);
+/* From now on answers cannot be seen (e.g. the probe channel was refused):
+ * every tick asks the transport to send, and any inbound byte counts. */
+void rsdk_keepalive_set_fallback(struct rsdk_keepalive *ka);
+/* When the remote last answered or proved itself (fallback included). */
+uint64_t rsdk_keepalive_last(const struct rsdk_keepalive *ka);
 
 /* ---- option values: parsers and validators ------------------------------ */
 
