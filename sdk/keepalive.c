@@ -171,10 +171,6 @@ ka_tick(void *arg)
 	if (ka_check_dead(ka))
 		return;
 	act = ka->fallback ? RSDK_LIVE_SEND : rsdk_live_tick(&ka->live, ka_now(ka));
-	if (act == RSDK_LIVE_DEAD) { /* the deadline passed since the look above */
-		dead_arm(ka);
-		return;
-	}
 	if (act == RSDK_LIVE_WAIT) {
 		char n[16], c[16];
 		snprintf(n, sizeof n, "%u", ka->live.unanswered);
@@ -183,6 +179,6 @@ ka_tick(void *arg)
 		           "unanswered", n, "keepalive_count", c, NULL);
 		ka->H->counter_add(ka->ctx, "ssh_liveness_unanswered_total", 1);
 	}
-	dead_arm(ka);
+	dead_arm(ka); /* RSDK_LIVE_DEAD (the deadline passed since the look above): due now */
 	ka->ops->tick(ka->ud, act); /* last: the transport may tear down */
 }

@@ -84,6 +84,38 @@ lsh_throttle(struct lsh_chan *c, bool out)
 	c->ls->throttled = c;
 }
 
+/* Park c until libssh's output went to the kernel: woken by the write
+ * event, or by lsh_wake_drained when another flush emptied it first. */
+void
+lsh_throttle_drain(struct lsh_chan *c)
+{
+	lsh_throttle(c, true);
+	c->drain_wait = true;
+}
+
+/* libssh's output is empty: wake the chans that waited only for that.  Not
+ * those parked by a short write (a key re-exchange): they wait for the
+ * session's next io event, or they would spin. */
+void
+lsh_wake_drained(struct lsh *ls)
+{
+	struct lsh_chan **pp = &ls->throttled;
+
+	if (ls->s == NULL || (ssh_get_poll_flags(ls->s) & SSH_WRITE_PENDING))
+		return;
+	while (*pp) {
+		struct lsh_chan *c = *pp;
+		if (!c->drain_wait || c->win_wait) {
+			pp = &c->tnext;
+			continue;
+		}
+		*pp = c->tnext;
+		c->throttled = c->out_wait = c->drain_wait = false;
+		c->tnext = NULL;
+		lsh_chan_ready(c);
+	}
+}
+
 static void
 throttle_remove(struct lsh_chan *c)
 {
@@ -95,7 +127,7 @@ throttle_remove(struct lsh_chan *c)
 			break;
 		}
 	}
-	c->throttled = c->out_wait = false;
+	c->throttled = c->out_wait = c->drain_wait = false;
 	c->tnext = NULL;
 }
 
@@ -123,7 +155,7 @@ lsh_unthrottle_all(struct lsh *ls, bool io_event)
 			continue;
 		}
 		*pp = c->tnext;
-		c->throttled = c->out_wait = false;
+		c->throttled = c->out_wait = c->drain_wait = false;
 		c->tnext = NULL;
 		lsh_chan_ready(c);
 	}

@@ -103,6 +103,7 @@ struct lsh_chan {
 	bool r_eof, r_closed; /* seen by libssh callbacks */
 	bool win_wait;        /* a write found the peer's window empty */
 	bool out_wait;        /* waits for the session's output to drain */
+	bool drain_wait;      /* …because the kernel was full (not a key re-exchange) */
 };
 
 struct lsh_fwd;
@@ -297,6 +298,8 @@ void lsh_chan_ready(struct lsh_chan *c);
 struct lsh_chan *lsh_ready_pop(struct lsh *ls);
 void lsh_ready_remove(struct lsh_chan *c);
 void lsh_throttle(struct lsh_chan *c, bool out);
+void lsh_throttle_drain(struct lsh_chan *c);
+void lsh_wake_drained(struct lsh *ls);
 void lsh_unthrottle_all(struct lsh *ls, bool io_event);
 void lsh_opening_add(struct lsh_chan *c);
 void lsh_opening_remove(struct lsh_chan *c);

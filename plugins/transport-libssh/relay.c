@@ -354,7 +354,7 @@ chan_put(struct lsh_relay *r, const char *p, size_t n)
 			return -1;
 		lsh_throttle(&r->c, true);
 	} else if (lsh_out_blocked(r->c.ls)) {
-		lsh_throttle(&r->c, true);
+		lsh_throttle_drain(&r->c);
 	}
 	return 0;
 }
@@ -411,7 +411,7 @@ relay_up(struct lsh_relay *r)
 		 * and fell into a quadratic pass over its channels, silent for
 		 * 13-22 s (peak 180 MB); checked first, its peak is 25-57 MB. */
 		if (lsh_out_blocked(ls)) {
-			lsh_throttle(&r->c, true);
+			lsh_throttle_drain(&r->c);
 			break;
 		}
 		if (want > win)

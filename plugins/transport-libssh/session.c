@@ -111,6 +111,8 @@ lsh_leave(struct lsh *ls)
 		lsh_session_dead(ls, RDHPF_ERR_CLOSED, d);
 		return;
 	}
+	if (ls->throttled)
+		lsh_wake_drained(ls);
 	lsh_kick_if_needed(ls);
 	lsh_sess_update_io(ls);
 }

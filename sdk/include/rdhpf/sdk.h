@@ -343,8 +343,10 @@ int rsdk_tcp_counts(int fd, uint64_t *acked, uint64_t *received, bool *losing);
 struct rsdk_keepalive_ops {
 	/* After each tick that found the link alive: act is RSDK_LIVE_SEND
 	 * (send a probe and call rsdk_keepalive_sent; in fallback, whatever
-	 * the transport sends instead) or RSDK_LIVE_WAIT (one is still out,
-	 * already counted and logged). */
+	 * the transport sends instead), RSDK_LIVE_WAIT (one is still out,
+	 * already counted and logged) or, rarely, RSDK_LIVE_DEAD (the
+	 * deadline passed during the tick: send nothing, the deadline timer
+	 * reports it next). */
 	void (*tick)(void *ud, int act);
 	/* The link is dead; detail says why ("HOST:PORT: no answer for …: ssh
 	 * session is dead").  The driver's timers are stopped and it touches
