@@ -81,9 +81,9 @@ rsdk_keepalive_rx(struct rsdk_keepalive *ka, uint64_t now_ms)
 }
 
 void
-rsdk_keepalive_set_fallback(struct rsdk_keepalive *ka)
+rsdk_keepalive_set_fallback(struct rsdk_keepalive *ka, bool on)
 {
-	ka->fallback = true;
+	ka->fallback = on;
 	rsdk_live_lost(&ka->live);
 }
 

@@ -46,7 +46,7 @@ ka_fall_back(struct lsh *ls, const char *why)
 	rsdk_live_lost(&ls->kal.live);
 	if (ls->kal.fallback)
 		return;
-	rsdk_keepalive_set_fallback(&ls->kal);
+	rsdk_keepalive_set_fallback(&ls->kal, true);
 	H->log(ls->ctx, RDHPF_LOG_WARN,
 	       "the server refused the keepalive session channel (likely its MaxSessions); "
 	       "using keepalive@openssh.com, whose replies libssh keeps to itself: any "

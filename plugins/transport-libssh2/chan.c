@@ -336,7 +336,9 @@ open_failed(struct ls2 *ls, struct chan *c, const char *why0)
 	}
 	case CK_KA:
 		c->state = CS_CLOSED;
-		rsdk_keepalive_set_fallback(&ls->kal);
+		if (ls->kal.fallback) /* a retry (ka_on_tick): said already */
+			break;
+		rsdk_keepalive_set_fallback(&ls->kal, true);
 		if (ls->ka_interval_ms == 0 || ls->ka_count == 0)
 			break;
 		ls2_H->log(ls->ctx, RDHPF_LOG_WARN,

@@ -17,6 +17,7 @@ ka_answered(struct ls2 *ls)
 void
 ls2_ka_opened(struct ls2 *ls)
 {
+	rsdk_keepalive_set_fallback(&ls->kal, false);
 	ka_answered(ls);
 }
 
@@ -61,6 +62,12 @@ ka_on_tick(void *ud, int act)
 	if (ls->kal.fallback) {
 		int next = 0;
 		libssh2_keepalive_send(ls->s, &next);
+		/* Its reply is read only through a channel: with none (no session
+		 * channel allowed, no forwarded connection), ask for the probe
+		 * channel again.  The open is read through, its refusal is an
+		 * answer, and if sshd now allows it, probing is exact again. */
+		if (!ls2_can_pull(ls) && !ls->ka.queued)
+			ls2_openq_push_front(ls, &ls->ka);
 	} else if (act == RSDK_LIVE_SEND) {
 		ls2_ka_probe(ls);
 	}

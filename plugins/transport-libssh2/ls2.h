@@ -360,6 +360,8 @@ void ls2_really_destroy(struct ls2 *ls);
 void ls2_set_nodelay(int fd);
 ssize_t ls2_cb_send(libssh2_socket_t fd, const void *buf, size_t len, int flags, void **abstract);
 ssize_t ls2_cb_recv(libssh2_socket_t fd, void *buf, size_t len, int flags, void **abstract);
+struct chan *ls2_pull_chan(struct ls2 *ls);
+bool ls2_can_pull(struct ls2 *ls);
 bool ls2_rx_pending(struct ls2 *ls);
 int ls2_sess_flush(struct ls2 *ls);
 void ls2_sess_update_io(struct ls2 *ls);

@@ -77,10 +77,10 @@ scan(struct ls2 *ls)
 static int
 pull(struct ls2 *ls)
 {
-	struct chan *c = ls->ka.ch ? &ls->ka : ls->chans;
+	struct chan *c = ls2_pull_chan(ls);
 	ssize_t n;
 
-	if (c == NULL || c->ch == NULL)
+	if (c == NULL)
 		return 0;
 	n = libssh2_channel_read_ex(c->ch, 0, ls->scratch, 0);
 	if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
@@ -120,13 +120,18 @@ ls2_service(struct ls2 *ls)
 	for (;;) {
 		uint64_t seq0 = ls->rx_seq;
 		struct chan *c;
+		bool pullable;
 
 		if (++rounds > SERVICE_ROUNDS) {
 			ls2_kick(ls);
 			break;
 		}
 		ls->rx_budget = RX_BUDGET;
-		if (ls2_rx_pending(ls) && pull(ls) < 0 && !ls->sock_failed) {
+		/* Input nothing can read (no channel, no open: MaxSessions 0
+		 * and no forwarded connection) is not work: it waits, or this
+		 * loop would spin (measured: 100 % of a core). */
+		pullable = ls2_can_pull(ls);
+		if (pullable && ls2_rx_pending(ls) && pull(ls) < 0 && !ls->sock_failed) {
 			ls->sock_failed = true;
 			snprintf(ls->sock_why, sizeof ls->sock_why, "%s", ls2_sess_errmsg(ls));
 		}
@@ -147,7 +152,8 @@ ls2_service(struct ls2 *ls)
 		}
 		if (ls->zombies && ls->zombie_dirty)
 			zombies_drive(ls);
-		if (ls->ready == NULL && !ls2_rx_pending(ls) && ls->rx_seq == ls->scan_seq)
+		if (ls->ready == NULL && !(pullable && ls2_rx_pending(ls)) &&
+		    ls->rx_seq == ls->scan_seq)
 			break;
 		while ((c = ls2_ready_pop(ls)) != NULL) {
 			if (c->kind == CK_RELAY)
@@ -162,8 +168,8 @@ ls2_service(struct ls2 *ls)
 		 * window while we work through a long batch. */
 		if (rsdk_buf_size(&ls->out) > 0 && ls2_sess_flush(ls) != 0)
 			break;
-		if (ls->rx_seq == seq0 && !ls2_rx_pending(ls) && ls->ready == NULL &&
-		    ls->rx_seq == ls->scan_seq)
+		if (ls->rx_seq == seq0 && !(ls2_can_pull(ls) && ls2_rx_pending(ls)) &&
+		    ls->ready == NULL && ls->rx_seq == ls->scan_seq)
 			break;
 	}
 out:

@@ -164,10 +164,23 @@ ls2_sess_flush(struct ls2 *ls)
 	return 0;
 }
 
-static bool
-pump_possible(struct ls2 *ls)
+/* A channel libssh2 can be asked to read through (ls2_service's pull), or an
+ * open in flight (its state machine reads): without one, input waits. */
+struct chan *
+ls2_pull_chan(struct ls2 *ls)
 {
-	return ls->phase != PH_READY || ls->chans != NULL || ls->open_busy;
+	if (ls->ka.ch != NULL)
+		return &ls->ka;
+	for (struct chan *c = ls->chans; c != NULL; c = c->next)
+		if (c->ch != NULL)
+			return c;
+	return NULL;
+}
+
+bool
+ls2_can_pull(struct ls2 *ls)
+{
+	return ls->phase != PH_READY || ls->open_busy || ls2_pull_chan(ls) != NULL;
 }
 
 void
@@ -182,7 +195,7 @@ ls2_sess_update_io(struct ls2 *ls)
 	} else {
 		/* Without a channel nothing can pull the transport; the data waits
 		 * in the kernel rather than waking us in a loop. */
-		if (pump_possible(ls))
+		if (ls2_can_pull(ls))
 			ev |= RDHPF_IO_READ;
 		if (rsdk_buf_size(&ls->out) > 0)
 			ev |= RDHPF_IO_WRITE;

@@ -65,6 +65,13 @@ stop_daemon() { # SIGTERM; returns the exit status; fails after 5 s
 	local i=0
 	kill -TERM "$DAEMON_PID"
 	while kill -0 "$DAEMON_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		echo "# the daemon did not exit within 5 s of SIGTERM: killed"
+		kill -KILL "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_PID=
+		return 124
+	fi
 	local rc=0
 	wait "$DAEMON_PID" || rc=$?
 	DAEMON_PID=

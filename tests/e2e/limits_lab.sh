@@ -8,7 +8,9 @@
 #    name MaxStartups;
 #  - the slot freed, the host connects (a refused connect is retried);
 #  - the podman runtime needs a second session channel on the connection
-#    (events and a list): refused past MaxSessions, and the report names it.
+#    (events and a list): refused past MaxSessions, and the report names it;
+#  - (libssh2, libssh) with MaxSessions 0 the keepalive falls back to
+#    keepalive@openssh.com and any inbound byte, and keeps an idle link up.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../lab/lib.sh"
 lab_require
@@ -80,4 +82,51 @@ check "one session channel only: last_error names MaxSessions" \
 grep -E "MaxStartups|MaxSessions" "$T/log" | head -n 4 | cut -c1-400
 rc=0; stop_daemon || rc=$?
 check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+
+# No session channel at all (MaxSessions 0): the in-process transports'
+# keepalive probe needs one, so they fall back to keepalive@openssh.com,
+# whose replies libssh and libssh2 keep to themselves, and count any inbound
+# byte.  The link must stay up on an idle connection for many deadlines
+# (500 ms x 2 + 250 ms), and the log must say why the probing changed.
+if [ "$transport" != openssh ]; then
+	port0=$((port + 100))
+	sed -e "s/^ListenAddress .*/ListenAddress $RDHPF_LAB_ADDR:$port0/" \
+		-e "s|^PidFile .*|PidFile $T/sshd0.pid|" \
+		-e '/^MaxStartups/d' -e '/^MaxSessions/d' \
+		"$RDHPF_LAB_SSHD_CONFIG" >"$T/sshd0_config"
+	printf 'MaxSessions 0\n' >>"$T/sshd0_config"
+	chmod 600 "$T/sshd0_config"
+	$RDHPF_LAB_NS_EXEC /usr/sbin/sshd -D -f "$T/sshd0_config" -E "$T/sshd0.log" &
+	SSHD0_PID=$!
+	trap 'kill "$SSHD_PID" "$SSHD0_PID" 2>/dev/null || true; cleanup' EXIT
+	port=$port0
+	check "sshd with MaxSessions 0 listens on $RDHPF_LAB_ADDR:$port0" wait_for 5000 port_open
+	sed "s/^\[$RDHPF_LAB_ADDR\]:$RDHPF_LAB_PORT /[$RDHPF_LAB_ADDR]:$port0 /" "$RDHPF_LAB_KNOWN_HOSTS" >"$T/known_hosts0"
+	cat >"$T/config0.ini" <<C
+[host "nosess"]
+url = ssh://$RDHPF_LAB_USER@$RDHPF_LAB_ADDR:$port0
+identity_file = $RDHPF_LAB_KEY
+known_hosts = $T/known_hosts0
+transport = $transport
+runtime = static
+ports = 61999
+keepalive_interval = 500ms
+keepalive_count = 2
+C
+	mv "$T/log" "$T/log.limits"
+	start_daemon --config "$T/config0.ini"
+	check "connected" wait_for 15000 grep -q 'Accepted publickey' "$T/sshd0.log"
+	check "the log says the keepalive channel was refused and what counts instead" \
+		wait_for 5000 grep -q 'refused the keepalive session channel' "$T/log"
+	t0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+	sleep 4
+	t1=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+	check "idle for 4 s (deadline 1.25 s): the link was never called dead" \
+		bash -c "! grep -q 'ssh link dead' '$T/log'"
+	# (libssh2 once spun a core here: input it could not read counted as work)
+	check "idle: the daemon used $((t1 - t0)) of 400 CPU ticks (< 40)" test $((t1 - t0)) -lt 40
+	check "one connection all along" test "$(grep -c 'Accepted publickey' "$T/sshd0.log")" -eq 1
+	rc=0; stop_daemon || rc=$?
+	check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+fi
 finish

@@ -260,7 +260,7 @@ test_fallback(void **state)
 	(void)state;
 	answer_sends = false;
 	start(1000, 2);
-	rsdk_keepalive_set_fallback(&KA);
+	rsdk_keepalive_set_fallback(&KA, true);
 	for (uint64_t t = 11000; t <= 15000; t += 1000) {
 		advance(t);
 		rsdk_keepalive_rx(&KA, t);

@@ -385,9 +385,10 @@ void rsdk_keepalive_sent(struct rsdk_keepalive *ka);
 void rsdk_keepalive_answered(struct rsdk_keepalive *ka);
 /* Inbound bytes seen at now_ms (what counts in fallback). */
 void rsdk_keepalive_rx(struct rsdk_keepalive *ka, uint64_t now_ms);
-/* From now on answers cannot be seen (e.g. the probe channel was refused):
- * every tick asks the transport to send, and any inbound byte counts. */
-void rsdk_keepalive_set_fallback(struct rsdk_keepalive *ka);
+/* on: from now on answers cannot be seen (e.g. the probe channel was
+ * refused): every tick asks the transport to send, and any inbound byte
+ * counts.  off: probes are answered again (the channel opened after all). */
+void rsdk_keepalive_set_fallback(struct rsdk_keepalive *ka, bool on);
 /* When the remote last answered or proved itself (fallback included). */
 uint64_t rsdk_keepalive_last(const struct rsdk_keepalive *ka);
 
