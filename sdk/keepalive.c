@@ -147,7 +147,8 @@ dead_arm(struct rsdk_keepalive *ka)
 
 	timer_clear(ka->H, &ka->dead_t);
 	if (due <= now + ka->live.interval_ms)
-		ka->dead_t = ka->H->timer_start(ka->ctx, due > now ? due - now : 0, 0, dead_fire, ka);
+		ka->dead_t =
+		    ka->H->timer_start(ka->ctx, due > now ? due - now : 0, 0, dead_fire, ka);
 }
 
 static void
@@ -175,8 +176,8 @@ ka_tick(void *arg)
 		char n[16], c[16];
 		snprintf(n, sizeof n, "%u", ka->live.unanswered);
 		snprintf(c, sizeof c, "%u", ka->live.count);
-		ka->H->log(ka->ctx, RDHPF_LOG_INFO, "ssh liveness probe unanswered", "addr", ka->addr,
-		           "unanswered", n, "keepalive_count", c, NULL);
+		ka->H->log(ka->ctx, RDHPF_LOG_INFO, "ssh liveness probe unanswered", "addr",
+		           ka->addr, "unanswered", n, "keepalive_count", c, NULL);
 		ka->H->counter_add(ka->ctx, "ssh_liveness_unanswered_total", 1);
 	}
 	dead_arm(ka); /* RSDK_LIVE_DEAD (the deadline passed since the look above): due now */

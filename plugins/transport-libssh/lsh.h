@@ -219,10 +219,10 @@ struct lsh {
 	struct rdhpf_io *io;
 	unsigned io_ev;
 	uint64_t rx_seen, last_rx_ms;
-	uint64_t rx_serviced; /* socket bytes in when lsh_service last looked at opens */
-	struct lsh_chan ka;             /* the keepalive's session channel */
-	bool ka_req;                    /* its env request is out */
-	struct rsdk_keepalive kal;      /* the SDK's driver (fallback: no channel, any byte counts) */
+	uint64_t rx_serviced;      /* socket bytes in when lsh_service last looked at opens */
+	struct lsh_chan ka;        /* the keepalive's session channel */
+	bool ka_req;               /* its env request is out */
+	struct rsdk_keepalive kal; /* the SDK's driver (fallback: no channel, any byte counts) */
 
 	/* channels */
 	struct lsh_chan *opening;
@@ -231,8 +231,8 @@ struct lsh {
 	struct lsh_fwd *fwds;
 	struct rdhpf_timer *wait_timer;
 	struct lsh_stream *streams;
-	struct rsdk_pending pend;     /* results known at once, delivered from the loop */
-	struct rsdk_pending health;   /* health checks waiting for the server */
+	struct rsdk_pending pend;   /* results known at once, delivered from the loop */
+	struct rsdk_pending health; /* health checks waiting for the server */
 	struct rdhpf_timer *kick_t;
 	struct rdhpf_timer *open_t; /* re-checks opens in flight */
 	char *scratch;

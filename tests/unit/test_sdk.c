@@ -876,7 +876,7 @@ test_pending_settle_later(void **state)
 	rsdk_pending_settle_later(&p, RDHPF_OK, NULL);
 	char detail[] = "ssh session ended";
 	rsdk_pending_settle_later(&p, RDHPF_ERR_CLOSED, detail);
-	detail[0] = 'X'; /* copied */
+	detail[0] = 'X';                               /* copied */
 	rsdk_pending_settle_later(&p, RDHPF_OK, NULL); /* does not undo it */
 	assert_int_equal(n_done, 0);
 	assert_int_equal(timers_live, 1);

@@ -278,8 +278,8 @@ int rsdk_guard_alive(const struct rsdk_guard *g, uint64_t gen);
  * the whole deadline is dead by this count, busy or hung: sshd 9.2 can go
  * that quiet when a client floods it across many channels at once (see
  * transport-libssh's relay: why it stops reading its sockets while the
- * session's output is backed up).  Pure bookkeeping: the caller sends probes, owns timers and decides what "answered" means
- * (rsdk_keepalive below drives it on the host's timers). */
+ * session's output is backed up).  Pure bookkeeping: the caller sends probes, owns timers and
+ * decides what "answered" means (rsdk_keepalive below drives it on the host's timers). */
 struct rsdk_live {
 	uint64_t interval_ms;
 	uint32_t count;
@@ -364,8 +364,8 @@ struct rsdk_keepalive {
 	void *ud;
 	const char *addr; /* the host, for logs (the transport's string) */
 	unsigned port;
-	int fd;             /* the link's TCP socket, for the kernel's proof; -1: none */
-	bool fallback;      /* answers cannot be seen: any inbound byte counts */
+	int fd;              /* the link's TCP socket, for the kernel's proof; -1: none */
+	bool fallback;       /* answers cannot be seen: any inbound byte counts */
 	uint64_t last_rx_ms; /* the last inbound byte (rsdk_keepalive_rx), for the fallback */
 	struct rdhpf_timer *tick_t, *dead_t;
 };
