@@ -23,21 +23,31 @@ libssh2) port=2203 ;;
 *) port=2204 ;;
 esac
 
-# The second sshd: the lab's config with its own address, pid file and limits.
-sed -e "s/^ListenAddress .*/ListenAddress $RDHPF_LAB_ADDR:$port/" \
-	-e "s|^PidFile .*|PidFile $T/sshd.pid|" \
-	-e '/^MaxStartups/d' -e '/^MaxSessions/d' -e '/^LoginGraceTime/d' \
-	"$RDHPF_LAB_SSHD_CONFIG" >"$T/sshd_config"
-printf 'MaxStartups 1\nMaxSessions 1\nLoginGraceTime 60\n' >>"$T/sshd_config"
-chmod 600 "$T/sshd_config"
-/usr/sbin/sshd -t -f "$T/sshd_config" || { echo "FAIL: sshd rejects the test config"; exit 1; }
-$RDHPF_LAB_NS_EXEC /usr/sbin/sshd -D -f "$T/sshd_config" -E "$T/sshd.log" &
-SSHD_PID=$!
+# lab_sshd NAME PORT LIMITS: another sshd in the lab's namespace, the lab's
+# config with its own address, pid file and LIMITS (sshd_config lines), its
+# log in $T/NAME.log and a known_hosts for it in $T/known_hosts-NAME; its pid
+# in LAB_SSHD_PID.
+lab_sshd() {
+	local name=$1 p=$2 limits=$3
+	sed -e "s/^ListenAddress .*/ListenAddress $RDHPF_LAB_ADDR:$p/" \
+		-e "s|^PidFile .*|PidFile $T/$name.pid|" \
+		-e '/^MaxStartups/d' -e '/^MaxSessions/d' -e '/^LoginGraceTime/d' \
+		"$RDHPF_LAB_SSHD_CONFIG" >"$T/${name}_config"
+	printf '%b' "$limits" >>"$T/${name}_config"
+	chmod 600 "$T/${name}_config"
+	/usr/sbin/sshd -t -f "$T/${name}_config" || { echo "FAIL: sshd rejects the test config"; exit 1; }
+	$RDHPF_LAB_NS_EXEC /usr/sbin/sshd -D -f "$T/${name}_config" -E "$T/$name.log" &
+	LAB_SSHD_PID=$!
+	sed "s/^\[$RDHPF_LAB_ADDR\]:$RDHPF_LAB_PORT /[$RDHPF_LAB_ADDR]:$p /" "$RDHPF_LAB_KNOWN_HOSTS" >"$T/known_hosts-$name"
+}
+
+# The second sshd, with the limits.
+lab_sshd sshd "$port" 'MaxStartups 1\nMaxSessions 1\nLoginGraceTime 60\n'
+SSHD_PID=$LAB_SSHD_PID
 HOLD_PID=
 trap 'kill "$SSHD_PID" 2>/dev/null || true; [ -z "$HOLD_PID" ] || kill "$HOLD_PID" 2>/dev/null || true; cleanup' EXIT
 port_open() { $PY -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$RDHPF_LAB_ADDR" "$port"; }
 check "second sshd listens on $RDHPF_LAB_ADDR:$port" wait_for 5000 port_open
-sed "s/^\[$RDHPF_LAB_ADDR\]:$RDHPF_LAB_PORT /[$RDHPF_LAB_ADDR]:$port /" "$RDHPF_LAB_KNOWN_HOSTS" >"$T/known_hosts"
 
 # Hold the one unauthenticated slot: connected, banner read, nothing sent.
 $PY - "$RDHPF_LAB_ADDR" "$port" "$T/held" <<'PY' &
@@ -54,7 +64,7 @@ cat >"$T/config.ini" <<C
 [host "lim"]
 url = ssh://$RDHPF_LAB_USER@$RDHPF_LAB_ADDR:$port
 identity_file = $RDHPF_LAB_KEY
-known_hosts = $T/known_hosts
+known_hosts = $T/known_hosts-sshd
 transport = $transport
 runtime = podman
 backoff_initial = 100ms
@@ -90,23 +100,16 @@ check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
 # (500 ms x 2 + 250 ms), and the log must say why the probing changed.
 if [ "$transport" != openssh ]; then
 	port0=$((port + 100))
-	sed -e "s/^ListenAddress .*/ListenAddress $RDHPF_LAB_ADDR:$port0/" \
-		-e "s|^PidFile .*|PidFile $T/sshd0.pid|" \
-		-e '/^MaxStartups/d' -e '/^MaxSessions/d' \
-		"$RDHPF_LAB_SSHD_CONFIG" >"$T/sshd0_config"
-	printf 'MaxSessions 0\n' >>"$T/sshd0_config"
-	chmod 600 "$T/sshd0_config"
-	$RDHPF_LAB_NS_EXEC /usr/sbin/sshd -D -f "$T/sshd0_config" -E "$T/sshd0.log" &
-	SSHD0_PID=$!
+	lab_sshd sshd0 "$port0" 'MaxSessions 0\n'
+	SSHD0_PID=$LAB_SSHD_PID
 	trap 'kill "$SSHD_PID" "$SSHD0_PID" 2>/dev/null || true; cleanup' EXIT
 	port=$port0
 	check "sshd with MaxSessions 0 listens on $RDHPF_LAB_ADDR:$port0" wait_for 5000 port_open
-	sed "s/^\[$RDHPF_LAB_ADDR\]:$RDHPF_LAB_PORT /[$RDHPF_LAB_ADDR]:$port0 /" "$RDHPF_LAB_KNOWN_HOSTS" >"$T/known_hosts0"
 	cat >"$T/config0.ini" <<C
 [host "nosess"]
 url = ssh://$RDHPF_LAB_USER@$RDHPF_LAB_ADDR:$port0
 identity_file = $RDHPF_LAB_KEY
-known_hosts = $T/known_hosts0
+known_hosts = $T/known_hosts-sshd0
 transport = $transport
 runtime = static
 ports = 61999
