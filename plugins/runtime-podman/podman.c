@@ -3,7 +3,11 @@
  *
  * api = cli (default) drives the podman command, which needs no service:
  *   watch   one long-lived remote command, PM_SCRIPT below, that picks the
- *           reader at each sync and says which on its first line:
+ *           reader at each sync and says which on its first line.  The
+ *           events logger is the one the containers.conf files podman
+ *           reads name when they say "file" (podman cannot override that
+ *           but with a flag we never pass); else `podman info` tells, which
+ *           costs ~0.5 s of every sync (podman gathers all its host facts):
  *           - events_logger = file: `tail -F` on the events log, from the
  *             byte where the log ended when the reader started.  GNU tail
  *             follows a local file with inotify, so a line is read the
@@ -84,23 +88,26 @@ static const char PM_SCRIPT[] =
     "\tdone\n"
     "\tprintf '%s' \"$v\"\n"
     "}\n"
+    "if [ -n \"${CONTAINERS_CONF:-}\" ]; then\n"
+    "\tset -- \"$CONTAINERS_CONF\"\n"
+    "else\n"
+    "\tu=${XDG_CONFIG_HOME:-$HOME/.config}/containers\n"
+    "\tset -- /usr/share/containers/containers.conf /etc/containers/containers.conf "
+    "/etc/containers/containers.conf.d/*.conf\n"
+    "\t[ \"$(id -u)\" = 0 ] || set -- \"$@\" \"$u/containers.conf\" "
+    "\"$u\"/containers.conf.d/*.conf\n"
+    "fi\n"
+    "[ -n \"${CONTAINERS_CONF_OVERRIDE:-}\" ] && set -- \"$@\" \"$CONTAINERS_CONF_OVERRIDE\"\n"
     "if [ \"$mode\" = auto ]; then\n"
-    "\tmode=$(\"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || "
+    "\tif [ \"$(conf events_logger \"$@\")\" = file ]; then mode=file\n"
+    "\telse\n"
+    "\t\tmode=$(\"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || "
     "events 'podman info failed'\n"
+    "\tfi\n"
     "fi\n"
     "case $mode in\n"
     "file)\n"
     "\tif [ -z \"$log\" ]; then\n"
-    "\t\tif [ -n \"${CONTAINERS_CONF:-}\" ]; then\n"
-    "\t\t\tset -- \"$CONTAINERS_CONF\"\n"
-    "\t\telse\n"
-    "\t\t\tu=${XDG_CONFIG_HOME:-$HOME/.config}/containers\n"
-    "\t\t\tset -- /usr/share/containers/containers.conf /etc/containers/containers.conf "
-    "/etc/containers/containers.conf.d/*.conf\n"
-    "\t\t\t[ \"$(id -u)\" = 0 ] || set -- \"$@\" \"$u/containers.conf\" "
-    "\"$u\"/containers.conf.d/*.conf\n"
-    "\t\tfi\n"
-    "\t\t[ -n \"${CONTAINERS_CONF_OVERRIDE:-}\" ] && set -- \"$@\" \"$CONTAINERS_CONF_OVERRIDE\"\n"
     "\t\tlog=$(conf events_logfile_path \"$@\")\n"
     "\t\tif [ -z \"$log\" ]; then\n"
     "\t\t\tt=$(conf tmp_dir \"$@\")\n"
