@@ -27,6 +27,7 @@ struct plugin {
 struct refused {
 	char *path;
 	char *why;
+	int held_fd; /* refused after dlopen: its fd in held_fds, else -1 */
 };
 
 struct plugin_set {
@@ -61,8 +62,9 @@ struct plugin_want {
 /* Load only the named plugins, each from "<kind>-<name>.so" (the daemon:
  * what it does not use it does not map, nor the libraries those bring);
  * when one is not found by that file name, the rest of the directory too.
- * set may hold plugins already (a reload): those are kept, files seen are
- * not loaded again. */
+ * set may hold plugins already (a reload): those are kept and not loaded
+ * again, and the files refused before are tried again (but one refused
+ * after dlopen that has not changed since: its refusal stays listed). */
 int plugins_load_wanted(const char *dir, const struct rdhpf_host_api *api, struct plugin_set *set,
                         const struct plugin_want *w, size_t n);
 const struct plugin *plugins_find(const struct plugin_set *set, int kind, const char *name);

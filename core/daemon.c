@@ -461,6 +461,8 @@ load_used_plugins(const struct cfg *c, struct plugin_set *set)
 	return r;
 }
 
+static void report_refused(const struct plugin_set *ps);
+
 static void
 reload(struct daemon *d)
 {
@@ -470,26 +472,30 @@ reload(struct daemon *d)
 	char nb[4][24];
 
 	if (d->config_file[0] == '\0') {
-		log_kv(RDHPF_LOG_WARN, NULL, NULL,
-		       "SIGHUP: running from --host or DOCKER_HOST, not a config file; nothing to "
-		       "reload",
-		       NULL);
+		log_kv_each(
+		    RDHPF_LOG_WARN, NULL, NULL,
+		    "SIGHUP: running from --host or DOCKER_HOST, not a config file; nothing to "
+		    "reload",
+		    NULL);
 		return;
 	}
 	/* A plugin the new config names and the directory lacks is refused
 	 * by cfg_check_plugins_v as unknown. */
 	if (cfg_parse_file(d->config_file, &nc) == 0) {
-		(void)load_used_plugins(&nc, &d->plugins);
+		if (load_used_plugins(&nc, &d->plugins) != 0)
+			log_kv_each(RDHPF_LOG_ERROR, NULL, NULL, "cannot load plugins", "err",
+			            d->plugins.dir_error, NULL);
+		report_refused(&d->plugins);
 		if (cfg_check_plugins_v(&nc, plugins_lookup_options, plugins_validate_option,
 		                        &d->plugins) == 0)
 			cfg_check_hosts(&nc, &d->plugins, d->rundir);
 	}
 	if (nc.n_errors > 0) {
 		for (size_t i = 0; i < nc.n_errors; i++)
-			log_kv(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err",
-			       nc.errors[i].text, NULL);
-		log_kv(RDHPF_LOG_ERROR, NULL, NULL, "reload refused; the running config stays",
-		       "file", d->config_file, NULL);
+			log_kv_each(RDHPF_LOG_ERROR, NULL, NULL, "config error", "err",
+			            nc.errors[i].text, NULL);
+		log_kv_each(RDHPF_LOG_ERROR, NULL, NULL, "reload refused; the running config stays",
+		            "file", d->config_file, NULL);
 		cfg_free(&nc);
 		return;
 	}
@@ -497,8 +503,9 @@ reload(struct daemon *d)
 	    (nc.plugin_dir && strcmp(nc.plugin_dir, d->cfg.plugin_dir) != 0) ||
 	    (nc.runtime_dir == NULL) != (d->cfg.runtime_dir == NULL) ||
 	    (nc.runtime_dir && strcmp(nc.runtime_dir, d->cfg.runtime_dir) != 0))
-		log_kv(RDHPF_LOG_WARN, NULL, NULL,
-		       "plugin_dir and runtime_dir changes take effect at the next start", NULL);
+		log_kv_each(RDHPF_LOG_WARN, NULL, NULL,
+		            "plugin_dir and runtime_dir changes take effect at the next start",
+		            NULL);
 	apply_log_settings(&nc, d->opts->log_format, d->opts->log_level);
 	nh = xcalloc(nc.n_hosts + 1, sizeof *nh);
 	for (size_t i = 0; i < nc.n_hosts; i++) {
@@ -582,8 +589,8 @@ static void
 report_refused(const struct plugin_set *ps)
 {
 	for (size_t i = 0; i < ps->n_refused; i++)
-		log_kv(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path", ps->refused[i].path,
-		       "why", ps->refused[i].why, NULL);
+		log_kv_each(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path",
+		            ps->refused[i].path, "why", ps->refused[i].why, NULL);
 }
 
 /* Every forward costs a listening socket (libssh2: in rdhpf; openssh: in

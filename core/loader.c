@@ -187,12 +187,26 @@ plugin_dir_choose(const struct cfg *c)
 }
 
 static void
-refuse(struct plugin_set *set, const char *path, const char *why)
+refuse(struct plugin_set *set, const char *path, const char *why, int held_fd)
 {
 	set->refused = xrealloc(set->refused, (set->n_refused + 1) * sizeof *set->refused);
 	set->refused[set->n_refused].path = xstrdup(path);
 	set->refused[set->n_refused].why = xstrdup(why);
+	set->refused[set->n_refused].held_fd = held_fd;
 	set->n_refused++;
+}
+
+/* Is the file a refusal after dlopen held still the file at its path, its
+ * inode unchanged (ctime moves with every write, chmod, chown)?  Loading it
+ * again could only be refused again, for one more held fd. */
+static bool
+held_unchanged(const struct refused *r)
+{
+	struct stat a, b;
+
+	return r->held_fd >= 0 && fstat(r->held_fd, &a) == 0 && stat(r->path, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	       a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
 static int
@@ -240,7 +254,7 @@ dlopen_checked(int fd, const struct stat *st, const char *path, char *why, size_
  * why. */
 static int
 load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
-         const struct rdhpf_host_api *api, char *why, size_t len)
+         const struct rdhpf_host_api *api, char *why, size_t len, int *held)
 {
 	struct stat st;
 	int fd = -1;
@@ -311,6 +325,7 @@ fail:
 		set->held_fds =
 		    xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
 		set->held_fds[set->n_held_fds++] = fd;
+		*held = fd;
 		fd = -1;
 	}
 	if (fd >= 0)
@@ -459,10 +474,11 @@ load_files(struct plugin_set *set, const struct rdhpf_host_api *api,
 	qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		char path[4096], fwhy[512];
+		int held = -1;
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
 		if (!seen(set, path) &&
-		    load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy) != 0)
-			refuse(set, path, fwhy);
+		    load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy, &held) != 0)
+			refuse(set, path, fwhy, held);
 		free(names[i]);
 	}
 	free(names);
@@ -507,6 +523,20 @@ plugins_load_wanted(const char *dir, const struct rdhpf_host_api *api, struct pl
 	if (set->dir == NULL) {
 		memset(set, 0, sizeof *set);
 		set->dir = xstrdup(dir);
+	} else {
+		/* A reload: what was refused is tried again (its mode fixed,
+		 * the file replaced, a library it needs installed), except a
+		 * file refused after dlopen that has not changed. */
+		size_t k = 0;
+		for (size_t i = 0; i < set->n_refused; i++) {
+			if (held_unchanged(&set->refused[i])) {
+				set->refused[k++] = set->refused[i];
+				continue;
+			}
+			free(set->refused[i].path);
+			free(set->refused[i].why);
+		}
+		set->n_refused = k;
 	}
 	if (load_files(set, api, file_wanted, &ws) != 0)
 		return -1;

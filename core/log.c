@@ -720,6 +720,13 @@ void
 log_emit(int level, const char *host, const char *plugin, const char *msg, const struct kv_pair *kv,
          size_t n)
 {
+	log_emit_ex(level, host, plugin, msg, kv, n, true);
+}
+
+void
+log_emit_ex(int level, const char *host, const char *plugin, const char *msg,
+            const struct kv_pair *kv, size_t n, bool collapse)
+{
 	/* As large as what gets printed, so the hash sees all of it. */
 	char mbuf[VALUE_CAP + 16], ebuf[VALUE_CAP + 16];
 	const char *err = NULL, *m;
@@ -737,7 +744,7 @@ log_emit(int level, const char *host, const char *plugin, const char *msg, const
 	/* Only failures (warn, error) collapse: info lines each tell of a
 	 * distinct change (a forward added, a host connected) and are bounded
 	 * by what happens, not by how often something fails. */
-	if (level > RDHPF_LOG_WARN) {
+	if (level > RDHPF_LOG_WARN || !collapse) {
 		write_line(level, host, plugin, msg, kv, n, NULL, 0);
 		return;
 	}
@@ -784,8 +791,8 @@ log_emit(int level, const char *host, const char *plugin, const char *msg, const
 	write_line(level, host, plugin, msg, kv, n, NULL, 0);
 }
 
-void
-log_vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap)
+static void
+vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap, bool collapse)
 {
 	struct kv_pair kv[KV_MAX];
 	size_t n = 0;
@@ -796,7 +803,23 @@ log_vkv(int level, const char *host, const char *plugin, const char *msg, va_lis
 		if (n < KV_MAX)
 			kv[n++] = (struct kv_pair){k, v};
 	}
-	log_emit(level, host, plugin, msg, kv, n);
+	log_emit_ex(level, host, plugin, msg, kv, n, collapse);
+}
+
+void
+log_vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap)
+{
+	vkv(level, host, plugin, msg, ap, true);
+}
+
+void
+log_kv_each(int level, const char *host, const char *plugin, const char *msg, ...)
+{
+	va_list ap;
+
+	va_start(ap, msg);
+	vkv(level, host, plugin, msg, ap, false);
+	va_end(ap);
 }
 
 void

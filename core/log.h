@@ -4,6 +4,7 @@
 #define RDHPF_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -42,6 +43,13 @@ void log_emit(int level, const char *host, const char *plugin, const char *msg,
 void log_kv(int level, const char *host, const char *plugin, const char *msg, ...)
     __attribute__((sentinel));
 void log_vkv(int level, const char *host, const char *plugin, const char *msg, va_list ap);
+/* Never collapsed, even warn and error: for lines that an operator's own
+ * action brings (a SIGHUP's report, the start's), bounded by those actions
+ * and each one read in answer to it. */
+void log_kv_each(int level, const char *host, const char *plugin, const char *msg, ...)
+    __attribute__((sentinel));
+void log_emit_ex(int level, const char *host, const char *plugin, const char *msg,
+                 const struct kv_pair *kv, size_t n, bool collapse);
 
 /* Call now and then (the daemon does every few seconds) and at exit: prints
  * "… repeated N times in 10m" for collapsed runs whose window has passed

@@ -11,6 +11,13 @@ host() { # host NAME [EXTRA]
 	printf '[host "%s"]\nurl = ssh://t@%s.invalid\ntransport = fake\nruntime = fake\nscript = %s\nstate_file = %s\n%s\n' \
 		"$1" "$1" "$T/script-$1" "$T/state-$1" "${2:-}"
 }
+# A plugin directory of our own, so that a plugin's mode can be changed.
+mkdir -m 755 "$T/plugins"
+for p in transport-fake runtime-fake runtime-static; do
+	install -m 644 "$RDHPF_PLUGIN_DIR/$p.so" "$T/plugins/$p.so"
+done
+chmod 664 "$T/plugins/runtime-static.so" # group-writable: refused when wanted
+export RDHPF_PLUGIN_DIR=$T/plugins
 { host a; host b; } >"$T/config.ini"
 start_daemon --config "$T/config.ini"
 has() { grep -qx "$2" "$T/state-$1" 2>/dev/null; }
@@ -45,15 +52,47 @@ runtime = static
 ports = 18401
 state_file = '"$T/state-d"
 { host b "keepalive_count = 5"; host c; echo "$d_host"; } >"$T/config.ini"
+refused() { grep -c "msg=\"plugin refused\".*$1" "$T/log" || true; }
+# ... first while runtime-static.so is group-writable: the refusal is logged
+# at the reload and the reload refused; then, its mode fixed, the next
+# SIGHUP loads it (a refusal is not remembered for ever).
+kill -HUP "$DAEMON_PID"
+check "reload: the refusal logged, file and why" \
+	wait_for 3000 grep -q 'msg="plugin refused".*runtime-static.so.*group-writable' "$T/log"
+check "reload: refused (no runtime static)" wait_for 3000 grep -q 'reload refused' "$T/log"
+check "d not started" test ! -e "$T/state-d"
+chmod 644 "$T/plugins/runtime-static.so"
 kill -HUP "$DAEMON_PID"
 check "d added" wait_for 3000 grep -q 'added=1 removed=0 changed=0 unchanged=2' "$T/log"
 check "runtime-static.so loaded for it" mapped runtime-static.so
 check "d forwarded" wait_for 3000 has d "forward 127.0.0.1:18401 127.0.0.1:18401"
 
+# A plugin refused after dlopen (ABI major from the future) stays refused
+# while its file is unchanged: each reload lists it again, and trying it
+# again costs no descriptor.
+install -m 644 "$RDHPF_BADPLUGIN_DIR/bad-abi.so" "$T/plugins/runtime-broken.so"
+{ host b "keepalive_count = 5"; host c; echo "$d_host"; host e; } >"$T/config.ini"
+sed -i '/^\[host "e"\]/,$ s/^runtime = fake$/runtime = broken/' "$T/config.ini"
+nrej() { grep -c 'reload refused' "$T/log" || true; }
+fds() { ls "/proc/$DAEMON_PID/fd" | wc -l; }
+r0=$(nrej)
+kill -HUP "$DAEMON_PID"
+check "ABI-refused plugin: reload refused" wait_for 3000 bash -c "[ \$(grep -c 'reload refused' '$T/log') -gt $r0 ]"
+check "... its refusal logged with the ABI" grep -q 'msg="plugin refused".*runtime-broken.so.*ABI' "$T/log"
+f1=$(fds)
+for i in 1 2 3; do
+	r0=$(nrej)
+	kill -HUP "$DAEMON_PID"
+	wait_for 3000 bash -c "[ \$(grep -c 'reload refused' '$T/log') -gt $r0 ]" || true
+done
+check "... listed again at each reload (4 times)" test "$(refused runtime-broken.so)" -eq 4
+check "... and no descriptor held per reload ($f1 then $(fds))" test "$(fds)" -eq "$f1"
+
 # broken config: refused, everything stays
 printf '[host "c"]\nurl = nope\n' >"$T/config.ini"
+r0=$(nrej)
 kill -HUP "$DAEMON_PID"
-check "broken config refused" wait_for 3000 grep -q 'reload refused' "$T/log"
+check "broken config refused" wait_for 3000 bash -c "[ \$(grep -c 'reload refused' '$T/log') -gt $r0 ]"
 check "error names file and line" grep -q "config.ini:2: \[host" "$T/log"
 check "c still forwarded" has c "forward 127.0.0.1:18301 127.0.0.1:18301"
 check "still running" kill -0 "$DAEMON_PID"

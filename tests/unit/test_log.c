@@ -575,6 +575,25 @@ test_info_lines_never_collapse(void **state)
 	assert_string_equal(take(), "");
 }
 
+/* A reload's report is read in answer to the operator's SIGHUP: each
+ * line prints, though the same warning came a moment ago, and it does not
+ * count towards a collapsed run of log_kv's. */
+static void
+test_each_lines_never_collapse(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		log_kv_each(RDHPF_LOG_WARN, NULL, NULL, "plugin refused", "path",
+		            i == 1 ? "/p/b.so" : "/p/a.so", NULL);
+	assert_int_equal(count_char(take(), '\n'), 3);
+	log_kv(RDHPF_LOG_ERROR, NULL, NULL, "reload refused", NULL);
+	log_kv_each(RDHPF_LOG_ERROR, NULL, NULL, "reload refused", NULL);
+	log_kv(RDHPF_LOG_ERROR, NULL, NULL, "reload refused", NULL); /* collapses */
+	assert_int_equal(count_char(take(), '\n'), 2);
+	log_flush_repeats(1);
+	assert_non_null(strstr(take(), "(repeated 1 times"));
+}
+
 /* Sum of the occurrences a log text accounts for: 1 per line, N per
  * summary line. */
 static uint64_t
@@ -734,6 +753,7 @@ main(void)
 	    T(test_window_setting),
 	    T(test_table_is_bounded_lru),
 	    T(test_info_lines_never_collapse),
+	    T(test_each_lines_never_collapse),
 	    T(test_hour_long_outage_logfmt),
 	    T(test_hour_long_outage_json),
 	    T(test_outage_two_hosts_interleaved_with_info),
