@@ -2,8 +2,6 @@
  * randomness, so every sequence is reproducible in tests. */
 #include "backoff.h"
 
-#include <math.h>
-
 void
 backoff_init(struct backoff *b, uint64_t initial_ms, uint64_t max_ms, double multiplier,
              double jitter)
@@ -20,6 +18,23 @@ backoff_init(struct backoff *b, uint64_t initial_ms, uint64_t max_ms, double mul
 	b->attempt = 0;
 }
 
+/* m^n by squaring: log2(n) steps, +inf once it overflows.  (Not pow():
+ * the daemon links no libm for one call, and with it 0.3 MiB of mapped
+ * pages.) */
+static double
+pow_u32(double m, uint32_t n)
+{
+	double r = 1.0;
+
+	while (n != 0) {
+		if (n & 1u)
+			r *= m;
+		m *= m;
+		n >>= 1;
+	}
+	return r;
+}
+
 uint64_t
 backoff_next(struct backoff *b, double r)
 {
@@ -32,9 +47,11 @@ backoff_next(struct backoff *b, double r)
 		return 0;
 	}
 	/* Done in double on purpose: multiplier^attempt may be +inf for a huge
-	 * attempt, and fmin() folds that into max before anything is
+	 * attempt, and the comparison folds that into max before anything is
 	 * converted back to an integer (where it would be undefined). */
-	base = fmin(max, (double)b->initial_ms * pow(b->multiplier, (double)b->attempt));
+	base = (double)b->initial_ms * pow_u32(b->multiplier, b->attempt);
+	if (!(base < max))
+		base = max;
 	if (!(r >= 0.0))
 		r = 0.0;
 	if (r > 1.0)

@@ -10,7 +10,6 @@
  * never slows the daemon: past STREAM_QUEUE_MAX unsent bytes it gets one
  * last line saying so and is cut off. */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,9 +350,8 @@ since(json_t *v, char *buf, size_t len)
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	d = lround(now - t);
-	if (d < 0)
-		d = 0;
+	now -= t; /* rounded to whole seconds; a time ahead of ours is 0 */
+	d = !(now > 0.5) ? 0 : now < 1e12 ? (long)(now + 0.5) : (long)1e12;
 	if (d < 120)
 		snprintf(buf, len, "%lds", d);
 	else if (d < 7200)
