@@ -342,7 +342,7 @@ since(json_t *v, char *buf, size_t len)
 	double t = json_number_value(v);
 	double now;
 	struct timespec ts;
-	long d;
+	long long d;
 
 	if (!json_is_number(v)) {
 		snprintf(buf, len, "-");
@@ -351,13 +351,13 @@ since(json_t *v, char *buf, size_t len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	now -= t; /* rounded to whole seconds; a time ahead of ours is 0 */
-	d = !(now > 0.5) ? 0 : now < 1e12 ? (long)(now + 0.5) : (long)1e12;
+	d = !(now >= 0.5) ? 0 : now < 1e12 ? (long long)(now + 0.5) : 1000000000000LL;
 	if (d < 120)
-		snprintf(buf, len, "%lds", d);
+		snprintf(buf, len, "%llds", d);
 	else if (d < 7200)
-		snprintf(buf, len, "%ldm", d / 60);
+		snprintf(buf, len, "%lldm", d / 60);
 	else
-		snprintf(buf, len, "%ldh", d / 3600);
+		snprintf(buf, len, "%lldh", d / 3600);
 }
 
 /* String fields of the status escaped for the terminal: container names,

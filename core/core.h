@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -28,6 +30,9 @@ struct refused {
 	char *path;
 	char *why;
 	int held_fd; /* refused after dlopen: its fd in held_fds, else -1 */
+	dev_t dev;   /* with held_fd: the file as it was when refused */
+	ino_t ino;
+	struct timespec ctim;
 };
 
 struct plugin_set {

@@ -187,26 +187,36 @@ plugin_dir_choose(const struct cfg *c)
 }
 
 static void
-refuse(struct plugin_set *set, const char *path, const char *why, int held_fd)
+refuse(struct plugin_set *set, const char *path, const char *why, int held_fd,
+       const struct stat *st)
 {
+	struct refused *r;
+
 	set->refused = xrealloc(set->refused, (set->n_refused + 1) * sizeof *set->refused);
-	set->refused[set->n_refused].path = xstrdup(path);
-	set->refused[set->n_refused].why = xstrdup(why);
-	set->refused[set->n_refused].held_fd = held_fd;
-	set->n_refused++;
+	r = &set->refused[set->n_refused++];
+	memset(r, 0, sizeof *r);
+	r->path = xstrdup(path);
+	r->why = xstrdup(why);
+	r->held_fd = held_fd;
+	if (held_fd >= 0) {
+		r->dev = st->st_dev;
+		r->ino = st->st_ino;
+		r->ctim = st->st_ctim;
+	}
 }
 
-/* Is the file a refusal after dlopen held still the file at its path, its
- * inode unchanged (ctime moves with every write, chmod, chown)?  Loading it
- * again could only be refused again, for one more held fd. */
+/* Is the file a refusal after dlopen held still the file at its path, as
+ * it was then (same inode, and its ctime, which moves with every write,
+ * chmod or chown, unchanged)?  Loading it again could only be refused
+ * again, for one more held fd. */
 static bool
 held_unchanged(const struct refused *r)
 {
-	struct stat a, b;
+	struct stat b;
 
-	return r->held_fd >= 0 && fstat(r->held_fd, &a) == 0 && stat(r->path, &b) == 0 &&
-	       a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
-	       a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+	return r->held_fd >= 0 && stat(r->path, &b) == 0 && r->dev == b.st_dev &&
+	       r->ino == b.st_ino && r->ctim.tv_sec == b.st_ctim.tv_sec &&
+	       r->ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
 static int
@@ -254,7 +264,7 @@ dlopen_checked(int fd, const struct stat *st, const char *path, char *why, size_
  * why. */
 static int
 load_one(struct plugin_set *set, int dirfd, const char *name, const char *path,
-         const struct rdhpf_host_api *api, char *why, size_t len, int *held)
+         const struct rdhpf_host_api *api, char *why, size_t len, int *held, struct stat *held_st)
 {
 	struct stat st;
 	int fd = -1;
@@ -326,6 +336,7 @@ fail:
 		    xrealloc(set->held_fds, (set->n_held_fds + 1) * sizeof *set->held_fds);
 		set->held_fds[set->n_held_fds++] = fd;
 		*held = fd;
+		*held_st = st;
 		fd = -1;
 	}
 	if (fd >= 0)
@@ -475,10 +486,11 @@ load_files(struct plugin_set *set, const struct rdhpf_host_api *api,
 	for (size_t i = 0; i < n; i++) {
 		char path[4096], fwhy[512];
 		int held = -1;
+		struct stat hst = {0};
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
 		if (!seen(set, path) &&
-		    load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy, &held) != 0)
-			refuse(set, path, fwhy, held);
+		    load_one(set, dirfd, names[i], path, api, fwhy, sizeof fwhy, &held, &hst) != 0)
+			refuse(set, path, fwhy, held, &hst);
 		free(names[i]);
 	}
 	free(names);

@@ -3,11 +3,17 @@
  *
  * api = cli (default) drives the podman command, which needs no service:
  *   watch   one long-lived remote command, PM_SCRIPT below, that picks the
- *           reader at each sync and says which on its first line.  The
- *           events logger is the one the containers.conf files podman
- *           reads name when they say "file" (podman cannot override that
- *           but with a flag we never pass); else `podman info` tells, which
- *           costs ~0.5 s of every sync (podman gathers all its host facts):
+ *           reader at each sync and says which on its first line.  Which
+ *           events logger podman uses, `podman info` tells, but it costs
+ *           ~0.5 s (podman gathers all its host facts): when the
+ *           containers.conf files podman reads say "file", the file reader
+ *           starts at once and `podman info` runs beside it (niced: the
+ *           sync's own commands go first on a busy remote); its answer
+ *           comes as a line "rdhpf-events-logger X"; any X but file ends
+ *           this watch (the tail is killed, the plugin resyncs with X).
+ *           Otherwise `podman info` first, as the reader depends on it.
+ *           Either way the answer is kept: the host's next watches pass it
+ *           as the mode and ask podman no more.
  *           - events_logger = file: `tail -F` on the events log, from the
  *             byte where the log ended when the reader started.  GNU tail
  *             follows a local file with inotify, so a line is read the
@@ -98,11 +104,13 @@ static const char PM_SCRIPT[] =
     "\"$u\"/containers.conf.d/*.conf\n"
     "fi\n"
     "[ -n \"${CONTAINERS_CONF_OVERRIDE:-}\" ] && set -- \"$@\" \"$CONTAINERS_CONF_OVERRIDE\"\n"
+    "check= told=\n"
     "if [ \"$mode\" = auto ]; then\n"
-    "\tif [ \"$(conf events_logger \"$@\")\" = file ]; then mode=file\n"
+    "\tif [ \"$(conf events_logger \"$@\")\" = file ]; then mode=file check=1\n"
     "\telse\n"
     "\t\tmode=$(\"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || "
     "events 'podman info failed'\n"
+    "\t\ttold=1\n"
     "\tfi\n"
     "fi\n"
     "case $mode in\n"
@@ -120,12 +128,19 @@ static const char PM_SCRIPT[] =
     "\tfi\n"
     "\tsize=$(stat -c %s -- \"$log\" 2>/dev/null) || events \"no events log at $log\"\n"
     "\thdr file \"$(date +%s)\" \"$log\"\n"
+    "\tif [ -n \"$check\" ]; then\n"
+    "\t\t(m=$(nice -n 19 \"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || exit 0\n"
+    "\t\tprintf 'rdhpf-events-logger %s\\n' \"$m\"\n"
+    "\t\t[ \"$m\" = file ] || kill $$ 2>/dev/null) </dev/null &\n"
+    "\telif [ -n \"$told\" ]; then printf 'rdhpf-events-logger file\\n'\n"
+    "\tfi\n"
     "\texec tail -c \"+$((size + 1))\" -F -- \"$log\"\n"
     "\t;;\n"
     "journald)\n"
     "\tcommand -v journalctl >/dev/null 2>&1 || events 'no journalctl'\n"
     "\tnow=$(date +%s)\n"
     "\thdr journald\n"
+    "\t[ -n \"$told\" ] && printf 'rdhpf-events-logger journald\\n'\n"
     "\texec journalctl -q -f -o json --since \"@$((now - 1))\" PODMAN_TYPE=container\n"
     "\t;;\n"
     "*)\n"
@@ -165,6 +180,10 @@ struct pm {
 	uint64_t insp_started_ms;
 
 	char *events_mode; /* auto, file, journald or podman */
+	/* events = auto: the logger `podman info` named beside a file reader
+	 * started on containers.conf's word; the watches after pass it as
+	 * the mode ("" until then). */
+	char logger[24];
 	char *events_log;  /* "" to find it */
 	int reader;        /* RT_PM_*: RT_PM_NONE until the script's first line */
 	int64_t newest_ns; /* the newest event time read from the log file */
@@ -630,6 +649,46 @@ reader_started(struct pm *p, const char *line, size_t len)
 	return 0;
 }
 
+#define LOGGER_LINE "rdhpf-events-logger "
+
+/* `podman info`'s word on the events logger: kept for the next watches
+ * (they ask no more).  Beside a file reader that containers.conf's word
+ * started, anything but "file" ends this watch (the script kills its tail
+ * too). */
+static int
+logger_line(struct pm *p, const char *v, size_t len)
+{
+	struct rt *r = &p->r;
+	char shown[64];
+	size_t i;
+
+	for (i = 0; i < len && i < sizeof p->logger - 1; i++) {
+		char ch = v[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '_'))
+			break;
+	}
+	rsdk_printable(shown, sizeof shown, v, len);
+	if (i == 0 || i != len) {
+		/* Not a logger name podman has: its own events command copes. */
+		snprintf(p->logger, sizeof p->logger, "podman");
+	} else {
+		memcpy(p->logger, v, len);
+		p->logger[len] = '\0';
+	}
+	if (strcmp(p->logger, p->reader == RT_PM_FILE ? "file" : "journald") == 0) {
+		RT_LOG(r, RDHPF_LOG_INFO, "podman events: podman info names the reader's logger",
+		       "logger", shown);
+		return 0;
+	}
+	RT_LOG(r, RDHPF_LOG_WARN,
+	       "podman events: containers.conf names the file logger but podman uses another; "
+	       "following podman's",
+	       "logger", shown);
+	rt_end(r, RDHPF_ERR_CLOSED, "podman events: the events logger is not the file");
+	return 1;
+}
+
 static int
 ev_line(void *arg, const char *line, size_t len)
 {
@@ -643,6 +702,10 @@ ev_line(void *arg, const char *line, size_t len)
 		return reader_started(p, line, len);
 	if (p->settle != NULL && established(p))
 		return 1;
+	if ((p->reader == RT_PM_FILE || p->reader == RT_PM_JOURNALD) &&
+	    len > sizeof LOGGER_LINE - 1 && memcmp(line, LOGGER_LINE, sizeof LOGGER_LINE - 1) == 0)
+		return logger_line(p, line + sizeof LOGGER_LINE - 1,
+		                   len - (sizeof LOGGER_LINE - 1));
 	if (p->reader == RT_PM_JOURNALD) {
 		if (rt_podman_journal_event(line, len, &ev, &r->diag) != 0)
 			return 0;
@@ -728,8 +791,11 @@ static int
 p_watch(void *state, const struct rdhpf_watch_cbs *cbs, void *arg)
 {
 	struct pm *p = state;
-	const char *argv[] = {"sh",      "-c",           PM_SCRIPT,     "rdhpf-podman",
-	                      p->podman, p->events_mode, p->events_log, NULL};
+	const char *mode = strcmp(p->events_mode, "auto") == 0 && p->logger[0] != '\0'
+	                       ? p->logger
+	                       : p->events_mode;
+	const char *argv[] = {"sh",      "-c", PM_SCRIPT,     "rdhpf-podman",
+	                      p->podman, mode, p->events_log, NULL};
 	int rc;
 
 	if (p->r.wcbs != NULL)

@@ -34,9 +34,16 @@ logged() { grep -c -F -- "$1" "$T/log" || true; }
 
 # The podman the plugin runs, wrapped to record what it was asked (sshd
 # runs in the lab's network namespace on this same filesystem, as root).
+# `podman info` waits for $T/info-go (at most 20 s), then answers as
+# podman does, or with what $T/info-answer holds.
 cat >"$T/podman-wrap" <<W
 #!/bin/sh
 printf '%s\\n' "\$*" >>"$T/podman-calls"
+if [ "\$1" = info ]; then
+	i=0
+	while [ ! -e "$T/info-go" ] && [ \$i -lt 200 ]; do sleep 0.1; i=\$((i + 1)); done
+	[ -e "$T/info-answer" ] && exec cat "$T/info-answer"
+fi
 exec podman "\$@"
 W
 chmod 755 "$T/podman-wrap"
@@ -72,11 +79,16 @@ if [ "${#tails[@]}" -eq 1 ]; then
 		bash -c "cat /proc/${tails[0]}/fdinfo/* 2>/dev/null | grep -q '^inotify wd:'"
 fi
 check "no podman events process is the reader" test "$(logged 'reader=podman-events')" -eq 0
-# The lab's containers.conf says events_logger = "file": taken from there,
-# without the ~0.5 s `podman info` on every sync.
+# The lab's containers.conf says events_logger = "file": the file reader
+# starts on its word, and the sync ends, while `podman info` (~0.5 s, held
+# here until info-go) checks it beside.
+ninfo() { grep -c '^info' "$T/podman-calls" || true; }
 check "podman ran (the wrapper saw it)" grep -q '^ps ' "$T/podman-calls"
-check "the events logger read from containers.conf, no podman info" \
-	bash -c "! grep -q '^info' '$T/podman-calls'"
+# ("synced" above came while podman info was held: the sync did not wait.)
+info_once() { [ "$(ninfo)" -eq 1 ]; }
+check "podman info asked beside the reader" wait_for 3000 info_once
+touch "$T/info-go"
+check "podman info's answer taken" wait_for 5000 grep -q "podman info names the reader's logger" "$T/log"
 
 engine run -d --name "$pfx-a" -p $((base + 1)):80 "$RDHPF_LAB_IMAGE" >/dev/null
 check "start arrives: forward serves" wait_for 5000 serves $((base + 1))
@@ -93,7 +105,26 @@ engine run -d --name "$pfx-b" -p $((base + 2)):80 "$RDHPF_LAB_IMAGE" >/dev/null
 check "after the rotation: start arrives" wait_for 5000 serves $((base + 2))
 rmc "$pfx-b"
 check "after the rotation: stop arrives" wait_for 5000 refuses $((base + 2))
+check "the resync did not ask podman info again" test "$(ninfo)" -eq 1
 
 check "clean SIGTERM" stop_daemon
 check "the remote tail ended with the daemon" wait_for 5000 bash -c "[ -z \"\$(comm -13 '$T/readers.before' <(pgrep -f -x 'tail -c \\+[0-9]+ -F -- $log' | sort))\" ]"
+
+# podman's answer differs from containers.conf's (a file podman reads that
+# we do not, a flag in a wrapper): the file reader stops and the watch
+# starts again with podman's logger; nothing is lost (the resync lists).
+echo bogus >"$T/info-answer"
+mv "$T/log" "$T/log.1"
+start_daemon --config "$T/config.ini"
+check "mismatch: said, naming podman's logger" \
+	wait_for 15000 grep -q 'containers.conf names the file logger but podman uses another.*logger=bogus' "$T/log"
+check "mismatch: podman's logger followed (podman events)" \
+	wait_for 15000 grep -q "msg=\"podman events: running podman events\".*events_logger is 'bogus'" "$T/log"
+check "mismatch: synced with podman's logger" wait_for 15000 \
+	awk '/running podman events/ {f = 1} f && /msg="synced"/ {ok = 1} END {exit !ok}' "$T/log"
+engine run -d --name "$pfx-c" -p $((base + 3)):80 "$RDHPF_LAB_IMAGE" >/dev/null
+check "mismatch: start arrives" wait_for 8000 serves $((base + 3))
+rmc "$pfx-c"
+check "mismatch: stop arrives" wait_for 8000 refuses $((base + 3))
+check "clean SIGTERM (2)" stop_daemon
 finish

@@ -74,7 +74,8 @@ install -m 644 "$RDHPF_BADPLUGIN_DIR/bad-abi.so" "$T/plugins/runtime-broken.so"
 { host b "keepalive_count = 5"; host c; echo "$d_host"; host e; } >"$T/config.ini"
 sed -i '/^\[host "e"\]/,$ s/^runtime = fake$/runtime = broken/' "$T/config.ini"
 nrej() { grep -c 'reload refused' "$T/log" || true; }
-fds() { ls "/proc/$DAEMON_PID/fd" | wc -l; }
+# Descriptors the daemon holds on the refused file (one per dlopen of it).
+fds() { find "/proc/$DAEMON_PID/fd" -lname "*runtime-broken.so" 2>/dev/null | wc -l; }
 r0=$(nrej)
 kill -HUP "$DAEMON_PID"
 check "ABI-refused plugin: reload refused" wait_for 3000 bash -c "[ \$(grep -c 'reload refused' '$T/log') -gt $r0 ]"
@@ -87,6 +88,12 @@ for i in 1 2 3; do
 done
 check "... listed again at each reload (4 times)" test "$(refused runtime-broken.so)" -eq 4
 check "... and no descriptor held per reload ($f1 then $(fds))" test "$(fds)" -eq "$f1"
+# Changed (its inode's ctime moves), it is tried again: one more dlopen.
+touch "$T/plugins/runtime-broken.so"
+r0=$(nrej)
+kill -HUP "$DAEMON_PID"
+wait_for 3000 bash -c "[ \$(grep -c 'reload refused' '$T/log') -gt $r0 ]" || true
+check "... changed, it is tried again ($f1 then $(fds) descriptors on it)" test "$(fds)" -eq $((f1 + 1))
 
 # broken config: refused, everything stays
 printf '[host "c"]\nurl = nope\n' >"$T/config.ini"
