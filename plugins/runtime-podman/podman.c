@@ -5,15 +5,16 @@
  *   watch   one long-lived remote command, PM_SCRIPT below, that picks the
  *           reader at each sync and says which on its first line.  Which
  *           events logger podman uses, `podman info` tells, but it costs
- *           ~0.5 s (podman gathers all its host facts): when the
- *           containers.conf files podman reads say "file", the file reader
- *           starts at once and `podman info` runs beside it (niced: the
- *           sync's own commands go first on a busy remote); its answer
- *           comes as a line "rdhpf-events-logger X"; any X but file ends
- *           this watch (the tail is killed, the plugin resyncs with X).
- *           Otherwise `podman info` first, as the reader depends on it.
- *           Either way the answer is kept: the host's next watches pass it
- *           as the mode and ask podman no more.
+ *           ~0.5 s (podman gathers all its host facts) and holds podman's
+ *           locks: when the containers.conf files podman reads say "file",
+ *           the file reader starts at once ("rdhpf-events-check" follows
+ *           the first line) and the plugin asks `podman info`
+ *           PM_CHECK_DELAY_MS after the sync's list; any answer but "file"
+ *           ends this watch and the next one follows podman's logger.
+ *           Otherwise `podman info` first, as the reader depends on it
+ *           ("rdhpf-events-logger X" follows).  Either way the answer is
+ *           kept: the host's next watches pass it as the mode and ask
+ *           podman no more.
  *           - events_logger = file: `tail -F` on the events log, from the
  *             byte where the log ended when the reader started.  GNU tail
  *             follows a local file with inotify, so a line is read the
@@ -62,6 +63,12 @@ static const struct rdhpf_host_api *H;
  * established this long after the reader line (podman subscribes well
  * within it, and --since PM_REPLAY replays what it missed). */
 #define PM_SETTLE_MS 1000
+/* containers.conf's word on the events logger is checked with `podman
+ * info` this long after the sync's list: not during the sync burst, where
+ * 20 hosts' infos (0.5 s of CPU each, podman's locks held) on one remote
+ * doubled the time to sync them all.  Wrong, it costs one resync (its list
+ * makes up for what the wrong reader missed). */
+#define PM_CHECK_DELAY_MS 10000
 #define PM_BATCH 64
 #define PM_PRE_MAX 256 /* containers whose ports are known ahead of their start */
 /* A log line older than the newest one read by more than this means the
@@ -128,10 +135,7 @@ static const char PM_SCRIPT[] =
     "\tfi\n"
     "\tsize=$(stat -c %s -- \"$log\" 2>/dev/null) || events \"no events log at $log\"\n"
     "\thdr file \"$(date +%s)\" \"$log\"\n"
-    "\tif [ -n \"$check\" ]; then\n"
-    "\t\t(m=$(nice -n 19 \"$p\" info --format '{{.Host.EventLogger}}' 2>/dev/null) || exit 0\n"
-    "\t\tprintf 'rdhpf-events-logger %s\\n' \"$m\"\n"
-    "\t\t[ \"$m\" = file ] || kill $$ 2>/dev/null) </dev/null &\n"
+    "\tif [ -n \"$check\" ]; then printf 'rdhpf-events-check\\n'\n"
     "\telif [ -n \"$told\" ]; then printf 'rdhpf-events-logger file\\n'\n"
     "\tfi\n"
     "\texec tail -c \"+$((size + 1))\" -F -- \"$log\"\n"
@@ -184,9 +188,12 @@ struct pm {
 	 * started on containers.conf's word; the watches after pass it as
 	 * the mode ("" until then). */
 	char logger[24];
-	char *events_log;  /* "" to find it */
-	int reader;        /* RT_PM_*: RT_PM_NONE until the script's first line */
-	int64_t newest_ns; /* the newest event time read from the log file */
+	bool check;                 /* the reader runs on containers.conf's word */
+	struct rsdk_collect *chk_c; /* the podman info that checks it */
+	struct rdhpf_timer *chk_t;  /* ... PM_CHECK_DELAY_MS after the list */
+	char *events_log;           /* "" to find it */
+	int reader;                 /* RT_PM_*: RT_PM_NONE until the script's first line */
+	int64_t newest_ns;          /* the newest event time read from the log file */
 
 	struct pm_pre *pre; /* PM_PRE_MAX entries, n_pre used */
 	size_t n_pre;
@@ -650,6 +657,7 @@ reader_started(struct pm *p, const char *line, size_t len)
 }
 
 #define LOGGER_LINE "rdhpf-events-logger "
+#define CHECK_LINE "rdhpf-events-check"
 
 /* `podman info`'s word on the events logger: kept for the next watches
  * (they ask no more).  Beside a file reader that containers.conf's word
@@ -689,6 +697,47 @@ logger_line(struct pm *p, const char *v, size_t len)
 	return 1;
 }
 
+static void
+check_done(void *arg, int status, int exit_code, const char *detail, const char *out, size_t len)
+{
+	struct pm *p = arg;
+	struct rt *r = &p->r;
+
+	(void)detail;
+	p->chk_c = NULL;
+	if (status != RDHPF_OK || exit_code != 0 || p->reader != RT_PM_FILE)
+		return; /* unchecked: the next sync asks again */
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' '))
+		len--;
+	rt_enter(r);
+	(void)logger_line(p, out, len);
+	rt_leave(r);
+}
+
+static void
+check_fired(void *arg)
+{
+	struct pm *p = arg;
+	const char *argv[] = {p->podman, "info", "--format", "{{.Host.EventLogger}}", NULL};
+
+	H->timer_stop(p->chk_t);
+	p->chk_t = NULL;
+	if (p->reader != RT_PM_FILE || p->chk_c != NULL)
+		return;
+	if (rsdk_collect(H, p->r.ctx, argv, 256, check_done, p, &p->chk_c) != RDHPF_OK)
+		p->chk_c = NULL;
+}
+
+/* The sync's list is in: ask podman which logger it writes, soon. */
+static void
+check_start(struct pm *p)
+{
+	if (!p->check || p->chk_t != NULL || p->chk_c != NULL || p->logger[0] != '\0')
+		return;
+	p->check = false;
+	p->chk_t = H->timer_start(p->r.ctx, PM_CHECK_DELAY_MS, 0, check_fired, p);
+}
+
 static int
 ev_line(void *arg, const char *line, size_t len)
 {
@@ -702,6 +751,11 @@ ev_line(void *arg, const char *line, size_t len)
 		return reader_started(p, line, len);
 	if (p->settle != NULL && established(p))
 		return 1;
+	if (p->reader == RT_PM_FILE && len == sizeof CHECK_LINE - 1 &&
+	    memcmp(line, CHECK_LINE, len) == 0) {
+		p->check = true;
+		return 0;
+	}
 	if ((p->reader == RT_PM_FILE || p->reader == RT_PM_JOURNALD) &&
 	    len > sizeof LOGGER_LINE - 1 && memcmp(line, LOGGER_LINE, sizeof LOGGER_LINE - 1) == 0)
 		return logger_line(p, line + sizeof LOGGER_LINE - 1,
@@ -779,6 +833,13 @@ unwatch(struct pm *p)
 	settle_stop(p);
 	rsdk_lines_free(&p->lines);
 	p->reader = RT_PM_NONE;
+	p->check = false;
+	rsdk_collect_cancel(p->chk_c);
+	p->chk_c = NULL;
+	if (p->chk_t != NULL) {
+		H->timer_stop(p->chk_t);
+		p->chk_t = NULL;
+	}
 	pre_clear(p);
 	rsdk_collect_cancel(p->insp_c);
 	p->insp_c = NULL;
@@ -841,6 +902,7 @@ list_done(void *arg, int status, int exit_code, const char *detail, const char *
 		done(darg, RDHPF_ERR_PROTO, "malformed podman ps output", NULL, 0);
 	} else {
 		rt_list_deliver(r, done, darg, &cs);
+		check_start(p);
 	}
 	rsdk_cset_free(&cs);
 	rt_leave(r);
