@@ -82,7 +82,9 @@ static const struct rdhpf_host_api *H;
  * podman does: events_logfile_path, else tmp_dir/events/events.log, from
  * the containers.conf files podman reads).  The first line it prints is
  * "rdhpf-events KIND[ DETAIL]" (for file: the remote's clock in seconds,
- * then the path); then the reader's own output. */
+ * then the path); with MODE auto, a second: "rdhpf-events-check" (the file
+ * reader runs on containers.conf's word) or "rdhpf-events-logger X" (what
+ * `podman info` said); then the reader's own output. */
 static const char PM_SCRIPT[] =
     "p=$1 mode=$2 log=$3\n"
     "hdr() { printf 'rdhpf-events %s\\n' \"$*\"; }\n"
@@ -184,9 +186,9 @@ struct pm {
 	uint64_t insp_started_ms;
 
 	char *events_mode; /* auto, file, journald or podman */
-	/* events = auto: the logger `podman info` named beside a file reader
-	 * started on containers.conf's word; the watches after pass it as
-	 * the mode ("" until then). */
+	/* events = auto: the logger `podman info` named (at the first sync,
+	 * or in the check of containers.conf's word); the watches after pass
+	 * it as the mode ("" until then). */
 	char logger[24];
 	bool check;                 /* the reader runs on containers.conf's word */
 	struct rsdk_collect *chk_c; /* the podman info that checks it */
@@ -659,10 +661,10 @@ reader_started(struct pm *p, const char *line, size_t len)
 #define LOGGER_LINE "rdhpf-events-logger "
 #define CHECK_LINE "rdhpf-events-check"
 
-/* `podman info`'s word on the events logger: kept for the next watches
- * (they ask no more).  Beside a file reader that containers.conf's word
- * started, anything but "file" ends this watch (the script kills its tail
- * too). */
+/* `podman info`'s word on the events logger (the script's line after
+ * `podman info` ran first, or check_done's answer): kept for the next
+ * watches (they ask no more).  Anything but the running reader's logger
+ * ends this watch; the next one follows podman's. */
 static int
 logger_line(struct pm *p, const char *v, size_t len)
 {
