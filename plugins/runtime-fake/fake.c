@@ -5,6 +5,10 @@
  *     0      start c1 web 18080:80 127.0.0.1:18081:81 5353:53/udp image:nginx label:k=v
  *     1500ms stop c1
  *     2s     restart-engine          (ends the event stream once)
+ *     file:/tmp/x/go start c3 late 19090:90
+ * A step timed "file:PATH" comes due once PATH exists: a test orders it
+ * after something it has seen (the link down) instead of racing a clock.
+ * Steps apply in order, so later steps wait for it too.
  * The simulated remote moves on by the clock whether or not anyone
  * watches: list() returns what runs now, watch() emits steps as they come
  * due.  So containers that "start" while the link is down are found by the
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rdhpf/plugin.h"
 
@@ -36,6 +41,7 @@ struct step {
 	char image[128];
 	char labels[MAX_LABELS][2][128];
 	size_t n_labels;
+	char gate[256]; /* "file:PATH" time: due once PATH exists */
 };
 
 struct running {
@@ -156,8 +162,13 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 		if (tok == NULL || tok[0] == '#')
 			continue;
 		memset(&st, 0, sizeof st);
-		if (parse_ms(tok, &st.at_ms) != 0)
+		if (strncmp(tok, "file:", 5) == 0) {
+			if (tok[5] == '\0' || strlen(tok + 5) >= sizeof st.gate)
+				goto bad;
+			snprintf(st.gate, sizeof st.gate, "%s", tok + 5);
+		} else if (parse_ms(tok, &st.at_ms) != 0) {
 			goto bad;
+		}
 		tok = strtok_r(NULL, " \t", &save);
 		if (tok == NULL)
 			goto bad;
@@ -259,7 +270,8 @@ remote_advance(struct fr *r)
 {
 	uint64_t now = elapsed(r);
 
-	while (r->applied < r->n_steps && r->steps[r->applied].at_ms <= now)
+	while (r->applied < r->n_steps && r->steps[r->applied].at_ms <= now &&
+	       (r->steps[r->applied].gate[0] == '\0' || access(r->steps[r->applied].gate, F_OK) == 0))
 		remote_apply(r, &r->steps[r->applied++]);
 }
 

@@ -9,11 +9,13 @@
 . "$(dirname "$0")/lib.sh"
 
 # ---- poll-only ----
-cat >"$T/script" <<'S'
+# p3 starts, and then p2 stops, when the test says so (file:): each after
+# the test has seen the forwards before it, however slow the run.
+cat >"$T/script" <<S
 0     start p1aaaaaaaaaa steady 18201:80 18253:53/udp
 0     start p2bbbbbbbbbb goes 18202:80
-1s    start p3cccccccccc late 18203:80
-1500ms stop p2bbbbbbbbbb
+file:$T/p3-go start p3cccccccccc late 18203:80
+file:$T/p2-go stop p2bbbbbbbbbb
 S
 cat >"$T/poll.ini" <<C
 [host "poll"]
@@ -35,8 +37,11 @@ start_daemon --config "$T/poll.ini" --log-level debug
 check "poll-only: running containers forwarded" \
 	wait_for 3000 has "forward 127.0.0.1:18201 127.0.0.1:18201"
 check "poll-only: second container forwarded" has "forward 127.0.0.1:18202 127.0.0.1:18202"
+check "poll-only: the later container is not there before it starts" hasnt "forward 127.0.0.1:18203 127.0.0.1:18203"
+touch "$T/p3-go"
 check "poll-only: a container started later is forwarded at a poll" \
 	wait_for 3000 has "forward 127.0.0.1:18203 127.0.0.1:18203"
+touch "$T/p2-go"
 check "poll-only: a container gone from the list loses its forward" \
 	wait_for 3000 hasnt "forward 127.0.0.1:18202 127.0.0.1:18202"
 sleep 1 # five more polls
