@@ -264,14 +264,20 @@ remote_apply(struct fr *r, const struct step *s)
 	}
 }
 
+/* A step is due at its time and, if gated, once its file exists. */
+static int
+due(const struct step *s, uint64_t now)
+{
+	return s->at_ms <= now && (s->gate[0] == '\0' || access(s->gate, F_OK) == 0);
+}
+
 /* Bring the simulated remote up to now. */
 static void
 remote_advance(struct fr *r)
 {
 	uint64_t now = elapsed(r);
 
-	while (r->applied < r->n_steps && r->steps[r->applied].at_ms <= now &&
-	       (r->steps[r->applied].gate[0] == '\0' || access(r->steps[r->applied].gate, F_OK) == 0))
+	while (r->applied < r->n_steps && due(&r->steps[r->applied], now))
 		remote_apply(r, &r->steps[r->applied++]);
 }
 
