@@ -86,8 +86,11 @@ check "no config at all: says what to do" grep -q 'no hosts' <<<"$out"
 
 # One instance per runtime directory.
 start_daemon --config "$T/good.ini"
-sleep 0.5
-rc=0; out=$("$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/good.ini" 2>&1) || rc=$?
+# The control socket comes after the lock and the pid file: the first
+# instance holds both once it exists.  A second instance that won anyway
+# would run on: timeout keeps the test bounded.
+check "first instance up (control socket)" wait_for 10000 test -S "$T/run/control.sock"
+rc=0; out=$(timeout 10 "$RDHPF_BIN" run --runtime-dir "$T/run" --config "$T/good.ini" 2>&1) || rc=$?
 echo "$out"
 check "second instance refused" test "$rc" -ne 0
 check "refusal names the first pid" grep -q "pid $DAEMON_PID" <<<"$out"

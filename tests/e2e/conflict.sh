@@ -22,8 +22,8 @@ url = ssh://t@b.invalid
 script = $T/script-b
 port_offset = -2
 C
-# Someone else holds 18111 locally.
-hold_port 18111 3
+# Someone else holds 18111 locally, until the test lets it go.
+hold_port 18111 60
 holder=$HOLDER
 start_daemon --config "$T/config.ini"
 st() { "$RDHPF_BIN" status --runtime-dir "$T/run" --format json; }
@@ -41,7 +41,8 @@ check "taken port is conflict" wait_for 3000 is_state a 18111 conflict
 check "conflict says why" bash -c "$(declare -f st fwd_state); PY=$PY RDHPF_BIN=$RDHPF_BIN T=$T; fwd_state a 18111 | grep -q 'address in use'"
 check "other forward of the same container unaffected" is_state a 18112 active
 check "host b: its port 18113-2=18111 also waits (first keeps it)" wait_for 3000 is_state b 18111 conflict
-wait "$holder" || true
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
 check "conflict clears by itself once the port frees" wait_for 6000 bash -c \
 	"$(declare -f st fwd_state is_state); PY=$PY RDHPF_BIN=$RDHPF_BIN T=$T; is_state a 18111 active || is_state b 18111 active"
 rc=0; stop_daemon || rc=$?

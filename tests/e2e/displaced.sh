@@ -5,7 +5,10 @@
 # and stay after that container stops.
 . "$(dirname "$0")/lib.sh"
 
-printf '0 start a1 web 18241:80\n1s start c1 other 18242:80\n2s stop c1\n' >"$T/script-a"
+# c1 starts, then stops, when the test says so (file:), each after the
+# state before it has been seen.
+printf '0 start a1 web 18241:80\nfile:%s start c1 other 18242:80\nfile:%s stop c1\n' \
+	"$T/c1-go" "$T/c1-stop" >"$T/script-a"
 cat >"$T/config.ini" <<C
 [host "a"]
 transport = fake
@@ -28,7 +31,9 @@ print(" ".join(sorted("%d:%s" % (f["local_port"], f["container"]) for f in h["fo
 }
 has() { [ "$(fwds)" = "$1" ]; }
 check "web moved to 18242 (18241 held here)" wait_for 3000 has "18242:web"
+touch "$T/c1-go"
 check "other claims 18242, web moves on to 18243" wait_for 3000 has "18242:other 18243:web"
+touch "$T/c1-stop"
 check "other stopped: web still forwarded" wait_for 3000 has "18243:web"
 sleep 1
 check "… and stays" has "18243:web"

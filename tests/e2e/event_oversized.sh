@@ -12,10 +12,11 @@ mkdir -p "$FAKE_PODMAN_DIR/running"
 B=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0
 X=a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1
 echo "base 18951" >"$FAKE_PODMAN_DIR/running/$B"
-# At 2 s: after the runtime confirmed its stream (on_established) and the
-# first list ran; a line lost before on_established needs no extra list, as
-# the list that follows it sees the container anyway.
-echo "2 start $X big 18952 BIG" >"$FAKE_PODMAN_DIR/script"
+# Once the test has seen the first list's forward (go): after the runtime
+# confirmed its stream (on_established) and the first list ran; a line lost
+# before on_established needs no extra list, as the list that follows it
+# sees the container anyway.
+echo "go start $X big 18952 BIG" >"$FAKE_PODMAN_DIR/script"
 
 cat >"$T/config.ini" <<C
 [host "lab"]
@@ -27,11 +28,12 @@ state_file = $T/state
 C
 start_daemon --config "$T/config.ini"
 check "the container listed at start is forwarded" wait_for 5000 grep -q "forward 127.0.0.1:18951" "$T/state"
+touch "$FAKE_PODMAN_DIR/go"
 check "the 1.5 MiB start line is dropped and logged with the host" \
 	wait_for 5000 grep -q 'msg="oversized event line dropped; listing again" host=lab plugin=podman' "$T/log"
 t0=$(date +%s%N)
-check "the container whose start line was dropped is forwarded within 2 s (a resync at once)" \
-	wait_for 2000 grep -q "forward 127.0.0.1:18952" "$T/state"
+check "the container whose start line was dropped is forwarded within 5 s (a resync at once)" \
+	wait_for 5000 grep -q "forward 127.0.0.1:18952" "$T/state"
 t1=$(date +%s%N)
 echo "forwarded $(((t1 - t0) / 1000000)) ms after the drop was logged"
 sleep 1

@@ -12,10 +12,12 @@ SCHEMA="$(dirname "$0")/../../docs/events.schema.json"
 {
 	echo "0     start d1dddddddddd db 18190:5432"
 	echo "1500ms start c1aaaaaaaaaa web 18180:80 18181:81 18183:53/udp"
+	# In time order: runtime-fake applies steps in file order, so start
+	# e01 written after stop e00 would wait for it (100 ms lives).
 	for i in $(seq 0 19); do
 		printf '%dms start e%02deeeeeeeeee cyc%02d %d:80\n' $((2000 + i * 100)) "$i" "$i" $((18200 + i))
 		printf '%dms stop e%02deeeeeeeeee\n' $((2400 + i * 100)) "$i"
-	done
+	done | sort -n -s
 	echo "4500ms start f1ffffffffff busy 18189:80"
 	# A burst for the client that does not read.  Its size must not depend
 	# on the machine's speed: 600 containers that stay up, each publishing

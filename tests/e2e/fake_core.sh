@@ -4,12 +4,13 @@
 # forward, including a container that "started" during the outage.
 . "$(dirname "$0")/lib.sh"
 
-# c3 starts once the test has seen the link go down (file:), not at a time
-# that a slow run (ASan) can reach before the outage begins.
+# c1 stops, and c3 starts, when the test says so (file:): c3 once the test
+# has seen the link go down, not at a time that a slow run (ASan) can reach
+# before the outage begins.
 cat >"$T/script" <<S
 0     start c1aaaaaaaaaa web 18080:80 127.0.0.1:18081:81 5353:53/udp
 0     start c2bbbbbbbbbb db [::]:15432:5432 0.0.0.0:15432:5432
-800ms stop c1aaaaaaaaaa
+file:$T/c1-stop stop c1aaaaaaaaaa
 file:$T/c3-go start c3cccccccccc late 19090:90
 this line is malformed and must be skipped
 S
@@ -39,6 +40,7 @@ check "port on remote 127.0.0.1 forwarded to it" has "forward 127.0.0.1:18081 12
 check "dual-stack publish is one forward per loopback" test "$(grep -c ':15432 ' "$T/state")" -eq 2
 check "bind_address localhost (default): 127.0.0.1 and ::1" bash -c "grep -qx 'forward 127.0.0.1:15432 127.0.0.1:15432' '$T/state' && grep -qx 'forward ::1:15432 127.0.0.1:15432' '$T/state'"
 check "udp publish not forwarded" hasnt "forward 127.0.0.1:5353 127.0.0.1:5353"
+touch "$T/c1-stop"
 check "stopped container's forwards removed" wait_for 3000 hasnt "forward 127.0.0.1:18080 127.0.0.1:18080"
 check "malformed script line logged with its line number" grep -q 'script line skipped.*line=5' "$T/log"
 

@@ -5,7 +5,8 @@ podman (podman = this file).  State lives in $FAKE_PODMAN_DIR:
   script          lines "SECONDS start ID NAME PORT [BIG]": what the first
                   `podman events` does (BIG: the event line is padded past
                   1 MiB with a label, as a container with a megabyte of
-                  labels makes it)
+                  labels makes it); SECONDS "go": once the file go exists
+                  (the test says when; waited for 60 s at most)
   calls           one line per invocation (events, ps, inspect)
 Like podman's --since 5s, every later `events` replays what happened.
 Bounded: events exits after 120 s."""
@@ -57,7 +58,11 @@ elif cmd == "events":
         at, _, cid, name, port = st[:5]
         big = len(st) > 5
         if first:
-            time.sleep(max(0.0, t0 + float(at) - time.monotonic()))
+            if at == "go":
+                while not os.path.exists(os.path.join(D, "go")) and time.monotonic() - t0 < 60:
+                    time.sleep(0.02)
+            else:
+                time.sleep(max(0.0, t0 + float(at) - time.monotonic()))
             with open(os.path.join(RUN, cid), "w") as f:
                 f.write("%s %s\n" % (name, port))
         sys.stdout.write(event_line(cid, name, big))

@@ -6,7 +6,8 @@
 # mapping (status wanted_port, log).
 . "$(dirname "$0")/lib.sh"
 
-printf '0 start a1 web 18121:80\n3s stop a1\n' >"$T/script-a"
+# a1 stops when the test says so (file:), after the checks that need it up.
+printf '0 start a1 web 18121:80\nfile:%s stop a1\n' "$T/a1-stop" >"$T/script-a"
 printf '500ms start b1 other 18122:80\n' >"$T/script-b"
 printf '500ms start c1 third 18123:80\n' >"$T/script-c"
 cat >"$T/config.ini" <<C
@@ -63,7 +64,8 @@ check "status table: the moved forward says which port it wanted" bash -c \
 	"'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -A1 -E '127.0.0.1:18122 +127.0.0.1:18123 +third +active' | grep -q 'wanted local port 18121'"
 check "status table: the conflict names the holder" bash -c \
 	"'$RDHPF_BIN' status --runtime-dir '$T/run' | grep -q 'address in use: held by host a (container web)'"
-# a1 stops at 3 s: b takes 18121 over (retried every 2 s); c stays where it is.
+# a1 stops: b takes 18121 over (retried every 2 s); c stays where it is.
+touch "$T/a1-stop"
 check "holder's container stops: the waiting host takes the port" wait_for 8000 \
 	has_fwd b '^active 18121 None'
 check "next-free host keeps its moved port" has_fwd c '^active 18122 18121'

@@ -71,7 +71,8 @@ check "synced" wait_for 15000 grep -q 'msg="synced"' "$T/log"
 check "the plugin says it follows the events log" \
 	grep -q "msg=\"podman events: following the events log\".*reader=file path=$log" "$T/log"
 new_readers() { readers >"$T/readers.now"; comm -13 "$T/readers.before" "$T/readers.now"; }
-wait_for 3000 test -n "$(new_readers)" || true
+has_new_reader() { [ -n "$(new_readers)" ]; }
+wait_for 3000 has_new_reader || true
 mapfile -t tails < <(new_readers)
 check "one remote tail -F reads the events log" test "${#tails[@]}" -eq 1
 if [ "${#tails[@]}" -eq 1 ]; then
