@@ -8,7 +8,9 @@
  *     file:/tmp/x/go start c3 late 19090:90
  * A step timed "file:PATH" comes due once PATH exists: a test orders it
  * after something it has seen (the link down) instead of racing a clock.
- * Steps apply in order, so later steps wait for it too.
+ * PATH is absolute and has no blanks (a line splits at blanks).  Steps
+ * apply in file order, so later steps wait for it too, and a step written
+ * after a later-timed one waits for that one: write steps in time order.
  * The simulated remote moves on by the clock whether or not anyone
  * watches: list() returns what runs now, watch() emits steps as they come
  * due.  So containers that "start" while the link is down are found by the
@@ -483,7 +485,7 @@ static const struct rdhpf_runtime_ops ops = {
 };
 
 static const struct rdhpf_option_desc *const options[] = {
-    RDHPF_OPTION("script", "file of timed start/stop steps to replay"),
+    RDHPF_OPTION("script", "file of timed (or file:PATH-gated) start/stop steps to replay"),
     RDHPF_OPTION("established", "'never': the event stream is never confirmed"),
     NULL,
 };

@@ -20,7 +20,7 @@ script = $T/script-a
 on_conflict = next-free
 C
 # Someone else holds 18241 for the whole test.
-hold_port 18241 20
+hold_port 18241 60
 holder=$HOLDER
 start_daemon --config "$T/config.ini"
 fwds() { # "port:container" of each active forward, sorted

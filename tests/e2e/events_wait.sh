@@ -30,7 +30,9 @@ SCHEMA="$(dirname "$0")/../../docs/events.schema.json"
 	done
 	# Churn on top: 600 short containers with 16 TCP ports each (how many
 	# of these become forwards depends on the loop's lag: a start and stop
-	# seen in one turn rightly make none).
+	# seen in one turn rightly make none).  Written after the burst and
+	# start/stop in turn, and steps apply in file order: none starts before
+	# the burst's last (7.8 s), and most then start and stop in one tick.
 	for i in $(seq 0 599); do
 		ports=
 		for k in $(seq 0 15); do ports="$ports $((20000 + (i % 60) * 16 + k)):$((80 + k))"; done

@@ -13,6 +13,8 @@ cleanup() {
 	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
 		kill -KILL "$DAEMON_PID" 2>/dev/null || true
 	fi
+	# A port holder (hold_port) outlives no test, even one that stops early.
+	if [ -n "${HOLDER:-}" ]; then kill "$HOLDER" 2>/dev/null || true; fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
