@@ -8,9 +8,11 @@
  *     file:/tmp/x/go start c3 late 19090:90
  * A step timed "file:PATH" comes due once PATH exists: a test orders it
  * after something it has seen (the link down) instead of racing a clock.
- * PATH is absolute and has no blanks (a line splits at blanks).  Steps
- * apply in file order, so later steps wait for it too, and a step written
- * after a later-timed one waits for that one: write steps in time order.
+ * PATH is absolute and has no blanks (a line splits at blanks).  A time
+ * "+Nms" is N ms after the step before came due (a gate: when its file was
+ * seen), so a burst can follow a gate with its own spacing.  Steps apply in
+ * file order, so later steps wait for a gate too, and a step written after
+ * a later-timed one waits for that one: write steps in time order.
  * The simulated remote moves on by the clock whether or not anyone
  * watches: list() returns what runs now, watch() emits steps as they come
  * due.  So containers that "start" while the link is down are found by the
@@ -33,7 +35,8 @@ static const struct rdhpf_host_api *H;
 enum { STEP_START = 1, STEP_STOP, STEP_RESTART };
 
 struct step {
-	uint64_t at_ms;
+	uint64_t at_ms; /* since t0, or since the step before if rel */
+	int rel;
 	int kind;
 	char id[72];
 	char name[128];
@@ -57,6 +60,7 @@ struct fr {
 	size_t n_steps;
 	size_t cap_steps;
 	size_t applied;          /* steps applied to the remote state */
+	uint64_t prev_due;       /* when the last applied step came due */
 	const struct step **run; /* running containers (the start step) */
 	size_t n_run;
 
@@ -168,6 +172,10 @@ load_script(struct fr *r, const char *path, char *err, size_t errlen)
 			if (tok[5] == '\0' || strlen(tok + 5) >= sizeof st.gate)
 				goto bad;
 			snprintf(st.gate, sizeof st.gate, "%s", tok + 5);
+		} else if (tok[0] == '+') {
+			st.rel = 1;
+			if (parse_ms(tok + 1, &st.at_ms) != 0)
+				goto bad;
 		} else if (parse_ms(tok, &st.at_ms) != 0) {
 			goto bad;
 		}
@@ -266,21 +274,32 @@ remote_apply(struct fr *r, const struct step *s)
 	}
 }
 
-/* A step is due at its time and, if gated, once its file exists. */
+/* A step is due at its time and, if gated, once its file exists; *at is
+ * when it came due. */
 static int
-due(const struct step *s, uint64_t now)
+due(const struct fr *r, const struct step *s, uint64_t now, uint64_t *at)
 {
-	return s->at_ms <= now && (s->gate[0] == '\0' || access(s->gate, F_OK) == 0);
+	*at = s->rel ? r->prev_due + s->at_ms : s->at_ms;
+	if (*at > now)
+		return 0;
+	if (s->gate[0] != '\0') {
+		if (access(s->gate, F_OK) != 0)
+			return 0;
+		*at = now;
+	}
+	return 1;
 }
 
 /* Bring the simulated remote up to now. */
 static void
 remote_advance(struct fr *r)
 {
-	uint64_t now = elapsed(r);
+	uint64_t now = elapsed(r), at;
 
-	while (r->applied < r->n_steps && due(&r->steps[r->applied], now))
+	while (r->applied < r->n_steps && due(r, &r->steps[r->applied], now, &at)) {
+		r->prev_due = at;
 		remote_apply(r, &r->steps[r->applied++]);
+	}
 }
 
 /* A core container for step s (ports only for a start); NULL on ENOMEM or
